@@ -1,0 +1,57 @@
+"""Events the auth service publishes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.envelope import EventPayload
+
+
+class UserRegistered(EventPayload):
+    event_type: ClassVar[str] = "user.registered"
+    email: str | None = Field(default=None, description="None for an anonymous account")
+    name: str | None = None
+    is_anonymous: bool = False
+    created_at: datetime
+
+
+class UserUpdated(EventPayload):
+    event_type: ClassVar[str] = "user.updated"
+    changed: list[str] = Field(description="names of the fields that changed")
+    email: str | None = None
+    name: str | None = None
+    is_anonymous: bool = False
+
+
+class UserDeleted(EventPayload):
+    """Every service purges the user's data when it sees this."""
+
+    event_type: ClassVar[str] = "user.deleted"
+    deleted_at: datetime
+
+
+class PreferencesUpdated(EventPayload):
+    event_type: ClassVar[str] = "preferences.updated"
+    fields: dict[str, Any] = Field(description="the fields that changed, with their new values")
+    versions: dict[str, int] = Field(default_factory=dict, description="per-field versions")
+
+
+class FlagChanged(EventPayload):
+    event_type: ClassVar[str] = "flag.changed"
+    key: str
+    enabled: bool
+    rollout_percentage: int = Field(ge=0, le=100)
+    segments: list[str] = Field(default_factory=list)
+
+
+class EmailRequested(EventPayload):
+    """A message to deliver; the embedded default's mail sink logs it."""
+
+    event_type: ClassVar[str] = "email.requested"
+    kind: Literal["verify_email", "password_reset"]
+    to: str
+    link: str
+    expires_at: datetime

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts import codec
+from contracts.events.auth import UserDeleted, UserRegistered
+from contracts.ids import uuid7, uuid7_time_ms
+from contracts.topics import ALL_TOPICS, AUTH_USER, CHAT_INGEST, TOPIC_NAME, publisher_of
+from contracts.envelope import Envelope
+
+
+def test_uuid7_is_version_7_time_ordered_and_monotonic() -> None:
+    ids = [uuid7() for _ in range(10_000)]
+    assert all(i.version == 7 for i in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert abs(uuid7_time_ms(ids[0]) - time.time() * 1000) < 5_000
+
+
+def test_round_trip_through_the_codec_keeps_the_typed_payload() -> None:
+    event = Envelope(type="user.deleted", producer="auth", user_id="u1", seq=3,
+                     payload=UserDeleted(deleted_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    back = codec.decode(AUTH_USER, codec.encode(event))
+    assert back.event_id == event.event_id
+    assert isinstance(back.payload, UserDeleted)
+    assert back.payload.deleted_at == event.payload.deleted_at
+
+
+def test_unknown_fields_from_a_newer_producer_are_kept() -> None:
+    raw = codec.encode(Envelope(type="user.registered", producer="auth", user_id="u1", seq=1,
+                                payload=UserRegistered(created_at=datetime.now(UTC),
+                                                       email="a@b.c", future_field=1)))
+    back = codec.decode(AUTH_USER, raw)
+    assert back.payload.model_dump()["future_field"] == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b'{"type": "user.deleted"}',
+        b'{"type": "user.nope", "producer": "auth", "user_id": "u", "seq": 1, "payload": {}}',
+        b'{"type": "user.deleted", "producer": "auth", "user_id": "u", "seq": 1, "payload": {}}',
+    ],
+)
+def test_malformed_bytes_raise_malformed_event(raw: bytes) -> None:
+    with pytest.raises(codec.MalformedEvent):
+        codec.decode(AUTH_USER, raw)
+
+
+def test_every_topic_follows_the_naming_rule_and_has_a_dlq() -> None:
+    for topic in ALL_TOPICS:
+        assert TOPIC_NAME.match(topic.name)
+        assert topic.dlq == topic.name + ".dlq"
+        assert len({e.event_type for e in topic.events}) == len(topic.events)
+    assert publisher_of(CHAT_INGEST) == "sync"
+    assert publisher_of(AUTH_USER) == "auth"

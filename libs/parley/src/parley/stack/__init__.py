@@ -1,0 +1,1 @@
+"""The embedded stack: real PostgreSQL, Redis and a Kafka-protocol broker as child processes."""

@@ -1,0 +1,77 @@
+"""pytest plugin: the real infrastructure, started once per test session.
+
+By default it starts the embedded stack (PostgreSQL 16, Redis, Tansu) on free ports in a
+temporary folder. Point it at servers you run instead with:
+
+    PARLEY_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres
+    PARLEY_TEST_REDIS_URL=redis://127.0.0.1:6379/0
+    PARLEY_TEST_KAFKA=127.0.0.1:9092
+
+Either way each session gets its own database (dropped afterwards), and tests take their
+own schemas, Redis key prefixes, topics and consumer groups (see `unique_name`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from parley.stack.embedded import EmbeddedStack, InfraUrls, Ports
+from parley.stack.ports import free_port
+from parley.stack.provision import ensure_database, ensure_topics
+from contracts.ids import uuid7
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test (or test run) uses: schemas, topics, groups, key prefixes."""
+    return f"{prefix}_{uuid7().hex[-12:]}"
+
+
+def _echo(name: str, line: str) -> None:
+    if "ERROR" in line or "FATAL" in line or "panicked" in line:
+        print(f"[{name}] {line}", file=sys.stderr)
+
+
+async def _drop_database(admin_url: str, database: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
+    """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session."""
+    external_db = os.environ.get("PARLEY_TEST_DATABASE_URL")
+    external_redis = os.environ.get("PARLEY_TEST_REDIS_URL")
+    external_kafka = os.environ.get("PARLEY_TEST_KAFKA")
+    stack: EmbeddedStack | None = None
+    if not (external_db and external_redis and external_kafka):
+        stack = EmbeddedStack(
+            tmp_path_factory.mktemp("stack"),
+            Ports(postgres=free_port(), redis=free_port(), kafka=free_port()),
+            _echo, durable=False,
+        )
+        embedded = stack.start()
+    admin = external_db or embedded.postgres_admin
+    redis = external_redis or embedded.redis
+    kafka = external_kafka or embedded.kafka
+    database = unique_name("parley_test")
+    asyncio.run(ensure_database(admin, database))
+    asyncio.run(ensure_topics(kafka))
+    try:
+        yield InfraUrls(postgres_admin=admin, database=admin.rsplit("/", 1)[0] + "/" + database,
+                        redis=redis, kafka=kafka)
+    finally:
+        try:
+            asyncio.run(_drop_database(admin, database))
+        finally:
+            if stack:
+                stack.stop()
+
