@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from contracts.envelope import EventPayload
 from contracts.events import auth, chat, export, sync
 
-TOPIC_NAME = re.compile(r"^(?P<service>[a-z]+)\.(?P<aggregate>[a-z_]+)\.v(?P<version>[1-9][0-9]*)$")
+TOPIC_NAME = re.compile(
+    r"^(?P<service>[a-z]+)\.(?P<aggregate>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)$"
+)
 DLQ_SUFFIX = ".dlq"
 
 

@@ -1,0 +1,147 @@
+"""Caller authentication every service uses.
+
+Access tokens are verified locally against the auth service's JWKS (fetched once, cached,
+refetched when a token names an unknown `kid`). Calls between services on `/internal/*`
+carry the shared service credential instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import structlog
+from fastapi import Depends, Header, Request
+from jwt import PyJWK
+
+from servicekit.errors import ServiceUnavailable, Unauthorized
+
+log = structlog.get_logger(__name__)
+ALGORITHMS = ["EdDSA", "ES256"]
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the access token says."""
+
+    user_id: str
+    session_id: str | None
+    role: str
+    token_id: str | None
+
+
+class JwksCache:
+    """The auth service's public keys by `kid`; two may be live during a rotation."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient, min_refresh_interval: float = 10.0
+                 ) -> None:
+        self.url = url
+        self.client = client
+        self.min_refresh_interval = min_refresh_interval
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> PyJWK | None:
+        """The key `kid`, refetching the set at most every `min_refresh_interval` seconds."""
+        if kid not in self._keys:
+            async with self._lock:
+                stale = time.monotonic() - self._fetched_at >= self.min_refresh_interval
+                if kid not in self._keys and stale:
+                    await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            response = await self.client.get(self.url, timeout=5.0)
+            response.raise_for_status()
+            keys = response.json().get("keys", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("cannot fetch JWKS", url=self.url, error=repr(exc))
+            if not self._keys:
+                raise ServiceUnavailable("cannot verify tokens right now") from exc
+            return
+        self._keys = {k["kid"]: PyJWK(k) for k in keys if "kid" in k}
+        self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    """Checks an access token's signature, lifetime, type and claims."""
+
+    def __init__(self, jwks: JwksCache, audience: str | None = None, issuer: str | None = None,
+                 leeway: float = 5.0) -> None:
+        self.jwks = jwks
+        self.audience = audience
+        self.issuer = issuer
+        self.leeway = leeway
+
+    async def verify(self, token: str) -> Caller:
+        """The caller of a valid access token, or Unauthorized saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the access token is malformed") from exc
+        kid = header.get("kid")
+        if not isinstance(kid, str) or header.get("alg") not in ALGORITHMS:
+            raise Unauthorized("the access token is not signed by a known key")
+        key = await self.jwks.key(kid)
+        if key is None:
+            raise Unauthorized("the access token is not signed by a known key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key=key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
+                leeway=self.leeway, options={"require": ["sub", "exp", "iat", "type"],
+                                             "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the access token has expired", {"reason": "expired"}) from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the access token is not valid") from exc
+        if claims.get("type") != "access":
+            raise Unauthorized("this is not an access token")
+        return Caller(user_id=str(claims["sub"]), session_id=claims.get("sid"),
+                      role=str(claims.get("role", "user")), token_id=claims.get("jti"))
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer ...` header, or Unauthorized."""
+    if not authorization:
+        raise Unauthorized("sign in first: the Authorization header is missing")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <access token>'")
+    return token.strip()
+
+
+async def current_caller(request: Request,
+                         authorization: Annotated[str | None, Header()] = None) -> Caller:
+    """FastAPI dependency: the verified caller of this request."""
+    verifier: TokenVerifier = request.app.state.verifier
+    caller = await verifier.verify(bearer_token(authorization))
+    request.state.caller = caller
+    return caller
+
+
+def internal_credential_ok(presented: str | None, expected: str) -> bool:
+    """Constant-time check of the service credential; an unset credential admits no one."""
+    return bool(expected) and presented is not None and hmac.compare_digest(
+        presented.encode(), expected.encode())
+
+
+async def require_internal(
+    request: Request,
+    x_internal_token: Annotated[str | None, Header(alias=INTERNAL_TOKEN_HEADER)] = None,
+) -> None:
+    """FastAPI dependency for `/internal/*` routes: only other Parley services pass."""
+    if not internal_credential_ok(x_internal_token, request.app.state.internal_token):
+        raise Unauthorized("internal route: a valid service credential is required")
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+InternalOnly = Depends(require_internal)

@@ -1,0 +1,180 @@
+"""Idempotent event consumers: at-least-once delivery, exactly-once effect.
+
+A consumer handles one topic for one consumer group. For each batch it records every
+event id in the inbox inside the same transaction as the handler's writes, so a
+redelivered event has no second effect. Offsets are committed only after that
+transaction, so a crash re-delivers rather than loses. A handler that keeps failing is
+retried with backoff, then its event goes to `<topic>.dlq` with the reason in headers;
+bytes that are not a valid envelope go there at once. Either way the partition moves on.
+If the database itself is unreachable nothing is dead-lettered: the batch is rewound and
+delivered again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry import trace
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from contracts import codec
+from contracts.envelope import Envelope, EventPayload
+from contracts.topics import Topic
+from servicekit.metrics import EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_HANDLED
+from servicekit.telemetry import context_from_headers, tracer
+from servicekit.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+_tracer = tracer(__name__)
+
+Handler = Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]
+Publish = Callable[..., Awaitable[Any]]
+
+_CLAIM = text(
+    "INSERT INTO inbox (consumer, event_id, topic) "
+    "SELECT :consumer, id, :topic FROM unnest(CAST(:ids AS uuid[])) AS id "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    max_retries: int = 3
+    base_backoff: float = 0.1
+    unavailable_backoff: float = 1.0
+    max_records: int = 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for infrastructure failures (retry later), False for a handler's own failure."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | ConnectionError | TimeoutError | sa_exc.InterfaceError
+                      | sa_exc.OperationalError | sa_exc.DisconnectionError)
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope[EventPayload]
+
+
+class EventConsumer:
+    """Handles one topic's events for one consumer group."""
+
+    def __init__(self, topic: Topic, group: str, handler: Handler,
+                 uow_factory: Callable[[], UnitOfWork], publish: Publish,
+                 config: ConsumerConfig | None = None) -> None:
+        self.topic = topic
+        self.group = group
+        self.handler = handler
+        self.uow_factory = uow_factory
+        self.publish = publish
+        self.config = config or ConsumerConfig()
+
+    def register(self, broker: KafkaBroker) -> None:
+        """Subscribe on `broker` (batch mode, offsets committed after processing)."""
+
+        @broker.subscriber(
+            self.topic.name, group_id=self.group, batch=True,
+            max_records=self.config.max_records, auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{self.group}:{self.topic.name}",
+            description=f"{self.group} consumes {', '.join(self.topic.by_type)}",
+        )
+        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+            raw = message.raw_message
+            await self.handle_batch(raw if isinstance(raw, tuple) else (raw,))
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle records in order; dead-letter what cannot be handled; raise only when the
+        database is unreachable (the caller then rewinds and redelivers the batch)."""
+        decoded: list[_Decoded] = []
+        for record in records:
+            try:
+                decoded.append(_Decoded(record, codec.decode(self.topic, record.value or b"")))
+            except codec.MalformedEvent as exc:
+                await self._dead_letter(record, "malformed", str(exc))
+        if not decoded:
+            return
+        try:
+            await self._handle_together(decoded)
+        except Exception as exc:
+            if is_transient(exc):
+                await asyncio.sleep(self.config.unavailable_backoff)
+                raise
+            log.info("batch failed; handling its events one by one", error=repr(exc),
+                     topic=self.topic.name, size=len(decoded))
+            for item in decoded:
+                await self._handle_alone(item)
+
+    async def _handle_together(self, items: list[_Decoded]) -> None:
+        async with self.uow_factory() as uow:
+            fresh = await self._claim(uow, [i.envelope.event_id for i in items])
+            handled = 0
+            for item in items:
+                if item.envelope.event_id in fresh:
+                    fresh.discard(item.envelope.event_id)  # a duplicate inside one batch
+                    await self._call(uow, item)
+                    handled += 1
+            await uow.commit()
+        EVENTS_HANDLED.labels(self.group, self.topic.name).inc(handled)
+        if handled < len(items):
+            EVENTS_DUPLICATE.labels(self.group, self.topic.name).inc(len(items) - handled)
+
+    async def _handle_alone(self, item: _Decoded) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._handle_together([item])
+                return
+            except Exception as exc:
+                if is_transient(exc):
+                    await asyncio.sleep(self.config.unavailable_backoff)
+                    raise
+                attempt += 1
+                if attempt > self.config.max_retries:
+                    await self._dead_letter(item.record, "handler_failed", repr(exc))
+                    return
+                await asyncio.sleep(self.config.base_backoff * 2 ** (attempt - 1))
+
+    async def _claim(self, uow: UnitOfWork, ids: list[UUID]) -> set[UUID]:
+        rows = await uow.session.execute(
+            _CLAIM, {"consumer": self.group, "topic": self.topic.name, "ids": ids})
+        return {row[0] for row in rows}
+
+    async def _call(self, uow: UnitOfWork, item: _Decoded) -> None:
+        headers = {k: v.decode(errors="replace") for k, v in item.record.headers or ()}
+        with _tracer.start_as_current_span(
+            f"{self.topic.name} process", context=context_from_headers(headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic.name,
+                        "messaging.consumer.group.name": self.group,
+                        "messaging.message.id": str(item.envelope.event_id)},
+        ):
+            await self.handler(uow, item.envelope)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str,
+                           error: str) -> None:
+        headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+        headers.update({
+            "x-dlq-reason": reason,
+            "x-dlq-error": error[:1000],
+            "x-dlq-consumer": self.group,
+            "x-original-topic": record.topic,
+            "x-original-partition": str(record.partition),
+            "x-original-offset": str(record.offset),
+        })
+        await self.publish(record.value, topic=self.topic.dlq, key=record.key, headers=headers)
+        EVENTS_DEAD_LETTERED.labels(self.group, self.topic.name, reason).inc()
+        log.warning("event dead-lettered", topic=record.topic, offset=record.offset,
+                    reason=reason, error=error[:200])

@@ -1,0 +1,99 @@
+"""Async SQLAlchemy 2 over asyncpg, bound to one service's schema, and the chassis tables
+(outbox, inbox, per-user sequence) every service keeps in that schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from servicekit.settings import ServiceSettings
+
+# No schema here: each service's engine sets search_path to its own schema, so the same
+# tables live once per service (and once per test schema).
+kit_metadata = MetaData()
+
+outbox_table = Table(
+    "outbox",
+    kit_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("event_type", String(255), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("outbox_pending_idx", "id", postgresql_where=text("sent_at IS NULL")),
+    Index("outbox_pending_key_idx", "key", "id", postgresql_where=text("sent_at IS NULL")),
+    Index("outbox_sent_at_idx", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+)
+
+inbox_table = Table(
+    "inbox",
+    kit_metadata,
+    Column("consumer", String(255), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+user_seq_table = Table(
+    "user_seq",
+    kit_metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# Statement-level trigger: one NOTIFY per inserting transaction wakes the relay at commit.
+OUTBOX_NOTIFY_DDL = (
+    """
+    CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('outbox_' || TG_TABLE_SCHEMA, '');
+        RETURN NULL;
+    END $$
+    """,
+    "DROP TRIGGER IF EXISTS outbox_notify ON outbox",
+    "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+    "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()",
+)
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN channel the outbox trigger of `schema` notifies."""
+    return f"outbox_{schema}"
+
+
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    """One engine per process, built in the lifespan; every connection uses the service's schema."""
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"search_path": settings.db_schema,
+                                          "application_name": settings.service_name}},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that never expire loaded objects on commit (async code cannot lazy-load)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

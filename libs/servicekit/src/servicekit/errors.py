@@ -1,0 +1,117 @@
+"""The small error hierarchy every service raises, and the one handler that renders it
+into the public error body: {"success": false, "error": CODE, "message": ..., "details": ...}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of every error a client may see; subclasses fix status and code."""
+
+    status_code = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.headers = headers
+
+
+class ValidationFailed(ServiceError):
+    status_code, code = 400, "VALIDATION_ERROR"
+
+
+class Unauthorized(ServiceError):
+    status_code, code = 401, "UNAUTHORIZED"
+
+
+class InvalidCredentials(ServiceError):
+    status_code, code = 401, "INVALID_CREDENTIALS"
+
+
+class Forbidden(ServiceError):
+    status_code, code = 403, "FORBIDDEN"
+
+
+class NotFound(ServiceError):
+    status_code, code = 404, "NOT_FOUND"
+
+
+class Conflict(ServiceError):
+    status_code, code = 409, "CONFLICT"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code, code = 413, "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(ServiceError):
+    status_code, code = 429, "RATE_LIMITED"
+
+
+class ServiceUnavailable(ServiceError):
+    status_code, code = 503, "SERVICE_UNAVAILABLE"
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The public error body."""
+    return {"success": False, "error": code, "message": message, "details": details or {}}
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    fields = [
+        {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+         "message": err.get("msg", "invalid"), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    return {"fields": fields}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error, expected or not, as the public error body; never a stack trace."""
+
+    async def service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return JSONResponse(error_body(exc.code, exc.message, exc.details),
+                            status_code=exc.status_code, headers=exc.headers)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(
+            error_body("VALIDATION_ERROR", "the request is not valid", _validation_details(exc)),
+            status_code=400,
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("INTERNAL_ERROR", "something went wrong on our side"),
+                            status_code=500)
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

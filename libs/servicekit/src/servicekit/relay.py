@@ -1,0 +1,211 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, each at least once.
+
+Each pass claims up to `batch_size` due rows in id order with `FOR UPDATE SKIP LOCKED`
+and a per-key advisory lock, so several relays can run at once without publishing a row
+twice and without two relays interleaving one user's events. It sends the whole batch
+(acks=all), marks what the broker acknowledged as sent and gives what failed a backoff.
+If the relay dies mid-batch its transaction rolls back and the rows are claimed again.
+The outbox trigger's NOTIFY wakes it at commit; a short poll is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicekit.db import notify_channel
+from servicekit.metrics import OUTBOX_FAILED, OUTBOX_LATENCY, OUTBOX_PENDING, OUTBOX_PUBLISHED
+
+log = structlog.get_logger(__name__)
+
+_CLAIM = text("""
+SELECT o.id, o.topic, o.key, o.body, o.headers, o.attempts, o.created_at
+FROM outbox o
+WHERE o.sent_at IS NULL
+  AND o.next_attempt_at <= now()
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox e
+      WHERE e.key = o.key AND e.sent_at IS NULL AND e.id < o.id AND e.next_attempt_at > now())
+  AND pg_try_advisory_xact_lock(hashtextextended(current_schema() || ':' || o.key, 0))
+ORDER BY o.id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED
+""")
+_MARK_SENT = text("UPDATE outbox SET sent_at = now(), last_error = NULL WHERE id = ANY(:ids)")
+_MARK_FAILED = text(
+    "UPDATE outbox SET attempts = attempts + 1, last_error = :error, "
+    "next_attempt_at = now() + make_interval(secs => :delay) WHERE id = ANY(:ids)"
+)
+_PENDING = text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+_PURGE_SENT = text(
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sent_at < now() - "
+    "make_interval(secs => :age) LIMIT 10000)"
+)
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    batch_size: int = 500
+    poll_interval: float = 0.5  # fallback when no NOTIFY arrives
+    base_backoff: float = 0.5
+    max_backoff: float = 60.0
+    sent_retention: float = 3600.0  # sent rows are kept this long, for inspection
+    housekeeping_every: float = 15.0
+
+
+def backoff_delay(attempts: int, config: RelayConfig) -> float:
+    """Exponential backoff with jitter for a row that failed `attempts` times before."""
+    delay: float = min(config.max_backoff, config.base_backoff * 2 ** attempts)
+    return delay * random.uniform(0.8, 1.2)
+
+
+class OutboxRelay:
+    """Moves one schema's committed outbox rows to the broker."""
+
+    def __init__(self, engine: AsyncEngine, bootstrap_servers: str, schema: str,
+                 listen_dsn: str | None = None, config: RelayConfig | None = None) -> None:
+        self.engine = engine
+        self.bootstrap_servers = bootstrap_servers
+        self.producer = create_producer(bootstrap_servers, f"relay-{schema}")
+        self.schema = schema
+        self.listen_dsn = listen_dsn
+        self.config = config or RelayConfig()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def relay_once(self) -> int:
+        """One pass: claim, publish, mark. Returns how many rows it claimed."""
+        async with self.engine.connect() as conn, conn.begin():
+            rows = (await conn.execute(_CLAIM, {"limit": self.config.batch_size})).all()
+            if not rows:
+                return 0
+            sent, failed = await self._publish(rows)
+            if sent:
+                await conn.execute(_MARK_SENT, {"ids": sent})
+            for (error, attempts), ids in failed.items():
+                delay = backoff_delay(attempts, self.config)
+                await conn.execute(_MARK_FAILED, {"ids": ids, "error": error, "delay": delay})
+        now = datetime.now(UTC)
+        OUTBOX_PUBLISHED.labels(self.schema).inc(len(sent))
+        by_id = {r.id: r for r in rows}
+        for row_id in sent:
+            OUTBOX_LATENCY.labels(self.schema).observe(
+                (now - by_id[row_id].created_at).total_seconds())
+        return len(rows)
+
+    async def _publish(self, rows: list[Any]) -> tuple[list[int], dict[tuple[str, int], list[int]]]:
+        futures: list[asyncio.Future[Any]] = []
+        send_error: BaseException | None = None
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in (row.headers or {}).items()]
+            try:
+                futures.append(await self.producer.send(
+                    row.topic, value=row.body, key=row.key.encode(), headers=headers))
+            except Exception as exc:  # no metadata / broker gone: the rest of the batch waits
+                send_error = exc
+                break
+        results: list[Any] = list(await asyncio.gather(*futures, return_exceptions=True))
+        results += [send_error] * (len(rows) - len(results))
+        sent: list[int] = []
+        failed: dict[tuple[str, int], list[int]] = {}
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.setdefault((repr(result)[:500], row.attempts), []).append(row.id)
+            else:
+                sent.append(row.id)
+        if failed:
+            count = sum(len(ids) for ids in failed.values())
+            OUTBOX_FAILED.labels(self.schema).inc(count)
+            log.warning("outbox publish failed; will retry", rows=count,
+                        error=next(iter(failed))[0])
+        return sent, failed
+
+    async def housekeeping(self) -> int:
+        """Refresh the pending gauge and purge sent rows past retention; return pending."""
+        async with self.engine.begin() as conn:
+            pending = int((await conn.execute(_PENDING)).scalar_one())
+            await conn.execute(_PURGE_SENT, {"age": self.config.sent_retention})
+        OUTBOX_PENDING.labels(self.schema).set(pending)
+        return pending
+
+    async def run(self) -> None:
+        """Relay until stopped or cancelled; survives database and broker outages."""
+        await self._start_producer()
+        listener = await self._listen()
+        last_housekeeping = 0.0
+        try:
+            while not self._stopping:
+                try:
+                    claimed = await self.relay_once()
+                    if time.monotonic() - last_housekeeping > self.config.housekeeping_every:
+                        last_housekeeping = time.monotonic()
+                        await self.housekeeping()
+                except Exception as exc:  # keep relaying whatever a pass ran into
+                    log.warning("outbox relay pass failed", error=repr(exc))
+                    claimed = 0
+                    await asyncio.sleep(self.config.poll_interval)
+                    if listener is None or listener.is_closed():
+                        listener = await self._listen()
+                if claimed < self.config.batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+            await self.producer.stop()
+
+    async def _start_producer(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            try:
+                await self.producer.start()
+                return
+            except Exception as exc:  # the broker may come up after us
+                await self.producer.stop()
+                self.producer = create_producer(self.bootstrap_servers, f"relay-{self.schema}")
+                delay = backoff_delay(attempt, self.config)
+                log.warning("outbox relay cannot reach the broker yet", error=repr(exc),
+                            retry_in=round(delay, 2))
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def stop(self) -> None:
+        """Finish the current pass and return from `run`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        if not self.listen_dsn:
+            return None
+        try:
+            conn = await asyncpg.connect(self.listen_dsn)
+            await conn.add_listener(notify_channel(self.schema), lambda *_: self._wake.set())
+            return conn
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox relay cannot LISTEN; polling instead", error=repr(exc))
+            return None
+
+
+def create_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """The relay's producer: every write acknowledged by all in-sync replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15000,
+        retry_backoff_ms=200,
+    )

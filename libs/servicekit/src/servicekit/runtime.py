@@ -1,0 +1,200 @@
+"""The composition root every service shares: build the engine, Redis, broker, relay and
+token verifier once in the lifespan, expose health and metrics, close it all on shutdown.
+
+    def create_app() -> FastAPI:
+        settings = Settings()
+        return create_service_app(settings, title="Chat", routers=[chats.router],
+                                  publishes=[CHAT_MESSAGE], subscriptions=[...])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contracts.envelope import Envelope
+from contracts.topics import Topic
+from servicekit.auth import JwksCache, TokenVerifier
+from servicekit.consumer import ConsumerConfig, EventConsumer, Handler
+from servicekit.db import create_engine, create_sessionmaker
+from servicekit.errors import install_error_handlers
+from servicekit.health import health_router
+from servicekit.http import RequestContextMiddleware
+from servicekit.logging import configure_logging
+from servicekit.metrics import metrics_router
+from servicekit.relay import OutboxRelay, RelayConfig
+from servicekit.settings import ServiceSettings
+from servicekit.telemetry import configure_tracing, instrument_app, instrument_engine
+from servicekit.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A topic this service consumes and the handler that applies its events."""
+
+    topic: Topic
+    handler: Handler
+    group: str | None = None  # default: "<service>.<topic>"
+
+
+def create_broker(settings: ServiceSettings) -> KafkaBroker:
+    """The service's FastStream Kafka broker (consumers, DLQ, AsyncAPI), traced when on."""
+    middlewares = []
+    if settings.otlp_endpoint:
+        from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+        middlewares.append(KafkaTelemetryMiddleware())
+    return KafkaBroker(settings.kafka_bootstrap_servers, acks="all",
+                       client_id=settings.service_name, middlewares=middlewares, logger=None)
+
+
+def document_publications(broker: KafkaBroker, topics: Sequence[Topic]) -> None:
+    """Declare what the outbox relay publishes, so the AsyncAPI document shows it."""
+    for topic in topics:
+        for model in topic.events:
+            broker.publisher(
+                topic.name, title=f"{topic.name}:{model.event_type}",
+                description=(model.__doc__ or model.event_type).strip(),
+                schema=Envelope[model],  # type: ignore[valid-type]
+            )
+
+
+@dataclass
+class ServiceRuntime:
+    """What one service process holds for its whole life."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    redis: Redis | None = None
+    http: httpx.AsyncClient | None = None
+    relay: OutboxRelay | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def uow(self) -> UnitOfWork:
+        """A fresh unit of work on this service's database."""
+        assert self.sessions is not None, "the runtime is not started"
+        return UnitOfWork(self.sessions, self.settings.service_name)
+
+    async def start(self) -> None:
+        self.engine = create_engine(self.settings)
+        self.sessions = create_sessionmaker(self.engine)
+        self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=2,
+                                    socket_connect_timeout=2)
+        self.http = httpx.AsyncClient(timeout=5.0)
+        self._tasks.append(asyncio.create_task(self._connect_broker(), name="broker-connect"))
+        if self.settings.relay_enabled:
+            self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap_servers,
+                                     self.settings.db_schema, listen_dsn=self.settings.asyncpg_dsn,
+                                     config=RelayConfig(batch_size=self.settings.relay_batch_size))
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+
+    async def _connect_broker(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.broker.start()
+                return
+            except Exception as exc:  # the broker may come up after the service
+                log.warning("cannot reach the broker yet", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15)
+
+    async def stop(self) -> None:
+        if self.relay:
+            self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.http:
+            await self.http.aclose()
+        if self.redis:
+            await self.redis.aclose()
+        if self.engine:
+            await self.engine.dispose()
+
+    # readiness checks
+    async def check_postgres(self) -> None:
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_redis(self) -> None:
+        assert self.redis is not None
+        await self.redis.ping()
+
+    async def check_kafka(self) -> None:
+        if not await self.broker.ping(timeout=1.5):
+            raise ConnectionError("the broker does not answer")
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    routers: Sequence[APIRouter] = (),
+    publishes: Sequence[Topic] = (),
+    subscriptions: Sequence[Subscription] = (),
+    broker: KafkaBroker | None = None,
+) -> FastAPI:
+    """A FastAPI app with the whole chassis: lifespan, errors, health, metrics, tracing."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    tracing = configure_tracing(settings.service_name, settings.otlp_endpoint)
+    runtime = ServiceRuntime(settings, broker or create_broker(settings))
+    document_publications(runtime.broker, publishes)
+    for sub in subscriptions:
+        EventConsumer(
+            sub.topic, sub.group or f"{settings.service_name}.{sub.topic.name}", sub.handler,
+            uow_factory=runtime.uow, publish=runtime.broker.publish,
+            config=ConsumerConfig(max_retries=settings.consumer_max_retries),
+        ).register(runtime.broker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        assert runtime.http is not None
+        app.state.verifier = TokenVerifier(
+            JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json", runtime.http),
+            audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+        if tracing:
+            instrument_engine(runtime.engine)
+        log.info("service started", service=settings.service_name)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, version=version, lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.runtime = runtime
+    app.state.settings = settings
+    app.state.internal_token = settings.internal_token.get_secret_value()
+    if tracing:
+        instrument_app(app)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router({"postgres": runtime.check_postgres,
+                                      "redis": runtime.check_redis,
+                                      "kafka": runtime.check_kafka}))
+    app.include_router(metrics_router)
+    for router in routers:
+        app.include_router(router)
+    return app

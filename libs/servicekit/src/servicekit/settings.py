@@ -1,0 +1,86 @@
+"""Settings: one `Settings` class per service, read once from the environment.
+
+A service subclasses `ServiceSettings` and sets its env prefix:
+
+    class Settings(ServiceSettings):
+        model_config = service_config("CHAT_")
+
+`CHAT_DATABASE_URL` wins; when it is absent, the unprefixed `DATABASE_URL`, `REDIS_URL`,
+`KAFKA_BOOTSTRAP_SERVERS` and `OTEL_EXPORTER_OTLP_ENDPOINT` shared by every service apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+SHARED_FIELDS = ("database_url", "redis_url", "kafka_bootstrap_servers", "otlp_endpoint")
+_SHARED_ENV = {"otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
+
+
+def service_config(env_prefix: str) -> SettingsConfigDict:
+    """The settings config of one service: its prefix, `.env` support, unknown keys ignored."""
+    return SettingsConfigDict(env_prefix=env_prefix, env_file=".env", extra="ignore")
+
+
+class _SharedEnvSource(EnvSettingsSource):
+    """Reads only the infrastructure fields, without the service prefix."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name not in SHARED_FIELDS:
+            return None, field_name, False
+        env_name = _SHARED_ENV.get(field_name, field_name.upper())
+        return self.env_vars.get(env_name.lower()), field_name, False
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs to reach its infrastructure and its peers."""
+
+    model_config = service_config("SERVICE_")
+
+    service_name: str = "service"
+    environment: str = Field(default="development", description="development | test | production")
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/parley"
+    db_schema: str = Field(default="public", description="the service's own Postgres schema")
+    db_pool_size: int = 10
+    redis_url: str = "redis://127.0.0.1:63799/0"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint; unset = off")
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Caller authentication
+    auth_url: str = Field(default="http://127.0.0.1:8001", description="where the JWKS lives")
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    internal_token: SecretStr = Field(
+        default=SecretStr(""), description="the service credential for /internal/* calls"
+    )
+    # Outbox relay and consumers
+    relay_enabled: bool = True
+    relay_batch_size: int = 500
+    consumer_max_retries: int = 3
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared = _SharedEnvSource(settings_cls, env_prefix="", case_sensitive=False)
+        return init_settings, env_settings, dotenv_settings, shared, file_secret_settings
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The database URL as plain libpq/asyncpg understands it (no SQLAlchemy driver)."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
