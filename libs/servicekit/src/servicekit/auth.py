@@ -45,7 +45,7 @@ class JwksCache:
         self.client = client
         self.min_refresh_interval = min_refresh_interval
         self._keys: dict[str, PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # never fetched: the first lookup always fetches
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> PyJWK | None:

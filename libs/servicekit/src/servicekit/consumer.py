@@ -21,6 +21,7 @@ from uuid import UUID
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
+from faststream.message import StreamMessage
 from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry import trace
 from sqlalchemy import exc as sa_exc
@@ -62,6 +63,10 @@ def is_transient(exc: BaseException) -> bool:
                       | sa_exc.OperationalError | sa_exc.DisconnectionError)
 
 
+async def _raw_bytes(message: StreamMessage[Any]) -> Any:
+    return message.body
+
+
 @dataclass
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -88,10 +93,11 @@ class EventConsumer:
             self.topic.name, group_id=self.group, batch=True,
             max_records=self.config.max_records, auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_bytes,  # decoding is ours: bad bytes must reach the DLQ, not loop
             title=f"{self.group}:{self.topic.name}",
             description=f"{self.group} consumes {', '.join(self.topic.by_type)}",
         )
-        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+        async def consume(body: Any, message: KafkaMessage) -> None:
             raw = message.raw_message
             await self.handle_batch(raw if isinstance(raw, tuple) else (raw,))
 
@@ -114,8 +120,8 @@ class EventConsumer:
                 raise
             log.info("batch failed; handling its events one by one", error=repr(exc),
                      topic=self.topic.name, size=len(decoded))
-            for item in decoded:
-                await self._handle_alone(item)
+            for item in decoded:  # a batch of one has had its first try already
+                await self._handle_alone(item, tried=len(decoded) == 1, error=exc)
 
     async def _handle_together(self, items: list[_Decoded]) -> None:
         async with self.uow_factory() as uow:
@@ -131,9 +137,15 @@ class EventConsumer:
         if handled < len(items):
             EVENTS_DUPLICATE.labels(self.group, self.topic.name).inc(len(items) - handled)
 
-    async def _handle_alone(self, item: _Decoded) -> None:
-        attempt = 0
+    async def _handle_alone(self, item: _Decoded, tried: bool, error: Exception) -> None:
+        """First try (unless done), then `max_retries` retries with backoff, then the DLQ."""
+        failures = 1 if tried else 0
         while True:
+            if failures > self.config.max_retries:
+                await self._dead_letter(item.record, "handler_failed", repr(error))
+                return
+            if failures:
+                await asyncio.sleep(self.config.base_backoff * 2 ** (failures - 1))
             try:
                 await self._handle_together([item])
                 return
@@ -141,11 +153,8 @@ class EventConsumer:
                 if is_transient(exc):
                     await asyncio.sleep(self.config.unavailable_backoff)
                     raise
-                attempt += 1
-                if attempt > self.config.max_retries:
-                    await self._dead_letter(item.record, "handler_failed", repr(exc))
-                    return
-                await asyncio.sleep(self.config.base_backoff * 2 ** (attempt - 1))
+                error = exc
+                failures += 1
 
     async def _claim(self, uow: UnitOfWork, ids: list[UUID]) -> set[UUID]:
         rows = await uow.session.execute(

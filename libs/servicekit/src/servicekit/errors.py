@@ -76,6 +76,12 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"success": False, "error": code, "message": message, "details": details or {}}
 
 
+def internal_error_response() -> JSONResponse:
+    """The 500 of an unexpected error: the public body, nothing about the cause."""
+    return JSONResponse(error_body("INTERNAL_ERROR", "something went wrong on our side"),
+                        status_code=500)
+
+
 def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     fields = [
         {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
@@ -108,8 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("INTERNAL_ERROR", "something went wrong on our side"),
-                            status_code=500)
+        return internal_error_response()
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -10,6 +10,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.ids import uuid7
+from servicekit.errors import internal_error_response
 from servicekit.logging import bind_request_id, clear_request_context
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -34,11 +35,12 @@ class RequestContextMiddleware:
         bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message["headers"] = headers
@@ -46,6 +48,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette renders an unhandled error's 500 outside every middleware, so it would
+            # leave without the request id: answer here; the app's handler still logs it.
+            if not started:
+                await internal_error_response()(scope, receive, send_with_id)
+            raise
         finally:
             elapsed = time.perf_counter() - started
             method = scope["method"]
