@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import codec
+from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted, UserRegistered
 from contracts.ids import uuid7, uuid7_time_ms
 from contracts.topics import ALL_TOPICS, AUTH_USER, CHAT_INGEST, TOPIC_NAME, publisher_of
-from contracts.envelope import Envelope
 
 
 def test_uuid7_is_version_7_time_ordered_and_monotonic() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ class EventPayload(BaseModel):
     schema version pass newer fields through instead of losing them."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+    event_type: ClassVar[str] = ""  # every concrete event names itself, e.g. "user.deleted"
 
 
 class Envelope(BaseModel, Generic[PayloadT]):

@@ -21,10 +21,11 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from parley.stack.embedded import EmbeddedStack, InfraUrls, Ports
+from contracts.ids import uuid7
+from parley.stack.components import Broker, Component, Postgres, Redis
+from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
 from parley.stack.provision import ensure_database, ensure_topics
-from contracts.ids import uuid7
 
 
 def unique_name(prefix: str) -> str:
@@ -47,31 +48,32 @@ async def _drop_database(admin_url: str, database: str) -> None:
 
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
-    """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session."""
-    external_db = os.environ.get("PARLEY_TEST_DATABASE_URL")
-    external_redis = os.environ.get("PARLEY_TEST_REDIS_URL")
-    external_kafka = os.environ.get("PARLEY_TEST_KAFKA")
-    stack: EmbeddedStack | None = None
-    if not (external_db and external_redis and external_kafka):
-        stack = EmbeddedStack(
-            tmp_path_factory.mktemp("stack"),
-            Ports(postgres=free_port(), redis=free_port(), kafka=free_port()),
-            _echo, durable=False,
-        )
-        embedded = stack.start()
-    admin = external_db or embedded.postgres_admin
-    redis = external_redis or embedded.redis
-    kafka = external_kafka or embedded.kafka
-    database = unique_name("parley_test")
-    asyncio.run(ensure_database(admin, database))
-    asyncio.run(ensure_topics(kafka))
-    try:
-        yield InfraUrls(postgres_admin=admin, database=admin.rsplit("/", 1)[0] + "/" + database,
-                        redis=redis, kafka=kafka)
-    finally:
-        try:
-            asyncio.run(_drop_database(admin, database))
-        finally:
-            if stack:
-                stack.stop()
+    """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session.
 
+    Whatever is not given by a PARLEY_TEST_* variable is started embedded."""
+    data = tmp_path_factory.mktemp("stack")
+    started: list[Component] = []
+
+    def embedded(component: Component) -> str:
+        component.start()
+        started.append(component)
+        return component.url
+
+    try:
+        admin = os.environ.get("PARLEY_TEST_DATABASE_URL") or embedded(
+            Postgres(data / "postgres", free_port(), _echo, durable=False))
+        redis = os.environ.get("PARLEY_TEST_REDIS_URL") or embedded(
+            Redis(data / "redis", free_port(), _echo))
+        kafka = os.environ.get("PARLEY_TEST_KAFKA") or embedded(Broker(free_port(), _echo))
+        database = unique_name("parley_test")
+        asyncio.run(ensure_database(admin, database))
+        asyncio.run(ensure_topics(kafka))
+        try:
+            yield InfraUrls(postgres_admin=admin,
+                            database=admin.rsplit("/", 1)[0] + "/" + database,
+                            redis=redis, kafka=kafka)
+        finally:
+            asyncio.run(_drop_database(admin, database))
+    finally:
+        for component in reversed(started):
+            component.stop()

@@ -23,7 +23,7 @@ from servicekit.errors import ServiceUnavailable, Unauthorized
 
 log = structlog.get_logger(__name__)
 ALGORITHMS = ["EdDSA", "ES256"]
-INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name, not a secret
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from uuid import UUID
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
-from faststream.message import StreamMessage
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 from opentelemetry import trace
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text

@@ -7,8 +7,8 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Integer,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -18,7 +18,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from servicekit.settings import ServiceSettings
 

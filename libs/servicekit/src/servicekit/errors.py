@@ -108,7 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = _HTTP_CODES.get(exc.status_code, "ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
+        fallback = "ERROR" if exc.status_code >= 500 else "BAD_REQUEST"
+        code = _HTTP_CODES.get(exc.status_code, fallback)
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

@@ -35,12 +35,12 @@ class RequestContextMiddleware:
         bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
-        started = False
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, response_started = message["status"], True
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message["headers"] = headers
@@ -51,7 +51,7 @@ class RequestContextMiddleware:
         except Exception:
             # Starlette renders an unhandled error's 500 outside every middleware, so it would
             # leave without the request id: answer here; the app's handler still logs it.
-            if not started:
+            if not response_started:
                 await internal_error_response()(scope, receive, send_with_id)
             raise
         finally:

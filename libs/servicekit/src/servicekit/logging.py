@@ -10,7 +10,6 @@ import structlog
 from opentelemetry import trace
 
 
-
 def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     span = trace.get_current_span().get_span_context()
     if span.is_valid:

@@ -59,7 +59,10 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     assert url, "no database URL"
 
     def run(connection: Connection) -> None:
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).scalar()
+        if not exists:  # checked first: a service role may own its schema but not the database
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         connection.execute(text(f'SET search_path TO "{schema}"'))
         context.configure(connection=connection, target_metadata=target_metadata,
                           version_table=VERSION_TABLE, version_table_schema=schema,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +105,7 @@ class OutboxRelay:
                 (now - by_id[row_id].created_at).total_seconds())
         return len(rows)
 
-    async def _publish(self, rows: list[Any]) -> tuple[list[int], dict[tuple[str, int], list[int]]]:
+    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[tuple[str, int], list[int]]]:
         futures: list[asyncio.Future[Any]] = []
         send_error: BaseException | None = None
         for row in rows:

@@ -102,7 +102,8 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
 
     consumer_for(service, broker, fail_on_bad_email, max_retries=2)
     await broker.start()
-    bad_schema = b'{"type": "user.registered", "producer": "auth", "user_id": "u", "seq": 1, "payload": {"email": 5}}'
+    bad_schema = (b'{"type": "user.registered", "producer": "auth", "user_id": "u", '
+                  b'"seq": 1, "payload": {"email": 5}}')
     handler_fails = Envelope(type="user.registered", producer="auth", user_id="user-1", seq=2,
                              payload=UserRegistered(email="bad@example.com",
                                                     created_at=datetime.now(UTC)))

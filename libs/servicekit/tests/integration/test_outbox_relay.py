@@ -53,7 +53,8 @@ async def test_committed_events_arrive_and_rolled_back_ones_never_do(service: Se
     committed = []
     async with service.uow() as uow:
         for n in range(20):
-            committed.append(await uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
+            committed.append(
+                await uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
         await uow.commit()
     async with service.uow() as uow:
         for n in range(10):
@@ -69,7 +70,8 @@ async def test_committed_events_arrive_and_rolled_back_ones_never_do(service: Se
     assert sorted(e.event_id for e in got) == sorted(e.event_id for e in committed)
     for record, event in zip(records, got, strict=True):
         assert record.key == event.user_id.encode()
-        assert event.producer == "auth" and event.type == "user.registered"
+        assert event.producer == "auth"
+        assert event.type == "user.registered"
     seqs = defaultdict(list)
     for e in sorted(got, key=lambda e: e.event_id):
         seqs[e.user_id].append(e.seq)
@@ -99,7 +101,8 @@ async def test_two_relays_publish_each_row_once_and_keep_each_users_order(servic
     records = await read_topic(service.kafka, service.topic.name, expected=total)
     events = [codec.decode(service.topic, r.value) for r in records]
     counts = Counter(e.event_id for e in events)
-    assert len(counts) == total and set(counts.values()) == {1}, "a row was published twice"
+    assert len(counts) == total
+    assert set(counts.values()) == {1}, "a row was published twice"
     by_partition_user: dict[str, list[int]] = defaultdict(list)
     for e in events:  # records come partition by partition, in offset order
         by_partition_user[e.user_id].append(e.seq)
@@ -122,5 +125,6 @@ async def test_relay_wakes_on_notify_and_records_trace_headers(service: Service)
         await task
     async with service.engine.connect() as conn:
         row = (await conn.execute(text("SELECT headers, attempts, sent_at FROM outbox"))).one()
-    assert row.sent_at is not None and row.attempts == 0
+    assert row.sent_at is not None
+    assert row.attempts == 0
     assert json.loads(json.dumps(row.headers)) == row.headers

@@ -91,9 +91,10 @@ class Postgres(_Base):
         try:
             pwd.getpwnam("pgserver")
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], check=True)
+            subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"],  # noqa: S607
+                           check=True)
         entry = pwd.getpwnam("pgserver")
-        for parent in [self.data_dir, *self.data_dir.parents]:
+        for parent in self.data_dir.parents:
             parent.chmod(parent.stat().st_mode | 0o055)  # let pgserver traverse and read
         for binary_dir in (self.bin, self.bin.parent / "lib", self.bin.parent / "share"):
             for path in [binary_dir, *binary_dir.rglob("*")]:

@@ -61,7 +61,8 @@ class ManagedProcess:
         self._pump.start()
 
     def _read(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for raw in iter(self.proc.stdout.readline, b""):
             self.sink(self.name, raw.decode(errors="replace").rstrip())
 

@@ -3,6 +3,7 @@ service, and every registered topic with its dead-letter topic."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import asyncpg
@@ -56,12 +57,11 @@ async def ensure_topics(bootstrap: str, names: Iterable[str] | None = None,
         existing = set(await admin.list_topics())
         missing = [n for n in wanted if n not in existing]
         if missing:
-            try:
+            # another provisioner may win the race; the topics are there all the same
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another provisioner won the race; the topics are there
         return missing
     finally:
         await admin.close()

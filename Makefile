@@ -1,0 +1,47 @@
+# Parley: two commands on a fresh machine. `make run` starts everything; `make test` checks it.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTHON ?= python3
+
+.PHONY: run test lint typecheck imports contracts-check unit integration bench sync uv clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+uv: ## install uv if it is missing
+	@command -v $(UV) >/dev/null 2>&1 || { \
+		echo "installing uv"; \
+		$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; }
+
+sync: uv ## create .venv with every workspace member, exactly as uv.lock pins it
+	@$(UV) sync --frozen --all-packages --group dev --quiet
+
+run: sync ## start PostgreSQL, Redis, the Kafka broker and every service (Ctrl-C stops all)
+	@$(UV) run --frozen parley dev
+
+lint: sync ## ruff
+	@$(UV) run --frozen ruff check libs services tests bench
+
+typecheck: sync ## mypy (strict for libs/)
+	@$(UV) run --frozen mypy libs/contracts/src libs/servicekit/src libs/parley/src $(wildcard services/*/src)
+
+imports: sync ## import-linter: who may import whom
+	@$(UV) run --frozen lint-imports
+
+contracts-check: sync ## the committed event schema snapshot matches the code
+	@$(UV) run --frozen python -m contracts.compatibility
+
+test: lint typecheck imports contracts-check ## everything CI runs: lint, types, imports, all tests
+	@$(UV) run --frozen pytest
+
+unit: sync ## only the tests that need no infrastructure
+	@$(UV) run --frozen pytest -m "not integration"
+
+integration: sync ## only the tests over real PostgreSQL, Redis and Kafka
+	@$(UV) run --frozen pytest -m integration
+
+bench: sync ## the event pipeline benchmark (prints figures; never fails on timings)
+	@$(UV) run --frozen python bench/event_pipeline.py
+
+clean: ## remove the embedded data (.parley/) and caches
+	rm -rf .parley .pytest_cache .mypy_cache .ruff_cache
