@@ -20,7 +20,7 @@ run: sync ## start PostgreSQL, Redis, the Kafka broker and every service (Ctrl-C
 	@$(UV) run --frozen parley dev
 
 lint: sync ## ruff
-	@$(UV) run --frozen ruff check libs services tests bench
+	@$(UV) run --frozen ruff check $(wildcard libs services tests bench)
 
 typecheck: sync ## mypy (strict for libs/)
 	@$(UV) run --frozen mypy libs/contracts/src libs/servicekit/src libs/parley/src $(wildcard services/*/src)

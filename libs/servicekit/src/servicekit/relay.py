@@ -29,6 +29,7 @@ from servicekit.db import notify_channel
 from servicekit.metrics import OUTBOX_FAILED, OUTBOX_LATENCY, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 log = structlog.get_logger(__name__)
+Failures = dict[tuple[str, int], list[int]]  # (error, attempts so far) -> row ids
 
 _CLAIM = text("""
 SELECT o.id, o.topic, o.key, o.body, o.headers, o.attempts, o.created_at
@@ -105,7 +106,7 @@ class OutboxRelay:
                 (now - by_id[row_id].created_at).total_seconds())
         return len(rows)
 
-    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[tuple[str, int], list[int]]]:
+    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], Failures]:
         futures: list[asyncio.Future[Any]] = []
         send_error: BaseException | None = None
         for row in rows:
@@ -119,7 +120,7 @@ class OutboxRelay:
         results: list[Any] = list(await asyncio.gather(*futures, return_exceptions=True))
         results += [send_error] * (len(rows) - len(results))
         sent: list[int] = []
-        failed: dict[tuple[str, int], list[int]] = {}
+        failed: Failures = {}
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 failed.setdefault((repr(result)[:500], row.attempts), []).append(row.id)
