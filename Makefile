@@ -1,7 +1,8 @@
 # Parley: two commands on a fresh machine. `make run` starts everything; `make test` checks it.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTHON ?= python3
+# uv from PATH, or the one `make uv` installs into this Python (run as `python3 -m uv`)
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
 
 .PHONY: run test lint typecheck imports contracts-check unit integration bench sync uv clean help
 
@@ -9,9 +10,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 uv: ## install uv if it is missing
-	@command -v $(UV) >/dev/null 2>&1 || { \
-		echo "installing uv"; \
-		$(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv; }
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv"; $(PYTHON) -m pip install --quiet uv; }
 
 sync: uv ## create .venv with every workspace member, exactly as uv.lock pins it
 	@$(UV) sync --frozen --all-packages --group dev --quiet

@@ -67,6 +67,14 @@ async def _raw_bytes(message: StreamMessage[Any]) -> Any:
     return message.body
 
 
+class HandlerFailed(Exception):
+    """A handler raised while handling one event of a batch (the cause is chained)."""
+
+    def __init__(self, event_id: UUID | None) -> None:
+        super().__init__(f"handling failed on event {event_id or '(one of the batch)'}")
+        self.event_id = event_id
+
+
 @dataclass
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -114,14 +122,16 @@ class EventConsumer:
             return
         try:
             await self._handle_together(decoded)
-        except Exception as exc:
-            if is_transient(exc):
+        except HandlerFailed as failed:
+            cause = failed.__cause__ or failed
+            if is_transient(cause):
                 await asyncio.sleep(self.config.unavailable_backoff)
-                raise
-            log.info("batch failed; handling its events one by one", error=repr(exc),
+                raise cause from None
+            log.info("batch failed; handling its events one by one", error=repr(cause),
                      topic=self.topic.name, size=len(decoded))
-            for item in decoded:  # a batch of one has had its first try already
-                await self._handle_alone(item, tried=len(decoded) == 1, error=exc)
+            for item in decoded:  # the event that failed has had its first try already
+                tried = item.envelope.event_id == failed.event_id
+                await self._handle_alone(item, tried=tried, error=cause)
 
     async def _handle_together(self, items: list[_Decoded]) -> None:
         async with self.uow_factory() as uow:
@@ -130,14 +140,23 @@ class EventConsumer:
             for item in items:
                 if item.envelope.event_id in fresh:
                     fresh.discard(item.envelope.event_id)  # a duplicate inside one batch
-                    await self._call(uow, item)
+                    try:
+                        await self._call(uow, item)
+                    except Exception as exc:
+                        raise HandlerFailed(item.envelope.event_id) from exc
                     handled += 1
-            await uow.commit()
+            try:
+                await uow.commit()
+            except Exception as exc:  # e.g. a constraint the handler's writes broke
+                if is_transient(exc):
+                    raise
+                raise HandlerFailed(items[0].envelope.event_id if len(items) == 1 else None
+                                    ) from exc
         EVENTS_HANDLED.labels(self.group, self.topic.name).inc(handled)
         if handled < len(items):
             EVENTS_DUPLICATE.labels(self.group, self.topic.name).inc(len(items) - handled)
 
-    async def _handle_alone(self, item: _Decoded, tried: bool, error: Exception) -> None:
+    async def _handle_alone(self, item: _Decoded, tried: bool, error: BaseException) -> None:
         """First try (unless done), then `max_retries` retries with backoff, then the DLQ."""
         failures = 1 if tried else 0
         while True:
@@ -149,11 +168,11 @@ class EventConsumer:
             try:
                 await self._handle_together([item])
                 return
-            except Exception as exc:
-                if is_transient(exc):
+            except HandlerFailed as failed:
+                error = failed.__cause__ if isinstance(failed.__cause__, Exception) else failed
+                if is_transient(error):
                     await asyncio.sleep(self.config.unavailable_backoff)
-                    raise
-                error = exc
+                    raise error from None
                 failures += 1
 
     async def _claim(self, uow: UnitOfWork, ids: list[UUID]) -> set[UUID]:

@@ -54,11 +54,14 @@ async def broker(service: Service) -> AsyncIterator[KafkaBroker]:
 
 
 def consumer_for(service: Service, broker: KafkaBroker, handler: Any = record_effect,
-                 group: str | None = None, **config: Any) -> EventConsumer:
+                 group: str | None = None, subscribe: bool = True, **config: Any
+                 ) -> EventConsumer:
+    """An inbox consumer; with subscribe=False the test feeds it batches itself."""
     consumer = EventConsumer(service.topic, group or unique_name("group"), handler,
                              uow_factory=service.uow, publish=broker.publish,
                              config=ConsumerConfig(**{"base_backoff": 0.01, **config}))
-    consumer.register(broker)
+    if subscribe:
+        consumer.register(broker)
     return consumer
 
 
@@ -131,7 +134,7 @@ async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(service: Serv
             raise ValueError("event 5 is broken")
         await record_effect(uow, envelope)
 
-    consumer = consumer_for(service, broker, flaky, max_retries=0)
+    consumer = consumer_for(service, broker, flaky, subscribe=False, max_retries=0)
     events = [event(n) for n in range(10)]
     for e in events:
         await publish_raw(service, e)
@@ -141,7 +144,7 @@ async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(service: Serv
     handled = [r.event_id for r in await effects(service)]
     assert handled == [e.event_id for e in events if e.seq != 5]
     dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
-    assert codec.decode(service.topic, dead[0].value).seq == 5
+    assert [codec.decode(service.topic, r.value).seq for r in dead] == [5]
 
 
 async def publish_raw(service: Service, envelope: Envelope[Any]) -> None:
@@ -190,3 +193,31 @@ async def test_one_event_deleted_user_payload_round_trip(service: Service,
     await wait_for(lambda: len(seen) == 1)
     assert isinstance(seen[0], UserDeleted)
     assert seen[0].deleted_at == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+async def test_a_failure_at_commit_time_dead_letters_only_the_event_that_caused_it(
+        service: Service, broker: KafkaBroker) -> None:
+    async with service.engine.begin() as conn:
+        await conn.execute(text(
+            "CREATE TABLE emails (email text, CONSTRAINT one_each UNIQUE (email) "
+            "DEFERRABLE INITIALLY DEFERRED)"))
+
+    async def remember_email(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
+        await uow.session.execute(text("INSERT INTO emails VALUES (:e)"),
+                                  {"e": getattr(envelope.payload, "email", None)})
+
+    consumer = consumer_for(service, broker, remember_email, subscribe=False, max_retries=1)
+    first, same_email, other = event(1), event(2), event(3)
+    same_email = same_email.model_copy(update={"payload": first.payload})
+    for e in (first, same_email, other):
+        await publish_raw(service, e)
+    records = await read_topic(service.kafka, service.topic.name, expected=3)
+    await broker.start()
+    await consumer.handle_batch(records)  # the batch's commit breaks the deferred constraint
+
+    async with service.engine.connect() as conn:
+        stored = sorted(r[0] for r in await conn.execute(text("SELECT email FROM emails")))
+    assert stored == sorted([first.payload.email, other.payload.email])
+    dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
+    assert [codec.decode(service.topic, r.value).event_id for r in dead] == [same_email.event_id]
+    assert b"one_each" in dict(dead[0].headers)["x-dlq-error"]
