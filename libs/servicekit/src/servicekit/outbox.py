@@ -1,60 +1,116 @@
 """The transactional outbox: events are rows written in the business transaction.
 
-Service code never talks to the broker; the relay (servicekit.relay) publishes what
-was committed, and nothing that was rolled back.
+Service code never talks to the broker; the relay (servicekit.relay) publishes what was
+committed, and nothing that was rolled back. Events added to a unit of work are written when
+it commits, in one statement, just before the transaction commits (see `Outbox.flush`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts import codec
 from contracts.envelope import Envelope, EventPayload
+from contracts.ids import uuid7
 from contracts.topics import Topic, publisher_of
 from servicekit.db import outbox_table
 from servicekit.telemetry import current_trace_headers
 
+_INSERT = insert(outbox_table)
 _NEXT_SEQ = text(
     "INSERT INTO user_seq (user_id, seq) VALUES (:user_id, 1) "
     "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq"
 )
+# Takes n numbers for each user at once; returns the last one of each.
+_TAKE_SEQS = text(
+    "INSERT INTO user_seq (user_id, seq) "
+    "SELECT * FROM unnest(CAST(:users AS text[]), CAST(:counts AS bigint[])) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + excluded.seq "
+    "RETURNING user_id, seq"
+)
 
 
 async def next_seq(session: AsyncSession, user_id: str) -> int:
-    """The user's next change sequence number, taken inside the current transaction.
+    """The user's next change sequence number, taken inside the current transaction —
+    for a service that stores the same number on its own rows and passes it to `add`.
 
     The row lock it takes also orders concurrent writers of the same user, so their
     events reach the outbox (and the broker) in seq order."""
     return int((await session.execute(_NEXT_SEQ, {"user_id": user_id})).scalar_one())
 
 
+@dataclass
+class _Pending:
+    topic: Topic
+    payload: EventPayload
+    user_id: str
+    seq: int | None
+    event_id: UUID = field(default_factory=uuid7)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    headers: dict[str, str] = field(default_factory=current_trace_headers)
+
+
 class Outbox:
-    """Adds events to the current transaction."""
+    """Collects the events of one unit of work and writes them with its commit."""
 
     def __init__(self, session: AsyncSession, producer: str) -> None:
         self.session = session
         self.producer = producer
+        self._pending: list[_Pending] = []
 
-    async def add(self, topic: Topic, payload: EventPayload, *, user_id: str,
-                  seq: int | None = None) -> Envelope[Any]:
-        """Write one event for `user_id` (the partition key); returns its envelope.
+    @property
+    def pending(self) -> int:
+        """Events added but not yet written."""
+        return len(self._pending)
 
-        `seq` is taken from the user's sequence unless the caller already took one
-        for the rows it wrote (to store the same number on both)."""
+    def add(self, topic: Topic, payload: EventPayload, *, user_id: str,
+            seq: int | None = None) -> UUID:
+        """Add one event for `user_id` (the partition key) to this transaction; returns its id.
+
+        Without `seq` the event takes the user's next sequence number when the unit of work
+        commits; pass one taken with `next_seq` to store the same number on your own rows."""
         if publisher_of(topic) != self.producer:
             raise ValueError(f"{self.producer} may not publish on {topic.name}")
         if payload.event_type not in topic.by_type:
             raise ValueError(f"{topic.name} carries no event {payload.event_type!r}")
-        if seq is None:
-            seq = await next_seq(self.session, user_id)
-        envelope = Envelope[Any](type=payload.event_type, producer=self.producer,
-                                 user_id=user_id, seq=seq, payload=payload)
-        await self.session.execute(insert(outbox_table).values(
-            event_id=envelope.event_id, topic=topic.name, key=user_id,
-            event_type=envelope.type, body=codec.encode(envelope),
-            headers=current_trace_headers(),
-        ))
-        return envelope
+        pending = _Pending(topic, payload, user_id, seq)
+        self._pending.append(pending)
+        return pending.event_id
+
+    async def flush(self) -> None:
+        """Number and write every pending event: one statement for the sequence numbers,
+        one for the rows. Called by `UnitOfWork.commit`."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        wanted: dict[str, int] = {}
+        for p in pending:
+            if p.seq is None:
+                wanted[p.user_id] = wanted.get(p.user_id, 0) + 1
+        if wanted:
+            users = sorted(wanted)  # one lock order for every writer: no deadlocks
+            rows = await self.session.execute(
+                _TAKE_SEQS, {"users": users, "counts": [wanted[u] for u in users]})
+            next_free = {user: last - wanted[user] + 1 for user, last in rows}
+            for p in pending:
+                if p.seq is None:
+                    p.seq = next_free[p.user_id]
+                    next_free[p.user_id] += 1
+        # within one user, publish order (outbox id order) is seq order
+        pending.sort(key=lambda p: (p.user_id, p.seq or 0))
+        await self.session.execute(_INSERT, [self._row(p) for p in pending])
+
+    def _row(self, p: _Pending) -> dict[str, Any]:
+        assert p.seq is not None
+        envelope: Envelope[Any] = Envelope(
+            event_id=p.event_id, type=p.payload.event_type, occurred_at=p.occurred_at,
+            producer=self.producer, user_id=p.user_id, seq=p.seq, payload=p.payload)
+        return {"event_id": p.event_id, "topic": p.topic.name, "key": p.user_id,
+                "event_type": envelope.type, "body": codec.encode(envelope),
+                "headers": p.headers}

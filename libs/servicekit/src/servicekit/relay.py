@@ -1,9 +1,10 @@
 """The outbox relay: publishes committed outbox rows to Kafka, each at least once.
 
-Each pass claims up to `batch_size` due rows in id order with `FOR UPDATE SKIP LOCKED`
-and a per-key advisory lock, so several relays can run at once without publishing a row
-twice and without two relays interleaving one user's events. It sends the whole batch
-(acks=all), marks what the broker acknowledged as sent and gives what failed a backoff.
+Each pass locks the users of the oldest due rows (advisory locks) and claims up to
+`batch_size` of their rows in id order with `FOR UPDATE SKIP LOCKED`, so several relays can
+run at once without publishing a row twice and without reordering one user's events.
+It sends the whole batch (acks=all), marks what the broker acknowledged as sent and gives
+what failed a backoff.
 If the relay dies mid-batch its transaction rolls back and the rows are claimed again.
 The outbox trigger's NOTIFY wakes it at commit; a short poll is the fallback.
 """
@@ -31,16 +32,27 @@ from servicekit.metrics import OUTBOX_FAILED, OUTBOX_LATENCY, OUTBOX_PENDING, OU
 log = structlog.get_logger(__name__)
 Failures = dict[tuple[str, int], list[int]]  # (error, attempts so far) -> row ids
 
+# A pass claims in two steps so that one user's rows are never split between relays:
+# 1. lock the users (partition keys) of the oldest due rows, skipping users another relay
+#    holds (transaction-scoped advisory locks, released at commit);
+# 2. with those locks held, claim those users' unsent rows in id order — a fresh snapshot,
+#    so it sees everything the previous holder committed. No other relay can hold these
+#    rows, so SKIP LOCKED skips nothing here and each user's claim is a prefix of its queue.
+_LOCK_DUE_KEYS = text("""
+SELECT k FROM (
+    SELECT DISTINCT key AS k FROM (
+        SELECT key FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= now()
+        ORDER BY id LIMIT :window) AS due) AS keys
+WHERE NOT EXISTS (  -- a user with a row waiting out a backoff waits as a whole, in order
+        SELECT 1 FROM outbox e
+        WHERE e.key = keys.k AND e.sent_at IS NULL AND e.next_attempt_at > now())
+  AND pg_try_advisory_xact_lock(hashtextextended(current_schema() || ':' || k, 0))
+""")
 _CLAIM = text("""
-SELECT o.id, o.topic, o.key, o.body, o.headers, o.attempts, o.created_at
-FROM outbox o
-WHERE o.sent_at IS NULL
-  AND o.next_attempt_at <= now()
-  AND NOT EXISTS (
-      SELECT 1 FROM outbox e
-      WHERE e.key = o.key AND e.sent_at IS NULL AND e.id < o.id AND e.next_attempt_at > now())
-  AND pg_try_advisory_xact_lock(hashtextextended(current_schema() || ':' || o.key, 0))
-ORDER BY o.id
+SELECT id, topic, key, body, headers, attempts, created_at
+FROM outbox
+WHERE sent_at IS NULL AND key = ANY(CAST(:keys AS text[]))
+ORDER BY id
 LIMIT :limit
 FOR UPDATE SKIP LOCKED
 """)
@@ -89,7 +101,12 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """One pass: claim, publish, mark. Returns how many rows it claimed."""
         async with self.engine.connect() as conn, conn.begin():
-            rows = (await conn.execute(_CLAIM, {"limit": self.config.batch_size})).all()
+            window = self.config.batch_size * 2
+            keys = list((await conn.execute(_LOCK_DUE_KEYS, {"window": window})).scalars())
+            if not keys:
+                return 0
+            rows = (await conn.execute(
+                _CLAIM, {"keys": keys, "limit": self.config.batch_size})).all()
             if not rows:
                 return 0
             sent, failed = await self._publish(rows)

@@ -33,6 +33,11 @@ def configure_tracing(service: str, otlp_endpoint: str | None) -> bool:
     return True
 
 
+def tracing_enabled() -> bool:
+    """Whether this process exports traces (configure_tracing found an endpoint)."""
+    return _configured
+
+
 def instrument_app(app: Any) -> None:
     """Trace the HTTP requests and Redis commands of one service (before it starts)."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

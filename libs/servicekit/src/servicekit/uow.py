@@ -2,7 +2,7 @@
 
     async with uow_factory() as uow:
         ...                           # repositories use uow.session and only flush
-        await uow.outbox.add(topic, payload, user_id=...)
+        uow.outbox.add(topic, payload, user_id=...)
         await uow.commit()            # data and events become visible together
 """
 
@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.outbox import Outbox
+
+
+class EventsWouldBeLost(RuntimeError):
+    """The session was committed around the unit of work while events were pending."""
 
 
 class UnitOfWork:
@@ -29,6 +34,7 @@ class UnitOfWork:
         self.session = self._sessions()
         self.outbox = Outbox(self.session, self._producer)
         self._committed = False
+        event.listen(self.session.sync_session, "before_commit", self._refuse_pending_events)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -40,9 +46,15 @@ class UnitOfWork:
             await self.session.close()
 
     async def commit(self) -> None:
-        """Make the data and its events durable, together."""
+        """Write the pending events, then make the data and its events durable together."""
+        await self.outbox.flush()
         await self.session.commit()
         self._committed = True
+
+    def _refuse_pending_events(self, _: Any) -> None:
+        if self.outbox.pending:
+            raise EventsWouldBeLost(
+                f"{self.outbox.pending} outbox events are pending: commit with uow.commit()")
 
 
 def uow_factory(sessions: async_sessionmaker[AsyncSession], producer: str

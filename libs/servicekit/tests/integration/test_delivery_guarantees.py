@@ -78,7 +78,7 @@ async def test_outage_and_crashes_lose_nothing_and_double_nothing(
         for chunk in range(10):
             async with service.uow() as uow:
                 for n in range(EVENTS // 10):
-                    await uow.outbox.add(topic, UserRegistered(
+                    uow.outbox.add(topic, UserRegistered(
                         email=f"{chunk}-{n}@example.com", created_at=datetime.now(UTC)),
                         user_id=f"user-{n % 7}")
                 await uow.commit()

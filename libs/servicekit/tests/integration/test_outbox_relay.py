@@ -13,7 +13,9 @@ from sqlalchemy import text
 from contracts import codec
 from contracts.events.auth import UserDeleted, UserRegistered
 from contracts.topics import AUTH_USER, CHAT_MESSAGE
+from servicekit.outbox import next_seq
 from servicekit.relay import OutboxRelay, RelayConfig
+from servicekit.uow import EventsWouldBeLost
 
 from .conftest import Service, read_topic, wait_for
 
@@ -54,20 +56,20 @@ async def test_committed_events_arrive_and_rolled_back_ones_never_do(service: Se
     async with service.uow() as uow:
         for n in range(20):
             committed.append(
-                await uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
+                uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
         await uow.commit()
     async with service.uow() as uow:
         for n in range(10):
-            await uow.outbox.add(service.topic, registered(100 + n), user_id="user-0")
+            uow.outbox.add(service.topic, registered(100 + n), user_id="user-0")
         # leaving without commit rolls back
     async with service.uow() as uow:
-        await uow.outbox.add(service.topic, registered(200), user_id="user-9")
+        uow.outbox.add(service.topic, registered(200), user_id="user-9")
         await uow.session.rollback()
 
     await drain(service, relay_for(service))
     records = await read_topic(service.kafka, service.topic.name, expected=20)
     got = [codec.decode(service.topic, r.value) for r in records]
-    assert sorted(e.event_id for e in got) == sorted(e.event_id for e in committed)
+    assert sorted(e.event_id for e in got) == sorted(committed)
     for record, event in zip(records, got, strict=True):
         assert record.key == event.user_id.encode()
         assert event.producer == "auth"
@@ -79,12 +81,32 @@ async def test_committed_events_arrive_and_rolled_back_ones_never_do(service: Se
     assert all(s == list(range(1, len(s) + 1)) for s in seqs.values()), seqs
 
 
+async def test_committing_around_the_unit_of_work_cannot_drop_events(service: Service) -> None:
+    async with service.uow() as uow:
+        uow.outbox.add(service.topic, registered(1), user_id="user-1")
+        with pytest.raises(EventsWouldBeLost):
+            await uow.session.commit()
+    assert await pending(service) == 0  # nothing half-written either
+
+
+async def test_a_service_can_store_its_own_seq_on_rows_and_events(service: Service) -> None:
+    async with service.uow() as uow:
+        taken = await next_seq(uow.session, "user-1")
+        first = uow.outbox.add(service.topic, registered(1), user_id="user-1", seq=taken)
+        second = uow.outbox.add(service.topic, registered(2), user_id="user-1")
+        await uow.commit()
+    await drain(service, relay_for(service))
+    records = await read_topic(service.kafka, service.topic.name, expected=2)
+    seqs = {e.event_id: e.seq for e in (codec.decode(service.topic, r.value) for r in records)}
+    assert seqs == {first: 1, second: 2}
+
+
 async def test_outbox_refuses_a_topic_the_service_does_not_own(service: Service) -> None:
     async with service.uow() as uow:
         with pytest.raises(ValueError, match="may not publish"):
-            await uow.outbox.add(CHAT_MESSAGE, registered(1), user_id="u")
+            uow.outbox.add(CHAT_MESSAGE, registered(1), user_id="u")
         with pytest.raises(ValueError, match="carries no event"):
-            await uow.outbox.add(AUTH_USER, CHAT_MESSAGE.events[0].model_construct(), user_id="u")
+            uow.outbox.add(AUTH_USER, CHAT_MESSAGE.events[0].model_construct(), user_id="u")
 
 
 async def test_two_relays_publish_each_row_once_and_keep_each_users_order(service: Service) -> None:
@@ -92,7 +114,7 @@ async def test_two_relays_publish_each_row_once_and_keep_each_users_order(servic
     for chunk in range(20):
         async with service.uow() as uow:
             for i, user in enumerate(users * 4):
-                await uow.outbox.add(service.topic, registered(chunk * 1000 + i), user_id=user)
+                uow.outbox.add(service.topic, registered(chunk * 1000 + i), user_id=user)
             await uow.commit()
     total = 20 * 100
     first, second = relay_for(service, batch_size=50), relay_for(service, batch_size=50)
@@ -116,7 +138,7 @@ async def test_relay_wakes_on_notify_and_records_trace_headers(service: Service)
     try:
         await asyncio.sleep(0.5)
         async with service.uow() as uow:
-            await uow.outbox.add(service.topic, UserDeleted(deleted_at=datetime.now(UTC)),
+            uow.outbox.add(service.topic, UserDeleted(deleted_at=datetime.now(UTC)),
                                  user_id="user-1")
             await uow.commit()
         await wait_for(lambda: _zero(service), timeout=10)
