@@ -60,7 +60,10 @@ def dlq_name(topic: str) -> str:
     return topic + DLQ_SUFFIX
 
 
-AUTH_USER = Topic("auth.user.v1", (auth.UserRegistered, auth.UserUpdated, auth.UserDeleted))
+AUTH_USER = Topic(
+    "auth.user.v1",
+    (auth.UserRegistered, auth.UserUpdated, auth.UserDeleted, auth.UserUpgraded),
+)
 AUTH_PREFERENCES = Topic("auth.preferences.v1", (auth.PreferencesUpdated,))
 AUTH_FLAGS = Topic("auth.flags.v1", (auth.FlagChanged,))
 AUTH_EMAIL = Topic("auth.email.v1", (auth.EmailRequested,))

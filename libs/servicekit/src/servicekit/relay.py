@@ -70,7 +70,7 @@ _PURGE_SENT = text(
 
 @dataclass(frozen=True)
 class RelayConfig:
-    batch_size: int = 500
+    batch_size: int = 1000
     poll_interval: float = 0.5  # fallback when no NOTIFY arrives
     base_backoff: float = 0.5
     max_backoff: float = 60.0

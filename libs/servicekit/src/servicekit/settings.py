@@ -65,7 +65,7 @@ class ServiceSettings(BaseSettings):
     )
     # Outbox relay and consumers
     relay_enabled: bool = True
-    relay_batch_size: int = 500
+    relay_batch_size: int = 1000
     consumer_max_retries: int = 3
 
     @classmethod

@@ -26,6 +26,15 @@ class UserUpdated(EventPayload):
     is_anonymous: bool = False
 
 
+class UserUpgraded(EventPayload):
+    """An anonymous account became a full one; the user id (and all its data) stays."""
+
+    event_type: ClassVar[str] = "user.upgraded"
+    email: str
+    name: str | None = None
+    upgraded_at: datetime
+
+
 class UserDeleted(EventPayload):
     """Every service purges the user's data when it sees this."""
 
