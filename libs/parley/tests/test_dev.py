@@ -49,8 +49,8 @@ class DevProcess:
         except psutil.NoSuchProcess:
             return []
 
-    def interrupt(self, timeout: float = 30) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+        self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
 
@@ -145,7 +145,8 @@ def test_a_restart_keeps_data_and_reset_wipes_it(tmp_path: Path, services_dir: P
     second = start_dev(tmp_path, services_dir, ports=first.ports, name="second")
     second.wait_for_line("parley | ready in", timeout=90)
     assert psql(tmp_path, second.ports["pg"], "SELECT x FROM public.kept") == "42"
-    assert second.interrupt() == 0
+    assert second.interrupt(signal.SIGTERM) == 0  # what `docker stop` or systemd would send
+    assert "SIGTERM: stopping everything" in second.output()
 
     third = start_dev(tmp_path, services_dir, "--reset", ports=first.ports, name="third")
     third.wait_for_line("parley | ready in", timeout=90)

@@ -34,8 +34,8 @@ def configure_tracing(service: str, otlp_endpoint: str | None) -> bool:
 
 
 def tracing_enabled() -> bool:
-    """Whether this process exports traces (configure_tracing found an endpoint)."""
-    return _configured
+    """Whether this process records spans (an SDK tracer provider is installed)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def instrument_app(app: Any) -> None:
