@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import httpx
 import jwt
@@ -19,7 +19,7 @@ import structlog
 from fastapi import Depends, Header, Request
 from jwt import PyJWK
 
-from servicekit.errors import ServiceUnavailable, Unauthorized
+from servicekit.errors import InvalidToken, ServiceUnavailable, TokenExpired, Unauthorized
 
 log = structlog.get_logger(__name__)
 ALGORITHMS = ["EdDSA", "ES256"]
@@ -34,6 +34,12 @@ class Caller:
     session_id: str | None
     role: str
     token_id: str | None
+
+
+class KeySource(Protocol):
+    """Where a verifier finds the public key a token's `kid` names."""
+
+    async def key(self, kid: str) -> PyJWK | None: ...
 
 
 class JwksCache:
@@ -74,7 +80,7 @@ class JwksCache:
 class TokenVerifier:
     """Checks an access token's signature, lifetime, type and claims."""
 
-    def __init__(self, jwks: JwksCache, audience: str | None = None, issuer: str | None = None,
+    def __init__(self, jwks: KeySource, audience: str | None = None, issuer: str | None = None,
                  leeway: float = 5.0) -> None:
         self.jwks = jwks
         self.audience = audience
@@ -82,17 +88,17 @@ class TokenVerifier:
         self.leeway = leeway
 
     async def verify(self, token: str) -> Caller:
-        """The caller of a valid access token, or Unauthorized saying why not."""
+        """The caller of a valid access token; TokenExpired or InvalidToken saying why not."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise Unauthorized("the access token is malformed") from exc
+            raise InvalidToken("the access token is malformed") from exc
         kid = header.get("kid")
         if not isinstance(kid, str) or header.get("alg") not in ALGORITHMS:
-            raise Unauthorized("the access token is not signed by a known key")
+            raise InvalidToken("the access token is not signed by a known key")
         key = await self.jwks.key(kid)
         if key is None:
-            raise Unauthorized("the access token is not signed by a known key")
+            raise InvalidToken("the access token is not signed by a known key")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key=key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
@@ -100,11 +106,11 @@ class TokenVerifier:
                                              "verify_aud": self.audience is not None},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("the access token has expired", {"reason": "expired"}) from exc
+            raise TokenExpired("the access token has expired: refresh it") from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized("the access token is not valid") from exc
+            raise InvalidToken("the access token is not valid") from exc
         if claims.get("type") != "access":
-            raise Unauthorized("this is not an access token")
+            raise InvalidToken("this is not an access token")
         return Caller(user_id=str(claims["sub"]), session_id=claims.get("sid"),
                       role=str(claims.get("role", "user")), token_id=claims.get("jti"))
 

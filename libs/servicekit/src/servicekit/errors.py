@@ -36,6 +36,14 @@ class Unauthorized(ServiceError):
     status_code, code = 401, "UNAUTHORIZED"
 
 
+class TokenExpired(Unauthorized):
+    code = "TOKEN_EXPIRED"
+
+
+class InvalidToken(Unauthorized):
+    code = "INVALID_TOKEN"
+
+
 class InvalidCredentials(ServiceError):
     status_code, code = 401, "INVALID_CREDENTIALS"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -154,8 +154,12 @@ def create_service_app(
     publishes: Sequence[Topic] = (),
     subscriptions: Sequence[Subscription] = (),
     broker: KafkaBroker | None = None,
+    on_startup: Callable[[FastAPI, ServiceRuntime], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with the whole chassis: lifespan, errors, health, metrics, tracing."""
+    """A FastAPI app with the whole chassis: lifespan, errors, health, metrics, tracing.
+
+    `on_startup(app, runtime)` runs once the runtime is up, for what a service builds once
+    (key rings, hashers, caches); it may replace `app.state.verifier`."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     tracing = configure_tracing(settings.service_name, settings.otlp_endpoint)
     runtime = ServiceRuntime(settings, broker or create_broker(settings))
@@ -170,14 +174,17 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        assert runtime.http is not None
-        app.state.verifier = TokenVerifier(
-            JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json", runtime.http),
-            audience=settings.jwt_audience, issuer=settings.jwt_issuer)
-        if tracing:
-            instrument_engine(runtime.engine)
-        log.info("service started", service=settings.service_name)
         try:
+            assert runtime.http is not None
+            app.state.verifier = TokenVerifier(
+                JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json",
+                          runtime.http),
+                audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+            if tracing:
+                instrument_engine(runtime.engine)
+            if on_startup is not None:
+                await on_startup(app, runtime)
+            log.info("service started", service=settings.service_name)
             yield
         finally:
             await runtime.stop()

@@ -25,7 +25,12 @@ from servicekit.auth import (
     bearer_token,
     internal_credential_ok,
 )
-from servicekit.errors import ServiceUnavailable, Unauthorized, install_error_handlers
+from servicekit.errors import (
+    ServiceUnavailable,
+    TokenExpired,
+    Unauthorized,
+    install_error_handlers,
+)
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 
@@ -126,7 +131,8 @@ async def test_expired_token_is_rejected_saying_so(
 
     error = await rejection(verifier_for(http), token)
 
-    assert error.details == {"reason": "expired"}
+    assert isinstance(error, TokenExpired)
+    assert error.code == "TOKEN_EXPIRED"
 
 
 async def test_refresh_token_is_not_an_access_token(
@@ -287,7 +293,7 @@ async def test_public_route_with_bad_token_is_401(service: httpx.AsyncClient) ->
     response = await service.get("/api/v1/me", headers={"Authorization": "Bearer nonsense"})
 
     assert response.status_code == 401
-    assert response.json()["error"] == "UNAUTHORIZED"
+    assert response.json()["error"] == "INVALID_TOKEN"
 
 
 async def test_public_route_with_good_token_answers_for_the_caller(

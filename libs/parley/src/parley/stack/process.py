@@ -56,6 +56,9 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             user=self.user,
+            # its own process group: a terminal's Ctrl-C reaches only `parley dev`, which
+            # then stops services before the servers they depend on
+            process_group=0,
         )
         self._pump = threading.Thread(target=self._read, name=f"log-{self.name}", daemon=True)
         self._pump.start()

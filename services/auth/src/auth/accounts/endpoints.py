@@ -1,0 +1,90 @@
+"""Accounts over HTTP: turn the request into a use case call and own its transaction."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from auth.accounts.schemas import (
+    AnonymousIn,
+    AuthOut,
+    DeletedOut,
+    LoginIn,
+    RegisterIn,
+    UpdateMeIn,
+    UpgradeIn,
+    UserOnly,
+    UserOut,
+)
+from auth.api import Ok, client_ip, components, ok
+from auth.tokens.verification import SignedIn
+
+router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterIn, request: Request) -> Ok[AuthOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        result = await auth.accounts.register(
+            uow, email=body.email, password=body.password, name=body.name,
+            device_info=body.device_info, ip=client_ip(request), now=auth.clock())
+        await uow.commit()
+    return ok(result)
+
+
+@router.post("/login")
+async def login(body: LoginIn, request: Request) -> Ok[AuthOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        result = await auth.accounts.login(
+            uow, email=body.email, password=body.password, device_info=body.device_info,
+            ip=client_ip(request), now=auth.clock())
+        await uow.commit()
+    return ok(result)
+
+
+@router.post("/anonymous", status_code=status.HTTP_201_CREATED)
+async def anonymous(request: Request, body: AnonymousIn | None = None) -> Ok[AuthOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        result = await auth.accounts.create_anonymous(
+            uow, device_info=body.device_info if body else {}, ip=client_ip(request),
+            now=auth.clock())
+        await uow.commit()
+    return ok(result)
+
+
+@router.post("/upgrade")
+async def upgrade(body: UpgradeIn, caller: SignedIn, request: Request) -> Ok[UserOnly]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        user = await auth.accounts.upgrade(uow, caller.user_id, email=body.email,
+                                           password=body.password, name=body.name,
+                                           now=auth.clock())
+        await uow.commit()
+    return ok(UserOnly(user=user))
+
+
+@router.get("/me")
+async def me(caller: SignedIn, request: Request) -> Ok[UserOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        return ok(await auth.accounts.me(uow, caller.user_id))
+
+
+@router.patch("/me")
+async def update_me(body: UpdateMeIn, caller: SignedIn, request: Request) -> Ok[UserOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        user = await auth.accounts.rename(uow, caller.user_id, body.name, auth.clock())
+        await uow.commit()
+    return ok(user)
+
+
+@router.delete("/me")
+async def delete_me(caller: SignedIn, request: Request) -> Ok[DeletedOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        deleted = await auth.accounts.delete(uow, caller.user_id, auth.clock())
+        await uow.commit()
+    return ok(deleted)

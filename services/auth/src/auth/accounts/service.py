@@ -1,0 +1,136 @@
+"""Account use cases. Each takes the entrypoint's unit of work and never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from auth.accounts.domain import email_key
+from auth.accounts.passwords import Passwords
+from auth.accounts.repository import UserRepository
+from auth.accounts.schemas import AuthOut, DeletedOut, UserOut
+from auth.accounts.throttle import LoginThrottle
+from auth.errors import EmailExists
+from auth.models import Preferences, User
+from auth.preferences import service as preferences
+from auth.preferences.repository import PreferencesRepository
+from auth.tokens.service import Tokens
+from contracts.events.auth import UserDeleted, UserRegistered, UserUpdated, UserUpgraded
+from contracts.ids import uuid7
+from contracts.topics import AUTH_USER
+from servicekit.errors import Conflict, InvalidCredentials, InvalidToken
+from servicekit.uow import UnitOfWork
+
+_EXISTS = "an account with this email already exists"
+
+
+@dataclass
+class Accounts:
+    passwords: Passwords
+    throttle: LoginThrottle
+    tokens: Tokens
+
+    async def register(self, uow: UnitOfWork, *, email: str, password: str, name: str,
+                       device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+        users = UserRepository(uow.session)
+        if await users.email_taken(email):
+            raise EmailExists(_EXISTS)
+        user = User(id=str(uuid7()), email=email, name=name, role="user", is_anonymous=False,
+                    password_hash=await self.passwords.hash(password), created_at=now,
+                    updated_at=now, last_login_at=now, last_login_ip=ip)
+        await self._create(uow, user, now)
+        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
+        return AuthOut(user=await self.view(uow, user), tokens=tokens)
+
+    async def create_anonymous(self, uow: UnitOfWork, *, device_info: dict[str, Any], ip: str,
+                               now: datetime) -> AuthOut:
+        user = User(id=str(uuid7()), email=None, name=None, role="user", is_anonymous=True,
+                    password_hash=None, created_at=now, updated_at=now, last_login_at=now,
+                    last_login_ip=ip)
+        await self._create(uow, user, now)
+        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
+        return AuthOut(user=await self.view(uow, user), tokens=tokens)
+
+    async def login(self, uow: UnitOfWork, *, email: str, password: str,
+                    device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+        """Sign in. Unknown email and wrong password are the same error at the same cost."""
+        key = email_key(email)
+        await self.throttle.check(key, ip)
+        user = await UserRepository(uow.session).get_by_email(key)
+        password_hash = user.password_hash if user else None
+        if user is None or not await self.passwords.verify(password_hash, password):
+            await self.throttle.record_failure(key, ip)
+            raise InvalidCredentials("the email or password is not right")
+        await self.throttle.clear_email(key)
+        if password_hash and self.passwords.needs_rehash(password_hash):
+            user.password_hash = await self.passwords.hash(password)
+        user.last_login_at, user.last_login_ip = now, ip
+        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
+        return AuthOut(user=await self.view(uow, user), tokens=tokens)
+
+    async def me(self, uow: UnitOfWork, user_id: str) -> UserOut:
+        return await self.view(uow, await self._user(uow, user_id))
+
+    async def rename(self, uow: UnitOfWork, user_id: str, name: str, now: datetime) -> UserOut:
+        user = await self._user(uow, user_id, for_update=True)
+        if user.name != name:
+            user.name, user.updated_at = name, now
+            uow.outbox.add(AUTH_USER, UserUpdated(changed=["name"], email=user.email, name=name,
+                                                  is_anonymous=user.is_anonymous),
+                           user_id=user.id)
+        return await self.view(uow, user)
+
+    async def upgrade(self, uow: UnitOfWork, user_id: str, *, email: str, password: str,
+                      name: str, now: datetime) -> UserOut:
+        """An anonymous account becomes a full one; its id, and so all its data, stay."""
+        user = await self._user(uow, user_id, for_update=True)
+        if not user.is_anonymous:
+            raise Conflict("this account already has an email and password")
+        if await UserRepository(uow.session).email_taken(email):
+            raise EmailExists(_EXISTS)
+        user.email, user.name, user.is_anonymous, user.updated_at = email, name, False, now
+        user.password_hash = await self.passwords.hash(password)
+        await self._flush_unique(uow)
+        uow.outbox.add(AUTH_USER, UserUpgraded(email=email, name=name, upgraded_at=now),
+                       user_id=user.id)
+        return await self.view(uow, user)
+
+    async def delete(self, uow: UnitOfWork, user_id: str, now: datetime) -> DeletedOut:
+        """Delete the account with its sessions and preferences; `user.deleted` tells every
+        other service to purge the user's data."""
+        await self._user(uow, user_id, for_update=True)
+        await UserRepository(uow.session).delete(user_id)
+        uow.outbox.add(AUTH_USER, UserDeleted(deleted_at=now), user_id=user_id)
+        return DeletedOut(user_id=user_id, deleted_at=now)
+
+    async def view(self, uow: UnitOfWork, user: User) -> UserOut:
+        prefs = await preferences.get(uow, user.id)
+        return UserOut(id=user.id, email=user.email, name=user.name, role=user.role,
+                       is_anonymous=user.is_anonymous,
+                       email_verified=user.email_verified_at is not None,
+                       created_at=user.created_at, last_login_at=user.last_login_at,
+                       preferences=prefs.preferences)
+
+    async def _create(self, uow: UnitOfWork, user: User, now: datetime) -> None:
+        UserRepository(uow.session).add(user)
+        await self._flush_unique(uow)
+        PreferencesRepository(uow.session).add(
+            Preferences(user_id=user.id, values={}, versions={}, updated_at=now))
+        uow.outbox.add(AUTH_USER, UserRegistered(email=user.email, name=user.name,
+                                                 is_anonymous=user.is_anonymous,
+                                                 created_at=now), user_id=user.id)
+
+    async def _flush_unique(self, uow: UnitOfWork) -> None:
+        try:
+            await uow.session.flush()
+        except IntegrityError as exc:  # a concurrent registration won the race
+            raise EmailExists(_EXISTS) from exc
+
+    async def _user(self, uow: UnitOfWork, user_id: str, *, for_update: bool = False) -> User:
+        user = await UserRepository(uow.session).get(user_id, for_update=for_update)
+        if user is None:
+            raise InvalidToken("this account no longer exists")
+        return user

@@ -1,0 +1,38 @@
+"""Feature flags over HTTP: evaluated for the caller, and administered by admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from auth.accounts.repository import UserRepository
+from auth.api import Ok, components, ok
+from auth.flags import service
+from auth.flags.schemas import EvaluatedFlags, FlagIn, FlagKey, FlagList, FlagOut
+from auth.tokens.verification import Admin, SignedIn
+from servicekit.errors import InvalidToken
+
+router = APIRouter(prefix="/api/v1/flags", tags=["flags"])
+
+
+@router.get("")
+async def my_flags(caller: SignedIn, request: Request) -> Ok[EvaluatedFlags]:
+    async with components(request).uow() as uow:
+        user = await UserRepository(uow.session).get(caller.user_id)
+        if user is None:
+            raise InvalidToken("this account no longer exists")
+        return ok(await service.evaluate_for(uow, user))
+
+
+@router.get("/admin")
+async def all_flags(_: Admin, request: Request) -> Ok[FlagList]:
+    async with components(request).uow() as uow:
+        return ok(FlagList(items=await service.list_all(uow)))
+
+
+@router.put("/{key}")
+async def put_flag(key: FlagKey, body: FlagIn, _: Admin, request: Request) -> Ok[FlagOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        flag = await service.put(uow, key, body, auth.clock())
+        await uow.commit()
+    return ok(flag)

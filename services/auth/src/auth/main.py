@@ -1,0 +1,85 @@
+"""The composition root: the chassis app, plus what auth builds once in its lifespan —
+the key ring, the password hasher, the login throttle — and its routers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from auth.accounts import endpoints as accounts_endpoints
+from auth.accounts.passwords import Passwords
+from auth.accounts.service import Accounts
+from auth.accounts.throttle import LoginThrottle
+from auth.flags import endpoints as flags_endpoints
+from auth.preferences import endpoints as preferences_endpoints
+from auth.settings import Settings
+from auth.tokens import endpoints as tokens_endpoints
+from auth.tokens.keys import KeyRing
+from auth.tokens.service import Tokens
+from auth.tokens.verification import LocalJwks
+from contracts.topics import topics_published_by
+from servicekit.auth import TokenVerifier
+from servicekit.runtime import ServiceRuntime, create_service_app
+from servicekit.uow import UnitOfWork
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Components:
+    """What auth's endpoints use, built once per process."""
+
+    settings: Settings
+    runtime: ServiceRuntime
+    keys: KeyRing
+    verifier: TokenVerifier
+    accounts: Accounts
+    tokens: Tokens
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def uow(self) -> UnitOfWork:
+        return self.runtime.uow()
+
+
+async def build_components(settings: Settings, runtime: ServiceRuntime) -> Components:
+    assert runtime.redis is not None, "the runtime is not started"
+    keys = KeyRing(settings, runtime.uow)
+    await keys.load()
+    passwords = await asyncio.to_thread(  # hashes a dummy password: CPU work, off the loop
+        Passwords, settings.argon2_memory_kib, settings.argon2_time_cost,
+        settings.argon2_parallelism)
+    throttle = LoginThrottle(runtime.redis, settings.redis_key_prefix,
+                             settings.login_window_seconds, settings.login_max_failures_per_email,
+                             settings.login_max_failures_per_ip)
+    tokens = Tokens(keys, settings)
+    verifier = TokenVerifier(LocalJwks(keys), audience=settings.jwt_audience,
+                             issuer=settings.jwt_issuer)
+    return Components(settings=settings, runtime=runtime, keys=keys, verifier=verifier,
+                      accounts=Accounts(passwords, throttle, tokens), tokens=tokens)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The auth service's ASGI app (uvicorn --factory auth.main:create_app)."""
+    settings = settings or Settings()
+    app = create_service_app(
+        settings, title="Parley auth",
+        routers=[accounts_endpoints.router, tokens_endpoints.router,
+                 tokens_endpoints.jwks_router, preferences_endpoints.router,
+                 flags_endpoints.router],
+        publishes=list(topics_published_by("auth")),
+        on_startup=start_components,
+    )
+    return app
+
+
+async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Build auth's components once the runtime is up; verify tokens against our own keys."""
+    settings = app.state.settings
+    app.state.auth = await build_components(settings, runtime)
+    app.state.verifier = app.state.auth.verifier  # no HTTP round trip to our own JWKS

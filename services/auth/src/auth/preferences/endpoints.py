@@ -1,0 +1,46 @@
+"""Preferences over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from auth.api import Ok, components, ok
+from auth.preferences import domain, service
+from auth.preferences.schemas import PreferencesOut, PreferencesPatch, PreferencesPut
+from auth.tokens.verification import SignedIn
+
+router = APIRouter(prefix="/api/v1/preferences", tags=["preferences"])
+
+
+async def _change(request: Request, user_id: str, changes: dict[str, Any]) -> PreferencesOut:
+    auth = components(request)
+    async with auth.uow() as uow:
+        result = await service.change(uow, user_id, changes, now=auth.clock(),
+                                      extra_max_bytes=auth.settings.preferences_extra_max_bytes)
+        await uow.commit()
+    return result
+
+
+@router.get("")
+async def get_preferences(caller: SignedIn, request: Request) -> Ok[PreferencesOut]:
+    async with components(request).uow() as uow:
+        return ok(await service.get(uow, caller.user_id))
+
+
+@router.put("")
+async def put_preferences(body: PreferencesPut, caller: SignedIn, request: Request
+                          ) -> Ok[PreferencesOut]:
+    return ok(await _change(request, caller.user_id, body.model_dump()))
+
+
+@router.patch("")
+async def patch_preferences(body: PreferencesPatch, caller: SignedIn, request: Request
+                            ) -> Ok[PreferencesOut]:
+    return ok(await _change(request, caller.user_id, body.changes()))
+
+
+@router.post("/reset")
+async def reset_preferences(caller: SignedIn, request: Request) -> Ok[PreferencesOut]:
+    return ok(await _change(request, caller.user_id, dict(domain.DEFAULTS)))

@@ -1,0 +1,42 @@
+"""The auth service's one Settings class, read once (in create_app) from `AUTH_*` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from servicekit.settings import ServiceSettings, service_config
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("AUTH_")
+
+    service_name: str = "auth"
+    db_schema: str = "auth"
+
+    # Tokens
+    access_token_ttl_seconds: int = Field(default=3600, ge=60)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=300)
+    signing_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="JSON list of {kid, private_key_pem}; the first signs, all verify. "
+        "Empty: keys live in the database (one is generated on first start).",
+    )
+    generate_signing_key: bool = Field(
+        default=True, description="generate and store a key in the database when none exists")
+    key_reload_seconds: float = Field(default=60.0, description="how often keys are re-read")
+
+    # Passwords: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
+    argon2_memory_kib: int = 19 * 1024
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
+
+    # Brute-force throttle (Redis)
+    redis_key_prefix: str = Field(default="auth:", description="prefix of every Redis key")
+    login_window_seconds: int = 15 * 60
+    login_max_failures_per_email: int = 5
+    login_max_failures_per_ip: int = 20
+    trust_forwarded_for: bool = Field(
+        default=False, description="take the client IP from X-Forwarded-For (behind the gateway)")
+
+    # Preferences
+    preferences_extra_max_bytes: int = 16 * 1024

@@ -1,0 +1,79 @@
+"""Tokens, sessions and the public keys over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from auth.api import Ok, client_ip, components, ok
+from auth.errors import FamilyRevoked
+from auth.tokens.keys import Jwks
+from auth.tokens.schemas import (
+    RefreshIn,
+    RevokedOut,
+    RotatedOut,
+    SessionList,
+    TokensOnly,
+)
+from auth.tokens.verification import Admin, SignedIn
+
+router = APIRouter(prefix="/api/v1/auth", tags=["tokens"])
+jwks_router = APIRouter(tags=["tokens"])
+
+
+@jwks_router.get("/.well-known/jwks.json")
+async def jwks(request: Request, response: Response) -> Jwks:
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return components(request).keys.jwks()
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshIn, request: Request) -> Ok[TokensOnly]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        try:
+            tokens = await auth.tokens.refresh(uow, body.refresh_token, client_ip(request),
+                                               auth.clock())
+        except FamilyRevoked:
+            await uow.commit()  # the revocation is the point: keep it, then refuse
+            raise
+        await uow.commit()
+    return ok(TokensOnly(tokens=tokens))
+
+
+@router.post("/logout")
+async def logout(caller: SignedIn, request: Request,
+                 every: Annotated[bool, Query(alias="all")] = False) -> Ok[RevokedOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        revoked = await auth.tokens.revoke(uow, caller.user_id,
+                                           None if every else caller.session_id,
+                                           auth.clock(), "logout")
+        await uow.commit()
+    return ok(RevokedOut(revoked=revoked))
+
+
+@router.get("/sessions")
+async def sessions(caller: SignedIn, request: Request) -> Ok[SessionList]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        items = await auth.tokens.sessions(uow, caller.user_id, caller.session_id, auth.clock())
+    return ok(SessionList(items=items))
+
+
+@router.delete("/sessions/{session_id}")
+async def revoke_session(session_id: str, caller: SignedIn, request: Request
+                         ) -> Ok[RevokedOut]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        revoked = await auth.tokens.revoke(uow, caller.user_id, session_id, auth.clock(),
+                                           "revoked")
+        await uow.commit()
+    return ok(RevokedOut(revoked=revoked))
+
+
+@router.post("/keys/rotate")
+async def rotate_keys(_: Admin, request: Request) -> Ok[RotatedOut]:
+    """Start signing with a new key; the old one stays published until its tokens expire."""
+    return ok(RotatedOut(kid=await components(request).keys.rotate()))

@@ -1,0 +1,96 @@
+"""Sessions and tokens: open a session, rotate its refresh token, revoke it.
+
+A session is a refresh-token family. Each refresh token is good for one use; presenting one
+that was already used means two parties hold the family (theft), so the whole session is
+revoked and both must sign in again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from auth.errors import FamilyRevoked
+from auth.models import RefreshToken, Session, User
+from auth.settings import Settings
+from auth.tokens.domain import access_claims, new_refresh_token, refresh_token_hash
+from auth.tokens.keys import KeyRing
+from auth.tokens.repository import RefreshTokenRepository, SessionRepository
+from auth.tokens.schemas import SessionOut, TokensOut
+from contracts.ids import uuid7
+from servicekit.errors import InvalidToken, NotFound, TokenExpired
+from servicekit.uow import UnitOfWork
+
+
+@dataclass
+class Tokens:
+    keys: KeyRing
+    settings: Settings
+
+    async def open_session(self, uow: UnitOfWork, user: User, device_info: dict[str, Any],
+                           ip: str, now: datetime) -> TokensOut:
+        """A new signed-in device for `user`, with its first token pair."""
+        session = Session(id=str(uuid7()), user_id=user.id, device_info=device_info,
+                          created_at=now, last_used_at=now, last_ip=ip,
+                          expires_at=now + self._refresh_ttl)
+        SessionRepository(uow.session).add(session)
+        await uow.session.flush()
+        return await self._issue(uow, session, user, now)
+
+    async def refresh(self, uow: UnitOfWork, refresh_token: str, ip: str,
+                      now: datetime) -> TokensOut:
+        """Trade a refresh token for a new pair; a reused one revokes its whole family."""
+        token = await RefreshTokenRepository(uow.session).get_for_update(
+            refresh_token_hash(refresh_token))
+        if token is None:
+            raise InvalidToken("the refresh token is not valid")
+        sessions = SessionRepository(uow.session)
+        session = await sessions.get_for_update(token.session_id)
+        if session is None or session.revoked_at is not None:
+            raise InvalidToken("this session has ended: sign in again")
+        if token.used_at is not None:
+            await sessions.revoke(session.user_id, now, "reuse", session_id=session.id)
+            raise FamilyRevoked("the refresh token was already used: the session is revoked, "
+                                "sign in again")
+        if token.expires_at <= now or session.expires_at <= now:
+            raise TokenExpired("the refresh token has expired: sign in again")
+        user = await uow.session.get(User, session.user_id)
+        if user is None:
+            raise InvalidToken("this account no longer exists")
+        token.used_at = now
+        session.last_used_at, session.last_ip = now, ip
+        session.expires_at = now + self._refresh_ttl  # sliding: 30 days from the last use
+        return await self._issue(uow, session, user, now)
+
+    async def sessions(self, uow: UnitOfWork, user_id: str, current: str | None,
+                       now: datetime) -> list[SessionOut]:
+        rows = await SessionRepository(uow.session).active_for_user(user_id, now)
+        return [SessionOut(id=s.id, device_info=s.device_info, created_at=s.created_at,
+                           last_used_at=s.last_used_at, last_ip=s.last_ip,
+                           current=s.id == current) for s in rows]
+
+    async def revoke(self, uow: UnitOfWork, user_id: str, session_id: str | None,
+                     now: datetime, reason: str) -> int:
+        """Revoke one session of the user (NotFound if it is not theirs), or all of them."""
+        revoked: int = await SessionRepository(uow.session).revoke(user_id, now, reason, session_id)
+        if session_id is not None and revoked == 0:
+            raise NotFound("no such session")
+        return revoked
+
+    @property
+    def _refresh_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+
+    async def _issue(self, uow: UnitOfWork, session: Session, user: User,
+                     now: datetime) -> TokensOut:
+        refresh = new_refresh_token()
+        RefreshTokenRepository(uow.session).add(RefreshToken(
+            token_hash=refresh_token_hash(refresh), session_id=session.id, created_at=now,
+            expires_at=now + self._refresh_ttl))
+        await uow.session.flush()
+        ttl = self.settings.access_token_ttl_seconds
+        key = await self.keys.fresh_signing_key()
+        access = self.keys.sign(access_claims(
+            user_id=user.id, session_id=session.id, role=user.role, now=now, ttl_seconds=ttl,
+            issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience), key)
+        return TokensOut(access_token=access, refresh_token=refresh, expires_in=ttl)

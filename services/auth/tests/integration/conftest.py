@@ -1,0 +1,138 @@
+"""The auth app over the real PostgreSQL, Redis and broker: each test gets its own schema
+(migrated by Alembic) and its own Redis key prefix, and talks HTTP to the app in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from auth.main import Components, create_app
+from auth.settings import Settings
+from parley.stack.embedded import InfraUrls
+from parley.testing import unique_name
+from servicekit.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parents[2] / "migrations"
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Stack:
+    """A migrated schema and the settings of an auth app on it."""
+
+    infra: InfraUrls
+    settings: Settings
+
+    def app(self, **overrides: Any) -> FastAPI:
+        return create_app(self.settings.model_copy(update=overrides))
+
+
+@pytest.fixture
+async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
+    schema = unique_name("auth")
+    url = infra.database_as("postgres")
+    await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
+    settings = Settings(
+        database_url=url, db_schema=schema, redis_url=infra.redis,
+        kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("auth") + ":",
+        log_json=False, log_level="WARNING",
+        # the cheapest argon2id, so tests spend their time on behaviour (parameters are settings)
+        argon2_memory_kib=1024, argon2_time_cost=1,
+    )
+    try:
+        yield Stack(infra, settings)
+    finally:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan started, and a client talking HTTP to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
+            yield client
+
+
+@pytest.fixture
+async def app(stack: Stack) -> FastAPI:
+    return stack.app()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as c:
+        yield c
+
+
+def components(app: FastAPI) -> Components:
+    built: Components = app.state.auth
+    return built
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+Register = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def register(client: httpx.AsyncClient) -> Register:
+    """Register a fresh user; returns the response's data ({user, tokens})."""
+
+    async def make(email: str | None = None, password: str = PASSWORD, name: str = "Ada",
+                   **extra: Any) -> dict[str, Any]:
+        response = await client.post("/api/v1/auth/register", json={
+            "email": email or f"{unique_name('user')}@example.com", "password": password,
+            "name": name, **extra})
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    return make
+
+
+def error(response: httpx.Response) -> tuple[int, str]:
+    """(status, code) of an error response, after checking it has the public error body."""
+    body = response.json()
+    assert body["success"] is False
+    assert set(body) == {"success", "error", "message", "details"}
+    assert body["message"]
+    return response.status_code, body["error"]
+
+
+async def make_admin(app: FastAPI, user_id: str) -> None:
+    """What `parley`'s grant-admin does: set the role in the database."""
+    async with components(app).uow() as uow:
+        await uow.session.execute(text("UPDATE users SET role = 'admin' WHERE id = :id"),
+                                  {"id": user_id})
+        await uow.commit()
+
+
+async def outbox_events(app: FastAPI, user_id: str) -> list[tuple[str, str]]:
+    """(topic, event type) of every event written for `user_id`, in order."""
+    async with components(app).uow() as uow:
+        rows = await uow.session.execute(
+            text("SELECT topic, event_type FROM outbox WHERE key = :k ORDER BY id"),
+            {"k": user_id})
+        return [(r[0], r[1]) for r in rows]
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
+                **extra: Any) -> httpx.Response:
+    return await client.post("/api/v1/auth/login",
+                             json={"email": email, "password": password, **extra})

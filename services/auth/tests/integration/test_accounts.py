@@ -1,0 +1,221 @@
+"""Register, sign in, read and change the account, delete it — as a client sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+from contracts.topics import AUTH_USER
+from parley.testing import unique_name
+
+from .conftest import (
+    PASSWORD,
+    Register,
+    Stack,
+    bearer,
+    error,
+    login,
+    outbox_events,
+)
+
+
+async def test_register_answers_201_with_the_user_and_tokens(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    email = f"{unique_name('ada')}@Example.com"
+    response = await client.post("/api/v1/auth/register", json={
+        "email": f"  {email}\t", "password": PASSWORD, "name": "  Ada Lovelace "})
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["success"] is True
+    user, tokens = body["data"]["user"], body["data"]["tokens"]
+    assert user["email"] == email  # trimmed, case kept
+    assert user["name"] == "Ada Lovelace"
+    assert user["role"] == "user"
+    assert user["is_anonymous"] is False
+    assert user["email_verified"] is False
+    assert user["preferences"]["theme_mode"] == "system"
+    assert tokens["expires_in"] == 3600
+    assert tokens["access_token"]
+    assert tokens["refresh_token"]
+    assert await outbox_events(app, user["id"]) == [("auth.user.v1", "user.registered")]
+
+
+@pytest.mark.parametrize("variant", [str.upper, str.lower, lambda e: f"  {e.upper()}  "])
+async def test_an_email_is_taken_whatever_its_case_or_spacing(
+    client: httpx.AsyncClient, register: Register, variant: Any
+) -> None:
+    email = f"{unique_name('grace')}@example.com"
+    await register(email=email)
+
+    response = await client.post("/api/v1/auth/register", json={
+        "email": variant(email), "password": PASSWORD, "name": "Someone"})
+
+    assert error(response) == (409, "EMAIL_EXISTS")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("password", "x" * 7),
+    ("password", "x" * 1025),
+    ("name", ""),
+    ("name", "   "),
+    ("name", "n" * 256),
+    ("email", "not-an-email"),
+    ("email", "two@@example.com"),
+    ("email", "a@b"),
+    ("email", f"{'x' * 320}@example.com"),
+])
+async def test_register_refuses_bad_fields_naming_them(
+    client: httpx.AsyncClient, field: str, value: str
+) -> None:
+    payload = {"email": f"{unique_name('u')}@example.com", "password": PASSWORD, "name": "Ada"}
+    payload[field] = value
+
+    response = await client.post("/api/v1/auth/register", json=payload)
+
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert [f["field"] for f in response.json()["details"]["fields"]] == [field]
+
+
+async def test_password_limits_are_inclusive(client: httpx.AsyncClient) -> None:
+    for password, name in (("x" * 8, "n"), ("y" * 1024, "n" * 255)):
+        response = await client.post("/api/v1/auth/register", json={
+            "email": f"{unique_name('edge')}@example.com", "password": password, "name": name})
+        assert response.status_code == 201, response.text
+
+
+async def test_unknown_json_fields_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/register", json={
+        "email": f"{unique_name('u')}@example.com", "password": PASSWORD, "name": "Ada",
+        "role": "admin"})
+
+    assert error(response) == (400, "VALIDATION_ERROR")
+    assert response.json()["details"]["fields"][0]["field"] == "role"
+
+
+async def test_a_body_that_is_not_json_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/register", content=b"{not json",
+                                 headers={"Content-Type": "application/json"})
+
+    assert error(response) == (400, "VALIDATION_ERROR")
+
+
+async def test_login_with_any_case_returns_user_with_preferences_and_tokens(
+    client: httpx.AsyncClient, register: Register
+) -> None:
+    email = f"{unique_name('lin')}@example.com"
+    registered = await register(email=email)
+
+    response = await login(client, f" {email.upper()} ", device_info={"model": "Pixel 8"})
+
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["user"]["id"] == registered["user"]["id"]
+    assert data["user"]["last_login_at"]
+    assert data["user"]["preferences"]["notifications_enabled"] is True
+    assert data["tokens"]["refresh_token"] != registered["tokens"]["refresh_token"]
+
+
+async def test_wrong_password_and_unknown_email_are_the_same_error(
+    client: httpx.AsyncClient, register: Register
+) -> None:
+    email = f"{unique_name('w')}@example.com"
+    await register(email=email)
+
+    wrong = await login(client, email, "not the password")
+    unknown = await login(client, f"{unique_name('nobody')}@example.com", "not the password")
+
+    assert error(wrong) == error(unknown) == (401, "INVALID_CREDENTIALS")
+    assert wrong.json()["message"] == unknown.json()["message"]
+
+
+async def test_me_needs_a_valid_token(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/api/v1/auth/me")
+    malformed = await client.get("/api/v1/auth/me", headers=bearer("not-a-jwt"))
+    wrong_scheme = await client.get("/api/v1/auth/me", headers={"Authorization": "Basic abc"})
+
+    assert error(missing) == (401, "UNAUTHORIZED")
+    assert error(wrong_scheme) == (401, "UNAUTHORIZED")
+    assert error(malformed) == (401, "INVALID_TOKEN")
+
+
+async def test_patch_me_renames_and_announces_it(
+    client: httpx.AsyncClient, register: Register, app: FastAPI
+) -> None:
+    data = await register(name="Ada")
+    headers = bearer(data["tokens"]["access_token"])
+
+    renamed = await client.patch("/api/v1/auth/me", json={"name": " Countess "}, headers=headers)
+    me = await client.get("/api/v1/auth/me", headers=headers)
+
+    assert renamed.status_code == 200, renamed.text
+    assert me.json()["data"]["name"] == "Countess"
+    assert await outbox_events(app, data["user"]["id"]) == [
+        ("auth.user.v1", "user.registered"), ("auth.user.v1", "user.updated")]
+
+
+@pytest.mark.parametrize("body", [{"name": ""}, {"name": "x" * 256}, {"email": "a@b.co"}, {}])
+async def test_patch_me_refuses_bad_input(
+    client: httpx.AsyncClient, register: Register, body: dict[str, str]
+) -> None:
+    data = await register()
+
+    response = await client.patch("/api/v1/auth/me", json=body,
+                                  headers=bearer(data["tokens"]["access_token"]))
+
+    assert error(response) == (400, "VALIDATION_ERROR")
+
+
+async def first_event(kafka: str, topic: str, user_id: str, event_type: str,
+                      timeout: float = 30.0) -> dict[str, Any]:
+    """The first `event_type` envelope for `user_id` on the real broker, read from the start."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=unique_name("reader"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    envelope: dict[str, Any] = json.loads(record.value)
+                    if envelope["user_id"] == user_id and envelope["type"] == event_type:
+                        assert record.key == user_id.encode()
+                        return envelope
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no {event_type} for {user_id} on {topic}")
+
+
+async def test_deleting_the_account_signs_out_and_publishes_user_deleted(
+    client: httpx.AsyncClient, register: Register, stack: Stack
+) -> None:
+    email = f"{unique_name('del')}@example.com"
+    data = await register(email=email)
+    user_id, headers = data["user"]["id"], bearer(data["tokens"]["access_token"])
+
+    deleted = await client.delete("/api/v1/auth/me", headers=headers)
+
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["data"]["user_id"] == user_id
+    assert error(await client.get("/api/v1/auth/me", headers=headers)) == (401, "INVALID_TOKEN")
+    assert error(await login(client, email)) == (401, "INVALID_CREDENTIALS")
+    refreshed = await client.post("/api/v1/auth/refresh",
+                                  json={"refresh_token": data["tokens"]["refresh_token"]})
+    assert error(refreshed) == (401, "INVALID_TOKEN")
+    envelope = await first_event(stack.infra.kafka, AUTH_USER.name, user_id, "user.deleted")
+    assert envelope["producer"] == "auth"
+    assert envelope["payload"]["deleted_at"]
+    # the email is free again
+    again = await client.post("/api/v1/auth/register",
+                              json={"email": email, "password": PASSWORD, "name": "New"})
+    assert again.status_code == 201
+    assert again.json()["data"]["user"]["id"] != user_id

@@ -1,0 +1,101 @@
+"""Rules with no I/O: emails, passwords, refresh tokens, keys, preferences, flag bucketing."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import pytest
+
+from auth.accounts.domain import clean_email, email_key
+from auth.accounts.passwords import Passwords
+from auth.flags.domain import bucket, is_on, user_segments
+from auth.preferences import domain as preferences
+from auth.settings import Settings
+from auth.tokens.domain import new_refresh_token, refresh_token_hash
+from auth.tokens.keys import key_pair, new_private_key_pem
+
+
+def test_emails_are_trimmed_and_compared_without_case() -> None:
+    assert clean_email("  Ada@Example.COM\n") == "Ada@Example.COM"
+    assert email_key(" Ada@Example.COM ") == "ada@example.com"
+    for bad in ("", "ada", "ada@", "@example.com", "a b@example.com", "ada@example"):
+        with pytest.raises(ValueError, match="email"):
+            clean_email(bad)
+
+
+async def test_passwords_use_argon2id_with_owasp_parameters() -> None:
+    settings = Settings()
+    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost,
+                          settings.argon2_parallelism)
+
+    hashed = await passwords.hash("correct horse battery")
+
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert await passwords.verify(hashed, "correct horse battery")
+    assert not await passwords.verify(hashed, "correct horse batterY")
+    assert not await passwords.verify(None, "correct horse battery")  # unknown user
+    assert not await passwords.verify("not a hash", "x")
+
+
+def test_refresh_tokens_are_random_and_kept_as_sha256() -> None:
+    token = new_refresh_token()
+
+    assert token != new_refresh_token()
+    assert len(refresh_token_hash(token)) == 32
+    assert refresh_token_hash(token) == refresh_token_hash(token)
+
+
+def test_a_keys_kid_is_its_thumbprint_and_it_signs_eddsa() -> None:
+    pem = new_private_key_pem()
+    pair = key_pair(pem)
+
+    token = jwt.encode({"sub": "u"}, pair.private_key, algorithm="EdDSA",
+                       headers={"kid": pair.kid})
+
+    assert key_pair(pem).kid == pair.kid
+    assert pair.public_jwk["kty"] == "OKP"
+    assert "d" not in pair.public_jwk
+    assert jwt.decode(token, pair.verifier, algorithms=["EdDSA"])["sub"] == "u"
+
+
+def test_preferences_version_only_fields_that_change() -> None:
+    stored, versions, changed = preferences.apply({}, {}, {"theme_mode": "dark",
+                                                           "compact_mode": False})
+
+    assert changed == {"theme_mode": "dark"}  # compact_mode was already False
+    assert versions == {"theme_mode": 1}
+    _, versions, changed = preferences.apply(stored, versions, {"theme_mode": "light",
+                                                                "center_mode": True})
+    assert versions == {"theme_mode": 2, "center_mode": 1}
+    assert preferences.current(stored)["theme_mode"] == "dark"
+    assert preferences.current({"gone_field": 1}) == preferences.DEFAULTS
+
+
+def test_bucketing_is_deterministic_and_independent_per_flag() -> None:
+    assert bucket("beta-ui", "user-1") == bucket("beta-ui", "user-1")
+    users = [str(uuid.UUID(int=i)) for i in range(200)]
+    assert [bucket("a", u) for u in users] != [bucket("b", u) for u in users]
+
+
+def test_a_25_percent_rollout_reaches_23_to_27_percent_of_10000_users() -> None:
+    users = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"user-{i}")) for i in range(10_000)]
+
+    on = sum(is_on(key="new-composer", enabled=True, rollout_percentage=25, segments=[],
+                   user_id=u, member_of=["registered"]) for u in users)
+
+    assert 2_300 <= on <= 2_700
+
+
+def test_rollout_edges_and_segments() -> None:
+    def on(pct: int, segments: list[str], member_of: set[str], enabled: bool = True) -> bool:
+        return is_on(key="f", enabled=enabled, rollout_percentage=pct, segments=segments,
+                     user_id="u1", member_of=member_of)
+
+    assert on(100, [], {"registered"})
+    assert not on(0, [], {"registered"})
+    assert not on(100, [], {"registered"}, enabled=False)
+    assert not on(100, ["beta"], {"registered"})
+    assert on(100, ["beta", "registered"], {"registered"})
+    assert user_segments(is_anonymous=True, role="admin", email_verified=False) == {
+        "anonymous", "admin"}
