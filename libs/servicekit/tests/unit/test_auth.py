@@ -327,3 +327,67 @@ async def test_internal_route_does_not_accept_a_user_token(
     response = await service.get("/internal/ping", headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 401
+
+
+# --- the verified-token cache ----------------------------------------------------------------
+
+@dataclass
+class CountingKeys:
+    """A key source that counts how often a signature had to be checked against it."""
+
+    key_: SigningKey
+    lookups: int = 0
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        self.lookups += 1
+        return jwt.PyJWK(self.key_.jwk()) if kid == self.key_.kid else None
+
+
+async def test_a_repeated_token_is_answered_from_the_cache_until_its_ttl() -> None:
+    keys, now = CountingKeys(ed25519_key()), [1000.0]
+    verifier = TokenVerifier(keys, cache_ttl=60, clock=lambda: now[0])
+    token = keys.key_.sign(sub="user-5", exp=int(time.time()) + 600)
+
+    for _ in range(3):
+        assert (await verifier.verify(token)).user_id == "user-5"
+    assert keys.lookups == 1
+
+    now[0] += 61  # past the cache's TTL: the signature is checked again
+    assert (await verifier.verify(token)).user_id == "user-5"
+    assert keys.lookups == 2
+
+
+async def test_a_cached_token_is_never_accepted_past_its_own_expiry() -> None:
+    keys = CountingKeys(ed25519_key())
+    real_now = time.time()
+    now = [real_now]
+    verifier = TokenVerifier(keys, cache_ttl=3600, leeway=0, clock=lambda: now[0])
+    token = keys.key_.sign(iat=int(real_now) - 10, exp=int(real_now) + 30)
+    await verifier.verify(token)
+
+    now[0] = real_now + 31  # the cache entry ends at the token's exp, not at the TTL
+    assert keys.lookups == 1
+    await verifier.verify(token)  # checked again (and still valid in real time)
+    assert keys.lookups == 2
+
+
+async def test_rejected_tokens_are_not_cached() -> None:
+    keys = CountingKeys(ed25519_key())
+    verifier = TokenVerifier(keys)
+    refresh = keys.key_.sign(type="refresh")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(refresh)
+    assert keys.lookups == 2
+
+
+async def test_the_cache_keeps_at_most_cache_size_tokens() -> None:
+    keys = CountingKeys(ed25519_key())
+    verifier = TokenVerifier(keys, cache_size=2)
+    tokens = [keys.key_.sign(sub=f"user-{n}") for n in range(3)]
+    for token in tokens:
+        await verifier.verify(token)
+    await verifier.verify(tokens[0])  # evicted as the oldest: checked again
+    assert keys.lookups == 4
+    await verifier.verify(tokens[2])  # still cached
+    assert keys.lookups == 4
