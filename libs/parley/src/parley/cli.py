@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -28,6 +29,16 @@ def workspace_root(start: Path | None = None) -> Path:
     return here
 
 
+def _service_ports(pairs: list[str]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for pair in pairs:
+        name, _, port = pair.partition("=")
+        if not name or not port.isdigit():
+            raise typer.BadParameter(f"{pair!r} is not NAME=PORT", param_hint="--service-port")
+        ports[name] = int(port)
+    return ports
+
+
 @app.command()
 def dev(
     reset: Annotated[bool, typer.Option(help="wipe the embedded data first")] = False,
@@ -38,6 +49,9 @@ def dev(
     pg_port: Annotated[int, typer.Option(help="PostgreSQL port")] = Ports.postgres,
     redis_port: Annotated[int, typer.Option(help="Redis port")] = Ports.redis,
     kafka_port: Annotated[int, typer.Option(help="Kafka-protocol broker port")] = Ports.kafka,
+    service_port: Annotated[list[str] | None, typer.Option(
+        help="NAME=PORT: serve a service on another port than its manifest says (repeatable)",
+    )] = None,
 ) -> None:
     """Run all of Parley locally: PostgreSQL 16, Redis, the Kafka broker and every service.
 
@@ -53,6 +67,7 @@ def dev(
         ports=Ports(postgres=pg_port, redis=redis_port, kafka=kafka_port),
         console=Console(),
         reset=reset,
+        service_ports=_service_ports(service_port or []),
     )
     raise typer.Exit(runner.run())
 
@@ -67,6 +82,64 @@ def topics() -> None:
         console.print(f"[bold]{topic.name}[/]  ({publisher_of(topic)} → {topic.dlq})")
         for event_type in topic.by_type:
             console.print(f"    {event_type}")
+
+
+class GrantFailed(Exception):
+    """Granting admin did not happen; the message says why, in one line."""
+
+
+def request_admin_grant(email: str, auth_url: str, internal_token: str) -> str:
+    """Ask the auth service (over HTTP, with the service credential: libs never import a
+    service) to make the account with `email` an admin; the one-line outcome, or GrantFailed."""
+    try:
+        response = httpx.post(auth_url.rstrip("/") + "/internal/admins", json={"email": email},
+                              headers={"X-Internal-Token": internal_token}, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise GrantFailed(f"cannot reach the auth service at {auth_url} ({exc}): "
+                          "is it running (`parley dev`)?") from exc
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    if response.is_success and body.get("success") is True:
+        user = body["data"]["user"]
+        return f"{user['email']} is now an admin (user {user['id']}); their next sign-in " \
+            "carries the role"
+    code = body.get("error") or f"HTTP {response.status_code}"
+    message = body.get("message") or response.reason_phrase
+    hint = " (check --internal-token)" if response.status_code == 401 else ""
+    raise GrantFailed(f"{code}: {message}{hint}")
+
+
+def default_internal_token(root: Path) -> str | None:
+    """The service credential `parley dev` keeps in <repo>/.parley/internal-token."""
+    path = root / ".parley" / "internal-token"
+    return path.read_text().strip() if path.exists() else None
+
+
+@app.command("grant-admin")
+def grant_admin(
+    email: Annotated[str, typer.Argument(help="the email of the account to make an admin")],
+    auth_url: Annotated[str, typer.Option(help="the auth service")] = "http://127.0.0.1:8001",
+    internal_token: Annotated[str | None, typer.Option(
+        help="the service credential (default: the content of <repo>/.parley/internal-token, "
+        "which `parley dev` writes)")] = None,
+) -> None:
+    """Give an account the admin role (it may then manage feature flags and keys).
+
+    Calls the auth service's internal endpoint; the role is in the account's next token."""
+    token = internal_token or default_internal_token(workspace_root())
+    if not token:
+        typer.echo("error: no service credential: pass --internal-token, or run `parley dev` "
+                   "once (it writes .parley/internal-token)", err=True)
+        raise typer.Exit(1)
+    try:
+        typer.echo(request_admin_grant(email, auth_url, token))
+    except GrantFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -42,6 +42,7 @@ class DevRunner:
     ports: Ports
     console: Console
     reset: bool = False
+    service_ports: dict[str, int] = field(default_factory=dict)  # overrides the manifests
     rows: dict[str, Row] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -74,7 +75,8 @@ class DevRunner:
         """Start everything, supervise until asked to stop, stop everything. Exit code."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        services = discover(self.services_dir)
+        services = [replace(s, port=self.service_ports.get(s.name, s.port))
+                    for s in discover(self.services_dir)]
         stack = EmbeddedStack(self.data_dir, self.ports, self.log_line, reset=self.reset)
         try:
             self.say(f"starting PostgreSQL, Redis and the Kafka broker (data in {self.data_dir})")

@@ -1,5 +1,5 @@
 """The composition root: the chassis app, plus what auth builds once in its lifespan —
-the key ring, the password hasher, the login throttle — and its routers."""
+the key ring, the password hasher, the throttles — its routers and its mail sink."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from auth.accounts import endpoints as accounts_endpoints
 from auth.accounts.passwords import Passwords
 from auth.accounts.service import Accounts
 from auth.accounts.throttle import LoginThrottle
+from auth.emails import endpoints as emails_endpoints
+from auth.emails.service import EmailLinks
+from auth.emails.subscribers import log_email
 from auth.flags import endpoints as flags_endpoints
 from auth.preferences import endpoints as preferences_endpoints
 from auth.settings import Settings
@@ -21,9 +24,9 @@ from auth.tokens import endpoints as tokens_endpoints
 from auth.tokens.keys import KeyRing
 from auth.tokens.service import Tokens
 from auth.tokens.verification import LocalJwks
-from contracts.topics import topics_published_by
+from contracts.topics import AUTH_EMAIL, topics_published_by
 from servicekit.auth import TokenVerifier
-from servicekit.runtime import ServiceRuntime, create_service_app
+from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 from servicekit.uow import UnitOfWork
 
 
@@ -41,6 +44,7 @@ class Components:
     verifier: TokenVerifier
     accounts: Accounts
     tokens: Tokens
+    email_links: EmailLinks
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def uow(self) -> UnitOfWork:
@@ -57,11 +61,17 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
     throttle = LoginThrottle(runtime.redis, settings.redis_key_prefix,
                              settings.login_window_seconds, settings.login_max_failures_per_email,
                              settings.login_max_failures_per_ip)
+    forgot_throttle = LoginThrottle(
+        runtime.redis, settings.redis_key_prefix, settings.password_reset_window_seconds,
+        settings.password_reset_max_per_email, settings.password_reset_max_per_ip,
+        scope="forgot", message="too many password reset requests: try again later")
     tokens = Tokens(keys, settings)
+    accounts = Accounts(passwords, throttle, tokens)
     verifier = TokenVerifier(LocalJwks(keys), audience=settings.jwt_audience,
                              issuer=settings.jwt_issuer)
     return Components(settings=settings, runtime=runtime, keys=keys, verifier=verifier,
-                      accounts=Accounts(passwords, throttle, tokens), tokens=tokens)
+                      accounts=accounts, tokens=tokens,
+                      email_links=EmailLinks(accounts, forgot_throttle, settings))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,9 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings, title="Parley auth",
         routers=[accounts_endpoints.router, tokens_endpoints.router,
-                 tokens_endpoints.jwks_router, preferences_endpoints.router,
-                 flags_endpoints.router],
+                 tokens_endpoints.jwks_router, emails_endpoints.router,
+                 preferences_endpoints.router, flags_endpoints.router,
+                 accounts_endpoints.internal_router],
         publishes=list(topics_published_by("auth")),
+        # no mail provider yet: in development the links land in auth's own log
+        subscriptions=[Subscription(AUTH_EMAIL, log_email)] if settings.mail_sink == "log"
+        else [],
         on_startup=start_components,
     )
     return app

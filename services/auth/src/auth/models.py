@@ -76,6 +76,21 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class EmailToken(Base):
+    """A link sent by email (verify the address, reset the password), by its SHA-256;
+    good for one use before it expires."""
+
+    __tablename__ = "email_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))  # verify_email | password_reset
+    email: Mapped[str] = mapped_column(String(320))  # the address it was sent to
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class SigningKey(Base):
     """A token-signing key kept in the database (the development default)."""
 

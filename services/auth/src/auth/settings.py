@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from servicekit.settings import ServiceSettings, service_config
@@ -40,3 +42,17 @@ class Settings(ServiceSettings):
 
     # Preferences
     preferences_extra_max_bytes: int = 16 * 1024
+
+    # Email links: verification and password reset
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where emailed links point: the client (through the gateway) takes the "
+        "token from /verify-email?token=... or /reset-password?token=... and posts it back")
+    verify_email_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=1)
+    password_reset_window_seconds: int = 3600
+    password_reset_max_per_email: int = 5
+    password_reset_max_per_ip: int = 20
+    mail_sink: Literal["log", "none"] = Field(
+        default="log", description="log: this service consumes auth.email.v1 and logs each "
+        "link (development); none: another consumer delivers the mail")

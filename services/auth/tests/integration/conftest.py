@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -48,6 +50,8 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
         log_json=False, log_level="WARNING",
         # the cheapest argon2id, so tests spend their time on behaviour (parameters are settings)
         argon2_memory_kib=1024, argon2_time_cost=1,
+        # the log mail sink joins a consumer group per app; the test that needs it turns it on
+        mail_sink="none",
     )
     try:
         yield Stack(infra, settings)
@@ -116,7 +120,8 @@ def error(response: httpx.Response) -> tuple[int, str]:
 
 
 async def make_admin(app: FastAPI, user_id: str) -> None:
-    """What `parley`'s grant-admin does: set the role in the database."""
+    """Give the user the admin role straight in the database (test_admins covers the
+    internal endpoint `parley grant-admin` calls)."""
     async with components(app).uow() as uow:
         await uow.session.execute(text("UPDATE users SET role = 'admin' WHERE id = :id"),
                                   {"id": user_id})
@@ -136,3 +141,34 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
                 **extra: Any) -> httpx.Response:
     return await client.post("/api/v1/auth/login",
                              json={"email": email, "password": password, **extra})
+
+
+async def first_event(kafka: str, topic: str, user_id: str, event_type: str,
+                      timeout: float = 30.0) -> dict[str, Any]:
+    """The first `event_type` envelope for `user_id` on the real broker, read from the start."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=unique_name("reader"),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    envelope: dict[str, Any] = json.loads(record.value)
+                    if envelope["user_id"] == user_id and envelope["type"] == event_type:
+                        assert record.key == user_id.encode()
+                        return envelope
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no {event_type} for {user_id} on {topic}")
+
+
+async def outbox_payloads(app: FastAPI, topic: str, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of every `event_type` event written on `topic`, in order."""
+    async with components(app).uow() as uow:
+        rows = await uow.session.execute(
+            text("SELECT body FROM outbox WHERE topic = :t AND event_type = :e ORDER BY id"),
+            {"t": topic, "e": event_type})
+        return [json.loads(r[0])["payload"] for r in rows]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from contracts.topics import AUTH_USER
@@ -20,6 +17,7 @@ from .conftest import (
     Stack,
     bearer,
     error,
+    first_event,
     login,
     outbox_events,
 )
@@ -171,28 +169,6 @@ async def test_patch_me_refuses_bad_input(
                                   headers=bearer(data["tokens"]["access_token"]))
 
     assert error(response) == (400, "VALIDATION_ERROR")
-
-
-async def first_event(kafka: str, topic: str, user_id: str, event_type: str,
-                      timeout: float = 30.0) -> dict[str, Any]:
-    """The first `event_type` envelope for `user_id` on the real broker, read from the start."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=unique_name("reader"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    envelope: dict[str, Any] = json.loads(record.value)
-                    if envelope["user_id"] == user_id and envelope["type"] == event_type:
-                        assert record.key == user_id.encode()
-                        return envelope
-    finally:
-        await consumer.stop()
-    raise AssertionError(f"no {event_type} for {user_id} on {topic}")
 
 
 async def test_deleting_the_account_signs_out_and_publishes_user_deleted(

@@ -1,7 +1,9 @@
-"""Rules with no I/O: emails, passwords, refresh tokens, keys, preferences, flag bucketing."""
+"""Rules with no I/O: emails, passwords, refresh and email tokens, keys, preferences, flag
+bucketing."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import jwt
@@ -9,6 +11,7 @@ import pytest
 
 from auth.accounts.domain import clean_email, email_key
 from auth.accounts.passwords import Passwords
+from auth.emails.domain import email_link, email_token_hash, new_email_token
 from auth.flags.domain import bucket, is_on, user_segments
 from auth.preferences import domain as preferences
 from auth.settings import Settings
@@ -44,6 +47,18 @@ def test_refresh_tokens_are_random_and_kept_as_sha256() -> None:
     assert token != new_refresh_token()
     assert len(refresh_token_hash(token)) == 32
     assert refresh_token_hash(token) == refresh_token_hash(token)
+
+
+def test_email_links_carry_a_random_url_safe_token_kept_as_sha256() -> None:
+    token = new_email_token()
+    assert token != new_email_token()
+    assert len(token) >= 43
+    assert token.replace("-", "").replace("_", "").isalnum()
+    assert email_token_hash(token) == hashlib.sha256(token.encode()).digest()
+    assert email_link("https://app.example/", "password_reset", token) == (
+        f"https://app.example/reset-password?token={token}")
+    assert email_link("http://h:8000", "verify_email", "a+b/c") == (
+        "http://h:8000/verify-email?token=a%2Bb%2Fc")
 
 
 def test_a_keys_kid_is_its_thumbprint_and_it_signs_eddsa() -> None:

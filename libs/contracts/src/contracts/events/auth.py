@@ -24,6 +24,7 @@ class UserUpdated(EventPayload):
     email: str | None = None
     name: str | None = None
     is_anonymous: bool = False
+    role: str | None = Field(default=None, description="the account's role: user | admin")
 
 
 class UserUpgraded(EventPayload):

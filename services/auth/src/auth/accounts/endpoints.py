@@ -8,6 +8,7 @@ from auth.accounts.schemas import (
     AnonymousIn,
     AuthOut,
     DeletedOut,
+    GrantAdminIn,
     LoginIn,
     RegisterIn,
     UpdateMeIn,
@@ -17,8 +18,11 @@ from auth.accounts.schemas import (
 )
 from auth.api import Ok, client_ip, components, ok
 from auth.tokens.verification import SignedIn
+from servicekit.auth import InternalOnly
 
 router = APIRouter(prefix="/api/v1/auth", tags=["accounts"])
+# for operators' tools (`parley grant-admin`) and other services: the service credential
+internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=[InternalOnly])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
@@ -88,3 +92,12 @@ async def delete_me(caller: SignedIn, request: Request) -> Ok[DeletedOut]:
         deleted = await auth.accounts.delete(uow, caller.user_id, auth.clock())
         await uow.commit()
     return ok(deleted)
+
+
+@internal_router.post("/admins")
+async def grant_admin(body: GrantAdminIn, request: Request) -> Ok[UserOnly]:
+    auth = components(request)
+    async with auth.uow() as uow:
+        user = await auth.accounts.grant_admin(uow, body.email, auth.clock())
+        await uow.commit()
+    return ok(UserOnly(user=user))

@@ -48,6 +48,10 @@ class UpdateMeIn(Input):
     name: Name
 
 
+class GrantAdminIn(Input):
+    email: Email
+
+
 class UserOut(BaseModel):
     id: str
     email: str | None

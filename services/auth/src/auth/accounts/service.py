@@ -21,10 +21,11 @@ from auth.tokens.service import Tokens
 from contracts.events.auth import UserDeleted, UserRegistered, UserUpdated, UserUpgraded
 from contracts.ids import uuid7
 from contracts.topics import AUTH_USER
-from servicekit.errors import Conflict, InvalidCredentials, InvalidToken
+from servicekit.errors import Conflict, InvalidCredentials, InvalidToken, NotFound
 from servicekit.uow import UnitOfWork
 
 _EXISTS = "an account with this email already exists"
+ADMIN = "admin"
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Accounts:
         user = await UserRepository(uow.session).get_by_email(key)
         password_hash = user.password_hash if user else None
         if user is None or not await self.passwords.verify(password_hash, password):
-            await self.throttle.record_failure(key, ip)
+            await self.throttle.record(key, ip)
             raise InvalidCredentials("the email or password is not right")
         await self.throttle.clear_email(key)
         if password_hash and self.passwords.needs_rehash(password_hash):
@@ -79,7 +80,23 @@ class Accounts:
         if user.name != name:
             user.name, user.updated_at = name, now
             uow.outbox.add(AUTH_USER, UserUpdated(changed=["name"], email=user.email, name=name,
-                                                  is_anonymous=user.is_anonymous),
+                                                  is_anonymous=user.is_anonymous,
+                                                  role=user.role),
+                           user_id=user.id)
+        return await self.view(uow, user)
+
+    async def grant_admin(self, uow: UnitOfWork, email: str, now: datetime) -> UserOut:
+        """Give the account with this email the admin role (its next token carries it)."""
+        users = UserRepository(uow.session)
+        found = await users.get_by_email(email)
+        if found is None:
+            raise NotFound("no account has this email")
+        user = await self._user(uow, found.id, for_update=True)
+        if user.role != ADMIN:
+            user.role, user.updated_at = ADMIN, now
+            uow.outbox.add(AUTH_USER, UserUpdated(changed=["role"], email=user.email,
+                                                  name=user.name,
+                                                  is_anonymous=user.is_anonymous, role=ADMIN),
                            user_id=user.id)
         return await self.view(uow, user)
 

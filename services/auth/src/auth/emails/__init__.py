@@ -1,0 +1,1 @@
+"""Links sent by email: verifying the address, resetting a forgotten password."""
