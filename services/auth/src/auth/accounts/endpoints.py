@@ -38,11 +38,13 @@ async def register(body: RegisterIn, request: Request) -> Ok[AuthOut]:
 
 @router.post("/login")
 async def login(body: LoginIn, request: Request) -> Ok[AuthOut]:
-    auth = components(request)
+    auth, ip = components(request), client_ip(request)
     async with auth.uow() as uow:
-        result = await auth.accounts.login(
-            uow, email=body.email, password=body.password, device_info=body.device_info,
-            ip=client_ip(request), now=auth.clock())
+        found = await auth.accounts.credentials(uow, email=body.email, ip=ip)
+    verified = await auth.accounts.check_password(found, body.password, ip=ip)
+    async with auth.uow() as uow:
+        result = await auth.accounts.sign_in(uow, verified, device_info=body.device_info, ip=ip,
+                                             now=auth.clock())
         await uow.commit()
     return ok(result)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,16 @@ from servicekit.errors import Conflict, InvalidCredentials, InvalidToken, NotFou
 from servicekit.uow import UnitOfWork
 
 _EXISTS = "an account with this email already exists"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What signing in checks a password against (user_id None: no such account)."""
+
+    email_key: str
+    user_id: str | None
+    password_hash: str | None
+    new_hash: str | None = None
 ADMIN = "admin"
 
 
@@ -36,11 +46,13 @@ class Accounts:
 
     async def register(self, uow: UnitOfWork, *, email: str, password: str, name: str,
                        device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+        # hashed before the first query: no pooled connection waits through argon2
+        password_hash = await self.passwords.hash(password)
         users = UserRepository(uow.session)
         if await users.email_taken(email):
             raise EmailExists(_EXISTS)
         user = User(id=str(uuid7()), email=email, name=name, role="user", is_anonymous=False,
-                    password_hash=await self.passwords.hash(password), created_at=now,
+                    password_hash=password_hash, created_at=now,
                     updated_at=now, last_login_at=now, last_login_ip=ip)
         await self._create(uow, user, now)
         tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
@@ -55,19 +67,39 @@ class Accounts:
         tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
         return AuthOut(user=await self.view(uow, user), tokens=tokens)
 
-    async def login(self, uow: UnitOfWork, *, email: str, password: str,
-                    device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
-        """Sign in. Unknown email and wrong password are the same error at the same cost."""
+    # Signing in takes three steps, so that no pooled connection waits through argon2:
+    # look the account up (one unit of work), check the password (no database), then open
+    # the session (a second unit of work).
+
+    async def credentials(self, uow: UnitOfWork, *, email: str, ip: str) -> Credentials:
+        """The stored hash for this email (None for an unknown email), once not throttled."""
         key = email_key(email)
         await self.throttle.check(key, ip)
         user = await UserRepository(uow.session).get_by_email(key)
-        password_hash = user.password_hash if user else None
-        if user is None or not await self.passwords.verify(password_hash, password):
-            await self.throttle.record(key, ip)
+        return Credentials(key, user.id if user else None, user.password_hash if user else None)
+
+    async def check_password(self, found: Credentials, password: str, *, ip: str) -> Credentials:
+        """The credentials, verified; unknown email and wrong password are the same error at
+        the same cost. Re-hashes a password stored with older argon2 parameters."""
+        if found.user_id is None or not await self.passwords.verify(found.password_hash,
+                                                                    password):
+            await self.throttle.record(found.email_key, ip)
             raise InvalidCredentials("the email or password is not right")
-        await self.throttle.clear_email(key)
-        if password_hash and self.passwords.needs_rehash(password_hash):
-            user.password_hash = await self.passwords.hash(password)
+        await self.throttle.clear_email(found.email_key)
+        if found.password_hash and self.passwords.needs_rehash(found.password_hash):
+            return replace(found, new_hash=await self.passwords.hash(password))
+        return found
+
+    async def sign_in(self, uow: UnitOfWork, verified: Credentials, *,
+                      device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+        """Open a session for credentials `check_password` accepted."""
+        assert verified.user_id is not None
+        user = await UserRepository(uow.session).get(verified.user_id, for_update=True)
+        if user is None or user.password_hash != verified.password_hash:
+            # deleted, or its password changed while we were checking the old one
+            raise InvalidCredentials("the email or password is not right")
+        if verified.new_hash:
+            user.password_hash = verified.new_hash
         user.last_login_at, user.last_login_ip = now, ip
         tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
         return AuthOut(user=await self.view(uow, user), tokens=tokens)
