@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from contracts.topics import AUTH_USER
 from parley.testing import unique_name
@@ -20,6 +21,7 @@ from .conftest import (
     first_event,
     login,
     outbox_events,
+    running,
 )
 
 
@@ -195,3 +197,26 @@ async def test_deleting_the_account_signs_out_and_publishes_user_deleted(
                               json={"email": email, "password": PASSWORD, "name": "New"})
     assert again.status_code == 201
     assert again.json()["data"]["user"]["id"] != user_id
+
+
+async def stored_hash(app: FastAPI, user_id: str) -> str:
+    async with app.state.runtime.uow() as uow:
+        return str((await uow.session.execute(
+            text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id})).scalar_one())
+
+
+async def test_a_password_stored_with_older_argon2_parameters_is_rehashed_at_sign_in(
+        stack: Stack) -> None:
+    email = f"{unique_name('old')}@example.com"
+    async with running(stack.app()) as old_client:  # m=1024 KiB, t=1
+        registered = (await old_client.post("/api/v1/auth/register", json={
+            "email": email, "password": PASSWORD, "name": "Ada"})).json()["data"]
+    stronger = stack.app(argon2_memory_kib=2048, argon2_time_cost=2)
+    async with running(stronger) as client:
+        user_id = registered["user"]["id"]
+        before = await stored_hash(stronger, user_id)
+        assert (await login(client, email)).status_code == 200
+        after = await stored_hash(stronger, user_id)
+        assert "m=1024,t=1" in before
+        assert "m=2048,t=2" in after
+        assert (await login(client, email)).status_code == 200  # the new hash verifies
