@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from contracts.ids import uuid7
@@ -77,6 +80,15 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
     finally:
         for component in reversed(started):
             component.stop()
+
+
+@asynccontextmanager
+async def serving(app: Any, base_url: str = "http://service") -> AsyncIterator[httpx.AsyncClient]:
+    """An ASGI app with its lifespan started, and a client talking HTTP to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

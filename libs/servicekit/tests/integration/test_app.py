@@ -7,19 +7,19 @@ import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.envelope import Envelope, EventPayload
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
+from parley.testing import serving as running
 from servicekit import asyncapi
 from servicekit.errors import NotFound
 from servicekit.runtime import Subscription, create_service_app
@@ -46,13 +46,6 @@ def routes() -> APIRouter:
     return router
 
 
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started, and a client talking HTTP to it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-            yield client
 
 
 async def poll(client: httpx.AsyncClient, path: str, until: Callable[[httpx.Response], bool],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from auth.main import Components, create_app
 from auth.settings import Settings
 from parley.stack.embedded import InfraUrls
+from parley.testing import serving as running
 from parley.testing import unique_name
 from servicekit.migrations import upgrade
 
@@ -62,13 +62,6 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
         await engine.dispose()
 
 
-@asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan started, and a client talking HTTP to it in-process."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
-            yield client
 
 
 @pytest.fixture
