@@ -334,7 +334,7 @@ async def logins(a: argparse.Namespace, app: FastAPI, client: httpx.AsyncClient,
         per = cpu / len(meter.ms) * 1000
         print(f"  CPU per login       {per:.1f} ms in this process (app + client), against "
               f"{median * 1000:.1f} ms for one argon2 verify alone on an idle core")
-    print(f"  DB pool             {pool}; each login holds one through its argon2 verify")
+    print(f"  DB pool             {pool} (a login holds none during its argon2 verify)")
     return Sessions(chains, last[0])
 
 
