@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
@@ -20,6 +21,11 @@ def asyncapi_document(broker: KafkaBroker, title: str, version: str) -> Any:
     """The AsyncAPI 3.0 specification object of `broker` (`.to_yaml()`, `.to_jsonable()`)."""
     return AsyncAPI(broker, title=title, version=version, schema_version="3.0.0"
                     ).to_specification()
+
+
+def asyncapi_yaml(spec: Any) -> str:
+    """The document as YAML with sorted keys, so regenerating it gives the same file."""
+    return str(yaml.safe_dump(spec.to_jsonable(), sort_keys=True, allow_unicode=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, _, attr = args.app_factory.partition(":")
     app = getattr(importlib.import_module(module_name), attr)()
     spec = asyncapi_document(app.state.runtime.broker, f"{app.title} events", app.version)
-    text = spec.to_yaml()
+    text = asyncapi_yaml(spec)
     if str(args.output) == "-":
         sys.stdout.write(text)
     else:
