@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,6 +44,9 @@ class User(Base):
                                                  server_default=func.now())
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_ip: Mapped[str | None] = mapped_column(String(64))
+    # segments an admin assigned (beta, premium, ...); the derived ones are not stored
+    segments: Mapped[list[str]] = mapped_column(JSONB, default=list,
+                                                server_default=text("'[]'::jsonb"))
 
     __table_args__ = (Index("users_email_lower_key", func.lower(email), unique=True),)
 

@@ -94,3 +94,38 @@ async def test_bad_flags_are_refused(
     client: httpx.AsyncClient, admin: dict[str, str], key: str, body: dict[str, Any]
 ) -> None:
     assert error(await put_flag(client, admin, key, **body)) == (400, "VALIDATION_ERROR")
+
+
+async def test_an_admin_puts_users_in_segments_that_flags_target(
+    client: httpx.AsyncClient, app: FastAPI, admin: dict[str, str], register: Register
+) -> None:
+    key = unique_name("beta").lower()
+    await put_flag(client, admin, key, enabled=True, segments=["beta"], config={"x": 1})
+    tester, other = await register(), await register()
+
+    assigned = await client.put(f"/api/v1/flags/segments/{tester['user']['id']}",
+                                headers=admin, json={"segments": ["beta", "beta", "premium"]})
+
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["data"]["segments"] == ["beta", "premium"]
+    def flags_of(user: dict[str, Any]) -> Any:
+        return client.get("/api/v1/flags", headers=bearer(user["tokens"]["access_token"]))
+    assert (await flags_of(tester)).json()["data"]["flags"][key]["enabled"] is True
+    assert (await flags_of(other)).json()["data"]["flags"][key]["enabled"] is False
+    assert ("auth.user.v1", "user.updated") in await outbox_events(app, tester["user"]["id"])
+
+
+async def test_only_admins_assign_segments_and_only_to_real_users(
+    client: httpx.AsyncClient, admin: dict[str, str], register: Register
+) -> None:
+    user = await register()
+    path = f"/api/v1/flags/segments/{user['user']['id']}"
+    as_user = await client.put(path, headers=bearer(user["tokens"]["access_token"]),
+                               json={"segments": ["beta"]})
+    unknown = await client.put("/api/v1/flags/segments/no-such-user", headers=admin,
+                               json={"segments": ["beta"]})
+    bad = await client.put(path, headers=admin, json={"segments": ["Not A Segment"]})
+
+    assert error(as_user) == (403, "FORBIDDEN")
+    assert error(unknown) == (404, "NOT_FOUND")
+    assert error(bad) == (400, "VALIDATION_ERROR")

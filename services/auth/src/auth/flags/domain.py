@@ -15,9 +15,11 @@ def bucket(flag_key: str, user_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
-def user_segments(*, is_anonymous: bool, role: str, email_verified: bool) -> set[str]:
-    """The segments a user belongs to, as flags can target them."""
-    segments = {"anonymous" if is_anonymous else "registered"}
+def user_segments(*, is_anonymous: bool, role: str, email_verified: bool,
+                  assigned: Collection[str] = ()) -> set[str]:
+    """The segments a user belongs to, as flags can target them: derived from the account,
+    plus the ones an admin assigned."""
+    segments = {"anonymous" if is_anonymous else "registered", *assigned}
     if role == "admin":
         segments.add("admin")
     if email_verified:

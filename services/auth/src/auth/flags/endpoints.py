@@ -7,7 +7,15 @@ from fastapi import APIRouter, Request
 from auth.accounts.repository import UserRepository
 from auth.api import Ok, components, ok
 from auth.flags import service
-from auth.flags.schemas import EvaluatedFlags, FlagIn, FlagKey, FlagList, FlagOut
+from auth.flags.schemas import (
+    EvaluatedFlags,
+    FlagIn,
+    FlagKey,
+    FlagList,
+    FlagOut,
+    SegmentsIn,
+    UserSegments,
+)
 from auth.tokens.verification import Admin, SignedIn
 from servicekit.errors import InvalidToken
 
@@ -27,6 +35,17 @@ async def my_flags(caller: SignedIn, request: Request) -> Ok[EvaluatedFlags]:
 async def all_flags(_: Admin, request: Request) -> Ok[FlagList]:
     async with components(request).uow() as uow:
         return ok(FlagList(items=await service.list_all(uow)))
+
+
+@router.put("/segments/{user_id}")
+async def put_segments(user_id: str, body: SegmentsIn, _: Admin,
+                       request: Request) -> Ok[UserSegments]:
+    """Put a user in exactly these segments (e.g. beta, premium), for flag targeting."""
+    auth = components(request)
+    async with auth.uow() as uow:
+        result = await service.assign_segments(uow, user_id, body.segments, auth.clock())
+        await uow.commit()
+    return ok(result)
 
 
 @router.put("/{key}")

@@ -26,6 +26,17 @@ class FlagOut(FlagIn):
     updated_at: datetime
 
 
+class SegmentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[Segment] = Field(max_length=20)
+
+
+class UserSegments(BaseModel):
+    user_id: str
+    segments: list[str]
+
+
 class FlagList(BaseModel):
     items: list[FlagOut]
 

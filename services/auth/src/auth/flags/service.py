@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from auth.accounts.repository import UserRepository
 from auth.flags import domain
 from auth.flags.repository import FlagRepository
-from auth.flags.schemas import EvaluatedFlag, EvaluatedFlags, FlagIn, FlagOut
+from auth.flags.schemas import EvaluatedFlag, EvaluatedFlags, FlagIn, FlagOut, UserSegments
 from auth.models import Flag, User
-from contracts.events.auth import FlagChanged
-from contracts.topics import AUTH_FLAGS
-from servicekit.errors import PayloadTooLarge
+from contracts.events.auth import FlagChanged, UserUpdated
+from contracts.topics import AUTH_FLAGS, AUTH_USER
+from servicekit.errors import NotFound, PayloadTooLarge
 from servicekit.uow import UnitOfWork
 
 CONFIG_MAX_BYTES = 16 * 1024
@@ -25,7 +26,8 @@ def view(flag: Flag) -> FlagOut:
 
 async def evaluate_for(uow: UnitOfWork, user: User) -> EvaluatedFlags:
     member_of = domain.user_segments(is_anonymous=user.is_anonymous, role=user.role,
-                                     email_verified=user.email_verified_at is not None)
+                                     email_verified=user.email_verified_at is not None,
+                                     assigned=user.segments)
     flags = {}
     for flag in await FlagRepository(uow.session).all():
         on = domain.is_on(key=flag.key, enabled=flag.enabled,
@@ -33,6 +35,21 @@ async def evaluate_for(uow: UnitOfWork, user: User) -> EvaluatedFlags:
                           user_id=user.id, member_of=member_of)
         flags[flag.key] = EvaluatedFlag(enabled=on, config=flag.config if on else {})
     return EvaluatedFlags(flags=flags)
+
+
+async def assign_segments(uow: UnitOfWork, user_id: str, segments: list[str],
+                          now: datetime) -> UserSegments:
+    """Put a user in exactly these segments; `user.updated` says so."""
+    user = await UserRepository(uow.session).get(user_id, for_update=True)
+    if user is None:
+        raise NotFound("no such user")
+    wanted = sorted(set(segments))
+    if user.segments != wanted:
+        user.segments, user.updated_at = wanted, now
+        uow.outbox.add(AUTH_USER, UserUpdated(changed=["segments"], email=user.email,
+                                              name=user.name, is_anonymous=user.is_anonymous,
+                                              role=user.role), user_id=user.id)
+    return UserSegments(user_id=user.id, segments=wanted)
 
 
 async def list_all(uow: UnitOfWork) -> list[FlagOut]:
