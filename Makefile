@@ -10,7 +10,9 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 uv: ## install uv if it is missing
-	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv"; $(PYTHON) -m pip install --quiet uv; }
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv"; \
+		$(PYTHON) -m pip install --quiet uv 2>/dev/null || \
+		$(PYTHON) -m pip install --quiet --user --break-system-packages uv; }
 
 sync: uv ## create .venv with every workspace member, exactly as uv.lock pins it
 	@$(UV) sync --frozen --all-packages --group dev --quiet
