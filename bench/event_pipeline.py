@@ -32,7 +32,6 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,8 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserRegistered
 from contracts.topics import Topic
-from parley.stack.embedded import EmbeddedStack, Ports
-from parley.stack.ports import free_port
+from parley.stack.embedded import infrastructure
 from parley.stack.provision import ensure_topics
 from servicekit.consumer import ConsumerConfig, EventConsumer
 from servicekit.db import create_engine, create_sessionmaker
@@ -417,26 +415,6 @@ async def delete_topics(kafka: str, names: list[str]) -> None:
     await client.close()
 
 
-def start_infra(args: argparse.Namespace, tmp: Path) -> tuple[str, str, Callable[[], None]]:
-    """(PostgreSQL admin URL, Kafka bootstrap, stop): embedded for whatever has no flag."""
-    ports = Ports(postgres=free_port(), redis=free_port(), kafka=free_port())
-    stack = EmbeddedStack(tmp, ports, sink, durable=False)
-    if not args.database_url and not args.kafka:
-        urls = stack.start()
-        return urls.postgres_admin, urls.kafka, stack.stop
-    try:  # only the stack's components that no flag replaces (Redis is never needed)
-        for component, external in ((stack.postgres, args.database_url),
-                                    (stack.broker, args.kafka)):
-            if not external:
-                stack.started.append(component)
-                component.start()
-    except BaseException:
-        stack.stop()
-        raise
-    admin = (args.database_url or stack.postgres.url).replace("+asyncpg", "", 1)
-    return admin, args.kafka or stack.broker.url, stack.stop
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Outbox -> relay -> broker -> consumer benchmark on the real stack "
@@ -469,12 +447,11 @@ def main() -> int:
     print("  backend: " + ", ".join([
         f"PostgreSQL {'external' if args.database_url else 'embedded 16 (pgserver, fsync off)'}",
         f"Kafka {'external ' + args.kafka if args.kafka else 'embedded Tansu (in memory)'}"]))
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        admin, kafka, stop = start_infra(args, Path(tmp))
-        try:
-            bench(args, admin, kafka)
-        finally:
-            stop()
+    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp, infrastructure(
+            Path(tmp), sink, kafka=args.kafka,
+            postgres_admin=args.database_url and args.database_url.replace("+asyncpg", "", 1),
+    ) as servers:
+        bench(args, servers.postgres_admin, servers.kafka)
     return 0
 
 

@@ -25,10 +25,8 @@ import httpx
 import pytest
 
 from contracts.ids import uuid7
-from parley.stack.components import Broker, Component, Postgres, Redis
-from parley.stack.embedded import InfraUrls
-from parley.stack.ports import free_port
-from parley.stack.provision import ensure_database, ensure_topics
+from parley.stack.embedded import InfraUrls, infrastructure
+from parley.stack.provision import ensure_database
 
 
 def unique_name(prefix: str) -> str:
@@ -54,32 +52,19 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
     """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session.
 
     Whatever is not given by a PARLEY_TEST_* variable is started embedded."""
-    data = tmp_path_factory.mktemp("stack")
-    started: list[Component] = []
-
-    def embedded(component: Component) -> str:
-        component.start()
-        started.append(component)
-        return component.url
-
-    try:
-        admin = os.environ.get("PARLEY_TEST_DATABASE_URL") or embedded(
-            Postgres(data / "postgres", free_port(), _echo, durable=False))
-        redis = os.environ.get("PARLEY_TEST_REDIS_URL") or embedded(
-            Redis(data / "redis", free_port(), _echo))
-        kafka = os.environ.get("PARLEY_TEST_KAFKA") or embedded(Broker(free_port(), _echo))
-        database = unique_name("parley_test")
+    with infrastructure(
+        tmp_path_factory.mktemp("stack"), _echo,
+        postgres_admin=os.environ.get("PARLEY_TEST_DATABASE_URL"),
+        redis=os.environ.get("PARLEY_TEST_REDIS_URL"), kafka=os.environ.get("PARLEY_TEST_KAFKA"),
+    ) as servers:
+        admin, database = servers.postgres_admin, unique_name("parley_test")
         asyncio.run(ensure_database(admin, database))
-        asyncio.run(ensure_topics(kafka))
         try:
             yield InfraUrls(postgres_admin=admin,
                             database=admin.rsplit("/", 1)[0] + "/" + database,
-                            redis=redis, kafka=kafka)
+                            redis=servers.redis, kafka=servers.kafka)
         finally:
             asyncio.run(_drop_database(admin, database))
-    finally:
-        for component in reversed(started):
-            component.stop()
 
 
 @asynccontextmanager

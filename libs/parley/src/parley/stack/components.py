@@ -35,6 +35,9 @@ class Component(Protocol):
 
     def running(self) -> bool: ...
 
+    @property
+    def pid(self) -> int | None: ...
+
 
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
@@ -52,6 +55,10 @@ class _Base:
 
     def running(self) -> bool:
         return self.process is not None and self.process.running()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
 
     def stop(self) -> None:
         if self.process:

@@ -6,12 +6,13 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from parley.stack.components import Broker, Component, ComponentFailed, Postgres, Redis
-from parley.stack.ports import ensure_free
+from parley.stack.ports import ensure_free, free_port
 from parley.stack.process import LineSink
 from parley.stack.provision import DATABASE, ensure_database, ensure_service_schemas, ensure_topics
 from parley.stack.services import ServiceSpec
@@ -117,3 +118,40 @@ class EmbeddedStack:
         """Stop what this stack started, newest first."""
         while self.started:
             self.started.pop().stop()
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Where PostgreSQL (as superuser), Redis and the broker answer, and which of them
+    were started here (the rest were given)."""
+
+    postgres_admin: str
+    redis: str
+    kafka: str
+    started: tuple[Component, ...]
+
+
+@contextmanager
+def infrastructure(data_dir: Path, sink: LineSink, *, postgres_admin: str | None = None,
+                   redis: str | None = None, kafka: str | None = None
+                   ) -> Iterator[Infrastructure]:
+    """Real servers for tests and benchmarks: each URL given is used as it is, each one not
+    given is started embedded on a free port (throwaway data, fsync off) and stopped on exit.
+    Every registered topic is provisioned."""
+    started: list[Component] = []
+
+    def embedded(component: Component) -> str:
+        component.start()
+        started.append(component)
+        return component.url
+
+    try:
+        admin = postgres_admin or embedded(
+            Postgres(data_dir / "postgres", free_port(), sink, durable=False))
+        redis_url = redis or embedded(Redis(data_dir / "redis", free_port(), sink))
+        bootstrap = kafka or embedded(Broker(free_port(), sink))
+        asyncio.run(ensure_topics(bootstrap))
+        yield Infrastructure(admin, redis_url, bootstrap, tuple(started))
+    finally:
+        for component in reversed(started):
+            component.stop()
