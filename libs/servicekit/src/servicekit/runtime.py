@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -82,7 +82,8 @@ class ServiceRuntime:
     redis: Redis | None = None
     http: httpx.AsyncClient | None = None
     relay: OutboxRelay | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _connecting: asyncio.Task[None] | None = None
+    _relaying: asyncio.Task[None] | None = None
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work on this service's database."""
@@ -95,12 +96,12 @@ class ServiceRuntime:
         self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=2,
                                     socket_connect_timeout=2)
         self.http = httpx.AsyncClient(timeout=5.0)
-        self._tasks.append(asyncio.create_task(self._connect_broker(), name="broker-connect"))
+        self._connecting = asyncio.create_task(self._connect_broker(), name="broker-connect")
         if self.settings.relay_enabled:
             self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap_servers,
                                      self.settings.db_schema, listen_dsn=self.settings.asyncpg_dsn,
                                      config=RelayConfig(batch_size=self.settings.relay_batch_size))
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+            self._relaying = asyncio.create_task(self.relay.run(), name="outbox-relay")
 
     async def _connect_broker(self) -> None:
         delay = 0.5
@@ -114,13 +115,13 @@ class ServiceRuntime:
                 delay = min(delay * 2, 15)
 
     async def stop(self) -> None:
+        if self._connecting:
+            self._connecting.cancel()
         if self.relay:
-            self.relay.stop()
-        for task in self._tasks:
-            if task.get_name() != "outbox-relay":
-                task.cancel()
+            self.relay.stop()  # finishes its pass: a batch in flight is marked, not redone
+        tasks = [t for t in (self._connecting, self._relaying) if t]
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.http:

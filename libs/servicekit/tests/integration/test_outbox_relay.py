@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
@@ -132,7 +131,7 @@ async def test_two_relays_publish_each_row_once_and_keep_each_users_order(servic
         assert seqs == sorted(seqs), f"{user}'s events were interleaved out of order"
 
 
-async def test_relay_wakes_on_notify_and_records_trace_headers(service: Service) -> None:
+async def test_relay_wakes_on_notify(service: Service) -> None:
     relay = relay_for(service, poll_interval=30.0)  # only NOTIFY can wake it in time
     task = asyncio.create_task(relay.run())
     try:
@@ -149,4 +148,4 @@ async def test_relay_wakes_on_notify_and_records_trace_headers(service: Service)
         row = (await conn.execute(text("SELECT headers, attempts, sent_at FROM outbox"))).one()
     assert row.sent_at is not None
     assert row.attempts == 0
-    assert json.loads(json.dumps(row.headers)) == row.headers
+    assert row.headers == {}  # written outside any span: no trace context is invented
