@@ -149,3 +149,21 @@ async def test_relay_wakes_on_notify(service: Service) -> None:
     assert row.sent_at is not None
     assert row.attempts == 0
     assert row.headers == {}  # written outside any span: no trace context is invented
+
+
+async def test_housekeeping_counts_pending_rows_and_purges_sent_ones_past_retention(
+        service: Service) -> None:
+    async with service.uow() as uow:
+        for n in range(3):
+            uow.outbox.add(service.topic, registered(n), user_id="user-1")
+        await uow.commit()
+    relay = relay_for(service, sent_retention=0.0)
+    assert await relay.housekeeping() == 3  # nothing sent yet, nothing purged
+    await drain(service, relay_for(service))
+    async with service.uow() as uow:
+        uow.outbox.add(service.topic, registered(9), user_id="user-2")
+        await uow.commit()
+    assert await relay.housekeeping() == 1
+    async with service.engine.connect() as conn:
+        left = (await conn.execute(text("SELECT count(*), count(sent_at) FROM outbox"))).one()
+    assert tuple(left) == (1, 0)  # the three sent rows are gone, the pending one stays
