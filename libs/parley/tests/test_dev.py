@@ -49,6 +49,18 @@ class DevProcess:
         except psutil.NoSuchProcess:
             return []
 
+    @staticmethod
+    def command_lines(processes: list[psutil.Process]) -> str:
+        """The command lines of those still running: a postgres backend or a helper may
+        exit between listing and reading, which is not what these tests look at."""
+        lines = []
+        for process in processes:
+            try:
+                lines.append(" ".join(process.cmdline()))
+            except psutil.NoSuchProcess:
+                continue
+        return " ".join(lines)
+
     def interrupt(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout)
@@ -123,13 +135,13 @@ def test_dev_starts_answers_ready_and_leaves_nothing_behind(
     assert "  sample | " in output
 
     children = running.descendants()
-    names = " ".join(" ".join(p.cmdline()) for p in children)
+    names = running.command_lines(children)
     assert "postgres" in names
     assert "redis-server" in names
     assert "tansu" in names
     assert running.interrupt() == 0
     _gone, alive = psutil.wait_procs(children, timeout=15)
-    assert alive == [], f"left behind: {[p.cmdline() for p in alive]}"
+    assert alive == [], f"left behind: {running.command_lines(alive)}"
     for port in running.ports.values():
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
