@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,7 +31,9 @@ import pytest
 
 from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls, infrastructure
+from parley.stack.ports import free_port
 from parley.stack.provision import ensure_database
+from parley.stack.services import discover
 
 
 def unique_name(prefix: str) -> str:
@@ -67,10 +74,50 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
             asyncio.run(_drop_database(admin, database))
 
 
+WORKSPACE = Path(__file__).resolve().parents[4]
+
+
+def create_schemas(infra: InfraUrls, *services: str) -> dict[str, str]:
+    """A fresh schema for each named service, brought to its newest migration by the
+    service's own Alembic scripts: `{service: schema}`. Alembic runs its own event loop, so
+    async code calls this through `asyncio.to_thread`; `drop_schemas` undoes it."""
+    from servicekit.migrations import upgrade
+
+    specs = {s.name: s for s in discover(WORKSPACE / "services")}
+    names = {service: unique_name(service) for service in services}
+    for service, schema in names.items():
+        migrations = specs[service].migrations
+        assert migrations is not None, f"{service} has no migrations"
+        upgrade(migrations, infra.database_as("postgres"), schema)
+    return names
+
+
+def drop_schemas(infra: InfraUrls, schemas: Iterable[str]) -> None:
+    """Drop what `create_schemas` made (like it, from a thread when called by async code)."""
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(infra.database)
+        try:
+            for schema in schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
 @asynccontextmanager
-async def serving(app: Any, base_url: str = "http://service") -> AsyncIterator[httpx.AsyncClient]:
-    """An ASGI app with its lifespan started, and a client talking HTTP to it in-process."""
+async def serving(app: Any, base_url: str = "http://service", *, keys: Any = None
+                  ) -> AsyncIterator[httpx.AsyncClient]:
+    """An ASGI app with its lifespan started, and a client talking HTTP to it in-process.
+
+    With `keys` (a `servicekit.auth.KeySource`, e.g. a `TokenMinter`), the app verifies
+    access tokens against those keys instead of fetching the auth service's JWKS."""
     async with app.router.lifespan_context(app):
+        if keys is not None:
+            from servicekit.auth import TokenVerifier
+
+            app.state.verifier = TokenVerifier(keys)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
@@ -81,3 +128,105 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "infra" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
+
+
+class TokenMinter:
+    """Signs real Ed25519 access tokens with a test key, and is the `KeySource` that
+    verifies them: a service's own tests can sign users in without running auth (the
+    cross-service tests in `tests/` use the real auth service)."""
+
+    def __init__(self, kid: str = "test-key") -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.kid = kid
+        self._private = Ed25519PrivateKey.generate()
+
+    async def key(self, kid: str) -> Any:
+        """The public key of `kid` (servicekit.auth.KeySource)."""
+        import json
+
+        from jwt import PyJWK
+        from jwt.algorithms import OKPAlgorithm
+
+        if kid != self.kid:
+            return None
+        public = json.loads(OKPAlgorithm.to_jwk(self._private.public_key()))
+        return PyJWK({**public, "kid": kid, "alg": "EdDSA"})
+
+    def token(self, user_id: str, *, ttl: float = 3600.0, role: str = "user") -> str:
+        """An access token for `user_id`, valid for `ttl` seconds (negative: expired)."""
+        import time
+
+        import jwt
+
+        now = int(time.time())
+        return jwt.encode({"sub": user_id, "type": "access", "role": role, "iat": now,
+                           "exp": now + int(ttl), "jti": uuid7().hex}, self._private,
+                          algorithm="EdDSA", headers={"kid": self.kid})
+
+    def headers(self, user_id: str) -> dict[str, str]:
+        """The Authorization header of a fresh token for `user_id`."""
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+
+@dataclass
+class ServiceProcess:
+    """An app served by its own uvicorn process on loopback (see `uvicorn_process`)."""
+
+    name: str
+    url: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        """SIGINT (uvicorn's clean shutdown), then SIGKILL after 20 s."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def output(self) -> str:
+        """The end of the process's log, for a failure message."""
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def uvicorn_process(name: str, app: str, env: dict[str, str], log_dir: Path, *,
+                    port: int | None = None, app_dir: Path | None = None,
+                    timeout: float = 90.0) -> Iterator[ServiceProcess]:
+    """`uvicorn --factory app` on loopback with `env` added to this environment, yielded once
+    `/health/ready` answers (any status below 500), stopped on exit. Used by the
+    cross-process tests and the benchmarks; RuntimeError with its log if it never comes up."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--lifespan", "on"]
+    if app_dir is not None:
+        argv += ["--app-dir", str(app_dir)]
+    log = log_dir / f"{name}-{port}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+    process = ServiceProcess(name, f"http://127.0.0.1:{port}", popen, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if popen.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{process.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{process.output()}")
+            try:
+                if httpx.get(process.url + "/health/ready", timeout=1).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.stop()

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,11 @@ _HTTP_CODES = {
 }
 
 
+# PostgreSQL stores no NUL character in any text or JSON value (character_not_in_repertoire,
+# untranslatable_character): such text only ever comes from a client, so it is bad input
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The public error body."""
     return {"success": False, "error": code, "message": message, "details": details or {}}
@@ -121,6 +127,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+            return JSONResponse(error_body(
+                "VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters"),
+                status_code=400)
+        return await unexpected(request, exc)
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return internal_error_response()
@@ -128,4 +142,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)

@@ -23,9 +23,9 @@ from servicekit.db import outbox_table
 from servicekit.telemetry import current_trace_headers
 
 _INSERT = insert(outbox_table)
-_NEXT_SEQ = text(
-    "INSERT INTO user_seq (user_id, seq) VALUES (:user_id, 1) "
-    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq"
+_NEXT_SEQS = text(
+    "INSERT INTO user_seq (user_id, seq) VALUES (:user_id, :n) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + excluded.seq RETURNING seq"
 )
 # Takes n numbers for each user at once; returns the last one of each.
 _TAKE_SEQS = text(
@@ -42,7 +42,16 @@ async def next_seq(session: AsyncSession, user_id: str) -> int:
 
     The row lock it takes also orders concurrent writers of the same user, so their
     events reach the outbox (and the broker) in seq order."""
-    return int((await session.execute(_NEXT_SEQ, {"user_id": user_id})).scalar_one())
+    return (await take_seqs(session, user_id, 1))[0]
+
+
+async def take_seqs(session: AsyncSession, user_id: str, n: int) -> range:
+    """`n` consecutive sequence numbers of the user at once (a batch of rows, one event
+    each), taken like `next_seq` inside the current transaction."""
+    if n < 1:
+        raise ValueError("take at least one sequence number")
+    last = int((await session.execute(_NEXT_SEQS, {"user_id": user_id, "n": n})).scalar_one())
+    return range(last - n + 1, last + 1)
 
 
 @dataclass

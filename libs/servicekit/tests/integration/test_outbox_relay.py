@@ -12,7 +12,7 @@ from sqlalchemy import text
 from contracts import codec
 from contracts.events.auth import UserDeleted, UserRegistered
 from contracts.topics import AUTH_USER, CHAT_MESSAGE
-from servicekit.outbox import next_seq
+from servicekit.outbox import next_seq, take_seqs
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.uow import EventsWouldBeLost
 
@@ -98,6 +98,18 @@ async def test_a_service_can_store_its_own_seq_on_rows_and_events(service: Servi
     records = await read_topic(service.kafka, service.topic.name, expected=2)
     seqs = {e.event_id: e.seq for e in (codec.decode(service.topic, r.value) for r in records)}
     assert seqs == {first: 1, second: 2}
+
+
+async def test_a_batch_takes_consecutive_seqs_in_one_statement(service: Service) -> None:
+    async with service.uow() as uow:
+        assert await next_seq(uow.session, "user-2") == 1
+        assert list(await take_seqs(uow.session, "user-2", 3)) == [2, 3, 4]
+        after = uow.outbox.add(service.topic, registered(1), user_id="user-2")
+        await uow.commit()
+    await drain(service, relay_for(service))
+    records = await read_topic(service.kafka, service.topic.name, expected=1)
+    assert [codec.decode(service.topic, r.value).seq for r in records
+            if codec.decode(service.topic, r.value).event_id == after] == [5]
 
 
 async def test_outbox_refuses_a_topic_the_service_does_not_own(service: Service) -> None:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING
 
 from fastapi import Request
-from pydantic import BaseModel
+
+from servicekit.responses import Ok, ok
 
 if TYPE_CHECKING:
     from auth.main import Components
 
-T = TypeVar("T")
-
-
-class Ok(BaseModel, Generic[T]):
-    """The public success body: {"success": true, "data": ...}."""
-
-    success: Literal[True] = True
-    data: T
-
-
-def ok(data: T) -> Ok[T]:
-    return Ok[T](data=data)
+__all__ = ["Ok", "client_ip", "components", "ok"]
 
 
 def components(request: Request) -> Components:

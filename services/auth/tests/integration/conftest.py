@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,16 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth.main import Components, create_app
 from auth.settings import Settings
 from parley.stack.embedded import InfraUrls
+from parley.testing import create_schemas, drop_schemas, unique_name
 from parley.testing import serving as running
-from parley.testing import unique_name
-from servicekit.migrations import upgrade
 
-MIGRATIONS = Path(__file__).parents[2] / "migrations"
 PASSWORD = "correct horse battery"
 
 
@@ -41,9 +37,8 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
-    schema = unique_name("auth")
+    schema = (await asyncio.to_thread(create_schemas, infra, "auth"))["auth"]
     url = infra.database_as("postgres")
-    await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
     settings = Settings(
         database_url=url, db_schema=schema, redis_url=infra.redis,
         kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("auth") + ":",
@@ -56,10 +51,7 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
     try:
         yield Stack(infra, settings)
     finally:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 

@@ -24,6 +24,14 @@ class ConversationChanged(EventPayload):
     is_favorite: bool = False
     is_archived: bool = False
     updated_at: datetime
+    model: str | None = None
+    system_prompt: str | None = None
+    archived_at: datetime | None = None
+    message_count: int | None = None
+    total_tokens: int | None = None
+    current_leaf_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime | None = None
 
 
 class ConversationDeleted(EventPayload):
@@ -43,6 +51,13 @@ class MessageChanged(EventPayload):
     status: Literal["complete", "streaming", "failed", "cancelled"] = "complete"
     version: int = Field(ge=1)
     updated_at: datetime
+    parts: list[dict[str, Any]] | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    metadata: dict[str, Any] | None = None
+    revision_count: int | None = None
+    created_at: datetime | None = None
 
 
 class MessageDeleted(EventPayload):
@@ -60,6 +75,10 @@ class FolderChanged(EventPayload):
     title: str
     parent_id: str | None = None
     deleted: bool = False
+    color: str | None = None
+    is_collapsed: bool | None = None
+    sort_order: int | None = None
+    updated_at: datetime | None = None
 
 
 class MemoryChanged(EventPayload):
@@ -68,6 +87,13 @@ class MemoryChanged(EventPayload):
     version: int = Field(ge=1)
     conversation_id: str | None = None
     deleted: bool = False
+    question: str | None = None
+    answer: str | None = None
+    context: str | None = None
+    rating: int | None = None
+    tags: list[str] | None = None
+    is_public: bool | None = None
+    updated_at: datetime | None = None
 
 
 class IngestBatch(EventPayload):
