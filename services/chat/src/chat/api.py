@@ -1,0 +1,50 @@
+"""What every endpoint shares: the success body, the app's components, the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from chat.cache import Scope
+from chat.domain import ID_PATTERN
+from servicekit.auth import CurrentCaller
+from servicekit.responses import Deleted, Ok, ok
+
+if TYPE_CHECKING:
+    from chat.main import Components
+
+__all__ = ["CurrentCaller", "Deleted", "IdPath", "Ok", "TagQuery", "cached_json",
+           "cached_read", "components", "ok"]
+
+# Every id in a path: a client id (UUIDv7 or an app's legacy id), at most 64 characters
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+
+# A tag filter (a NUL in it is refused by servicekit's handler, like any NUL sent to Postgres)
+TagQuery = Annotated[str | None, Query(max_length=50)]
+
+
+
+def components(request: Request) -> Components:
+    """The chat components the lifespan built (see chat.main)."""
+    built: Components = request.app.state.chat
+    return built
+
+
+def cached_json(body: bytes) -> Response:
+    """A success body served straight from the cache: already JSON, never re-encoded."""
+    return Response(content=body, media_type="application/json")
+
+
+async def cached_read(request: Request, scope: Scope, variant: str,
+                      produce: Callable[[], Awaitable[BaseModel]]) -> Response:
+    """Answer from the cache, or produce the data from Postgres and cache its body."""
+    cache = components(request).cache
+    body = await cache.get(scope, variant)
+    if body is None:
+        body = ok(await produce()).model_dump_json().encode()
+        await cache.put(scope, variant, body)
+    return cached_json(body)

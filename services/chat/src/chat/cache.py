@@ -1,0 +1,149 @@
+"""The read cache in Redis, which the service never needs in order to answer.
+
+Each cached scope is one Redis hash — a conversation's metadata, a user's conversation list,
+a conversation's recent message pages, a user's memory searches — whose fields are the
+query variants (page, filters). A write deletes the whole hash of every scope it changed,
+after its transaction commits, so the next read is fresh. When Redis fails, the failure is
+logged and counted and reads go to PostgreSQL for a few seconds before Redis is tried again.
+A deletion that failed is remembered and done before Redis answers anything again: Redis
+may come back with the entries those writes changed (a network blip, a restart from disk).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+CACHE_HITS = Counter("chat_cache_hits_total", "cache reads answered by Redis", ["cache"])
+CACHE_MISSES = Counter("chat_cache_misses_total", "cache reads that went to Postgres", ["cache"])
+# past this many keys whose deletion failed, the whole prefix is dropped on recovery instead
+MAX_PENDING_KEYS = 10_000
+CACHE_ERRORS = Counter("chat_cache_errors_total", "Redis failures the cache absorbed",
+                       ["operation"])
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One cached hash: its kind (for metrics and TTL) and its key."""
+
+    kind: str
+    key: str
+
+
+class ChatCache:
+    def __init__(self, redis: Redis, prefix: str, ttls: dict[str, int],
+                 retry_after: float = 5.0) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttls = ttls
+        self.retry_after = retry_after
+        self._down_until = 0.0
+        # deletions that failed while Redis was unreachable, to do before trusting it again
+        self._pending_keys: set[str] = set()
+        self._pending_users: set[str] = set()
+        self._pending_all = False
+
+    # scopes -------------------------------------------------------------------------------
+    def conversation(self, user_id: str, conversation_id: str) -> Scope:
+        return Scope("conversation", f"{self.prefix}{user_id}:conv:{conversation_id}")
+
+    def conversation_list(self, user_id: str) -> Scope:
+        return Scope("list", f"{self.prefix}{user_id}:list")
+
+    def messages(self, user_id: str, conversation_id: str) -> Scope:
+        return Scope("messages", f"{self.prefix}{user_id}:msgs:{conversation_id}")
+
+    def memory_search(self, user_id: str) -> Scope:
+        return Scope("memory_search", f"{self.prefix}{user_id}:memsearch")
+
+    # reads and writes ---------------------------------------------------------------------
+    async def get(self, scope: Scope, variant: str) -> bytes | None:
+        """The cached body of `variant` in `scope`, or None (miss, or Redis unavailable)."""
+        if self._skipping() or not await self._caught_up():
+            CACHE_MISSES.labels(scope.kind).inc()
+            return None
+        try:
+            found = await self.redis.hget(scope.key, variant)
+            body = found.encode() if isinstance(found, str) else found
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            body = None
+        (CACHE_HITS if body is not None else CACHE_MISSES).labels(scope.kind).inc()
+        return body
+
+    async def put(self, scope: Scope, variant: str, body: bytes) -> None:
+        if self._skipping() or not await self._caught_up():
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(scope.key, variant, body)
+                pipe.expire(scope.key, self.ttls[scope.kind])
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("put", exc)
+
+    async def invalidate(self, scopes: Iterable[Scope]) -> None:
+        """Forget every variant of `scopes` (called after the write committed)."""
+        keys = list({s.key for s in scopes})
+        if not keys:
+            return
+        try:
+            await self.redis.delete(*keys)
+        except (RedisError, OSError) as exc:
+            self._failed("invalidate", exc)
+            self._pending_keys.update(keys)
+            if len(self._pending_keys) > MAX_PENDING_KEYS:
+                self._pending_all = True
+                self._pending_keys.clear()
+
+    async def forget_user(self, user_id: str) -> None:
+        """Drop everything cached for the user (their data was purged)."""
+        try:
+            await self._delete_matching(f"{self.prefix}{user_id}:*")
+        except (RedisError, OSError) as exc:
+            self._failed("forget_user", exc)
+            self._pending_users.add(user_id)
+
+    async def _delete_matching(self, pattern: str) -> None:
+        keys = [k async for k in self.redis.scan_iter(pattern, count=500)]
+        if keys:
+            await self.redis.delete(*keys)
+
+    async def _caught_up(self) -> bool:
+        """Do the deletions that failed earlier; False if Redis is still unreachable."""
+        if not (self._pending_all or self._pending_keys or self._pending_users):
+            return True
+        try:
+            if self._pending_all:
+                await self._delete_matching(f"{self.prefix}*")
+                self._pending_all = False
+            if self._pending_keys:
+                keys = list(self._pending_keys)  # more may be added while this awaits
+                await self.redis.delete(*keys)
+                self._pending_keys.difference_update(keys)
+            while self._pending_users:
+                user_id = next(iter(self._pending_users))
+                await self._delete_matching(f"{self.prefix}{user_id}:*")
+                self._pending_users.discard(user_id)
+        except (RedisError, OSError) as exc:
+            self._failed("catch_up", exc)
+            return False
+        log.info("cache back: deletions missed while it was unreachable are done")
+        return True
+
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        CACHE_ERRORS.labels(operation).inc()
+        self._down_until = time.monotonic() + self.retry_after
+        log.warning("cache unavailable, reading from postgres", operation=operation,
+                    error=repr(exc))

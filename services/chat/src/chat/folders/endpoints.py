@@ -1,0 +1,111 @@
+"""Folders over HTTP: CRUD, putting a chat in or out, reordering."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
+from chat.conversations import service as conversations
+from chat.conversations.endpoints import forget_chat
+from chat.conversations.schemas import ChatOut, ChatPatch
+from chat.folders import service
+from chat.folders.schemas import (
+    FolderChat,
+    FolderCreate,
+    FolderList,
+    FolderOrder,
+    FolderOut,
+    FolderPatch,
+)
+from chat.messages.service import live_conversation
+from servicekit.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
+
+
+@router.get("")
+async def list_folders(caller: CurrentCaller, request: Request) -> Ok[FolderList]:
+    """Every folder of the user, in their sort order (the client nests them by parent_id)."""
+    async with components(request).uow() as uow:
+        return ok(await service.list_folders(uow, caller.user_id))
+
+
+@router.post("", status_code=201)
+async def create_folder(body: FolderCreate, caller: CurrentCaller, request: Request,
+                        response: Response) -> Ok[FolderOut]:
+    chat = components(request)
+    async with chat.uow() as uow:
+        folder, is_new = await service.create(uow, caller.user_id, body, chat.clock())
+        await uow.commit()
+    if not is_new:
+        response.status_code = 200
+    return ok(folder)
+
+
+@router.post("/reorder")
+async def reorder_folders(body: FolderOrder, caller: CurrentCaller, request: Request
+                          ) -> Ok[FolderList]:
+    chat = components(request)
+    async with chat.uow() as uow:
+        result = await service.reorder(uow, caller.user_id, body.folder_ids, chat.clock())
+        await uow.commit()
+    return ok(result)
+
+
+@router.get("/{folder_id}")
+async def get_folder(folder_id: IdPath, caller: CurrentCaller, request: Request
+                     ) -> Ok[FolderOut]:
+    async with components(request).uow() as uow:
+        return ok(await service.get(uow, caller.user_id, folder_id))
+
+
+@router.patch("/{folder_id}")
+async def update_folder(folder_id: IdPath, body: FolderPatch, caller: CurrentCaller,
+                        request: Request) -> Ok[FolderOut]:
+    chat = components(request)
+    async with chat.uow() as uow:
+        result = await service.update(uow, caller.user_id, folder_id, body, chat.clock())
+        await uow.commit()
+    return ok(result)
+
+
+@router.delete("/{folder_id}")
+async def delete_folder(folder_id: IdPath, caller: CurrentCaller, request: Request
+                        ) -> Ok[Deleted]:
+    """Delete the folder: its chats stay (outside any folder), its subfolders move up."""
+    chat = components(request)
+    async with chat.uow() as uow:
+        await service.delete(uow, caller.user_id, folder_id, chat.clock())
+        await uow.commit()
+    await chat.cache.forget_user(caller.user_id)  # many chats may have changed
+    return ok(Deleted(id=folder_id))
+
+
+@router.post("/{folder_id}/chats")
+async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
+                   request: Request) -> Ok[ChatOut]:
+    """Put the chat in this folder (out of any other: a chat is in at most one)."""
+    chat = components(request)
+    async with chat.uow() as uow:
+        await service.get(uow, caller.user_id, folder_id)  # the folder in the path: 404
+        result = await conversations.update(uow, chat.settings, caller.user_id, body.chat_id,
+                                            ChatPatch(folder_id=folder_id), chat.clock())
+        await uow.commit()
+    await forget_chat(request, caller.user_id, body.chat_id)
+    return ok(result)
+
+
+@router.delete("/{folder_id}/chats/{chat_id}")
+async def remove_chat(folder_id: IdPath, chat_id: IdPath, caller: CurrentCaller,
+                      request: Request) -> Ok[ChatOut]:
+    chat = components(request)
+    async with chat.uow() as uow:
+        row = await live_conversation(uow, caller.user_id, chat_id)
+        if row.folder_id != folder_id:
+            raise NotFound("that chat is not in this folder",
+                           {"folder_id": folder_id, "chat_id": chat_id})
+        result = await conversations.update(uow, chat.settings, caller.user_id, chat_id,
+                                            ChatPatch(folder_id=None), chat.clock())
+        await uow.commit()
+    await forget_chat(request, caller.user_id, chat_id)
+    return ok(result)

@@ -1,0 +1,133 @@
+"""Folder use cases: a tree of folders, each conversation in at most one. The entrypoint
+commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chat import changes, domain
+from chat.conversations.repository import ConversationRepository
+from chat.folders.repository import FolderRepository
+from chat.folders.schemas import FolderCreate, FolderList, FolderOut, FolderPatch
+from chat.models import Folder
+from servicekit.errors import NotFound, ValidationFailed
+from servicekit.uow import UnitOfWork
+
+
+def folder_not_found(folder_id: str) -> NotFound:
+    return NotFound("folder not found", {"folder_id": folder_id})
+
+
+async def _live(uow: UnitOfWork, user_id: str, folder_id: str) -> Folder:
+    row = await FolderRepository(uow.session).get(user_id, folder_id, for_update=True)
+    if row is None:
+        raise folder_not_found(folder_id)
+    return row
+
+
+async def _check_parent(repo: FolderRepository, user_id: str, folder_id: str,
+                        parent_id: str | None) -> None:
+    """The parent exists and is not the folder itself or one of its descendants."""
+    seen = {folder_id}
+    current = parent_id
+    while current is not None:
+        if current in seen:
+            raise ValidationFailed("a folder cannot be inside itself",
+                                   {"parent_id": parent_id})
+        parent = await repo.get(user_id, current)
+        if parent is None:
+            raise ValidationFailed("parent_id is not one of your folders",
+                                   {"parent_id": parent_id})
+        seen.add(current)
+        current = parent.parent_id
+
+
+async def list_folders(uow: UnitOfWork, user_id: str) -> FolderList:
+    rows = await FolderRepository(uow.session).list_for_user(user_id)
+    return FolderList(folders=[FolderOut.of(r) for r in rows])
+
+
+async def create(uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime
+                 ) -> tuple[FolderOut, bool]:
+    repo = FolderRepository(uow.session)
+    folder_id = body.id or domain.new_id()
+    existing = domain.retried_create(
+        await repo.get(user_id, folder_id, include_deleted=True), "folder")
+    if existing is not None:
+        return FolderOut.of(existing), False
+    await _check_parent(repo, user_id, folder_id, body.parent_id)
+    sort_order = body.sort_order
+    if sort_order is None:
+        siblings = await repo.list_for_user(user_id)
+        sort_order = max((f.sort_order for f in siblings), default=-1) + 1
+    row = Folder(user_id=user_id, id=folder_id, title=body.title.strip(), color=body.color,
+                 is_collapsed=body.is_collapsed, sort_order=sort_order,
+                 parent_id=body.parent_id, field_clocks={}, created_at=now, updated_at=now)
+    await changes.folder_changed(uow, row, now, first=True)
+    repo.add(row)
+    await uow.session.flush()
+    return FolderOut.of(row), True
+
+
+async def get(uow: UnitOfWork, user_id: str, folder_id: str) -> FolderOut:
+    row = await FolderRepository(uow.session).get(user_id, folder_id)
+    if row is None:
+        raise folder_not_found(folder_id)
+    return FolderOut.of(row)
+
+
+async def update(uow: UnitOfWork, user_id: str, folder_id: str, patch: FolderPatch,
+                 now: datetime) -> FolderOut:
+    row = await _live(uow, user_id, folder_id)
+    fields: dict[str, Any] = patch.model_dump(exclude_unset=True)
+    if "title" in fields and fields["title"] is None:
+        raise ValidationFailed("a folder needs a title", {"field": "title"})
+    if "parent_id" in fields:
+        await _check_parent(FolderRepository(uow.session), user_id, folder_id,
+                            fields["parent_id"])
+    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
+                                              domain.server_clock(now))
+    changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
+    if changed:
+        for name, value in changed.items():
+            setattr(row, name, value.strip() if name == "title" else value)
+        row.field_clocks = clocks
+        await changes.folder_changed(uow, row, now)
+        await uow.session.flush()
+    return FolderOut.of(row)
+
+
+async def delete(uow: UnitOfWork, user_id: str, folder_id: str, now: datetime) -> None:
+    """Tombstone the folder; its conversations leave it and its subfolders move up."""
+    row = await _live(uow, user_id, folder_id)
+    repo = FolderRepository(uow.session)
+    for child in await repo.list_for_user(user_id, for_update=True):
+        if child.parent_id == folder_id:
+            child.parent_id = row.parent_id
+            await changes.folder_changed(uow, child, now)
+    for conversation in await ConversationRepository(uow.session).in_folder(user_id, folder_id):
+        conversation.folder_id = None
+        await changes.conversation_changed(uow, conversation, now)
+    row.deleted_at = now
+    await changes.folder_changed(uow, row, now)
+    await uow.session.flush()
+
+
+async def reorder(uow: UnitOfWork, user_id: str, folder_ids: list[str], now: datetime
+                  ) -> FolderList:
+    """Give the listed folders sort orders 0, 1, 2, ... in that order; the rest follow."""
+    if len(set(folder_ids)) != len(folder_ids):
+        raise ValidationFailed("a folder is listed twice", {"folder_ids": folder_ids})
+    rows = await FolderRepository(uow.session).list_for_user(user_id, for_update=True)
+    by_id = {r.id: r for r in rows}
+    unknown = [i for i in folder_ids if i not in by_id]
+    if unknown:
+        raise NotFound("folder not found", {"folder_ids": unknown})
+    ordered = [by_id[i] for i in folder_ids] + [r for r in rows if r.id not in set(folder_ids)]
+    for position, row in enumerate(ordered):
+        if row.sort_order != position:
+            row.sort_order = position
+            await changes.folder_changed(uow, row, now)
+    await uow.session.flush()
+    return FolderList(folders=[FolderOut.of(r) for r in ordered])

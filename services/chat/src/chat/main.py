@@ -1,0 +1,77 @@
+"""The composition root: the chassis app, plus what chat builds once in its lifespan —
+the read cache and whether fuzzy title search is available — and its routers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from chat.accounts.subscribers import user_deleted_handler
+from chat.archive import endpoints as archive_endpoints
+from chat.cache import ChatCache
+from chat.conversations import endpoints as conversations_endpoints
+from chat.folders import endpoints as folders_endpoints
+from chat.memories import endpoints as memories_endpoints
+from chat.messages import endpoints as messages_endpoints
+from chat.search import endpoints as search_endpoints
+from chat.search.repository import has_trigram
+from chat.settings import Settings
+from contracts.topics import AUTH_USER, topics_published_by
+from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
+from servicekit.uow import UnitOfWork
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Components:
+    """What chat's endpoints use, built once per process."""
+
+    settings: Settings
+    runtime: ServiceRuntime
+    cache: ChatCache
+    fuzzy_titles: bool
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def uow(self) -> UnitOfWork:
+        return self.runtime.uow()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The chat service's ASGI app (uvicorn --factory chat.main:create_app)."""
+    settings = settings or Settings()
+    app: FastAPI
+
+    async def forget_cached(user_id: str) -> None:
+        await app.state.chat.cache.forget_user(user_id)
+
+    app = create_service_app(
+        settings, title="Parley chat",
+        routers=[conversations_endpoints.router, messages_endpoints.router,
+                 folders_endpoints.router, memories_endpoints.router, search_endpoints.router,
+                 archive_endpoints.router],
+        publishes=list(topics_published_by("chat")),
+        subscriptions=[Subscription(AUTH_USER, user_deleted_handler(forget_cached))],
+        on_startup=start_components,
+    )
+    return app
+
+
+async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
+    settings: Settings = app.state.settings
+    assert runtime.redis is not None, "the runtime is not started"
+    cache = ChatCache(runtime.redis, settings.redis_key_prefix, {
+        "conversation": settings.cache_conversation_ttl_seconds,
+        "list": settings.cache_list_ttl_seconds,
+        "messages": settings.cache_messages_ttl_seconds,
+        "memory_search": settings.cache_memory_search_ttl_seconds,
+    }, retry_after=settings.cache_retry_after_seconds)
+    async with runtime.uow() as uow:
+        fuzzy = await has_trigram(uow.session)
+    app.state.chat = Components(settings=settings, runtime=runtime, cache=cache,
+                                fuzzy_titles=fuzzy)

@@ -1,0 +1,241 @@
+"""Message use cases: store (one or a batch), page through a branch, edit with revisions,
+delete a subtree, switch branches. The entrypoint commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from chat import changes, domain
+from chat.conversations.repository import ConversationRepository
+from chat.messages.repository import MessageRepository
+from chat.messages.schemas import (
+    MessageIn,
+    MessageOut,
+    MessagePage,
+    MessagePatch,
+    RevisionList,
+    RevisionOut,
+    StoredMessages,
+)
+from chat.models import Conversation, Message, MessageRevision, NewMessage
+from chat.settings import Settings
+from contracts.topics import CHAT_MESSAGE
+from servicekit.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from servicekit.outbox import take_seqs
+from servicekit.uow import UnitOfWork
+
+
+def chat_not_found(conversation_id: str) -> NotFound:
+    return NotFound("chat not found", {"chat_id": conversation_id})
+
+
+def message_not_found(message_id: str) -> NotFound:
+    return NotFound("message not found", {"message_id": message_id})
+
+
+async def live_conversation(uow: UnitOfWork, user_id: str, conversation_id: str, *,
+                            for_update: bool = False) -> Conversation:
+    row = await ConversationRepository(uow.session).get(user_id, conversation_id,
+                                                        for_update=for_update)
+    if row is None:
+        raise chat_not_found(conversation_id)
+    return row
+
+
+def check_sizes(settings: Settings, index: int | None, content: str | None,
+                metadata: dict[str, object] | None) -> None:
+    where = {} if index is None else {"index": index}
+    if content is not None and len(content.encode()) > settings.content_max_bytes:
+        raise PayloadTooLarge(
+            f"message content is over {settings.content_max_bytes} bytes",
+            {**where, "field": "content", "max_bytes": settings.content_max_bytes})
+    if metadata and domain.json_size(metadata) > settings.metadata_max_bytes:
+        raise PayloadTooLarge(
+            f"message metadata is over {settings.metadata_max_bytes} bytes",
+            {**where, "field": "metadata", "max_bytes": settings.metadata_max_bytes})
+
+
+async def store(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,
+                incoming: Sequence[MessageIn], now: datetime) -> StoredMessages:
+    """Store messages in order, in this transaction: new ones get one event each; ids the
+    user already stored in this conversation are left as they were (a retried upload)."""
+    if len(incoming) > settings.batch_max_messages:
+        raise PayloadTooLarge(f"at most {settings.batch_max_messages} messages per request",
+                              {"max_messages": settings.batch_max_messages,
+                               "received": len(incoming)})
+    ids: list[str] = []
+    for i, m in enumerate(incoming):
+        check_sizes(settings, i if len(incoming) > 1 else None, m.content, m.metadata)
+        ids.append(m.id or domain.new_id())
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("two messages of the request have the same id",
+                               {"ids": sorted({i for i in ids if ids.count(i) > 1})})
+
+    conversation = await live_conversation(uow, user_id, conversation_id, for_update=True)
+    repo = MessageRepository(uow.session)
+    parents = [m.parent_id for m in incoming if m.parent_id]
+    if conversation.current_leaf_id is not None:
+        parents.append(conversation.current_leaf_id)  # where messages without a parent go
+    known = await repo.existing(user_id, ids + parents)
+    elsewhere = [i for i in ids if i in known and known[i].conversation_id != conversation_id]
+    if elsewhere:
+        raise Conflict("these message ids belong to another chat", {"ids": elsewhere})
+
+    fresh_count = sum(1 for i in ids if i not in known)
+    seqs = iter(await take_seqs(uow.session, user_id, fresh_count) if fresh_count else ())
+    stored: list[Message | NewMessage] = []
+    new_rows: list[NewMessage] = []
+    in_batch: set[str] = set()
+    tip = conversation.current_leaf_id
+    for message_id, m in zip(ids, incoming, strict=True):
+        if message_id in known:
+            existing = known[message_id]
+            stored.append(existing)
+            in_batch.add(message_id)
+            if existing.deleted_at is None:
+                tip = message_id
+            continue
+        parent = tip if m.follows_branch else m.parent_id
+        if parent is not None and parent not in in_batch:
+            found = known.get(parent)
+            if found is None or found.conversation_id != conversation_id \
+                    or found.deleted_at is not None:
+                raise ValidationFailed("parent_id is not a message of this chat",
+                                       {"id": message_id, "parent_id": parent})
+        seq = next(seqs)
+        created = m.created_at or now
+        row = NewMessage(
+            user_id=user_id, id=message_id, conversation_id=conversation_id, parent_id=parent,
+            role=m.role, content=m.content, parts=m.parts, status=m.status, model=m.model,
+            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+            meta=m.metadata, revision_count=0, created_order=seq, version=1, seq=seq,
+            created_at=created, updated_at=created)
+        new_rows.append(row)
+        stored.append(row)
+        in_batch.add(message_id)
+        tip = message_id
+
+    if new_rows:
+        await repo.insert_all(new_rows)
+        for row in new_rows:
+            uow.outbox.add(CHAT_MESSAGE, changes.message_event(row), user_id=user_id,
+                           seq=row.seq)
+        conversation.message_count += len(new_rows)
+        conversation.total_tokens += sum((r.prompt_tokens or 0) + (r.completion_tokens or 0)
+                                         for r in new_rows)
+        conversation.current_leaf_id = tip
+        await changes.conversation_changed(uow, conversation, now)
+    await uow.session.flush()
+    return StoredMessages(messages=[MessageOut.of(r) for r in stored],
+                          created=len(new_rows), duplicates=len(stored) - len(new_rows))
+
+
+async def page(uow: UnitOfWork, user_id: str, conversation_id: str, *, before: str | None,
+               limit: int, whole_tree: bool) -> MessagePage:
+    """Newest page first: the current branch walked up from its leaf (or from `before`),
+    or with `whole_tree` every branch in insertion order."""
+    conversation = await live_conversation(uow, user_id, conversation_id)
+    repo = MessageRepository(uow.session)
+    anchor = None
+    if before is not None:
+        anchor = await repo.get(user_id, conversation_id, before)
+        if anchor is None:
+            raise message_not_found(before)
+    if whole_tree:
+        rows = await repo.tree_page(user_id, conversation_id,
+                                    anchor.created_order if anchor else None, limit + 1)
+        has_more = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+    else:
+        start = anchor.parent_id if anchor else conversation.current_leaf_id
+        if start is None:
+            return MessagePage(messages=[], has_more=False)
+        rows = await repo.branch(user_id, conversation_id, start, limit + 1)
+        has_more = len(rows) > limit
+        rows = rows[-limit:]
+    return MessagePage(messages=[MessageOut.of(r) for r in rows], has_more=has_more)
+
+
+async def edit(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,
+               message_id: str, patch: MessagePatch, now: datetime) -> MessageOut:
+    """Apply an edit made on `base_version`; the text it replaces becomes a revision."""
+    check_sizes(settings, None, patch.content, patch.metadata)
+    await live_conversation(uow, user_id, conversation_id)
+    repo = MessageRepository(uow.session)
+    row = await repo.get(user_id, conversation_id, message_id, for_update=True)
+    if row is None:
+        raise message_not_found(message_id)
+    if patch.base_version != row.version:
+        raise Conflict("the message changed since that version",
+                       {"current_version": row.version, "base_version": patch.base_version,
+                        "message": MessageOut.of(row).model_dump(mode="json")})
+    text_changes = (patch.content is not None and patch.content != row.content) or \
+        ("parts" in patch.model_fields_set and patch.parts != row.parts)
+    if text_changes:
+        repo.add_revision(MessageRevision(user_id=user_id, message_id=row.id,
+                                          version=row.version, content=row.content,
+                                          parts=row.parts, replaced_at=now))
+        row.revision_count += 1
+        if patch.content is not None:
+            row.content = patch.content
+        if "parts" in patch.model_fields_set:
+            row.parts = patch.parts
+    if patch.status is not None:
+        row.status = patch.status
+    if patch.metadata is not None:
+        row.meta = patch.metadata
+    await changes.message_changed(uow, row, now)
+    await uow.session.flush()
+    return MessageOut.of(row)
+
+
+async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, message_id: str,
+                 now: datetime) -> int:
+    """Tombstone the message and every reply below it; returns how many went."""
+    conversation = await live_conversation(uow, user_id, conversation_id, for_update=True)
+    repo = MessageRepository(uow.session)
+    root = await repo.get(user_id, conversation_id, message_id)
+    if root is None:
+        raise message_not_found(message_id)
+    rows = await repo.subtree(user_id, message_id)
+    gone = {r.id for r in rows}
+    for row, seq in zip(rows, await take_seqs(uow.session, user_id, len(rows)), strict=True):
+        row.deleted_at = now
+        changes.message_changed_as(uow, row, now, seq)
+    conversation.message_count = max(0, conversation.message_count - len(rows))
+    conversation.total_tokens = max(0, conversation.total_tokens - sum(
+        (r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in rows))
+    if conversation.current_leaf_id in gone:
+        conversation.current_leaf_id = root.parent_id
+    await changes.conversation_changed(uow, conversation, now)
+    await uow.session.flush()
+    return len(rows)
+
+
+async def revisions(uow: UnitOfWork, user_id: str, conversation_id: str, message_id: str
+                    ) -> RevisionList:
+    await live_conversation(uow, user_id, conversation_id)
+    repo = MessageRepository(uow.session)
+    row = await repo.get(user_id, conversation_id, message_id)
+    if row is None:
+        raise message_not_found(message_id)
+    return RevisionList(message=MessageOut.of(row), revisions=[
+        RevisionOut(version=r.version, content=r.content, parts=r.parts,
+                    replaced_at=r.replaced_at)
+        for r in await repo.revisions(user_id, message_id)])
+
+
+async def switch_branch(uow: UnitOfWork, user_id: str, conversation_id: str, message_id: str,
+                        now: datetime) -> Conversation:
+    """Show the branch through `message_id`: its newest descendant becomes the leaf."""
+    conversation = await live_conversation(uow, user_id, conversation_id, for_update=True)
+    repo = MessageRepository(uow.session)
+    if await repo.get(user_id, conversation_id, message_id) is None:
+        raise message_not_found(message_id)
+    leaf = await repo.newest_leaf(user_id, conversation_id, message_id)
+    if conversation.current_leaf_id != leaf:
+        conversation.current_leaf_id = leaf
+        await changes.conversation_changed(uow, conversation, now)
+        await uow.session.flush()
+    return conversation

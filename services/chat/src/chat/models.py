@@ -1,0 +1,141 @@
+"""The chat schema's tables (SQLAlchemy 2 typed models). Alembic revisions create them;
+the schema comes from the engine's search_path, so no table names a schema.
+
+Every row belongs to one user and its primary key starts with `user_id`: ids may come from
+clients (an app's legacy ids such as `chat_1699999999999` can repeat across users), and no
+query can reach another user's row by id alone. Rows carry `version` (bumped on each change),
+`seq` (the user's change sequence of the last change, also on its event) and `deleted_at`
+(soft deletes are tombstones kept for sync)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID = String(64)
+TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+metadata = Base.metadata
+
+
+class Owned:
+    """The key and bookkeeping every user-owned row has (migration 0001's `owned()`)."""
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    deleted_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Conversation(Owned, Base):
+    __tablename__ = "conversations"
+
+    title: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    folder_id: Mapped[str | None] = mapped_column(ID)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    is_favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_at: Mapped[datetime | None] = mapped_column(TS)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    current_leaf_id: Mapped[str | None] = mapped_column(ID)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    # per-field last-writer-wins clocks: {"title": "<hlc>", ...}
+    field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+
+
+class Message(Owned, Base):
+    __tablename__ = "messages"
+
+    conversation_id: Mapped[str] = mapped_column(ID)
+    parent_id: Mapped[str | None] = mapped_column(ID)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    model: Mapped[str | None] = mapped_column(String(200))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    revision_count: Mapped[int] = mapped_column(Integer, default=0)
+    # insertion order in the user's history: parents always come before their children
+    created_order: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """A message about to be inserted in bulk: the same attributes as `Message`, without
+    the ORM's per-instance bookkeeping (a batch of a thousand would spend most of its time
+    there)."""
+
+    user_id: str
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    parts: list[dict[str, Any]] | None
+    status: str
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    meta: dict[str, Any]
+    revision_count: int
+    created_order: int
+    version: int
+    seq: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class MessageRevision(Base):
+    """An earlier text of an edited message: edits never lose what was there."""
+
+    __tablename__ = "message_revisions"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content: Mapped[str] = mapped_column(Text)
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    replaced_at: Mapped[datetime] = mapped_column(TS)
+
+
+class Folder(Owned, Base):
+    __tablename__ = "folders"
+
+    title: Mapped[str] = mapped_column(Text)
+    color: Mapped[str | None] = mapped_column(String(32))
+    is_collapsed: Mapped[bool] = mapped_column(Boolean, default=False)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[str | None] = mapped_column(ID)
+    field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+
+
+class Memory(Owned, Base):
+    __tablename__ = "memories"
+
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    conversation_id: Mapped[str | None] = mapped_column(ID)
+    field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)

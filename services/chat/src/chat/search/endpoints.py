@@ -1,0 +1,44 @@
+"""Search over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from chat.api import CurrentCaller, Ok, TagQuery, components, ok
+from chat.domain import ID_PATTERN, search_words
+from chat.search import service
+from chat.search.repository import SearchFilter
+from chat.search.schemas import SearchResults
+from servicekit.errors import ValidationFailed
+
+router = APIRouter(prefix="/api/v1/search", tags=["search"])
+
+
+@router.get("")
+async def search(
+    caller: CurrentCaller, request: Request,
+    q: Annotated[str, Query(max_length=500, description="words, \"a phrase\", -excluded, or")],
+    folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
+    tag: TagQuery = None,
+    archived: bool | None = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    role: Literal["user", "assistant", "system"] | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Ok[SearchResults]:
+    """Titles, messages and memories that match, best first, with highlighted snippets."""
+    words = search_words(q)
+    if not words:
+        raise ValidationFailed("the search query is empty", {"field": "q"})
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailed("'from' must be before 'to'", {"from": str(start), "to": str(end)})
+    chat = components(request)
+    f = SearchFilter(folder_id=folder_id, tag=tag, archived=archived, start=start, end=end,
+                     role=role)
+    async with chat.uow() as uow:
+        return ok(await service.search(uow, caller.user_id, words, f, page=page,
+                                       limit=limit, fuzzy_titles=chat.fuzzy_titles))
