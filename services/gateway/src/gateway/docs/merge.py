@@ -1,0 +1,98 @@
+"""One OpenAPI document for the whole public API, merged from the services' own documents.
+
+Paths are merged as they are (each service owns distinct prefixes); a path the gateway does
+not route (`/internal/*`, a service's health and metrics) is left out. Components are merged
+without clobbering: a name two services define differently is renamed for the later service
+(`UserOut` → `ChatUserOut`) and that service's `$ref`s are rewritten to match."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Document = dict[str, Any]
+
+
+def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: (renames.get(v, v) if k == "$ref" and isinstance(v, str)
+                    else _rewrite_refs(v, renames)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rewrite_refs(v, renames) for v in node]
+    return node
+
+
+def _free_name(name: str, service: str, taken: Mapping[str, Any]) -> str:
+    candidate = service[:1].upper() + service[1:] + name
+    n = 2
+    while candidate in taken:
+        candidate = f"{service[:1].upper()}{service[1:]}{name}{n}"
+        n += 1
+    return candidate
+
+
+def _unique_operation(operation: dict[str, Any], service: str, method: str,
+                      seen: set[str]) -> dict[str, Any]:
+    """OpenAPI wants operation ids unique across the document; two services (or one route
+    serving several methods) may repeat one."""
+    operation_id = operation["operationId"]
+    candidate, n = operation_id, 1
+    while candidate in seen:
+        candidate = f"{service}_{operation_id}_{method}" + (f"_{n}" if n > 1 else "")
+        n += 1
+    seen.add(candidate)
+    return operation if candidate == operation_id else {**operation, "operationId": candidate}
+
+
+def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str], bool],
+                    title: str = "Parley API", version: str = "1") -> Document:
+    """The merged document of `documents` (service name → its OpenAPI document), keeping
+    only the paths `routed` says the gateway forwards. Services are merged in the order
+    given; the first keeps its component names."""
+    merged: Document = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Every public route of Parley, as the gateway serves it."},
+        "paths": {},
+        "components": {},
+    }
+    tags: dict[str, Any] = {}
+    operation_ids: set[str] = set()
+    for service, original in documents.items():
+        renames: dict[str, str] = {}
+        while True:  # a renamed schema changes the schemas that refer to it: to a fixpoint
+            document = _rewrite_refs(original, renames)
+            found = False
+            for section, items in document.get("components", {}).items():
+                target = merged["components"].get(section, {})
+                for name, item in items.items():
+                    ref = f"#/components/{section}/{name}"
+                    if ref not in renames and name in target and target[name] != item:
+                        new = _free_name(name, service, {**target, **items})
+                        renames[ref] = f"#/components/{section}/{new}"
+                        found = True
+            if not found:
+                break
+        for section, items in document.get("components", {}).items():
+            target = merged["components"].setdefault(section, {})
+            for name, item in items.items():
+                ref = f"#/components/{section}/{name}"
+                target.setdefault(renames[ref].rsplit("/", 1)[-1] if ref in renames else name,
+                                  item)
+        for path, item in document.get("paths", {}).items():
+            if not routed(path):
+                continue
+            existing = merged["paths"].setdefault(path, {})
+            for method, operation in item.items():
+                if method in existing:
+                    continue  # the owner of a route is one service: the first says
+                if isinstance(operation, dict) and "operationId" in operation:
+                    operation = _unique_operation(operation, service, method, operation_ids)
+                existing[method] = operation
+        for tag in document.get("tags", []):
+            tags.setdefault(tag["name"], tag)
+    if tags:
+        merged["tags"] = list(tags.values())
+    if not merged["components"]:
+        del merged["components"]
+    return merged

@@ -1,0 +1,157 @@
+"""The HTTP proxy: forwards a request to the service that owns its route and streams both
+bodies through in chunks, so uploads, downloads and server-sent events are never held whole.
+
+Failures reach the client in the public error body: upstream unreachable → 503
+SERVICE_UNAVAILABLE, no answer within the route's timeout → 504 GATEWAY_TIMEOUT. Only
+idempotent reads (GET, HEAD) are retried, and only when the connection could not be made
+(nothing reached the service)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import structlog
+from starlette.types import Receive, Scope, Send
+
+from gateway.edge.gatekeeper import MAX_BODY, POLICY, components_of, refuse
+from gateway.proxy.forwarding import forwarded_headers, upstream_url
+from gateway.proxy.headers import client_response_headers
+from gateway.proxy.websocket import relay_websocket
+from gateway.routes.domain import Policy
+from servicekit.errors import NotFound, PayloadTooLarge, ServiceError, ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+IDEMPOTENT_READS = frozenset({"GET", "HEAD"})
+RETRY_DELAY = 0.05
+
+
+class GatewayTimeout(ServiceError):
+    status_code, code = 504, "GATEWAY_TIMEOUT"
+
+
+class _ClientGone(Exception):
+    """The client disconnected while sending its body."""
+
+
+async def _request_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The client's body as it arrives; PayloadTooLarge past `limit` bytes, whatever the
+    Content-Length said (chunked bodies declare none)."""
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes",
+                                  {"max_bytes": limit})
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
+class HttpProxy:
+    """ASGI app, mounted under every path the gateway does not answer itself."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await relay_websocket(scope, receive, send)
+            return
+        policy: Policy = scope["state"][POLICY]
+        if policy.route is None:
+            await refuse(scope, receive, send, NotFound("no such route"))
+            return
+        try:
+            await self._forward(scope, receive, send, policy)
+        except _ClientGone:
+            return
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, policy: Policy
+                       ) -> None:
+        assert policy.route is not None
+        gateway = components_of(scope)
+        settings = gateway.settings
+        method: str = scope["method"]
+        url = upstream_url(gateway.upstreams[policy.route.upstream], scope)
+        headers = forwarded_headers(scope)
+        body = (_request_body(receive, scope["state"].get(MAX_BODY, settings.max_body_bytes))
+                if _has_body(scope) else None)
+        read_timeout = _timeout_for(scope["path"], policy, settings.route_timeouts,
+                                    settings.upload_timeout_seconds, settings.timeout_seconds)
+        timeout = httpx.Timeout(read_timeout, connect=settings.connect_timeout_seconds,
+                                pool=settings.connect_timeout_seconds)
+        retries = settings.read_retries if method in IDEMPOTENT_READS else 0
+        upstream = policy.route.upstream
+        attempt = 0
+        while True:
+            request = gateway.http.build_request(method, url, headers=headers, content=body,
+                                                 timeout=timeout)
+            try:
+                response = await gateway.http.send(request, stream=True)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                if attempt < retries:
+                    attempt += 1
+                    await asyncio.sleep(RETRY_DELAY * attempt)
+                    continue
+                log.warning("upstream unreachable", upstream=upstream, error=repr(exc))
+                await refuse(scope, receive, send, ServiceUnavailable(
+                    f"the {upstream} service is unavailable: try again shortly",
+                    {"service": upstream}, headers={"Retry-After": "1"}))
+                return
+            except httpx.TimeoutException:
+                await refuse(scope, receive, send, GatewayTimeout(
+                    f"the {upstream} service did not answer in time", {"service": upstream}))
+                return
+            except PayloadTooLarge as exc:
+                await refuse(scope, receive, send, exc)
+                return
+            except httpx.TransportError as exc:  # reset or protocol error before an answer
+                log.warning("upstream failed", upstream=upstream, error=repr(exc))
+                await refuse(scope, receive, send, ServiceUnavailable(
+                    f"the {upstream} service failed to answer", {"service": upstream}))
+                return
+        await self._stream_back(response, send, method == "HEAD", upstream)
+
+    async def _stream_back(self, response: httpx.Response, send: Send, head: bool,
+                           upstream: str) -> None:
+        try:
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": client_response_headers(response.headers.raw)})
+            if not head:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except httpx.HTTPError as exc:
+            # the status is already sent: all that is left is to cut the response short
+            log.warning("upstream stream broke off", upstream=upstream, error=repr(exc))
+            raise
+        finally:
+            await response.aclose()
+
+
+def _timeout_for(path: str, policy: Policy, overrides: dict[str, float], upload: float,
+                 default: float) -> float:
+    """The route's timeout: a configured override for its longest matching prefix, else the
+    upload or the default timeout."""
+    best = ""
+    for prefix in overrides:
+        if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and len(prefix) > len(
+                best):
+            best = prefix
+    if best:
+        return overrides[best]
+    assert policy.route is not None
+    return upload if policy.route.uploads else default
