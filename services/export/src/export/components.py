@@ -1,0 +1,87 @@
+"""What the export service builds once per process: blob store, archive source, link signer,
+job use cases, worker and sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+
+from export.archive_source import ArchiveSource, ChatArchiveSource
+from export.jobs.links import LinkSigner
+from export.jobs.service import ExportJobs
+from export.jobs.sweeps import Sweeper
+from export.jobs.worker import ExportWorker, default_blob_root, default_worker_id, renderers
+from export.settings import Settings
+from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
+from servicekit.runtime import ServiceRuntime
+from servicekit.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The configured store; the embedded default keeps files under `.parley/`."""
+    if settings.blob_url:
+        return blob_store_from_url(settings.blob_url)
+    return LocalBlobStore(default_blob_root())
+
+
+def link_signer(settings: Settings) -> LinkSigner:
+    key = (settings.download_signing_key.get_secret_value()
+           or settings.internal_token.get_secret_value())
+    if not key:
+        log.warning("no download signing key: links only work on this process")
+        key = secrets.token_hex(32)
+    return LinkSigner(key.encode(), settings.download_link_ttl_seconds)
+
+
+@dataclass
+class Components:
+    """The export service's parts, built once the runtime is up."""
+
+    settings: Settings
+    runtime: ServiceRuntime
+    blobs: BlobStore
+    source: ArchiveSource
+    jobs: ExportJobs
+    worker: ExportWorker | None
+    sweeper: Sweeper
+    http: httpx.AsyncClient | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def uow(self) -> UnitOfWork:
+        return self.runtime.uow()
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.sweeper.run(), name="export-sweeper"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.http is not None:
+            await self.http.aclose()
+
+
+def build_components(settings: Settings, runtime: ServiceRuntime, blobs: BlobStore,
+                     source: ArchiveSource | None = None) -> Components:
+    http = None
+    if source is None:
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.chat_timeout_seconds))
+        source = ChatArchiveSource(settings.chat_url,
+                                   settings.internal_token.get_secret_value(), http)
+    worker = None
+    if settings.worker_enabled:
+        worker = ExportWorker(settings, runtime.uow, source, blobs, renderers(settings),
+                              worker_id=settings.worker_id or default_worker_id())
+    return Components(settings=settings, runtime=runtime, blobs=blobs, source=source,
+                      jobs=ExportJobs(settings, source, blobs, link_signer(settings)),
+                      worker=worker, sweeper=Sweeper(settings, runtime.uow, blobs), http=http)

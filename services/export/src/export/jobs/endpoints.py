@@ -1,0 +1,83 @@
+"""The job API: a thin router over `ExportJobs`; each route owns its unit of work."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from export.components import Components
+from export.jobs.schemas import ExportJobOut, ExportRequest, JobPage
+from servicekit.auth import CurrentCaller
+from servicekit.responses import Deleted, Ok, ok
+
+router = APIRouter(prefix="/api/v1/export", tags=["export"])
+
+
+def components(request: Request) -> Components:
+    built: Components = request.app.state.export
+    return built
+
+
+@router.post("", status_code=202)
+async def request_export(body: ExportRequest, caller: CurrentCaller, request: Request
+                         ) -> Ok[ExportJobOut]:
+    """Queue an export; poll `GET /api/v1/export/{id}` or listen to export.job.v1."""
+    app = components(request)
+    async with app.uow() as uow:
+        job = await app.jobs.request(uow, caller.user_id, body)
+        await uow.commit()
+    return ok(app.jobs.view(job))
+
+
+@router.get("")
+async def list_exports(caller: CurrentCaller, request: Request,
+                       page: Annotated[int, Query(ge=1)] = 1,
+                       page_size: Annotated[int, Query(ge=1, le=100)] = 20) -> Ok[JobPage]:
+    """The caller's exports, newest first."""
+    app = components(request)
+    async with app.uow() as uow:
+        jobs, total = await app.jobs.list(uow, caller.user_id, page, page_size)
+        items = [app.jobs.view(j) for j in jobs]  # before the session closes
+    return ok(JobPage(items=items, total=total, page=page,
+                                        page_size=page_size, has_more=page * page_size < total))
+
+
+@router.get("/{job_id}")
+async def get_export(job_id: str, caller: CurrentCaller, request: Request) -> Ok[ExportJobOut]:
+    """One export: status, progress, and a fresh signed download link once completed."""
+    app = components(request)
+    async with app.uow() as uow:
+        job = await app.jobs.get(uow, caller.user_id, job_id)
+        return ok(app.jobs.view(job))
+
+
+@router.get("/{job_id}/download", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+async def download_export(job_id: str, caller: CurrentCaller, request: Request,
+                          expires: int | None = None, signature: str | None = None
+                          ) -> StreamingResponse:
+    """The file, streamed: the owner only, through an unexpired signed link."""
+    app = components(request)
+    async with app.uow() as uow:
+        download = await app.jobs.download(uow, caller.user_id, job_id, expires, signature)
+        headers = {"Content-Disposition": f'attachment; filename="{download.file_name}"'}
+        if download.job.file_size is not None:
+            headers["Content-Length"] = str(download.job.file_size)
+        if download.job.sha256:
+            headers["X-Content-SHA256"] = download.job.sha256
+    return StreamingResponse(download.chunks, media_type=download.content_type,
+                             headers=headers)
+
+
+@router.delete("/{job_id}")
+async def delete_export(job_id: str, caller: CurrentCaller, request: Request
+                        ) -> Ok[Deleted]:
+    """Remove the export and its file (a running job is abandoned by its worker)."""
+    app = components(request)
+    async with app.uow() as uow:
+        job = await app.jobs.delete(uow, caller.user_id, job_id)
+        await uow.commit()
+    await app.jobs.remove_artifact(job)
+    return ok(Deleted(id=job.id))

@@ -1,0 +1,162 @@
+"""The export app over the real PostgreSQL and broker: each test gets its own schema
+(migrated by Alembic), its own consumer groups and blob folder, and talks HTTP to the app
+in-process. Callers carry real Ed25519 access tokens, verified by the chassis' verifier.
+
+Until the chat service serves its export stream, the worker reads archives from
+`RecordsSource` — the worker's source seam fed with `contracts.archive` records; the HTTP
+reader of chat's stream is tested end to end in `tests/` once chat lands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from contracts.archive import AnyRecord, ArchiveCounts, ArchiveHeader
+from contracts.ids import uuid7
+from export.archive_source import ArchiveQuery, UnknownChats
+from export.components import Components
+from export.main import create_app
+from export.sample_archive import sample_archive
+from export.settings import Settings
+from parley.stack.embedded import InfraUrls
+from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name
+
+
+@dataclass
+class RecordsSource:
+    """Archives by user, streamed as the chat stream would (header first, end last).
+
+    `pause_after` holds every stream after that many records until `release` is set —
+    a job that is mid-way, for the tests of workers that die or lose their lease."""
+
+    archives: dict[str, list[AnyRecord]] = field(default_factory=dict)
+    pause_after: int | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    streams_started: int = 0
+
+    def archive(self, user_id: str, query: ArchiveQuery) -> list[AnyRecord]:
+        records = self.archives.get(user_id) or list(sample_archive(
+            user_id, conversations=0, messages_per_conversation=0, memories=0, folders=0))
+        known = {r.id for r in records if r.type == "conversation"}  # type: ignore[union-attr]
+        missing = [c for c in query.chat_ids or () if c not in known]
+        if missing:
+            raise UnknownChats(missing)
+        return records
+
+    async def count(self, user_id: str, query: ArchiveQuery) -> ArchiveCounts:
+        header = self.archive(user_id, query)[0]
+        assert isinstance(header, ArchiveHeader)
+        return header.counts
+
+    async def stream(self, user_id: str, query: ArchiveQuery) -> AsyncIterator[AnyRecord]:
+        self.streams_started += 1
+        for n, record in enumerate(self.archive(user_id, query)):
+            if self.pause_after is not None and n == self.pause_after:
+                await self.release.wait()
+            yield record
+            await asyncio.sleep(0)
+
+
+@dataclass
+class Stack:
+    infra: InfraUrls
+    settings: Settings
+    keys: TokenMinter
+
+    def app(self, source: RecordsSource, **overrides: Any) -> FastAPI:
+        return create_app(self.settings.model_copy(update=overrides), source=source)
+
+
+@pytest.fixture
+async def stack(infra: InfraUrls, tmp_path: Path) -> AsyncIterator[Stack]:
+    schema = (await asyncio.to_thread(create_schemas, infra, "export"))["export"]
+    url = infra.database_as("postgres")
+    settings = Settings(
+        database_url=url, db_schema=schema, redis_url=infra.redis,
+        kafka_bootstrap_servers=infra.kafka, log_json=False, log_level="WARNING",
+        consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
+        download_signing_key="test-signing-key", lease_seconds=3.0,
+        sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
+    try:
+        yield Stack(infra, settings, TokenMinter())
+    finally:
+        await asyncio.to_thread(drop_schemas, infra, [schema])
+
+
+@pytest.fixture
+def source() -> RecordsSource:
+    return RecordsSource()
+
+
+Client = Callable[[str], httpx.AsyncClient]
+
+
+@pytest.fixture
+async def app(stack: Stack, source: RecordsSource) -> FastAPI:
+    return stack.app(source)
+
+
+@pytest.fixture
+async def client(app: FastAPI, stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(app, keys=stack.keys) as c:
+        yield c
+
+
+def as_user(stack: Stack, user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.keys.token(user_id)}"}
+
+
+def new_user() -> str:
+    return str(uuid7())
+
+
+def components(app: FastAPI) -> Components:
+    built: Components = app.state.export
+    return built
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 60.0,
+                   what: str = "the condition") -> Any:
+    """Poll `check` until it returns something truthy (never a timing assertion: the
+    deadline only stops a test that would otherwise hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def job_status(client: httpx.AsyncClient, headers: dict[str, str], job_id: str,
+                     *statuses: str) -> dict[str, Any] | None:
+    response = await client.get(f"/api/v1/export/{job_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data if data["status"] in statuses else None
+
+
+async def outbox_payloads(app: FastAPI, event_type: str, job_id: str) -> list[dict[str, Any]]:
+    """The payloads of `event_type` written for one job, in order."""
+    async with components(app).uow() as uow:
+        rows = await uow.session.execute(
+            text("SELECT body FROM outbox WHERE event_type = :e ORDER BY id"), {"e": event_type})
+        payloads = [json.loads(r[0])["payload"] for r in rows]
+    return [p for p in payloads if p["job_id"] == job_id]
+
+
+def error(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert body["success"] is False
+    assert set(body) == {"success", "error", "message", "details"}
+    return response.status_code, body["error"]
