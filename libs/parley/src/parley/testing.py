@@ -123,6 +123,33 @@ async def serving(app: Any, base_url: str = "http://service", *, keys: Any = Non
             yield client
 
 
+@asynccontextmanager
+async def listening(app: Any, *, keys: Any = None) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn in this event loop on a free loopback port, for what an
+    in-process client cannot do (WebSockets, several replicas); yields its base URL.
+    `keys` as for `serving`."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("uvicorn stopped during startup")
+            await asyncio.sleep(0.02)
+        if keys is not None:
+            from servicekit.auth import TokenVerifier
+
+            app.state.verifier = TokenVerifier(keys)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that touches the real infrastructure is an integration test."""
     for item in items:

@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -149,6 +149,30 @@ def bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <access token>'")
     return token.strip()
+
+
+BEARER_SUBPROTOCOL = "bearer"
+
+
+def looks_like_jwt(value: str) -> bool:
+    """Three dot-separated parts: what a token offered as a WebSocket subprotocol looks like."""
+    return value.count(".") == 2 and all(value.split("."))
+
+
+def websocket_token(query: Mapping[str, str], subprotocols: Sequence[str]
+                    ) -> tuple[str | None, str | None]:
+    """The access token of a WebSocket handshake, and the subprotocol to accept.
+
+    Browsers cannot set headers on a WebSocket, so the token comes as `?token=` (or
+    `?access_token=`) or as an offered subprotocol: `Sec-WebSocket-Protocol: bearer, <token>`.
+    A client that offered subprotocols must get one of them back: `bearer` when offered,
+    else the token itself."""
+    for protocol in subprotocols:
+        if looks_like_jwt(protocol):
+            accepted = BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in subprotocols else protocol
+            return protocol, accepted
+    token = query.get("token") or query.get("access_token")
+    return token or None, (subprotocols[0] if subprotocols else None)
 
 
 async def current_caller(request: Request,

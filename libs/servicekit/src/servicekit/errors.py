@@ -65,6 +65,10 @@ class PayloadTooLarge(ServiceError):
     status_code, code = 413, "PAYLOAD_TOO_LARGE"
 
 
+class UnsupportedMediaType(ServiceError):
+    status_code, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+
+
 class RateLimited(ServiceError):
     status_code, code = 429, "RATE_LIMITED"
 

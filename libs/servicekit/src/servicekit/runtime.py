@@ -156,11 +156,13 @@ def create_service_app(
     subscriptions: Sequence[Subscription] = (),
     broker: KafkaBroker | None = None,
     on_startup: Callable[[FastAPI, ServiceRuntime], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[FastAPI], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A FastAPI app with the whole chassis: lifespan, errors, health, metrics, tracing.
 
     `on_startup(app, runtime)` runs once the runtime is up, for what a service builds once
-    (key rings, hashers, caches); it may replace `app.state.verifier`."""
+    (key rings, hashers, caches); it may replace `app.state.verifier`. `on_shutdown(app)`
+    runs first when the app stops, while the runtime is still up (to end background work)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     tracing = configure_tracing(settings.service_name, settings.otlp_endpoint)
     runtime = ServiceRuntime(settings, broker or create_broker(settings))
@@ -186,7 +188,11 @@ def create_service_app(
             if on_startup is not None:
                 await on_startup(app, runtime)
             log.info("service started", service=settings.service_name)
-            yield
+            try:
+                yield
+            finally:
+                if on_shutdown is not None:
+                    await on_shutdown(app)
         finally:
             await runtime.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from chat.main import Components
 
 __all__ = ["CurrentCaller", "Deleted", "IdPath", "Ok", "TagQuery", "cached_json",
-           "cached_read", "components", "ok"]
+           "cached_read", "components", "components_of_app", "ok"]
 
 # Every id in a path: a client id (UUIDv7 or an app's legacy id), at most 64 characters
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
@@ -30,7 +30,11 @@ TagQuery = Annotated[str | None, Query(max_length=50)]
 
 def components(request: Request) -> Components:
     """The chat components the lifespan built (see chat.main)."""
-    built: Components = request.app.state.chat
+    return components_of_app(request.app)
+
+
+def components_of_app(app: FastAPI) -> Components:
+    built: Components = app.state.chat
     return built
 
 

@@ -104,6 +104,12 @@ class ChatCache:
                 self._pending_all = True
                 self._pending_keys.clear()
 
+    async def forget_chat(self, user_id: str, chat_id: str) -> None:
+        """Forget what a change to the chat or its messages made stale: the chat, the
+        user's list and the chat's message pages."""
+        await self.invalidate([self.conversation(user_id, chat_id),
+                               self.conversation_list(user_id), self.messages(user_id, chat_id)])
+
     async def forget_user(self, user_id: str) -> None:
         """Drop everything cached for the user (their data was purged)."""
         try:

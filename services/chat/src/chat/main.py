@@ -1,25 +1,34 @@
 """The composition root: the chassis app, plus what chat builds once in its lifespan —
-the read cache and whether fuzzy title search is available — and its routers."""
+the read cache, whether fuzzy title search is available, the blob store, the live hub and
+the assistant replies — and its routers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from chat.accounts.subscribers import user_deleted_handler
 from chat.archive import endpoints as archive_endpoints
+from chat.assistant.choice import providers_from_settings
+from chat.assistant.service import Replies
+from chat.attachments import endpoints as attachments_endpoints
 from chat.cache import ChatCache
 from chat.conversations import endpoints as conversations_endpoints
 from chat.folders import endpoints as folders_endpoints
+from chat.live import endpoints as live_endpoints
+from chat.live.hub import LiveHub
 from chat.memories import endpoints as memories_endpoints
 from chat.messages import endpoints as messages_endpoints
 from chat.search import endpoints as search_endpoints
 from chat.search.repository import has_trigram
 from chat.settings import Settings
 from contracts.topics import AUTH_USER, topics_published_by
+from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 from servicekit.uow import UnitOfWork
 
@@ -36,6 +45,10 @@ class Components:
     runtime: ServiceRuntime
     cache: ChatCache
     fuzzy_titles: bool
+    blobs: BlobStore
+    hub: LiveHub
+    replies: Replies
+    background: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def uow(self) -> UnitOfWork:
@@ -54,10 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings, title="Parley chat",
         routers=[conversations_endpoints.router, messages_endpoints.router,
                  folders_endpoints.router, memories_endpoints.router, search_endpoints.router,
-                 archive_endpoints.router],
+                 archive_endpoints.router, attachments_endpoints.router,
+                 live_endpoints.router],
         publishes=list(topics_published_by("chat")),
-        subscriptions=[Subscription(AUTH_USER, user_deleted_handler(forget_cached))],
+        subscriptions=[Subscription(AUTH_USER, user_deleted_handler(
+            forget_cached, blob_store=lambda: app.state.chat.blobs))],
         on_startup=start_components,
+        on_shutdown=stop_components,
     )
     return app
 
@@ -73,5 +89,30 @@ async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
     }, retry_after=settings.cache_retry_after_seconds)
     async with runtime.uow() as uow:
         fuzzy = await has_trigram(uow.session)
-    app.state.chat = Components(settings=settings, runtime=runtime, cache=cache,
-                                fuzzy_titles=fuzzy)
+    assert runtime.http is not None
+    hub = LiveHub(runtime.redis, settings.redis_key_prefix, queue_max=settings.ws_queue_max)
+    replies = Replies(settings, runtime.uow, hub, providers_from_settings(settings, runtime.http),
+                      runtime.redis, cache, utc_now)
+    hub.on_control = replies.on_control
+    await hub.start()
+    chat = app.state.chat = Components(settings=settings, runtime=runtime, cache=cache,
+                                       fuzzy_titles=fuzzy, blobs=blob_store(settings),
+                                       hub=hub, replies=replies)
+    chat.background.append(asyncio.create_task(replies.run_sweeps(), name="chat-reply-sweep"))
+
+
+async def stop_components(app: FastAPI) -> None:
+    """End replies in flight (kept as interrupted), then the sweeps and the live hub."""
+    chat: Components = app.state.chat
+    await chat.replies.stop()
+    for task in chat.background:
+        task.cancel()
+    await asyncio.gather(*chat.background, return_exceptions=True)
+    await chat.hub.stop()
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Where attachments live; the embedded default keeps files under `.parley/`."""
+    if settings.blob_url:
+        return blob_store_from_url(settings.blob_url)
+    return LocalBlobStore(Path.cwd() / ".parley" / "blobs" / "chat")

@@ -139,3 +139,21 @@ class Memory(Owned, Base):
     is_public: Mapped[bool] = mapped_column(Boolean, default=False)
     conversation_id: Mapped[str | None] = mapped_column(ID)
     field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+
+
+class Attachment(Base):
+    """A file attached to a chat: its bytes are in the blob store under `blob_key`, its row
+    here. Not synced like the rows above, so no version or seq."""
+
+    __tablename__ = "attachments"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ID)
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(200))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    deleted_at: Mapped[datetime | None] = mapped_column(TS)

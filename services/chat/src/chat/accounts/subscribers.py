@@ -10,13 +10,16 @@ import structlog
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from chat.attachments.service import forget_user_files
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted
+from servicekit.blobs import BlobStore
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-USER_TABLES = ("message_revisions", "messages", "conversations", "folders", "memories")
+USER_TABLES = ("message_revisions", "messages", "conversations", "folders", "memories",
+               "attachments")
 
 
 async def purge_user(uow: UnitOfWork, user_id: str) -> int:
@@ -29,9 +32,11 @@ async def purge_user(uow: UnitOfWork, user_id: str) -> int:
     return deleted
 
 
-def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]]
+def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
+                         blob_store: Callable[[], BlobStore] | None = None,
                          ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
-    """The `auth.user.v1` handler: purge on `user.deleted`, ignore every other event."""
+    """The `auth.user.v1` handler: purge on `user.deleted`, ignore every other event.
+    `blob_store` gives the store of attachments (built in the lifespan, after this)."""
 
     forgetting: set[asyncio.Future[None]] = set()
 
@@ -39,6 +44,11 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]]
         if not isinstance(envelope.payload, UserDeleted):
             return
         user_id = envelope.user_id
+        files = 0
+        if blob_store is not None:
+            # bytes before rows: if the transaction then fails, the redelivered event finds
+            # the rows again and deletes what is left; the other order could lose the keys
+            files = await forget_user_files(uow, blob_store(), user_id)
         rows = await purge_user(uow, user_id)
 
         def forget_after_commit(_: Session) -> None:
@@ -48,6 +58,6 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]]
             task.add_done_callback(forgetting.discard)
 
         event.listen(uow.session.sync_session, "after_commit", forget_after_commit, once=True)
-        log.info("user purged", user_id=user_id, rows=rows)
+        log.info("user purged", user_id=user_id, rows=rows, files=files)
 
     return handle

@@ -23,9 +23,7 @@ router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 
 
 async def forget_chat(request: Request, user_id: str, chat_id: str) -> None:
-    cache = components(request).cache
-    await cache.invalidate([cache.conversation(user_id, chat_id),
-                            cache.conversation_list(user_id), cache.messages(user_id, chat_id)])
+    await components(request).cache.forget_chat(user_id, chat_id)
 
 
 @router.get("", response_model=Ok[ChatList])

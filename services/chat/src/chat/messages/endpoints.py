@@ -3,15 +3,18 @@ with revisions, delete, switch branches."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from chat.api import CurrentCaller, Deleted, IdPath, Ok, cached_read, components, ok
+from chat.assistant.service import Started
 from chat.conversations.endpoints import forget_chat
 from chat.conversations.schemas import ChatOut
 from chat.conversations.service import view
 from chat.domain import ID_PATTERN
+from chat.live.sse import reply_events, wants_events
 from chat.messages import service
 from chat.messages.schemas import (
     BranchSwitch,
@@ -20,6 +23,7 @@ from chat.messages.schemas import (
     MessageOut,
     MessagePage,
     MessagePatch,
+    ReplyStarted,
     RevisionList,
     StoredMessages,
 )
@@ -48,12 +52,23 @@ async def list_messages(
                              f"{branch}|{before}|{limit}", produce)
 
 
-@router.post("/messages", status_code=201)
+@router.post("/messages", status_code=201, response_model=Ok[StoredMessages], responses={
+    202: {"model": Ok[ReplyStarted], "description": "stored; the reply is being generated"},
+    200: {"content": {"text/event-stream": {}},
+          "description": "with `Accept: text/event-stream`: the reply's live events"}})
 async def post_messages(chat_id: IdPath, body: MessageBatch | MessageIn, caller: CurrentCaller,
-                        request: Request, response: Response) -> Ok[StoredMessages]:
-    """One message, or `{"messages": [...]}` (up to the batch limit) in one transaction."""
+                        request: Request, response: Response) -> Response | Ok[StoredMessages]:
+    """One message, or `{"messages": [...]}` (up to the batch limit) in one transaction.
+
+    Only stores (a client uploading its history), unless the request asks for the
+    assistant's reply: `"reply": true` answers 202 at once with the stored message and the
+    id of the reply being generated; `Accept: text/event-stream` streams the reply's events
+    (`new_message`, `bot_response_chunk`..., `message_complete`) as server-sent events."""
     chat = components(request)
     incoming = body.messages if isinstance(body, MessageBatch) else [body]
+    if body.reply or wants_events(request):
+        return await start_reply(request, caller.user_id, chat_id,
+                                 lambda: chat.replies.send(caller.user_id, chat_id, incoming))
     async with chat.uow() as uow:
         stored = await service.store(uow, chat.settings, caller.user_id, chat_id, incoming,
                                      chat.clock())
@@ -63,6 +78,31 @@ async def post_messages(chat_id: IdPath, body: MessageBatch | MessageIn, caller:
     else:
         response.status_code = 200
     return ok(stored)
+
+
+@router.post("/messages/{message_id}/regenerate", status_code=202, response_model=Ok[ReplyStarted],
+             responses={200: {"content": {"text/event-stream": {}},
+                              "description": "with `Accept: text/event-stream`: live events"}})
+async def regenerate(chat_id: IdPath, message_id: IdPath, caller: CurrentCaller,
+                     request: Request) -> Response:
+    """A new reply as a sibling branch: beside an assistant message, or below a user
+    message; the new branch becomes the current one."""
+    chat = components(request)
+    return await start_reply(request, caller.user_id, chat_id,
+                             lambda: chat.replies.regenerate(caller.user_id, chat_id, message_id))
+
+
+async def start_reply(request: Request, user_id: str, chat_id: str,
+                      start: Callable[[], Awaitable[Started]]) -> Response:
+    """Server-sent events when asked for, else 202 with what was stored."""
+    chat = components(request)
+    if wants_events(request):
+        return await reply_events(chat, user_id, chat_id, start)
+    started = await start()
+    body = ok(ReplyStarted(messages=started.messages, reply=started.reply,
+                           reply_message_id=started.reply.id if started.reply else None))
+    return Response(body.model_dump_json(), status_code=202 if started.reply else 200,
+                    media_type="application/json")
 
 
 @router.patch("/messages/{message_id}")

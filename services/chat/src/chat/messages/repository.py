@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Message, MessageRevision, NewMessage
@@ -112,6 +113,23 @@ class MessageRepository:
             "user_id": user_id, "conversation_id": conversation_id, "start": start,
         })).scalar_one()
         return leaf
+
+    async def save_partial(self, user_id: str, message_id: str, content: str, now: datetime
+                           ) -> None:
+        """The text a streaming reply has so far (no new version: the reply's completion is
+        its change; this only keeps a crash from losing what was generated)."""
+        await self.session.execute(
+            update(Message).where(Message.user_id == user_id, Message.id == message_id,
+                                  Message.status == "streaming")
+            .values(content=content, updated_at=now))
+
+    async def stale_streaming(self, saved_before: datetime, limit: int) -> list[Message]:
+        """Replies still 'streaming' that nobody saved since `saved_before`, locked."""
+        rows = await self.session.scalars(
+            select(Message).where(Message.status == "streaming",
+                                  Message.updated_at < saved_before)
+            .order_by(Message.updated_at).limit(limit).with_for_update(skip_locked=True))
+        return list(rows)
 
     def add_revision(self, revision: MessageRevision) -> None:
         self.session.add(revision)

@@ -33,6 +33,8 @@ class MessageIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = Field(
         default=None, description="when it was written, for history a client brings along")
+    reply: bool = Field(default=False, description="ask for the assistant's reply to this "
+                        "message (answers 202 at once; the reply streams to live clients)")
 
     @field_validator("role")
     @classmethod
@@ -51,6 +53,15 @@ class MessageBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[MessageIn] = Field(min_length=1)
+    reply: bool = Field(default=False,
+                        description="ask for the assistant's reply to the last message")
+
+    @field_validator("messages")
+    @classmethod
+    def _no_reply_inside(cls, value: list[MessageIn]) -> list[MessageIn]:
+        if any(m.reply for m in value):
+            raise ValueError("'reply' belongs on the request, not on one of its messages")
+        return value
 
 
 class MessagePatch(BaseModel):
@@ -122,3 +133,13 @@ class RevisionList(BaseModel):
     message: MessageOut
     revisions: list[RevisionOut] = Field(description="earlier texts, oldest first")
 
+
+
+class ReplyStarted(BaseModel):
+    """The user's stored message(s) and the reply being generated for them."""
+
+    messages: list[MessageOut]
+    reply_message_id: str | None = Field(
+        description="the assistant message being generated (null: a retried send, "
+        "nothing new)")
+    reply: MessageOut | None

@@ -60,7 +60,8 @@ class GatekeeperMiddleware:
         refusal: ServiceError | None = None
         caller: Caller | None = None
         if policy.route is not None:
-            token = presented_token(scope["headers"], scope.get("query_string", b""), websocket)
+            token = presented_token(scope["headers"], scope.get("query_string", b""), websocket,
+                                    scope.get("subprotocols", ()))
             if policy.needs_token or token is not None:
                 try:
                     caller = await identify(gateway.verifier, token)

@@ -1,0 +1,412 @@
+"""Assistant replies: a user message in, the assistant's answer out, token by token, to every
+device that has the chat open.
+
+The reply is stored as a `streaming` message in the same transaction as the message it
+answers, before the first chunk; its text so far is saved at most every `reply_flush_ms` or
+`reply_flush_chunks`; its completion (`complete`, `failed` with an error code, or
+`cancelled` with the partial text) is one versioned change with its event. A process that
+dies mid-reply leaves a `streaming` row that the sweep marks `failed` (INTERRUPTED), partial
+text kept. Generation runs in the process that took the request, independent of the
+connection that asked: a client that goes away does not stop its reply."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+
+from chat import changes
+from chat.assistant.choice import Providers
+from chat.assistant.providers import Prompt, Provider, ProviderError, Turn, Usage, trim_history
+from chat.cache import ChatCache
+from chat.conversations.repository import ConversationRepository
+from chat.live.hub import LiveEvent, LiveHub
+from chat.messages import service as messages
+from chat.messages.repository import MessageRepository
+from chat.messages.schemas import MessageIn, MessageOut
+from chat.settings import Settings
+from servicekit.errors import NotFound, RateLimited, ValidationFailed
+from servicekit.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+MESSAGES_SENT = Counter("messages_sent_total", "messages sent through live chats", ["type"])
+REPLY_FIRST_CHUNK = Histogram(
+    "reply_time_to_first_chunk_seconds", "from the user's message stored to the first chunk",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+REPLY_DURATION = Histogram(
+    "reply_duration_seconds", "from the user's message stored to the reply completed",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+REPLIES_FINISHED = Counter("chat_replies_total", "replies finished, by status", ["status"])
+
+HISTORY_MAX_MESSAGES = 200  # of the branch, before the character budget trims it
+LIVE_STATE_TTL = 3600
+INTERRUPTED = "INTERRUPTED"
+
+
+@dataclass(frozen=True)
+class Started:
+    """What a send or a regenerate stored: the user's new messages and the reply being
+    generated (`reply` is None when the send was a retry of messages already stored)."""
+
+    messages: list[MessageOut]
+    reply: MessageOut | None
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    user_id: str
+    chat_id: str
+    stop_reason: str | None = None  # "cancelled" by the user, "interrupted" by shutdown
+
+
+@dataclass
+class _Progress:
+    """A reply as it is being generated."""
+
+    started: float
+    pieces: list[str] = field(default_factory=list)
+    first_chunk_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+class Replies:
+    """Starts, streams, cancels and finishes assistant replies."""
+
+    def __init__(self, settings: Settings, uow: Callable[[], UnitOfWork], hub: LiveHub,
+                 providers: Providers, redis: Redis, cache: ChatCache,
+                 clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.uow = uow
+        self.hub = hub
+        self.providers = providers
+        self.redis = redis
+        self.cache = cache
+        self.clock = clock
+        self.prefix = settings.redis_key_prefix
+        self._running: dict[str, _Running] = {}
+
+    # -- starting --------------------------------------------------------------------------
+
+    async def send(self, user_id: str, chat_id: str, incoming: Sequence[MessageIn]) -> Started:
+        """Store the user's message(s) and a `streaming` reply to the last one, then generate
+        it. A retried send (its last message id is stored already) starts nothing."""
+        if incoming[-1].role != "user":
+            raise ValidationFailed("a reply answers a user message: the last message's role "
+                                   "must be 'user'", {"role": incoming[-1].role})
+        await self.charge(user_id)
+        async with self.uow() as uow:
+            conversation = await messages.live_conversation(uow, user_id, chat_id)
+            last_id = incoming[-1].id
+            if last_id and await MessageRepository(uow.session).existing(user_id, [last_id]):
+                stored = await messages.store(uow, self.settings, user_id, chat_id, incoming,
+                                              self.clock())
+                return Started(messages=stored.messages, reply=None)
+            provider = self.providers.for_model(conversation.model)
+            placeholder = MessageIn(role="assistant", content="", status="streaming",
+                                    model=provider.model_name(conversation.model))
+            stored = await messages.store(uow, self.settings, user_id, chat_id,
+                                          [*incoming, placeholder], self.clock())
+            await uow.commit()
+        *sent, reply = stored.messages
+        await self.cache.forget_chat(user_id, chat_id)
+        for message in sent:
+            MESSAGES_SENT.labels("user").inc()
+            await self.publish(user_id, chat_id, "new_message",
+                               {"message": message.model_dump(mode="json")})
+        self._launch(user_id, chat_id, reply, provider)
+        return Started(messages=sent, reply=reply)
+
+    async def regenerate(self, user_id: str, chat_id: str, message_id: str) -> Started:
+        """A new reply beside `message_id` (an assistant message) or below it (a user
+        message): a sibling branch, which becomes the current one."""
+        await self.charge(user_id)
+        async with self.uow() as uow:
+            conversation = await messages.live_conversation(uow, user_id, chat_id)
+            target = await MessageRepository(uow.session).get(user_id, chat_id, message_id)
+            if target is None:
+                raise messages.message_not_found(message_id)
+            parent = target.parent_id if target.role == "assistant" else target.id
+            if parent is None:
+                raise ValidationFailed("this message answers nothing to regenerate from",
+                                       {"message_id": message_id})
+            provider = self.providers.for_model(conversation.model)
+            placeholder = MessageIn(role="assistant", content="", status="streaming",
+                                    model=provider.model_name(conversation.model),
+                                    parent_id=parent)
+            stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
+                                          self.clock())
+            await uow.commit()
+        reply = stored.messages[0]
+        await self.cache.forget_chat(user_id, chat_id)
+        self._launch(user_id, chat_id, reply, provider)
+        return Started(messages=[], reply=reply)
+
+    async def charge(self, user_id: str) -> None:
+        """Count one send against the user's per-minute limit (RateLimited over it). If Redis
+        cannot count, the send goes ahead."""
+        window = int(time.time() // 60)
+        key = f"{self.prefix}send-limit:{user_id}:{window}"
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 120)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("send limit not counted", error=repr(exc))
+            return
+        limit = self.settings.send_rate_per_minute
+        if int(count) > limit:
+            retry_after = 60 - int(time.time()) % 60
+            raise RateLimited(f"at most {limit} messages a minute: wait {retry_after} s",
+                              {"limit": limit, "retry_after": retry_after},
+                              headers={"Retry-After": str(retry_after)})
+
+    def _launch(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider) -> None:
+        task = asyncio.create_task(self._generate(user_id, chat_id, reply, provider),
+                                   name=f"reply-{reply.id}")
+        self._running[reply.id] = _Running(task, user_id, chat_id)
+        task.add_done_callback(lambda _: self._running.pop(reply.id, None))
+
+    # -- generating ------------------------------------------------------------------------
+
+    async def _generate(self, user_id: str, chat_id: str, reply: MessageOut,
+                        provider: Provider) -> None:
+        progress = _Progress(started=time.perf_counter())
+        usage = Usage()
+        status, error = "complete", None
+        try:
+            prompt = await self._prompt(user_id, chat_id, reply.parent_id)
+            await self.publish(user_id, chat_id, "typing_indicator", {
+                "user_id": "assistant", "is_typing": True,
+                "typing_text": "The assistant is typing…", "message_id": reply.id})
+            async with asyncio.timeout(self.settings.reply_timeout_seconds):
+                await self._stream(user_id, chat_id, reply.id, provider, prompt, usage,
+                                   progress)
+        except asyncio.CancelledError:
+            running = self._running.get(reply.id)
+            if running is not None and running.stop_reason == "cancelled":
+                status = "cancelled"
+            else:
+                status, error = "failed", (INTERRUPTED, "the reply was cut off: the service "
+                                           "stopped while generating it")
+        except TimeoutError:
+            status, error = "failed", ("PROVIDER_TIMEOUT", "the reply took longer than "
+                                       f"{self.settings.reply_timeout_seconds:g} s")
+        except ProviderError as exc:
+            status, error = "failed", (exc.code, exc.message)
+        except Exception:
+            log.exception("reply failed", message_id=reply.id)
+            status, error = "failed", ("PROVIDER_ERROR", "the reply could not be generated")
+        await self._finish(user_id, chat_id, reply.id, provider, progress, usage, status, error)
+
+    async def _prompt(self, user_id: str, chat_id: str, answering: str | None) -> Prompt:
+        async with self.uow() as uow:
+            conversation = await ConversationRepository(uow.session).get(user_id, chat_id)
+            if conversation is None or answering is None:
+                raise NotFound("the chat is gone")
+            rows = await MessageRepository(uow.session).branch(
+                user_id, chat_id, answering, HISTORY_MAX_MESSAGES)
+            turns = [Turn(r.role, r.content) for r in rows
+                     if r.content and r.status != "streaming"]
+            return Prompt(model=conversation.model, system_prompt=conversation.system_prompt,
+                          history=trim_history(turns, self.settings.history_budget_chars))
+
+    async def _stream(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
+                      prompt: Prompt, usage: Usage, progress: _Progress) -> None:
+        loop = asyncio.get_running_loop()
+        flush_every = self.settings.reply_flush_ms / 1000
+        last_saved, unsaved = loop.time(), 0
+        text_key, index_key = self._state_keys(user_id, reply_id)
+        async for piece in provider.stream(prompt, usage):
+            if not piece:
+                continue
+            progress.pieces.append(piece)
+            index = len(progress.pieces)
+            if progress.first_chunk_at is None:
+                progress.first_chunk_at = time.perf_counter()
+                REPLY_FIRST_CHUNK.observe(progress.first_chunk_at - progress.started)
+
+            def remember(pipe: Pipeline, piece: str = piece, index: int = index) -> None:
+                pipe.append(text_key, piece)
+                pipe.set(index_key, index, ex=LIVE_STATE_TTL)
+                if index == 1:
+                    pipe.expire(text_key, LIVE_STATE_TTL)
+
+            await self.hub.publish(user_id, chat_id, LiveEvent.of("bot_response_chunk", {
+                "message_id": reply_id, "chunk": piece, "chunk_index": index,
+                "is_complete": False}), along=remember)
+            unsaved += 1
+            if unsaved >= self.settings.reply_flush_chunks or \
+                    loop.time() - last_saved >= flush_every:
+                await self._save_partial(user_id, reply_id, progress.text)
+                last_saved, unsaved = loop.time(), 0
+
+    async def _save_partial(self, user_id: str, reply_id: str, text: str) -> None:
+        try:
+            async with self.uow() as uow:
+                await MessageRepository(uow.session).save_partial(user_id, reply_id, text,
+                                                                  self.clock())
+                await uow.commit()
+        except Exception as exc:  # the reply goes on; the completion saves everything
+            log.warning("partial reply not saved", message_id=reply_id, error=repr(exc))
+
+    async def _finish(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
+                      progress: _Progress, usage: Usage, status: str,
+                      error: tuple[str, str] | None) -> None:
+        """Store the reply's end as one change, then tell every connection."""
+        now = self.clock()
+        elapsed = time.perf_counter() - progress.started
+        meta: dict[str, Any] = {"provider": provider.name, "generation_ms": round(elapsed * 1000),
+                                "chunks": len(progress.pieces)}
+        if progress.first_chunk_at is not None:
+            meta["time_to_first_chunk_ms"] = round(
+                (progress.first_chunk_at - progress.started) * 1000)
+        meta.update({k: v for k, v in usage.extra.items() if v is not None})
+        if error is not None:
+            meta["error_code"], meta["error_message"] = error
+        out: MessageOut | None = None
+        try:
+            out = await asyncio.shield(self._store_end(user_id, chat_id, reply_id, progress.text,
+                                                       status, usage, meta, now))
+        except Exception:
+            log.exception("reply end not stored: the sweep will mark it", message_id=reply_id)
+        await self.cache.forget_chat(user_id, chat_id)
+        text_key, index_key = self._state_keys(user_id, reply_id)
+        await self.hub.publish(user_id, chat_id, LiveEvent.of("bot_response_chunk", {
+            "message_id": reply_id, "chunk": "", "chunk_index": len(progress.pieces) + 1,
+            "is_complete": True}), along=lambda pipe: pipe.delete(text_key, index_key))
+        if error is not None:
+            await self.publish(user_id, chat_id, "error", {
+                "error_code": error[0], "message": error[1], "message_id": reply_id})
+        if out is not None:
+            await self.publish(user_id, chat_id, "message_complete",
+                               {"message": out.model_dump(mode="json")})
+        await self.publish(user_id, chat_id, "typing_indicator", {
+            "user_id": "assistant", "is_typing": False, "typing_text": None,
+            "message_id": reply_id})
+        MESSAGES_SENT.labels("assistant").inc()
+        REPLIES_FINISHED.labels(status).inc()
+        REPLY_DURATION.observe(elapsed)
+
+    async def _store_end(self, user_id: str, chat_id: str, reply_id: str, text: str,
+                         status: str, usage: Usage, meta: dict[str, Any], now: datetime
+                         ) -> MessageOut | None:
+        async with self.uow() as uow:
+            row = await MessageRepository(uow.session).get(user_id, chat_id, reply_id,
+                                                           for_update=True)
+            if row is None:  # deleted while it streamed
+                return None
+            row.content, row.status = text, status
+            row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            row.meta = {**row.meta, **meta}
+            await changes.message_changed(uow, row, now)
+            tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
+            conversation = await ConversationRepository(uow.session).get(user_id, chat_id,
+                                                                         for_update=True)
+            if conversation is not None and tokens:
+                conversation.total_tokens += tokens
+                await changes.conversation_changed(uow, conversation, now)
+            await uow.commit()
+            return MessageOut.of(row)
+
+    # -- cancelling, resuming, stopping ----------------------------------------------------
+
+    async def cancel(self, user_id: str, message_id: str) -> None:
+        """Stop generating `message_id` (on whichever replica runs it); its partial text
+        is kept with status `cancelled`."""
+        if not self._cancel_here(user_id, message_id, "cancelled"):
+            await self.hub.control({"op": "cancel", "user_id": user_id,
+                                    "message_id": message_id})
+
+    async def on_control(self, payload: dict[str, Any]) -> None:
+        """A message from another replica (LiveHub's control channel)."""
+        if payload.get("op") == "cancel":
+            self._cancel_here(str(payload.get("user_id")), str(payload.get("message_id")),
+                              "cancelled")
+
+    def _cancel_here(self, user_id: str, message_id: str, reason: str) -> bool:
+        running = self._running.get(message_id)
+        if running is None or running.user_id != user_id:
+            return False
+        running.stop_reason = reason
+        running.task.cancel()
+        return True
+
+    async def live_text(self, user_id: str, message_id: str) -> tuple[str, int] | None:
+        """What a reply being generated has so far, and its last chunk index (for resume)."""
+        text_key, index_key = self._state_keys(user_id, message_id)
+        try:
+            text, index = await self.redis.mget(text_key, index_key)
+        except (RedisError, OSError):
+            return None
+        if index is None:
+            return None
+        text = text or b""
+        return (text.decode() if isinstance(text, bytes) else str(text)), int(index)
+
+    def _state_keys(self, user_id: str, message_id: str) -> tuple[str, str]:
+        base = f"{self.prefix}live-reply:{user_id}:{message_id}"
+        return f"{base}:text", f"{base}:index"
+
+    async def publish(self, user_id: str, chat_id: str, type_: str, data: dict[str, Any]
+                      ) -> None:
+        await self.hub.publish(user_id, chat_id, LiveEvent.of(type_, data))
+
+    async def sweep_interrupted(self) -> int:
+        """Mark replies a crash left `streaming` as failed (INTERRUPTED), text kept."""
+        now = self.clock()
+        stale = now - timedelta(seconds=self.settings.reply_stale_seconds)
+        touched: set[tuple[str, str]] = set()
+        marked = 0
+        async with self.uow() as uow:
+            for row in await MessageRepository(uow.session).stale_streaming(stale, limit=500):
+                if row.id in self._running:
+                    continue
+                marked += 1
+                row.status = "failed"
+                row.meta = {**row.meta, "error_code": INTERRUPTED,
+                            "error_message": "the reply was cut off before it completed"}
+                await changes.message_changed(uow, row, now)
+                touched.add((row.user_id, row.conversation_id))
+            await uow.commit()
+        for user_id, chat_id in touched:
+            await self.cache.forget_chat(user_id, chat_id)
+        if marked:
+            log.info("interrupted replies marked failed", replies=marked)
+        return marked
+
+    async def run_sweeps(self) -> None:
+        """Sweep now and then for as long as the process runs."""
+        interval = min(60.0, self.settings.reply_stale_seconds / 2)
+        while True:
+            try:
+                await self.sweep_interrupted()
+            except Exception:
+                log.exception("reply sweep failed")
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        """On shutdown: end every reply this process generates as interrupted (text kept)."""
+        running = list(self._running.values())
+        for item in running:
+            item.stop_reason = "interrupted"
+            item.task.cancel()
+        if running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(r.task for r in running), return_exceptions=True), 10)

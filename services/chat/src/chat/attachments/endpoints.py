@@ -1,0 +1,241 @@
+"""Attachments over HTTP: upload (multipart/form-data, streamed to the blob store as it
+arrives), download, metadata, a chat's list, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import ClientDisconnect
+
+from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
+from chat.attachments import domain, service
+from chat.attachments.schemas import AttachmentData, AttachmentList
+from chat.domain import new_id
+from servicekit.errors import PayloadTooLarge, ValidationFailed
+
+router = APIRouter(prefix="/api/v1", tags=["attachments"])
+
+# Room for the boundaries and part headers around the file (and any small fields)
+MULTIPART_OVERHEAD = 64 * 1024
+
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file"],
+               "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+
+
+class _Stage(enum.Enum):
+    BEFORE_FILE = enum.auto()
+    IN_FILE = enum.auto()
+    AFTER_FILE = enum.auto()
+
+
+class FileField:
+    """The `file` field of a multipart/form-data body, parsed as the body arrives: nothing
+    is spooled, and at most one received chunk (plus the sniffed head) is held. Other
+    fields, and any second `file`, are skipped."""
+
+    def __init__(self, request: Request, max_bytes: int) -> None:
+        media_type, options = parse_options_header(request.headers.get("content-type"))
+        boundary = options.get(b"boundary")
+        if media_type != b"multipart/form-data" or not boundary:
+            raise ValidationFailed("send the file as multipart/form-data, in a field named "
+                                   "'file'", {"field": "file"})
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
+            raise _too_large(max_bytes)  # refused before a byte is read
+        try:
+            self._parser = MultipartParser(boundary, {
+                "on_part_begin": self._part_begin, "on_header_field": self._header_name,
+                "on_header_value": self._header_value, "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished, "on_part_data": self._data,
+                "on_part_end": self._part_end})
+        except FormParserError as exc:
+            raise ValidationFailed(f"the multipart boundary is not valid: {exc}") from None
+        self._body = request.stream()
+        self._max_bytes = max_bytes
+        self._received = 0
+        self._size = 0
+        self._stage = _Stage.BEFORE_FILE
+        self._pending: list[bytes] = []  # the file's bytes parsed but not yet handed on
+        self._headers: dict[bytes, bytes] = {}
+        self._name = bytearray()
+        self._value = bytearray()
+        self.filename = ""
+        self.declared_type = ""
+
+    async def open(self) -> service.Upload:
+        """Read up to the file's first bytes, enough to tell its type."""
+        while self._stage is _Stage.BEFORE_FILE:
+            if not await self._feed():
+                raise ValidationFailed("the request has no 'file' field", {"field": "file"})
+        while (self._stage is _Stage.IN_FILE
+               and sum(map(len, self._pending)) < domain.SNIFF_BYTES):
+            await self._feed()
+        head = b"".join(self._pending)
+        self._pending = [head]
+        return service.Upload(filename=self.filename, declared_type=self.declared_type,
+                              head=head[:domain.SNIFF_BYTES],
+                              whole=self._stage is _Stage.AFTER_FILE, chunks=self._chunks())
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            pending, self._pending = self._pending, []
+            for chunk in pending:
+                if chunk:
+                    yield chunk
+            if self._stage is _Stage.AFTER_FILE or not await self._feed():
+                break
+        # the rest of the body: a truncated or malformed end refuses the file before the
+        # blob store keeps it
+        while await self._feed():
+            pass
+
+    async def _feed(self) -> bool:
+        """Parse the next piece of the body; False at its (well-formed) end."""
+        try:
+            chunk = await anext(self._body)
+        except StopAsyncIteration:
+            if self._parser.state != MultipartState.END:
+                raise ValidationFailed("the multipart body ended before its closing boundary",
+                                       {"field": "file"}) from None
+            return False
+        except ClientDisconnect:
+            raise ValidationFailed("the upload was cut off", {"field": "file"}) from None
+        self._received += len(chunk)
+        if self._received > self._max_bytes + MULTIPART_OVERHEAD:
+            raise _too_large(self._max_bytes)
+        try:
+            self._parser.write(chunk)
+        except FormParserError as exc:
+            raise ValidationFailed(f"the multipart body is malformed: {exc}") from None
+        if self._size > self._max_bytes:
+            raise _too_large(self._max_bytes)
+        return True
+
+    # the parser's callbacks
+    def _part_begin(self) -> None:
+        self._headers = {}
+
+    def _header_name(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._name).strip().lower()] = bytes(self._value).strip()
+        self._name, self._value = bytearray(), bytearray()
+
+    def _headers_finished(self) -> None:
+        if self._stage is not _Stage.BEFORE_FILE:
+            return
+        _, options = parse_options_header(self._headers.get(b"content-disposition"))
+        if options.get(b"name") != b"file":
+            return
+        self._stage = _Stage.IN_FILE
+        # browsers send the name as raw UTF-8; the parser hands it over as latin-1 bytes
+        self.filename = options.get(b"filename", b"").decode("utf-8", "replace")
+        self.declared_type = self._headers.get(b"content-type", b"").decode("latin-1")
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._stage is _Stage.IN_FILE:
+            self._pending.append(data[start:end])
+            self._size += end - start
+
+    def _part_end(self) -> None:
+        if self._stage is _Stage.IN_FILE:
+            self._stage = _Stage.AFTER_FILE
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the file is over {max_bytes} bytes", {"max_bytes": max_bytes})
+
+
+@router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
+async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Request
+                            ) -> Ok[AttachmentData]:
+    """Attach a file to one of your chats: multipart/form-data with the file in the field
+    `file`, up to the size limit (413 above it). The type comes from the content: images
+    (PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, Ogg, WebM, M4A/MP4) and UTF-8 text (plain,
+    Markdown, CSV, JSON); anything else, or a declared type the content contradicts, is
+    415 UNSUPPORTED_MEDIA_TYPE.
+
+    A message refers to the file from its parts:
+    `{"type": "attachment", "attachment_id": "<id>"}`."""
+    chat = components(request)
+    # a short look before the body: no database connection is held while the bytes arrive
+    async with chat.uow() as uow:
+        await service.check_chat(uow, caller.user_id, chat_id)
+    upload = await FileField(request, chat.settings.attachment_max_bytes).open()
+    attachment_id = new_id()
+    stored = await service.store_file(chat.blobs, caller.user_id, attachment_id, upload)
+    committed = False
+    try:
+        async with chat.uow() as uow:
+            result = await service.record(uow, caller.user_id, chat_id, attachment_id,
+                                          stored, chat.clock())
+            await uow.commit()
+            committed = True
+    finally:
+        if not committed:  # no row, so no bytes either (even when the request is cancelled)
+            await asyncio.shield(service.discard(chat.blobs, stored))
+    return ok(AttachmentData(attachment=result))
+
+
+@router.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
+    200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+    304: {"description": "If-None-Match named this content"}})
+async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
+                              ) -> Response:
+    """The file's bytes, streamed, as a download (never rendered inline); ETag = SHA-256."""
+    chat = components(request)
+    async with chat.uow() as uow:
+        stored = await service.get(uow, caller.user_id, attachment_id)
+    meta = stored.attachment
+    headers = {"ETag": domain.etag(meta.sha256), "Cache-Control": "private, no-cache",
+               "X-Content-Type-Options": "nosniff"}
+    if domain.etag_matches(request.headers.get("if-none-match"), meta.sha256):
+        return Response(status_code=304, headers=headers)
+    content = await service.open_content(chat.blobs, stored)
+    headers["Content-Length"] = str(meta.size_bytes)
+    headers["Content-Disposition"] = domain.content_disposition(meta.filename)
+    return StreamingResponse(content, media_type=meta.content_type, headers=headers)
+
+
+@router.get("/attachments/{attachment_id}/meta")
+async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, request: Request
+                          ) -> Ok[AttachmentData]:
+    async with components(request).uow() as uow:
+        stored = await service.get(uow, caller.user_id, attachment_id)
+    return ok(AttachmentData(attachment=stored.attachment))
+
+
+@router.get("/chats/{chat_id}/attachments")
+async def list_attachments(chat_id: IdPath, caller: CurrentCaller, request: Request,
+                           page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                           ) -> Ok[AttachmentList]:
+    """A chat's attachments, newest first."""
+    async with components(request).uow() as uow:
+        return ok(await service.list_for_chat(uow, caller.user_id, chat_id, page=page,
+                                              limit=limit))
+
+
+@router.delete("/attachments/{attachment_id}")
+async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
+                            ) -> Ok[Deleted]:
+    chat = components(request)
+    async with chat.uow() as uow:
+        blob_key = await service.delete(uow, caller.user_id, attachment_id, chat.clock())
+        await uow.commit()
+    # the row goes first: bytes left by a failed delete are unreachable, never a row without
+    # its bytes
+    await service.delete_content(chat.blobs, blob_key)
+    return ok(Deleted(id=attachment_id))

@@ -1,0 +1,36 @@
+"""Attachments out of the API (they come in as multipart/form-data, not JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from chat.models import Attachment
+from chat.pagination import Pagination
+
+
+class AttachmentOut(BaseModel):
+    id: str
+    conversation_id: str
+    filename: str
+    content_type: str = Field(description="detected from the content, not only as declared")
+    size_bytes: int
+    sha256: str = Field(description="hex SHA-256 of the content (also the download's ETag)")
+    created_at: datetime
+    url: str = Field(description="where the bytes are downloaded from")
+
+    @classmethod
+    def of(cls, row: Attachment) -> AttachmentOut:
+        return cls(id=row.id, conversation_id=row.conversation_id, filename=row.filename,
+                   content_type=row.content_type, size_bytes=row.size_bytes, sha256=row.sha256,
+                   created_at=row.created_at, url=f"/api/v1/attachments/{row.id}")
+
+
+class AttachmentData(BaseModel):
+    attachment: AttachmentOut
+
+
+class AttachmentList(BaseModel):
+    attachments: list[AttachmentOut]
+    pagination: Pagination
