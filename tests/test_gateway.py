@@ -80,7 +80,8 @@ def chat_port() -> int:
 
 @contextmanager
 def chat(infra: InfraUrls, schema: str, auth: str, log_dir: Path, port: int) -> Iterator[str]:
-    env = {**infra_env("CHAT_", infra, schema), "CHAT_AUTH_URL": auth}
+    env = {**infra_env("CHAT_", infra, schema), "CHAT_AUTH_URL": auth,
+           "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(), "CHAT_ECHO_PACE_MS": "5"}
     with service("chat", "chat.main:create_app", env, log_dir, port) as url:
         yield url
 
@@ -128,6 +129,57 @@ def test_register_log_in_and_use_a_chat_only_through_the_gateway(gateway_url: st
         one = client.get(f"/api/v1/chats/{chat_id}", headers=auth)
         assert one.status_code == 200
         assert one.json()["data"]["title"] == "Through the door"
+
+
+def signed_in(client: httpx.Client) -> str:
+    """A new user registered and logged in through the gateway: their access token."""
+    email = f"{unique_name('live')}@example.com"
+    assert client.post("/api/v1/auth/register", json={
+        "email": email, "password": PASSWORD, "name": "Live"}).status_code == 201
+    login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    token: str = login.json()["data"]["tokens"]["access_token"]
+    return token
+
+
+def test_a_live_chat_through_the_gateway_websocket_sse_and_attachments(gateway_url: str
+                                                                      ) -> None:
+    from websockets.sync.client import connect
+
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        token = signed_in(client)
+        auth = bearer(token)
+        chat_id = client.post("/api/v1/chats", json={"title": "live"},
+                              headers=auth).json()["data"]["chat"]["id"]
+
+        ws_url = gateway_url.replace("http://", "ws://") + f"/api/v1/chats/{chat_id}/ws"
+        with connect(f"{ws_url}?token={token}") as ws:
+            assert json.loads(ws.recv(timeout=20))["type"] == "connection_established"
+            ws.send(json.dumps({"type": "send_message", "data": {"content": "via the door"}}))
+            frames = []
+            while not frames or frames[-1]["type"] != "message_complete":
+                frames.append(json.loads(ws.recv(timeout=20)))
+        chunks = [f["data"]["chunk"] for f in frames if f["type"] == "bot_response_chunk"]
+        assert "".join(chunks) == frames[-1]["data"]["message"]["content"] == "Echo: via the door"
+
+        with client.stream("POST", f"/api/v1/chats/{chat_id}/messages",
+                           json={"role": "user", "content": "and over sse"},
+                           headers={**auth, "Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            body = "".join(response.iter_text())
+        events = [line.removeprefix("event: ") for line in body.splitlines()
+                  if line.startswith("event: ")]
+        assert events[0] == "new_message"
+        assert "message_complete" in events
+        assert "Echo: and over sse" in body
+
+        png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+        uploaded = client.post(f"/api/v1/chats/{chat_id}/attachments", headers=auth,
+                               files={"file": ("pic.png", png, "image/png")})
+        assert uploaded.status_code == 201, uploaded.text
+        attachment = uploaded.json()["data"]["attachment"]
+        download = client.get(f"/api/v1/attachments/{attachment['id']}", headers=auth)
+        assert download.status_code == 200
+        assert download.content == png
 
 
 def test_no_bad_or_expired_token_is_401_at_the_gateway_and_at_each_service(

@@ -170,15 +170,21 @@ class TokenMinter:
 
     async def key(self, kid: str) -> Any:
         """The public key of `kid` (servicekit.auth.KeySource)."""
-        import json
-
         from jwt import PyJWK
-        from jwt.algorithms import OKPAlgorithm
 
         if kid != self.kid:
             return None
+        return PyJWK(self.jwks()["keys"][0])
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key as a JWKS document, for a service in another process to fetch
+        (serve it at `/.well-known/jwks.json` and point `<SERVICE>_AUTH_URL` there)."""
+        import json
+
+        from jwt.algorithms import OKPAlgorithm
+
         public = json.loads(OKPAlgorithm.to_jwk(self._private.public_key()))
-        return PyJWK({**public, "kid": kid, "alg": "EdDSA"})
+        return {"keys": [{**public, "kid": self.kid, "alg": "EdDSA", "use": "sig"}]}
 
     def token(self, user_id: str, *, ttl: float = 3600.0, role: str = "user") -> str:
         """An access token for `user_id`, valid for `ttl` seconds (negative: expired)."""

@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.assistant.providers import EchoProvider, Prompt, Turn
-from parley.testing import TokenMinter, listening, unique_name
+from parley.testing import TokenMinter, listening, unique_name, uvicorn_process
 
 from ..fake_openai import Script, fake_openai
 from .conftest import Stack, components
@@ -449,6 +450,49 @@ async def test_a_shutdown_mid_reply_keeps_the_partial_text(stack: Stack) -> None
     assert reply["status"] == "failed"
     assert reply["metadata"]["error_code"] == "INTERRUPTED"
     assert reply["content"].startswith("Echo: long long")
+
+
+async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
+        stack: Stack, tmp_path: Path) -> None:
+    """The chat service killed (SIGKILL) while a reply streams: the text saved so far stays
+    with the `streaming` row, and the sweep of a surviving replica marks it failed."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    jwks = Starlette(routes=[Route("/.well-known/jwks.json",
+                                   lambda _: JSONResponse(stack.minter.jwks()))])
+    settings = stack.settings
+    env = {"CHAT_DATABASE_URL": settings.database_url, "CHAT_DB_SCHEMA": settings.db_schema,
+           "CHAT_REDIS_URL": settings.redis_url, "CHAT_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+           "CHAT_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "CHAT_LOG_LEVEL": "WARNING", "CHAT_ECHO_PACE_MS": "20", "CHAT_REPLY_FLUSH_MS": "50"}
+    async with listening(jwks) as auth_url:
+        with uvicorn_process("chat", "chat.main:create_app",
+                             {**env, "CHAT_AUTH_URL": auth_url}, tmp_path) as doomed:
+            live = Live(stack.app(), doomed.url, stack.minter)
+            chat_id = await live.new_chat()
+            text = " ".join(["unsaved"] * 400)
+            async with live.socket(chat_id) as socket:
+                await socket.send("send_message", content=text)
+                await socket.until(lambda f: f["type"] == "bot_response_chunk"
+                                   and f["data"]["chunk_index"] >= 30)
+                doomed.popen.kill()
+                await asyncio.to_thread(doomed.popen.wait)
+            await live.http.aclose()
+
+    async with live_app(stack) as reader:  # a replica that does not consider it stale yet
+        reader.http.headers["Authorization"] = f"Bearer {live.token}"
+        kept = (await reader.messages(chat_id))[-1]
+    assert kept["status"] == "streaming"
+    assert kept["content"].startswith("Echo: unsaved unsaved")  # saved while streaming
+    assert echo_of(text).startswith(kept["content"])
+
+    async with live_app(stack, reply_stale_seconds=0.001) as survivor:  # sweeps at startup
+        survivor.http.headers["Authorization"] = f"Bearer {live.token}"
+        marked = await wait_until_complete(survivor, chat_id, kept["id"])
+    assert (marked["status"], marked["content"]) == ("failed", kept["content"])
+    assert marked["metadata"]["error_code"] == "INTERRUPTED"
 
 
 async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> None:
