@@ -1,15 +1,22 @@
 """Export over the real chat service: the export worker reads chat's internal export stream
 (`ChatArchiveSource`, real HTTP to the chat app in-process) and the JSON export holds exactly
-the archive chat streams; unknown chat ids are refused by chat's own dry run."""
+the archive chat streams; unknown chat ids are refused by chat's own dry run. A zip export
+with attachments holds the files chat stores, read from chat served on a loopback port
+exactly as export is configured in production (`EXPORT_CHAT_URL`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
+import os
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from chat.main import create_app as create_chat
@@ -20,7 +27,14 @@ from export.formats.json_format import read_records
 from export.main import create_app as create_export
 from export.settings import Settings as ExportSettings
 from parley.stack.embedded import InfraUrls
-from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name
+from parley.testing import (
+    TokenMinter,
+    create_schemas,
+    drop_schemas,
+    listening,
+    serving,
+    unique_name,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "internal-test-token"
@@ -91,3 +105,77 @@ async def test_a_json_export_of_real_chat_data_is_exactly_chats_archive(
             assert exported[0].counts == expected[0].counts  # type: ignore[union-attr]
             assert [r.type for r in exported].count("message") == 2
             assert json.loads(body)["format"] == "parley-export"
+
+
+async def finished_job(export: httpx.AsyncClient, headers: dict[str, str], job_id: str
+                       ) -> dict[str, Any]:
+    """The job once it is completed or failed (the deadline only stops a hung test)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        job: dict[str, Any] = (await export.get(f"/api/v1/export/{job_id}", headers=headers)
+                               ).json()["data"]
+        if job["status"] in ("completed", "failed"):
+            return job
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"export {job_id} did not finish")
+
+
+async def test_a_zip_export_holds_the_attachments_chat_stores(
+        infra: InfraUrls, schemas: tuple[str, str], tmp_path: Path) -> None:
+    minter = TokenMinter()
+    common: dict[str, Any] = {"database_url": infra.database_as("postgres"),
+                              "redis_url": infra.redis, "kafka_bootstrap_servers": infra.kafka,
+                              "log_json": False, "log_level": "WARNING",
+                              "internal_token": TOKEN}
+    chat_app = create_chat(ChatSettings(
+        db_schema=schemas[0], redis_key_prefix=unique_name("chat") + ":",
+        blob_url=(tmp_path / "chat-blobs").as_uri(), **common))
+    async with (listening(chat_app, keys=minter) as chat_url,
+                httpx.AsyncClient(base_url=chat_url) as chat):
+        export_app = create_export(ExportSettings(
+            db_schema=schemas[1], consumer_group_prefix=unique_name("export"),
+            blob_url=(tmp_path / "export-blobs").as_uri(), chat_url=chat_url, **common))
+        async with serving(export_app, keys=minter) as export:
+            user = unique_name("user")
+            headers = minter.headers(user)
+            assert (await chat.post("/api/v1/chats", headers=headers,
+                                    json={"id": "c1", "title": "Pictures"})).status_code == 201
+            # over one of the zip's flush chunks, so it streams through in several
+            content = b"\x89PNG\r\n\x1a\n" + os.urandom(400_000)
+
+            async def upload(data: bytes, filename: str) -> dict[str, Any]:
+                response = await chat.post("/api/v1/chats/c1/attachments", headers=headers,
+                                           files={"file": (filename, data, "image/png")})
+                assert response.status_code == 201, response.text
+                attachment: dict[str, Any] = response.json()["data"]["attachment"]
+                return attachment
+
+            kept = await upload(content, "Straße 🙂.png")
+            gone = await upload(b"\x89PNG\r\n\x1a\n" + os.urandom(1000), "gone.png")
+            stored = await chat.post("/api/v1/chats/c1/messages", headers=headers, json={
+                "messages": [{"id": "q1", "role": "user", "content": "two pictures",
+                              "parts": [{"type": "text", "text": "two pictures"},
+                                        {"type": "attachment", "attachment_id": kept["id"]},
+                                        {"type": "attachment", "attachment_id": gone["id"]}]}]})
+            assert stored.status_code in (200, 201), stored.text
+            assert (await chat.delete(f"/api/v1/attachments/{gone['id']}", headers=headers)
+                    ).status_code == 200
+
+            job = (await export.post("/api/v1/export", headers=headers, json={
+                "format": "zip", "options": {"include_attachments": True}})).json()["data"]
+            finished = await finished_job(export, headers, job["id"])
+            assert finished["status"] == "completed", finished
+            body = (await export.get(finished["download_url"], headers=headers)).content
+
+    bundle = zipfile.ZipFile(io.BytesIO(body))
+    assert bundle.testzip() is None
+    path = f"attachments/c1/q1/{kept['id']}-Straße 🙂.png"
+    assert [n for n in bundle.namelist() if n.startswith("attachments/")] == [path]
+    assert bundle.read(path) == content
+    manifest = json.loads(bundle.read("manifest.json"))
+    assert {"name": path, "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest()} in manifest["entries"]
+    assert kept["sha256"] == hashlib.sha256(content).hexdigest()
+    assert manifest["skipped"] == [{"name": f"attachments/c1/q1/{gone['id']}",
+                                    "reason": "the attachment was deleted"}]

@@ -1,6 +1,7 @@
 """Attachments over HTTP, on the real PostgreSQL and a real blob store (a folder, and an
 S3-compatible server): uploads are streamed and checked by content, downloads give back the
-same bytes, other users see nothing, and a purged user's files go with their rows."""
+same bytes, other users see nothing, other services read them only with the service
+credential, and a purged user's files go with their rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
 from parley.testing import serving, unique_name
 
-from .conftest import Stack, User, components, data, error
+from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
@@ -330,6 +332,39 @@ async def test_filenames_are_made_safe(alice: User) -> None:
     assert response.headers["content-disposition"] == (
         "attachment; filename=\"r_sum_ _.txt\"; "
         "filename*=UTF-8''r%C3%A9sum%C3%A9%20%F0%9F%93%84.txt")
+
+
+async def test_other_services_read_a_users_file_with_the_service_credential(
+        alice: User, bob: User, client: httpx.AsyncClient) -> None:
+    chat = await alice.new_chat()
+    content = PDF_HEAD + os.urandom(300_000)
+    attachment = data(await upload(alice, chat["id"], content, "résumé 📄.pdf",
+                                   "application/pdf"), 201)["attachment"]
+    url = f"/internal/users/{alice.id}/attachments/{attachment['id']}"
+    internal = {"X-Internal-Token": INTERNAL_TOKEN}
+
+    response = await client.get(url, headers=internal)
+    assert response.status_code == 200, response.text
+    assert response.content == content
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-length"] == str(len(content))
+    assert response.headers["x-attachment-filename"] == (
+        "r%C3%A9sum%C3%A9%20%F0%9F%93%84.pdf")
+    assert unquote(response.headers["x-attachment-filename"]) == "résumé 📄.pdf"
+    assert response.headers["x-attachment-sha256"] == hashlib.sha256(content).hexdigest()
+
+    # no credential, a wrong one, or the owner's own access token: not another service
+    for headers in ({}, {"X-Internal-Token": "not-the-credential"}, alice.headers):
+        status, code, _ = error(await client.get(url, headers=headers))
+        assert (status, code) == (401, "UNAUTHORIZED")
+
+    # the file is only found under its owner, and only while it is live
+    status, code, details = error(await client.get(
+        f"/internal/users/{bob.id}/attachments/{attachment['id']}", headers=internal))
+    assert (status, code, details) == (404, "NOT_FOUND", {"attachment_id": attachment["id"]})
+    data(await alice.delete(attachment["url"]))
+    status, code, details = error(await client.get(url, headers=internal))
+    assert (status, code, details) == (404, "NOT_FOUND", {"attachment_id": attachment["id"]})
 
 
 async def test_the_purge_deletes_the_users_attachment_rows_and_blobs(

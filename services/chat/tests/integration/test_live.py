@@ -364,7 +364,8 @@ async def test_server_sent_events_stream_the_same_events(live: Live) -> None:
 
 
 async def wait_until_complete(live: Live, chat_id: str, message_id: str) -> dict[str, Any]:
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while asyncio.get_running_loop().time() < deadline:
         found = {m["id"]: m for m in await live.messages(chat_id, branch="all")}
         if found.get(message_id, {}).get("status") not in (None, "streaming"):
             return found[message_id]
@@ -517,6 +518,10 @@ async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> No
             errors = [f["data"] for f in frames if f["type"] == "error"]
             assert errors
             assert errors[0]["error_code"] == "PROVIDER_ERROR"
+            # the branch so far went along: system prompt, then the turns oldest first
+            assert [(m["role"], m["content"]) for m in server.requests[-1].json["messages"]] == [
+                ("system", "Be brief."), ("user", "salut"), ("assistant", "Bonjour, monde"),
+                ("user", "again")]
             assert frames[-1]["data"]["message"]["status"] == "failed"
             assert frames[-1]["data"]["message"]["metadata"]["error_code"] == "PROVIDER_ERROR"
 

@@ -1,21 +1,25 @@
-"""What the export service builds once per process: blob store, archive source, link signer,
-job use cases, worker and sweeper."""
+"""What the export service builds once per process: blob store, archive source (and the
+attachments of zip exports), link signer, job use cases, worker and sweeper."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx
 import structlog
 
 from export.archive_source import ArchiveSource, ChatArchiveSource
+from export.attachment_source import ChatAttachments
+from export.formats.bundle import AttachmentSource
 from export.jobs.links import LinkSigner
 from export.jobs.service import ExportJobs
 from export.jobs.sweeps import Sweeper
-from export.jobs.worker import ExportWorker, default_blob_root, default_worker_id, renderers
+from export.jobs.worker import ExportWorker, default_blob_root, default_worker_id
 from export.settings import Settings
 from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
 from servicekit.runtime import ServiceRuntime
@@ -73,14 +77,18 @@ class Components:
 
 def build_components(settings: Settings, runtime: ServiceRuntime, blobs: BlobStore,
                      source: ArchiveSource | None = None) -> Components:
+    """With no `source`, archives and attachments come from the chat service over HTTP; a
+    given `source` (tests, benchmarks) has no attachments."""
     http = None
+    attachments: Callable[[str], AttachmentSource] | None = None
     if source is None:
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.chat_timeout_seconds))
-        source = ChatArchiveSource(settings.chat_url,
-                                   settings.internal_token.get_secret_value(), http)
+        token = settings.internal_token.get_secret_value()
+        source = ChatArchiveSource(settings.chat_url, token, http)
+        attachments = partial(ChatAttachments, settings.chat_url, token, http)
     worker = None
     if settings.worker_enabled:
-        worker = ExportWorker(settings, runtime.uow, source, blobs, renderers(settings),
+        worker = ExportWorker(settings, runtime.uow, source, blobs, attachments,
                               worker_id=settings.worker_id or default_worker_id())
     return Components(settings=settings, runtime=runtime, blobs=blobs, source=source,
                       jobs=ExportJobs(settings, source, blobs, link_signer(settings)),

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 
 import pytest
 from pypdf import PdfReader
@@ -22,7 +22,7 @@ from contracts.archive import (
     MessageRecord,
 )
 from export.formats import Renderer, RenderOptions
-from export.formats.bundle import render_zip
+from export.formats.bundle import AttachmentFile, SkippedAttachment, render_zip
 from export.formats.csv_format import COLUMNS, render_csv, unguard
 from export.formats.json_format import read_records, render_json
 from export.formats.markdown import render_markdown
@@ -233,3 +233,51 @@ async def test_the_zip_holds_every_format_and_a_manifest_with_their_checksums() 
     # the PDF refused (10 messages > 5) before writing anything: skipped, not half-written
     assert "export.pdf" not in bundle.namelist()
     assert manifest["skipped"][0]["name"] == "export.pdf"
+
+
+async def _pieces(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+async def test_the_zip_holds_each_messages_attachments_and_lists_the_skipped_ones() -> None:
+    records = list(sample_archive(conversations=1, messages_per_conversation=2))
+    first, second = messages(records)
+    picture = [b"\x89PNG\r\n\x1a\n", bytes(range(256)) * 1200]  # over a flush chunk
+    closed: list[str] = []
+
+    async def attachments(message: MessageRecord
+                          ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
+        try:
+            if message.id == first.id:
+                yield "a1-photo.png", _pieces(picture)
+                yield SkippedAttachment("a2", "the attachment was deleted")
+        finally:
+            closed.append(message.id)
+
+    def bundle_of(options: RenderOptions, with_source: bool = True) -> Renderer:
+        return lambda r, o: render_zip(r, options, entries=[("export.json", render_json)],
+                                       attachments=attachments if with_source else None)
+
+    data = await render(bundle_of(RenderOptions(include_attachments=True)), records)
+    bundle = zipfile.ZipFile(io.BytesIO(data))
+    assert bundle.testzip() is None
+    path = f"attachments/{first.conversation_id}/{first.id}/a1-photo.png"
+    assert bundle.read(path) == b"".join(picture)
+    manifest = json.loads(bundle.read("manifest.json"))
+    assert manifest["entries"][1:] == [{"name": path, "size": len(b"".join(picture)),
+                                        "sha256": hashlib.sha256(b"".join(picture)).hexdigest()}]
+    assert manifest["skipped"] == [
+        {"name": f"attachments/{first.conversation_id}/{first.id}/a2",
+         "reason": "the attachment was deleted"}]
+    assert closed == [first.id, second.id]  # every message asked, every generator closed
+
+    # not asked for: no attachments and nothing skipped
+    plain = zipfile.ZipFile(io.BytesIO(await render(bundle_of(RenderOptions()), records)))
+    assert not [n for n in plain.namelist() if n.startswith("attachments/")]
+    assert json.loads(plain.read("manifest.json"))["skipped"] == []
+    # asked for where no source is configured: the manifest says so
+    alone = zipfile.ZipFile(io.BytesIO(await render(
+        bundle_of(RenderOptions(include_attachments=True), with_source=False), records)))
+    assert json.loads(alone.read("manifest.json"))["skipped"] == [
+        {"name": "attachments/", "reason": "no attachment source is configured"}]

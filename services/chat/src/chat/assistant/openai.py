@@ -32,6 +32,7 @@ class OpenAIProvider:
     """Streams replies from `{base_url}/chat/completions`; `base_url` ends in `/v1`."""
 
     name = "openai"
+    history_turns: int | None = None
 
     def __init__(self, base_url: str, api_key: str, default_model: str,
                  client: httpx.AsyncClient, *, connect_timeout: float, read_timeout: float,

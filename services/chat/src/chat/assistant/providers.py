@@ -57,6 +57,9 @@ class Provider(Protocol):
     """Where replies come from."""
 
     name: str
+    # how many of the latest turns it reads (None: as many as the budget allows), so the
+    # reply service loads no more history than the provider will use
+    history_turns: int | None
 
     def model_name(self, requested: str | None) -> str:
         """The model the reply will be marked with, given the conversation's `model`."""
@@ -94,6 +97,7 @@ class EchoProvider:
     `pace` seconds apart. Marked `parley-echo` so nobody mistakes it for a model."""
 
     name = "echo"
+    history_turns: int | None = 1  # it repeats the last message
 
     def __init__(self, pace: float = 0.03) -> None:
         self.pace = pace

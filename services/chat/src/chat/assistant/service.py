@@ -34,8 +34,9 @@ from chat.live.hub import LiveEvent, LiveHub
 from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageIn, MessageOut
+from chat.models import Conversation
 from chat.settings import Settings
-from servicekit.errors import NotFound, RateLimited, ValidationFailed
+from servicekit.errors import RateLimited, ValidationFailed
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -111,7 +112,7 @@ class Replies:
         await self.charge(user_id)
         async with self.uow() as uow:
             conversation = await messages.live_conversation(uow, user_id, chat_id)
-            last_id = incoming[-1].id
+            last_id = incoming[-1].id  # a retried send: stored already, nothing to generate
             if last_id and await MessageRepository(uow.session).existing(user_id, [last_id]):
                 stored = await messages.store(uow, self.settings, user_id, chat_id, incoming,
                                               self.clock())
@@ -121,14 +122,15 @@ class Replies:
                                     model=provider.model_name(conversation.model))
             stored = await messages.store(uow, self.settings, user_id, chat_id,
                                           [*incoming, placeholder], self.clock())
+            *sent, reply = stored.messages
+            prompt = await self._prompt(uow, conversation, reply, provider)
             await uow.commit()
-        *sent, reply = stored.messages
         await self.cache.forget_chat(user_id, chat_id)
         for message in sent:
             MESSAGES_SENT.labels("user").inc()
             await self.publish(user_id, chat_id, "new_message",
                                {"message": message.model_dump(mode="json")})
-        self._launch(user_id, chat_id, reply, provider)
+        self._launch(user_id, chat_id, reply, provider, prompt)
         return Started(messages=sent, reply=reply)
 
     async def regenerate(self, user_id: str, chat_id: str, message_id: str) -> Started:
@@ -150,10 +152,11 @@ class Replies:
                                     parent_id=parent)
             stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
                                           self.clock())
+            reply = stored.messages[0]
+            prompt = await self._prompt(uow, conversation, reply, provider)
             await uow.commit()
-        reply = stored.messages[0]
         await self.cache.forget_chat(user_id, chat_id)
-        self._launch(user_id, chat_id, reply, provider)
+        self._launch(user_id, chat_id, reply, provider, prompt)
         return Started(messages=[], reply=reply)
 
     async def charge(self, user_id: str) -> None:
@@ -176,8 +179,24 @@ class Replies:
                               {"limit": limit, "retry_after": retry_after},
                               headers={"Retry-After": str(retry_after)})
 
-    def _launch(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider) -> None:
-        task = asyncio.create_task(self._generate(user_id, chat_id, reply, provider),
+    async def _prompt(self, uow: UnitOfWork, conversation: Conversation, reply: MessageOut,
+                      provider: Provider) -> Prompt:
+        """What the reply is generated from: the conversation's model and system prompt and
+        its branch up to the message the reply answers, trimmed to the budget (and to the
+        turns the provider reads)."""
+        assert reply.parent_id is not None, "a reply always answers a message"
+        budget = self.settings.history_budget_chars
+        steps = min(HISTORY_MAX_MESSAGES, provider.history_turns or HISTORY_MAX_MESSAGES)
+        rows = await MessageRepository(uow.session).history(
+            conversation.user_id, conversation.id, reply.parent_id, steps, budget)
+        turns = [Turn(role, content) for role, content, status in rows
+                 if content and status != "streaming"]
+        return Prompt(model=conversation.model, system_prompt=conversation.system_prompt,
+                      history=trim_history(turns, budget))
+
+    def _launch(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider,
+                prompt: Prompt) -> None:
+        task = asyncio.create_task(self._generate(user_id, chat_id, reply, provider, prompt),
                                    name=f"reply-{reply.id}")
         self._running[reply.id] = _Running(task, user_id, chat_id)
         task.add_done_callback(lambda _: self._running.pop(reply.id, None))
@@ -185,12 +204,11 @@ class Replies:
     # -- generating ------------------------------------------------------------------------
 
     async def _generate(self, user_id: str, chat_id: str, reply: MessageOut,
-                        provider: Provider) -> None:
+                        provider: Provider, prompt: Prompt) -> None:
         progress = _Progress(started=time.perf_counter())
         usage = Usage()
         status, error = "complete", None
         try:
-            prompt = await self._prompt(user_id, chat_id, reply.parent_id)
             await self.publish(user_id, chat_id, "typing_indicator", {
                 "user_id": "assistant", "is_typing": True,
                 "typing_text": "The assistant is typing…", "message_id": reply.id})
@@ -213,18 +231,6 @@ class Replies:
             log.exception("reply failed", message_id=reply.id)
             status, error = "failed", ("PROVIDER_ERROR", "the reply could not be generated")
         await self._finish(user_id, chat_id, reply.id, provider, progress, usage, status, error)
-
-    async def _prompt(self, user_id: str, chat_id: str, answering: str | None) -> Prompt:
-        async with self.uow() as uow:
-            conversation = await ConversationRepository(uow.session).get(user_id, chat_id)
-            if conversation is None or answering is None:
-                raise NotFound("the chat is gone")
-            rows = await MessageRepository(uow.session).branch(
-                user_id, chat_id, answering, HISTORY_MAX_MESSAGES)
-            turns = [Turn(r.role, r.content) for r in rows
-                     if r.content and r.status != "streaming"]
-            return Prompt(model=conversation.model, system_prompt=conversation.system_prompt,
-                          history=trim_history(turns, self.settings.history_budget_chars))
 
     async def _stream(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
                       prompt: Prompt, usage: Usage, progress: _Progress) -> None:

@@ -1,5 +1,6 @@
 """Attachments over HTTP: upload (multipart/form-data, streamed to the blob store as it
-arrives), download, metadata, a chat's list, delete."""
+arrives), download, metadata, a chat's list, delete; and the internal download other
+services (export) read a user's files from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -18,9 +20,13 @@ from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
 from chat.attachments import domain, service
 from chat.attachments.schemas import AttachmentData, AttachmentList
 from chat.domain import new_id
+from servicekit.auth import InternalOnly
 from servicekit.errors import PayloadTooLarge, ValidationFailed
 
-router = APIRouter(prefix="/api/v1", tags=["attachments"])
+public = APIRouter(prefix="/api/v1", tags=["attachments"])
+# never reachable through the gateway, which answers 404 to /internal/*
+internal = APIRouter(prefix="/internal/users/{user_id}", tags=["internal"],
+                     dependencies=[InternalOnly])
 
 # Room for the boundaries and part headers around the file (and any small fields)
 MULTIPART_OVERHEAD = 64 * 1024
@@ -158,7 +164,7 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the file is over {max_bytes} bytes", {"max_bytes": max_bytes})
 
 
-@router.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
+@public.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
 async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Request
                             ) -> Ok[AttachmentData]:
     """Attach a file to one of your chats: multipart/form-data with the file in the field
@@ -189,7 +195,7 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
     return ok(AttachmentData(attachment=result))
 
 
-@router.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
+@public.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
     200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
     304: {"description": "If-None-Match named this content"}})
 async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
@@ -209,7 +215,7 @@ async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, requ
     return StreamingResponse(content, media_type=meta.content_type, headers=headers)
 
 
-@router.get("/attachments/{attachment_id}/meta")
+@public.get("/attachments/{attachment_id}/meta")
 async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, request: Request
                           ) -> Ok[AttachmentData]:
     async with components(request).uow() as uow:
@@ -217,7 +223,7 @@ async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, request:
     return ok(AttachmentData(attachment=stored.attachment))
 
 
-@router.get("/chats/{chat_id}/attachments")
+@public.get("/chats/{chat_id}/attachments")
 async def list_attachments(chat_id: IdPath, caller: CurrentCaller, request: Request,
                            page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                            limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -228,7 +234,7 @@ async def list_attachments(chat_id: IdPath, caller: CurrentCaller, request: Requ
                                               limit=limit))
 
 
-@router.delete("/attachments/{attachment_id}")
+@public.delete("/attachments/{attachment_id}")
 async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
                             ) -> Ok[Deleted]:
     chat = components(request)
@@ -239,3 +245,26 @@ async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, reques
     # its bytes
     await service.delete_content(chat.blobs, blob_key)
     return ok(Deleted(id=attachment_id))
+
+
+@internal.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
+    200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}})
+async def internal_attachment_content(user_id: IdPath, attachment_id: IdPath,
+                                      request: Request) -> StreamingResponse:
+    """The bytes of the user's live attachment, streamed, for another Parley service:
+    `X-Attachment-Filename` (percent-encoded UTF-8) and `X-Attachment-Sha256` describe it."""
+    chat = components(request)
+    async with chat.uow() as uow:
+        stored = await service.get(uow, user_id, attachment_id)
+    content = await service.open_content(chat.blobs, stored)
+    meta = stored.attachment
+    return StreamingResponse(content, media_type=meta.content_type, headers={
+        "Content-Length": str(meta.size_bytes),
+        "X-Attachment-Filename": quote(meta.filename, safe=""),
+        "X-Attachment-Sha256": meta.sha256})
+
+
+# chat's app includes one router per package
+router = APIRouter()
+router.include_router(public)
+router.include_router(internal)

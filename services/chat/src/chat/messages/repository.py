@@ -26,6 +26,23 @@ SELECT m.* FROM branch b JOIN messages m ON m.user_id = :user_id AND m.id = b.id
  ORDER BY b.depth DESC
 """)
 
+# What a reply is generated from: the branch up from a message, only the columns a provider
+# reads, and no further than the character budget (the turn that crosses it is the last).
+_HISTORY = text("""
+WITH RECURSIVE branch AS (
+    SELECT m.parent_id, m.role, m.content, m.status, 1 AS depth, length(m.content) AS used
+      FROM messages m
+     WHERE m.user_id = :user_id AND m.id = :start AND m.conversation_id = :conversation_id
+       AND m.deleted_at IS NULL
+    UNION ALL
+    SELECT p.parent_id, p.role, p.content, p.status, b.depth + 1, b.used + length(p.content)
+      FROM branch b
+      JOIN messages p ON p.user_id = :user_id AND p.id = b.parent_id
+     WHERE b.depth < :steps AND b.used < :budget AND p.deleted_at IS NULL
+)
+SELECT role, content, status FROM branch ORDER BY depth DESC
+""")
+
 # Down from a message to the newest leaf below it: at each level the newest child.
 _NEWEST_LEAF = text("""
 WITH RECURSIVE down AS (
@@ -86,6 +103,15 @@ class MessageRepository:
             "user_id": user_id, "conversation_id": conversation_id, "start": start,
             "steps": steps})
         return list(rows)
+
+    async def history(self, user_id: str, conversation_id: str, start: str, steps: int,
+                      budget_chars: int) -> list[tuple[str, str, str]]:
+        """(role, content, status) of the branch ending at `start`, oldest first, walking up
+        no more than `steps` messages and not far past `budget_chars` of text."""
+        rows = await self.session.execute(_HISTORY, {
+            "user_id": user_id, "conversation_id": conversation_id, "start": start,
+            "steps": steps, "budget": budget_chars})
+        return [(role, content, status) for role, content, status in rows]
 
     async def tree_page(self, user_id: str, conversation_id: str, before_order: int | None,
                         limit: int) -> list[Message]:

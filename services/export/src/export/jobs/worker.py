@@ -91,7 +91,8 @@ class ExportWorker:
     uow: Callable[[], UnitOfWork]
     source: ArchiveSource
     blobs: BlobStore
-    renderers: dict[str, Renderer]
+    # a user's attachments, for zip exports that ask for them (None: none are available)
+    attachments: Callable[[str], AttachmentSource] | None = None
     worker_id: str = field(default_factory=default_worker_id)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore | None = None
@@ -189,7 +190,8 @@ class ExportWorker:
         options = RenderOptions(**{k: v for k, v in job.options.items()
                                    if k in ("include_timestamps", "include_metadata",
                                             "include_attachments")})
-        render = self.renderers[job.format]
+        attachments = self.attachments(job.user_id) if self.attachments else None
+        render = renderers(self.settings, attachments)[job.format]
         info = await self.blobs.put(key, render(records, options),
                                     content_type=domain.CONTENT_TYPES[job.format])
         return info.size, info.sha256
