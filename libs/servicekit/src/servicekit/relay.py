@@ -96,6 +96,7 @@ class OutboxRelay:
         self.listen_dsn = listen_dsn
         self.config = config or RelayConfig()
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
 
     async def relay_once(self) -> int:
@@ -173,10 +174,12 @@ class OutboxRelay:
                 except Exception as exc:  # keep relaying whatever a pass ran into
                     log.warning("outbox relay pass failed", error=repr(exc))
                     claimed = 0
-                    await asyncio.sleep(self.config.poll_interval)
+                    await self._pause(self.config.poll_interval)
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
-                if claimed < self.config.batch_size:
+                # not once stopping: clearing would drop stop()'s wake-up, and the pass that
+                # just ended would idle a whole poll interval before `run` returns
+                if claimed < self.config.batch_size and not self._stopping:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
@@ -198,12 +201,18 @@ class OutboxRelay:
                 log.warning("outbox relay cannot reach the broker yet", error=repr(exc),
                             retry_in=round(delay, 2))
                 attempt += 1
-                await asyncio.sleep(delay)
+                await self._pause(delay)
 
     def stop(self) -> None:
         """Finish the current pass and return from `run`."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or until `stop()`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def _listen(self) -> asyncpg.Connection | None:
         if not self.listen_dsn:
