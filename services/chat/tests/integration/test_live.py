@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.assistant.providers import EchoProvider, Prompt, Turn
+from chat.messages.repository import MessageRepository
 from parley.testing import TokenMinter, listening, unique_name, uvicorn_process
 
 from ..fake_openai import Script, fake_openai
@@ -416,6 +417,25 @@ async def test_regenerate_makes_a_sibling_branch_and_switches_to_it(live: Live) 
 
     missing = await live.http.post(f"/api/v1/chats/{chat_id}/messages/nope/regenerate")
     assert missing.status_code == 404
+
+
+async def test_deleting_the_chat_mid_reply_ends_the_stream_cleanly(stack: Stack) -> None:
+    async with live_app(stack, echo_pace_ms=30.0) as live:
+        chat_id = await live.new_chat()
+        async with live.socket(chat_id) as socket:
+            await socket.send("send_message", content=" ".join(["gone"] * 300))
+            first = await socket.until(lambda f: f["type"] == "bot_response_chunk")
+            reply_id = first[-1]["data"]["message_id"]
+            assert (await live.http.delete(f"/api/v1/chats/{chat_id}")).status_code == 200
+            ending = await socket.until(lambda f: f["type"] == "typing_indicator"
+                                        and f["data"]["is_typing"] is False)
+        assert "message_complete" not in [f["type"] for f in ending]  # nothing left to show
+        assert ending[-1]["data"]["message_id"] == reply_id
+        # the tombstoned reply is never swept into a new change, however old it gets
+        async with components(live.app).uow() as uow:
+            stale = await MessageRepository(uow.session).stale_streaming(
+                datetime.now(UTC) + timedelta(days=1), limit=100)
+        assert reply_id not in [row.id for row in stale]
 
 
 async def test_a_reply_cut_off_by_a_crash_is_marked_failed_with_its_text(live: Live) -> None:

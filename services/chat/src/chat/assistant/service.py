@@ -398,7 +398,7 @@ class Replies:
 
     async def run_sweeps(self) -> None:
         """Sweep now and then for as long as the process runs."""
-        interval = min(60.0, self.settings.reply_stale_seconds / 2)
+        interval = max(1.0, min(60.0, self.settings.reply_stale_seconds / 2))
         while True:
             try:
                 await self.sweep_interrupted()

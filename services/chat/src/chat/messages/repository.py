@@ -153,7 +153,8 @@ class MessageRepository:
         """Replies still 'streaming' that nobody saved since `saved_before`, locked."""
         rows = await self.session.scalars(
             select(Message).where(Message.status == "streaming",
-                                  Message.updated_at < saved_before)
+                                  Message.updated_at < saved_before,
+                                  Message.deleted_at.is_(None))
             .order_by(Message.updated_at).limit(limit).with_for_update(skip_locked=True))
         return list(rows)
 
