@@ -235,7 +235,10 @@ async def stop_broker(broker: KafkaBroker, leave_timeout: float = 5.0) -> None:
     for subscriber in broker.subscribers:
         consumer = getattr(subscriber, "consumer", None)
         if isinstance(consumer, AIOKafkaConsumer):
-            await abandon_join(consumer, leave_timeout)
+            try:  # reads aiokafka internals: if they ever change, stop the usual way
+                await abandon_join(consumer, leave_timeout)
+            except Exception as exc:
+                log.warning("group join not abandoned: stopping normally", error=repr(exc))
     await broker.stop()
 
 
