@@ -265,7 +265,12 @@ async def test_cancel_keeps_the_partial_answer_as_cancelled(stack: Stack) -> Non
                                        and f["data"]["chunk_index"] >= 3)
             reply_id = first[-1]["data"]["message_id"]
             await socket.send("cancel", message_id=reply_id)
+            await socket.send("cancel", message_id=reply_id)  # a double click
             frames = await socket.until(completes(reply_id))
+            # the end is announced in full, once, whatever the second cancel hit
+            rest = await socket.until(lambda f: f["type"] == "typing_indicator"
+                                      and f["data"]["is_typing"] is False)
+            assert [f["type"] for f in rest if f["type"] == "message_complete"] == []
         done = frames[-1]["data"]["message"]
         assert done["status"] == "cancelled"
         assert done["content"]
@@ -307,11 +312,28 @@ async def test_a_device_that_reconnects_resumes_without_losing_chunks(stack: Sta
         rebuilt = snapshot[0]["chunk"] + "".join(c["chunk"] for c in after)
         assert rebuilt == echo_of(text) == frames[-1]["data"]["message"]["content"]
 
+        # a client that holds part of the reply itself resumes from the reply's id
+        text2 = " ".join(f"v{i}" for i in range(60))
+        async with live.socket(chat_id) as sender:
+            await sender.send("send_message", content=text2)
+            first = await sender.until(lambda f: f["type"] == "bot_response_chunk"
+                                       and f["data"]["chunk_index"] >= 5)
+            reply_id = first[-1]["data"]["message_id"]
+            async with live.socket(chat_id) as late:
+                await late.send("resume", after_message_id=reply_id)
+                again = await late.until(completes())
+            await sender.until(completes())
+        chunks2 = [f["data"] for f in again if f["type"] == "bot_response_chunk"]
+        snap = next(c for c in chunks2 if c.get("snapshot"))
+        after2 = chunks2[chunks2.index(snap) + 1:]
+        assert snap["chunk"] + "".join(c["chunk"] for c in after2) == echo_of(text2)
+
         # resuming after the reply finished sends the finished messages again
         async with live.socket(chat_id) as again:
             await again.send("resume", after_message_id=None)
             replay = await again.until_type("resumed")
-        assert [f["type"] for f in replay] == ["new_message", "message_complete", "resumed"]
+        assert [f["type"] for f in replay] == ["new_message", "message_complete"] * 2 + [
+            "resumed"]
 
 
 async def test_a_flood_of_send_message_is_rate_limited(stack: Stack) -> None:
@@ -441,16 +463,30 @@ async def test_deleting_the_chat_mid_reply_ends_the_stream_cleanly(stack: Stack)
 async def test_a_reply_cut_off_by_a_crash_is_marked_failed_with_its_text(live: Live) -> None:
     chat_id = await live.new_chat()
     long_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    # a reply as the service leaves it when its process dies (metadata.provider marks the
+    # ones it generates), and a client's own history that happens to say "streaming"
     stored = await live.http.post(f"/api/v1/chats/{chat_id}/messages", json={"messages": [
         {"id": "u", "role": "user", "content": "tell me"},
         {"id": "cut", "role": "assistant", "content": "half an ans", "status": "streaming",
-         "created_at": long_ago}]})
+         "created_at": long_ago, "metadata": {"provider": "echo"}},
+        {"id": "theirs", "parent_id": "u", "role": "assistant", "content": "uploaded",
+         "status": "streaming", "created_at": long_ago}]})
     assert stored.status_code == 201
-    assert await components(live.app).replies.sweep_interrupted() == 1
-    cut = (await live.messages(chat_id))[-1]
-    assert (cut["id"], cut["status"], cut["content"]) == ("cut", "failed", "half an ans")
+    # the text generated after the last save is still in Redis: the sweep keeps it
+    replies = components(live.app).replies
+    text_key, index_key = replies._state_keys(live.user_id, "cut")
+    await replies.redis.set(text_key, "half an answer, and more")
+    await replies.redis.set(index_key, 5)
+    assert await replies.sweep_interrupted() == 1
+    found = {m["id"]: m for m in await live.messages(chat_id, branch="all")}
+    cut = found["cut"]
+    assert (cut["status"], cut["content"]) == ("failed", "half an answer, and more")
     assert cut["metadata"]["error_code"] == "INTERRUPTED"
-    assert await components(live.app).replies.sweep_interrupted() == 0
+    assert (found["theirs"]["status"], found["theirs"]["version"]) == ("streaming", 1)
+    assert await replies.sweep_interrupted() == 0
+    async with live.socket(chat_id) as socket:  # and nobody generates theirs to cancel
+        await socket.send("cancel", message_id="theirs")
+        assert (await socket.until_type("error"))[-1]["data"]["error_code"] == "NOT_STREAMING"
 
 
 async def test_a_shutdown_mid_reply_keeps_the_partial_text(stack: Stack) -> None:
@@ -476,7 +512,8 @@ async def test_a_shutdown_mid_reply_keeps_the_partial_text(stack: Stack) -> None
 async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
         stack: Stack, tmp_path: Path) -> None:
     """The chat service killed (SIGKILL) while a reply streams: the text saved so far stays
-    with the `streaming` row, and the sweep of a surviving replica marks it failed."""
+    with the `streaming` row, and the sweep of a surviving replica marks it failed with all
+    the text that was generated."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -512,8 +549,11 @@ async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
     async with live_app(stack, reply_stale_seconds=0.001) as survivor:  # sweeps at startup
         survivor.http.headers["Authorization"] = f"Bearer {live.token}"
         marked = await wait_until_complete(survivor, chat_id, kept["id"])
-    assert (marked["status"], marked["content"]) == ("failed", kept["content"])
+    assert marked["status"] == "failed"
     assert marked["metadata"]["error_code"] == "INTERRUPTED"
+    # what was saved, and what was generated after it (kept in Redis for resumes)
+    assert marked["content"].startswith(kept["content"])
+    assert echo_of(text).startswith(marked["content"])
 
 
 async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> None:

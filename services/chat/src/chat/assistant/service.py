@@ -52,6 +52,7 @@ REPLIES_FINISHED = Counter("chat_replies_total", "replies finished, by status", 
 
 HISTORY_MAX_MESSAGES = 200  # of the branch, before the character budget trims it
 LIVE_STATE_TTL = 3600
+STORE_END_ATTEMPTS = 4  # over about 7.5 s, before the end is left to the sweep
 INTERRUPTED = "INTERRUPTED"
 
 
@@ -70,6 +71,7 @@ class _Running:
     user_id: str
     chat_id: str
     stop_reason: str | None = None  # "cancelled" by the user, "interrupted" by shutdown
+    finishing: bool = False  # storing its end: a cancel now would only cut the announcement
 
 
 @dataclass
@@ -118,19 +120,24 @@ class Replies:
                                               self.clock())
                 return Started(messages=stored.messages, reply=None)
             provider = self.providers.for_model(conversation.model)
-            placeholder = MessageIn(role="assistant", content="", status="streaming",
-                                    model=provider.model_name(conversation.model))
             stored = await messages.store(uow, self.settings, user_id, chat_id,
-                                          [*incoming, placeholder], self.clock())
+                                          [*incoming, self._placeholder(provider, conversation)],
+                                          self.clock())
             *sent, reply = stored.messages
             prompt = await self._prompt(uow, conversation, reply, provider)
             await uow.commit()
-        await self.cache.forget_chat(user_id, chat_id)
-        for message in sent:
-            MESSAGES_SENT.labels("user").inc()
-            await self.publish(user_id, chat_id, "new_message",
-                               {"message": message.model_dump(mode="json")})
-        self._launch(user_id, chat_id, reply, provider, prompt)
+        # launched before anything else can be awaited (a closing connection cannot orphan
+        # the stored reply), but it starts streaming only once `new_message` went out
+        announced = asyncio.Event()
+        self._launch(user_id, chat_id, reply, provider, prompt, announced)
+        try:
+            await self.cache.forget_chat(user_id, chat_id)
+            for message in sent:
+                MESSAGES_SENT.labels("user").inc()
+                await self.publish(user_id, chat_id, "new_message",
+                                   {"message": message.model_dump(mode="json")})
+        finally:
+            announced.set()
         return Started(messages=sent, reply=reply)
 
     async def regenerate(self, user_id: str, chat_id: str, message_id: str) -> Started:
@@ -147,16 +154,18 @@ class Replies:
                 raise ValidationFailed("this message answers nothing to regenerate from",
                                        {"message_id": message_id})
             provider = self.providers.for_model(conversation.model)
-            placeholder = MessageIn(role="assistant", content="", status="streaming",
-                                    model=provider.model_name(conversation.model),
-                                    parent_id=parent)
+            placeholder = self._placeholder(provider, conversation, parent_id=parent)
             stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
                                           self.clock())
             reply = stored.messages[0]
             prompt = await self._prompt(uow, conversation, reply, provider)
             await uow.commit()
-        await self.cache.forget_chat(user_id, chat_id)
-        self._launch(user_id, chat_id, reply, provider, prompt)
+        announced = asyncio.Event()
+        self._launch(user_id, chat_id, reply, provider, prompt, announced)
+        try:
+            await self.cache.forget_chat(user_id, chat_id)
+        finally:
+            announced.set()
         return Started(messages=[], reply=reply)
 
     async def charge(self, user_id: str) -> None:
@@ -194,21 +203,33 @@ class Replies:
         return Prompt(model=conversation.model, system_prompt=conversation.system_prompt,
                       history=trim_history(turns, budget))
 
+    @staticmethod
+    def _placeholder(provider: Provider, conversation: Conversation, **parent: str
+                     ) -> MessageIn:
+        """The reply as stored before its first chunk. `metadata.provider` marks it as one
+        the service generates: only those are cancelled or swept, never a client's own
+        `streaming` rows."""
+        return MessageIn(role="assistant", content="", status="streaming",
+                         model=provider.model_name(conversation.model),
+                         metadata={"provider": provider.name}, **parent)
+
     def _launch(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider,
-                prompt: Prompt) -> None:
-        task = asyncio.create_task(self._generate(user_id, chat_id, reply, provider, prompt),
-                                   name=f"reply-{reply.id}")
+                prompt: Prompt, announced: asyncio.Event) -> None:
+        task = asyncio.create_task(
+            self._generate(user_id, chat_id, reply, provider, prompt, announced),
+            name=f"reply-{reply.id}")
         self._running[reply.id] = _Running(task, user_id, chat_id)
         task.add_done_callback(lambda _: self._running.pop(reply.id, None))
 
     # -- generating ------------------------------------------------------------------------
 
     async def _generate(self, user_id: str, chat_id: str, reply: MessageOut,
-                        provider: Provider, prompt: Prompt) -> None:
+                        provider: Provider, prompt: Prompt, announced: asyncio.Event) -> None:
         progress = _Progress(started=time.perf_counter())
         usage = Usage()
         status, error = "complete", None
         try:
+            await announced.wait()
             await self.publish(user_id, chat_id, "typing_indicator", {
                 "user_id": "assistant", "is_typing": True,
                 "typing_text": "The assistant is typing…", "message_id": reply.id})
@@ -230,6 +251,9 @@ class Replies:
         except Exception:
             log.exception("reply failed", message_id=reply.id)
             status, error = "failed", ("PROVIDER_ERROR", "the reply could not be generated")
+        running = self._running.get(reply.id)
+        if running is not None:
+            running.finishing = True
         await self._finish(user_id, chat_id, reply.id, provider, progress, usage, status, error)
 
     async def _stream(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
@@ -286,16 +310,27 @@ class Replies:
         if error is not None:
             meta["error_code"], meta["error_message"] = error
         out: MessageOut | None = None
-        try:
-            out = await asyncio.shield(self._store_end(user_id, chat_id, reply_id, progress.text,
-                                                       status, usage, meta, now))
-        except Exception:
-            log.exception("reply end not stored: the sweep will mark it", message_id=reply_id)
+        stored = False
+        for attempt in range(STORE_END_ATTEMPTS):
+            try:
+                out = await self._store_end(user_id, chat_id, reply_id, progress.text, status,
+                                            usage, meta, now)
+                stored = True
+                break
+            except Exception as exc:
+                log.warning("reply end not stored yet", message_id=reply_id,
+                            attempt=attempt + 1, error=repr(exc))
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        if not stored:  # its text stays in Redis: the sweep stores it with the failed row
+            log.error("reply end not stored: left to the sweep", message_id=reply_id)
+            error = ("STORAGE_UNAVAILABLE", "the reply could not be saved now: it will be "
+                     "kept, marked failed, when storage is back")
         await self.cache.forget_chat(user_id, chat_id)
         text_key, index_key = self._state_keys(user_id, reply_id)
         await self.hub.publish(user_id, chat_id, LiveEvent.of("bot_response_chunk", {
             "message_id": reply_id, "chunk": "", "chunk_index": len(progress.pieces) + 1,
-            "is_complete": True}), along=lambda pipe: pipe.delete(text_key, index_key))
+            "is_complete": True}),
+            along=(lambda pipe: pipe.delete(text_key, index_key)) if stored else None)
         if error is not None:
             await self.publish(user_id, chat_id, "error", {
                 "error_code": error[0], "message": error[1], "message_id": reply_id})
@@ -349,9 +384,15 @@ class Replies:
         running = self._running.get(message_id)
         if running is None or running.user_id != user_id:
             return False
+        if running.finishing:
+            return True  # it is ending already
         running.stop_reason = reason
         running.task.cancel()
         return True
+
+    def generating(self, message_id: str) -> bool:
+        """Whether this process is still generating (or finishing) `message_id`."""
+        return message_id in self._running
 
     async def live_text(self, user_id: str, message_id: str) -> tuple[str, int] | None:
         """What a reply being generated has so far, and its last chunk index (for resume)."""
@@ -384,6 +425,9 @@ class Replies:
                 if row.id in self._running:
                     continue
                 marked += 1
+                live = await self.live_text(row.user_id, row.id)
+                if live is not None and len(live[0]) > len(row.content):
+                    row.content = live[0]  # generated after its last save
                 row.status = "failed"
                 row.meta = {**row.meta, "error_code": INTERRUPTED,
                             "error_message": "the reply was cut off before it completed"}
@@ -410,8 +454,9 @@ class Replies:
         """On shutdown: end every reply this process generates as interrupted (text kept)."""
         running = list(self._running.values())
         for item in running:
-            item.stop_reason = "interrupted"
-            item.task.cancel()
+            if not item.finishing:
+                item.stop_reason = "interrupted"
+                item.task.cancel()
         if running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(

@@ -89,8 +89,9 @@ async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment
 
 
 async def discard(blobs: BlobStore, stored: StoredFile) -> None:
-    """Delete the bytes of an upload that was not recorded."""
-    await blobs.delete(stored.blob.key)
+    """Delete the bytes of an upload that was not recorded (best effort: the upload's own
+    error is what the client must see)."""
+    await delete_content(blobs, stored.blob.key)
 
 
 async def get(uow: UnitOfWork, user_id: str, attachment_id: str) -> StoredAttachment:
@@ -141,7 +142,12 @@ async def delete(uow: UnitOfWork, user_id: str, attachment_id: str, now: datetim
 
 
 async def delete_content(blobs: BlobStore, blob_key: str) -> None:
-    await blobs.delete(blob_key)
+    """Delete bytes no row points at any more. A failure is logged, not raised: the change
+    the client asked for is done, and the bytes are unreachable."""
+    try:
+        await blobs.delete(blob_key)
+    except Exception as exc:
+        log.warning("attachment bytes not deleted", blob_key=blob_key, error=repr(exc))
 
 
 async def forget_user_files(uow: UnitOfWork, blobs: BlobStore, user_id: str) -> int:

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 WS_ACTIVE = Gauge("websocket_active_connections", "open chat WebSockets on this process")
 RESUME_MAX_MESSAGES = 100
 SLOW_CLIENT = 1013  # "try again later": it fell too far behind; reconnect and resume
+GOING_AWAY = 1001
 
 
 class LiveConnection:
@@ -91,9 +92,11 @@ class LiveConnection:
     async def _forward(self, listener: Listener) -> None:
         while True:
             event = await listener.next()
-            if event is None:  # too far behind, or the hub stopped
+            if event is None:  # too far behind, or the service is stopping
+                code, reason = (SLOW_CLIENT, "too far behind: reconnect and resume") \
+                    if listener.overflowed else (GOING_AWAY, "the service is restarting")
                 with contextlib.suppress(Exception):
-                    await self.websocket.close(SLOW_CLIENT, "too far behind: reconnect and resume")
+                    await self.websocket.close(code, reason)
                 return
             await self.send(event)
 
@@ -179,7 +182,7 @@ class LiveConnection:
 
     async def cancel(self, frame: MessageRef) -> None:
         message = await self._message(frame.message_id)
-        if message.status != "streaming":
+        if message.status != "streaming" or "provider" not in message.metadata:
             await self.error("NOT_STREAMING", "that reply is not being generated",
                              message_id=frame.message_id, status=message.status)
             return
@@ -200,7 +203,9 @@ class LiveConnection:
                     RESUME_MAX_MESSAGES)]
         ids = [r.id for r in rows]
         if frame.after_message_id is not None and frame.after_message_id in ids:
-            rows = rows[ids.index(frame.after_message_id) + 1:]
+            at = ids.index(frame.after_message_id)
+            # a reply the client holds part of comes again as its snapshot
+            rows = rows[at if rows[at].status == "streaming" else at + 1:]
         async with self._send_lock:  # live events wait until the client has caught up
             for row in rows:
                 out = row.model_dump(mode="json")

@@ -13,10 +13,11 @@ from chat.domain import ID_PATTERN
 from chat.live.connection import LiveConnection
 from chat.messages import service as messages
 from servicekit.auth import TokenVerifier, websocket_token
-from servicekit.errors import NotFound, ServiceError, Unauthorized
+from servicekit.errors import NotFound, ServiceError, ServiceUnavailable, Unauthorized
 
 router = APIRouter(tags=["live"])
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 
 
 @router.websocket("/api/v1/chats/{chat_id}/ws")
@@ -38,7 +39,9 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
         # accepted only to close with a code and a reason a browser can read
         await websocket.accept(subprotocol=subprotocol)
         reason = f"{exc.code}: {exc.message}".encode()[:120].decode(errors="ignore")
-        await websocket.close(POLICY_VIOLATION, reason)
+        # a refusal is the client's problem (1008); keys that cannot be fetched are ours
+        await websocket.close(TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable)
+                              else POLICY_VIOLATION, reason)
         return
     await websocket.accept(subprotocol=subprotocol)
     await LiveConnection(websocket, chat, caller.user_id, chat_id).run()

@@ -68,9 +68,16 @@ class Listener:
         except asyncio.QueueFull:
             self.overflowed = True
             LIVE_DROPPED_CONNECTIONS.inc()
-            with contextlib.suppress(asyncio.QueueEmpty):
+            self.close()
+
+    def close(self) -> None:
+        """End the listener: its reader gets None next (the oldest events make room)."""
+        while True:
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
                 self.queue.get_nowait()
-            self.queue.put_nowait(None)  # wakes the reader up to notice
 
     async def next(self) -> LiveEvent | None:
         """The next event; None when the listener overflowed."""
@@ -96,6 +103,7 @@ class LiveHub:
         self.on_control = on_control
         self.control_channel = f"{prefix}live-control"
         self._channels: dict[str, _Channel] = {}
+        self._unsubscribed: set[str] = set()  # channels a Redis outage kept us from joining
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -122,7 +130,7 @@ class LiveHub:
                 await self._reader
         for channel in self._channels.values():
             for listener in channel.listeners:
-                listener.queue.put_nowait(None)
+                listener.close()
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -156,16 +164,17 @@ class LiveHub:
         try:
             await self._pubsub.subscribe(name)
         except (RedisError, OSError) as exc:
-            log.warning("live hub cannot subscribe", channel=name, error=repr(exc))
-            channel.subscribed.set()  # no point waiting: deliver what this process publishes
+            log.warning("live hub cannot subscribe: retrying", channel=name, error=repr(exc))
+            self._unsubscribed.add(name)  # the reader joins it once Redis is back
+            channel.subscribed.set()  # meanwhile this process's own events still arrive
 
     async def publish(self, user_id: str, chat_id: str, event: LiveEvent, *,
                       along: Callable[[Pipeline], object] | None = None) -> None:
         """Publish `event` to every connection of the chat; `along` adds commands to the
         same round trip (the live reply's resume state)."""
         name = self.channel(user_id, chat_id)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+        try:  # one MULTI with `along`: a resume never reads the text without its index
+            async with self.redis.pipeline(transaction=along is not None) as pipe:
                 if along is not None:
                     along(pipe)
                 pipe.publish(name, event.text)
@@ -196,6 +205,12 @@ class LiveHub:
             try:
                 if not self._pubsub.subscribed:
                     await self._pubsub.subscribe(self.control_channel, *self._channels)
+                    self._unsubscribed.clear()
+                elif self._unsubscribed:
+                    missing = [n for n in self._unsubscribed if n in self._channels]
+                    if missing:
+                        await self._pubsub.subscribe(*missing)
+                    self._unsubscribed.clear()
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -228,4 +243,9 @@ class LiveHub:
                     log.exception("live control message failed", message=text)
             return
         if name in self._channels:
-            self._dispatch(name, LiveEvent.parse(text))
+            try:
+                event = LiveEvent.parse(text)
+            except (ValueError, KeyError, TypeError):
+                log.warning("not a live event: ignored", channel=name)
+                return
+            self._dispatch(name, event)

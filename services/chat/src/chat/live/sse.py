@@ -6,6 +6,7 @@ it; it ends after the reply's last event (`message_complete`, then `typing_indic
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from chat.main import Components
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+KEEP_ALIVE = 15.0  # seconds without an event before a comment line keeps proxies open
 
 
 def wants_events(request: Request) -> bool:
@@ -50,18 +52,30 @@ async def reply_events(chat: Components, user_id: str, chat_id: str,
                     yield sse_frame(LiveEvent.of("new_message",
                                                  {"message": message.model_dump(mode="json")}))
                 return
-            async for event in _until_complete(listener, started.reply.id):
-                yield sse_frame(event)
+            reply_id = started.reply.id
+            async for frame in _until_complete(listener, reply_id,
+                                               lambda: chat.replies.generating(reply_id)):
+                yield frame
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _until_complete(listener: Listener, reply_id: str) -> AsyncIterator[LiveEvent]:
+async def _until_complete(listener: Listener, reply_id: str,
+                          generating: Callable[[], bool]) -> AsyncIterator[bytes]:
+    """The chat's events until the reply's last one. While nothing comes, a keep-alive
+    comment every KEEP_ALIVE seconds; if the reply ended without its last event reaching
+    us (a Redis outage), the stream ends too instead of hanging."""
     while True:
-        event = await listener.next()
+        try:
+            event = await asyncio.wait_for(listener.next(), KEEP_ALIVE)
+        except TimeoutError:
+            if not generating():
+                return
+            yield b": keep-alive\n\n"
+            continue
         if event is None:
             return
-        yield event
+        yield sse_frame(event)
         if event.type == "typing_indicator" and event.data.get("message_id") == reply_id \
                 and not event.data.get("is_typing"):
             return

@@ -150,11 +150,13 @@ class MessageRepository:
             .values(content=content, updated_at=now))
 
     async def stale_streaming(self, saved_before: datetime, limit: int) -> list[Message]:
-        """Replies still 'streaming' that nobody saved since `saved_before`, locked."""
+        """Replies the service generated (`metadata.provider`) still 'streaming' that
+        nobody saved since `saved_before`, locked."""
         rows = await self.session.scalars(
             select(Message).where(Message.status == "streaming",
                                   Message.updated_at < saved_before,
-                                  Message.deleted_at.is_(None))
+                                  Message.deleted_at.is_(None),
+                                  Message.meta.has_key("provider"))
             .order_by(Message.updated_at).limit(limit).with_for_update(skip_locked=True))
         return list(rows)
 
