@@ -7,8 +7,7 @@ transaction, so a crash re-delivers rather than loses. A handler that keeps fail
 retried with backoff, then its event goes to `<topic>.dlq` with the reason in headers;
 bytes that are not a valid envelope go there at once. Either way the partition moves on.
 If the database itself is unreachable nothing is dead-lettered: the batch is rewound and
-delivered again later. `stop_broker` stops the consumers without waiting on a group join
-that can no longer matter.
+delivered again later.
 """
 
 from __future__ import annotations
@@ -20,10 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.client import ConnectionGroup
-from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.protocol.group import LeaveGroupRequest
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -219,54 +215,3 @@ class EventConsumer:
         EVENTS_DEAD_LETTERED.labels(self.group, self.topic.name, reason).inc()
         log.warning("event dead-lettered", topic=record.topic, offset=record.offset,
                     reason=reason, error=error[:200])
-
-
-async def stop_broker(broker: KafkaBroker, leave_timeout: float = 5.0) -> None:
-    """Stop `broker` and its consumers, without waiting on a group join that cannot matter.
-
-    aiokafka's `AIOKafkaConsumer.stop()` first lets the group coordination task finish, and
-    a consumer still joining its group is there waiting for the JoinGroup (or SyncGroup)
-    response, which the broker holds until the group forms: 3 s for a new group in Kafka
-    (group.initial.rebalance.delay.ms), about 5 s in Tansu, during a rebalance until every
-    member rejoined (up to the rebalance timeout). A consumer stopped that early has no
-    partitions, so it has fetched and handled nothing and has nothing to commit: it gives up
-    the join and leaves the group at once. A consumer that holds partitions stops as before:
-    batches in flight finish and commit, then it leaves the group."""
-    for subscriber in broker.subscribers:
-        consumer = getattr(subscriber, "consumer", None)
-        if isinstance(consumer, AIOKafkaConsumer):
-            try:  # reads aiokafka internals: if they ever change, stop the usual way
-                await abandon_join(consumer, leave_timeout)
-            except Exception as exc:
-                log.warning("group join not abandoned: stopping normally", error=repr(exc))
-    await broker.stop()
-
-
-async def abandon_join(consumer: AIOKafkaConsumer, leave_timeout: float = 5.0) -> bool:
-    """If `consumer` is still joining its group and has never been assigned partitions,
-    end its coordination and send LeaveGroup; True when it did. Its `stop()` then only
-    closes connections."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    if not isinstance(coordinator, GroupCoordinator):  # not started, or no group
-        return False
-    task: asyncio.Task[None] | None = getattr(coordinator, "_coordination_task", None)
-    if task is None or task.done() or consumer.assignment():
-        return False  # nothing to abandon, or partitions it may still have to commit
-    # No await between the check and the cancel: the task cannot get an assignment between.
-    task.cancel()
-    await asyncio.wait([task])  # done now, so the coordinator's close() does not wait on it
-    member_id, node = coordinator.member_id, coordinator.coordinator_id
-    if member_id and node is not None:
-        # The broker already counts this member (it gave it a member id), so say goodbye
-        # rather than let the group wait out its session. Not on the coordination
-        # connection: a broker answers one connection's requests in order, and that one
-        # may still have the held JoinGroup in front.
-        try:
-            await asyncio.wait_for(consumer._client.send(
-                node, LeaveGroupRequest(coordinator.group_id, member_id),
-                group=ConnectionGroup.DEFAULT), leave_timeout)
-        except Exception as exc:  # a best effort, as in aiokafka: the session ends it anyway
-            log.warning("LeaveGroup failed", group=coordinator.group_id, error=repr(exc))
-        coordinator.reset_generation()  # left: close() must not send another LeaveGroup
-    log.debug("consumer left its group before joining it", group=coordinator.group_id)
-    return True

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope
 from contracts.topics import Topic
 from servicekit.auth import JwksCache, TokenVerifier
-from servicekit.consumer import ConsumerConfig, EventConsumer, Handler, stop_broker
+from servicekit.consumer import ConsumerConfig, EventConsumer, Handler
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import install_error_handlers
 from servicekit.health import health_router
@@ -123,7 +123,7 @@ class ServiceRuntime:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         with contextlib.suppress(Exception):
-            await stop_broker(self.broker)  # a consumer still joining its group just leaves
+            await self.broker.stop()
         if self.http:
             await self.http.aclose()
         if self.redis:

@@ -1,23 +1,19 @@
-"""Shutdown: prompt, and still graceful. A consumer that never got partitions leaves its group
-without waiting for the group to form; one that handled events has committed them; an
+"""Shutdown, prompt and still graceful: a consumer that handled events has committed them; an
 outbox relay stopped mid-pass finishes that pass and returns."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 
 from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserRegistered
 from parley.testing import serving, unique_name
-from servicekit.consumer import EventConsumer, stop_broker
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.runtime import Subscription, create_service_app
 from servicekit.uow import UnitOfWork
@@ -35,30 +31,6 @@ async def handled(service: Service, group: str) -> int:
     async with service.engine.connect() as conn:
         return int((await conn.execute(
             text("SELECT count(*) FROM inbox WHERE consumer = :g"), {"g": group})).scalar_one())
-
-
-async def test_a_consumer_stopped_while_joining_its_group_leaves_without_partitions(
-        service: Service) -> None:
-    broker = KafkaBroker(service.kafka, logger=None)
-    EventConsumer(service.topic, unique_name("group"), ignore, uow_factory=service.uow,
-                  publish=broker.publish).register(broker)
-    starting = asyncio.create_task(broker.start())  # returns once the group has formed
-    subscriber: Any = broker.subscribers[0]
-    await wait_for(lambda: subscriber.consumer is not None)
-    await asyncio.sleep(0.3)  # let it send its JoinGroup, which the broker holds a while
-    if starting.done():
-        await broker.stop()
-        pytest.skip("this broker formed the group at once: there was no join to give up")
-    consumer: AIOKafkaConsumer = subscriber.consumer
-    starting.cancel()  # as ServiceRuntime.stop does with a connect still in progress
-    await asyncio.gather(starting, return_exceptions=True)
-
-    await stop_broker(broker)
-
-    # Waiting for the join (as aiokafka's stop() does) would have ended with partitions
-    # assigned to a consumer on its way out; it gave up the join instead.
-    assert consumer.assignment() == set()
-    assert subscriber.consumer is None  # and the subscriber is stopped
 
 
 async def test_a_stopped_service_has_committed_every_event_it_handled(service: Service) -> None:
