@@ -146,6 +146,11 @@ class ServiceRuntime:
             raise ConnectionError("the broker does not answer")
 
 
+def default_group(settings: ServiceSettings, topic: Topic) -> str:
+    """A subscription's consumer group unless it names one: `<service>.<topic>`."""
+    return f"{settings.consumer_group_prefix}{settings.service_name}.{topic.name}"
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -169,7 +174,7 @@ def create_service_app(
     document_publications(runtime.broker, publishes)
     for sub in subscriptions:
         EventConsumer(
-            sub.topic, sub.group or f"{settings.service_name}.{sub.topic.name}", sub.handler,
+            sub.topic, sub.group or default_group(settings, sub.topic), sub.handler,
             uow_factory=runtime.uow, publish=runtime.broker.publish,
             config=ConsumerConfig(max_retries=settings.consumer_max_retries),
         ).register(runtime.broker)

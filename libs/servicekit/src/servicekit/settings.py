@@ -67,6 +67,9 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     relay_batch_size: int = 1000
     consumer_max_retries: int = 3
+    consumer_group_prefix: str = Field(
+        default="", description="prepended to every consumer group name: tests give each app "
+        "its own groups, so one test's members never hold up another's rebalance")
 
     @classmethod
     def settings_customise_sources(

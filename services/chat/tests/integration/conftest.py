@@ -40,6 +40,7 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
     settings = Settings(
         database_url=url, db_schema=schema, redis_url=infra.redis,
         kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("chat") + ":",
+        consumer_group_prefix=unique_name("test") + ".",
         internal_token=INTERNAL_TOKEN, log_json=False, log_level="WARNING")
     try:
         yield Stack(infra, settings, TokenMinter())

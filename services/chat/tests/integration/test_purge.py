@@ -18,7 +18,6 @@ from contracts.topics import AUTH_USER
 from .conftest import Stack, User, cached_keys, components, data, metric, wait_for
 
 TABLES = ("conversations", "messages", "message_revisions", "folders", "memories")
-CONSUMER = "chat.auth.user.v1"
 
 
 async def rows_of(app: FastAPI, user_id: str) -> dict[str, int]:
@@ -95,12 +94,13 @@ async def test_user_deleted_purges_everything_of_that_user_once(
     # the same event again (at-least-once delivery) has no second effect: what the user
     # made after the purge (an app still signed in) stays
     later = await alice.new_chat(title="After the purge")
-    duplicates = await metric(alice.client, "parley_events_duplicate_total", consumer=CONSUMER)
+    consumer = stack.settings.consumer_group_prefix + "chat.auth.user.v1"
+    duplicates = await metric(alice.client, "parley_events_duplicate_total", consumer=consumer)
     await publish_user_deleted(stack, deleted)
 
     async def skipped() -> bool:
         return await metric(alice.client, "parley_events_duplicate_total",
-                            consumer=CONSUMER) > duplicates
+                            consumer=consumer) > duplicates
 
     await wait_for(skipped, what="the redelivered event to be seen", timeout=60)
     assert [c["id"] for c in data(await alice.get("/api/v1/chats"))["chats"]] == [later["id"]]
