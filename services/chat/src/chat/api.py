@@ -47,8 +47,9 @@ async def cached_read(request: Request, scope: Scope, variant: str,
                       produce: Callable[[], Awaitable[BaseModel]]) -> Response:
     """Answer from the cache, or produce the data from Postgres and cache its body."""
     cache = components(request).cache
-    body = await cache.get(scope, variant)
-    if body is None:
-        body = ok(await produce()).model_dump_json().encode()
-        await cache.put(scope, variant, body)
+    found = await cache.get(scope, variant)
+    if found.body is not None:
+        return cached_json(found.body)
+    body = ok(await produce()).model_dump_json().encode()
+    await cache.put(scope, variant, body, found)
     return cached_json(body)

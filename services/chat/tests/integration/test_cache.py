@@ -196,3 +196,23 @@ async def test_writes_made_while_redis_was_away_are_seen_when_it_is_back(
         assert seen["list"]["chats"][0]["title"] == "Renamed offline"
         assert seen["messages"]["messages"][-1]["content"] == "tea"
         assert len(seen["memory_search"]["results"]) == 2
+
+
+async def test_a_read_racing_a_write_never_puts_back_what_the_write_made_stale(
+        app: FastAPI, stack: Stack) -> None:
+    """A read misses and loads the old rows; a write commits and invalidates; then the read
+    stores what it loaded. The fill must not land: the next read would serve old data."""
+    from .conftest import components
+
+    async with serving(app, keys=stack.minter):
+        cache = components(app).cache
+        scope = cache.messages("racer", "chat-1")
+        missed = await cache.get(scope, "page")
+        assert missed.body is None
+        await cache.forget_chat("racer", "chat-1")          # the write lands in between
+        await cache.put(scope, "page", b"old rows", missed)  # the read's late fill
+        assert (await cache.get(scope, "page")).body is None
+
+        fresh = await cache.get(scope, "page")             # nothing raced this one
+        await cache.put(scope, "page", b"new rows", fresh)
+        assert (await cache.get(scope, "page")).body == b"new rows"
