@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from parley.testing import listening
 
 DEFAULT_PIECES = ("Hello", ", ", "world", "!")
 DEFAULT_USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
@@ -132,23 +132,9 @@ def _data(payload: dict[str, Any]) -> str:
 async def fake_openai(script: Script | None = None) -> AsyncIterator[FakeOpenAI]:
     """A `FakeOpenAI` served by uvicorn in this event loop on a free loopback port."""
     fake = FakeOpenAI(script or Script())
-    # bound here, so no other process can take the port between choosing and listening
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=2))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the fake OpenAI server stopped before it started")
-            await asyncio.sleep(0.01)
-        fake.url = f"http://127.0.0.1:{port}/v1"
-        yield fake
-    finally:
-        fake._closing.set()  # stalled streams end, so shutdown does not wait on them
-        server.should_exit = True
-        await task
-        sock.close()
+    async with listening(fake.app, lifespan="off") as base:
+        fake.url = f"{base}/v1"
+        try:
+            yield fake
+        finally:
+            fake._closing.set()  # stalled streams end, so shutdown does not wait on them

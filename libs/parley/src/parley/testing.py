@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -124,16 +124,21 @@ async def serving(app: Any, base_url: str = "http://service", *, keys: Any = Non
 
 
 @asynccontextmanager
-async def listening(app: Any, *, keys: Any = None) -> AsyncIterator[str]:
+async def listening(app: Any, *, keys: Any = None, lifespan: Literal["on", "off"] = "on"
+                    ) -> AsyncIterator[str]:
     """An ASGI app served by uvicorn in this event loop on a free loopback port, for what an
-    in-process client cannot do (WebSockets, several replicas); yields its base URL.
-    `keys` as for `serving`."""
+    in-process client cannot do (WebSockets, several replicas, a stand-in server another
+    process calls); yields its base URL. `keys` as for `serving`."""
+    import socket
+
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    task = asyncio.create_task(server.serve())
+    # bound here, so nothing can take the port between choosing it and listening on it
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan,
+                                           timeout_graceful_shutdown=5))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():
@@ -144,10 +149,11 @@ async def listening(app: Any, *, keys: Any = None) -> AsyncIterator[str]:
             from servicekit.auth import TokenVerifier
 
             app.state.verifier = TokenVerifier(keys)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

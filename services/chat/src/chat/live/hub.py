@@ -111,10 +111,6 @@ class LiveHub:
     def channel(self, user_id: str, chat_id: str) -> str:
         return f"{self.prefix}live:{user_id}:{chat_id}"
 
-    @property
-    def connections(self) -> int:
-        return sum(len(c.listeners) for c in self._channels.values())
-
     async def start(self) -> None:
         self._pubsub = self.redis.pubsub()
         try:
