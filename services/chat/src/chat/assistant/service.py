@@ -134,7 +134,7 @@ class Replies:
             await self.cache.forget_chat(user_id, chat_id)
             for message in sent:
                 MESSAGES_SENT.labels("user").inc()
-                await self.publish(user_id, chat_id, "new_message",
+                await self._publish(user_id, chat_id, "new_message",
                                    {"message": message.model_dump(mode="json")})
         finally:
             announced.set()
@@ -230,7 +230,7 @@ class Replies:
         status, error = "complete", None
         try:
             await announced.wait()
-            await self.publish(user_id, chat_id, "typing_indicator", {
+            await self._publish(user_id, chat_id, "typing_indicator", {
                 "user_id": "assistant", "is_typing": True,
                 "typing_text": "The assistant is typing…", "message_id": reply.id})
             async with asyncio.timeout(self.settings.reply_timeout_seconds):
@@ -332,12 +332,12 @@ class Replies:
             "is_complete": True}),
             along=(lambda pipe: pipe.delete(text_key, index_key)) if stored else None)
         if error is not None:
-            await self.publish(user_id, chat_id, "error", {
+            await self._publish(user_id, chat_id, "error", {
                 "error_code": error[0], "message": error[1], "message_id": reply_id})
         if out is not None:
-            await self.publish(user_id, chat_id, "message_complete",
+            await self._publish(user_id, chat_id, "message_complete",
                                {"message": out.model_dump(mode="json")})
-        await self.publish(user_id, chat_id, "typing_indicator", {
+        await self._publish(user_id, chat_id, "typing_indicator", {
             "user_id": "assistant", "is_typing": False, "typing_text": None,
             "message_id": reply_id})
         MESSAGES_SENT.labels("assistant").inc()
@@ -410,7 +410,7 @@ class Replies:
         base = f"{self.prefix}live-reply:{user_id}:{message_id}"
         return f"{base}:text", f"{base}:index"
 
-    async def publish(self, user_id: str, chat_id: str, type_: str, data: dict[str, Any]
+    async def _publish(self, user_id: str, chat_id: str, type_: str, data: dict[str, Any]
                       ) -> None:
         await self.hub.publish(user_id, chat_id, LiveEvent.of(type_, data))
 

@@ -100,6 +100,10 @@ class LiveConnection:
                 return
             await self.send(event)
 
+    async def broadcast(self, type_: str, data: dict[str, Any]) -> None:
+        """An event for every device that has this chat open (this one included)."""
+        await self.chat.hub.publish(self.user_id, self.chat_id, LiveEvent.of(type_, data))
+
     async def error(self, code: str, message: str, **details: Any) -> None:
         await self.send(LiveEvent.of("error", {"error_code": code, "message": message,
                                                **details}))
@@ -170,13 +174,13 @@ class LiveConnection:
                                              {"message": stored.model_dump(mode="json")}))
 
     async def typing(self, frame: Typing) -> None:
-        await self.chat.replies.publish(self.user_id, self.chat_id, "typing_indicator", {
+        await self.broadcast("typing_indicator", {
             "user_id": self.user_id, "is_typing": frame.is_typing,
             "typing_text": frame.typing_text})
 
     async def mark_read(self, frame: MessageRef) -> None:
         await self._message(frame.message_id)
-        await self.chat.replies.publish(self.user_id, self.chat_id, "read_receipt", {
+        await self.broadcast("read_receipt", {
             "message_id": frame.message_id, "user_id": self.user_id,
             "read_at": datetime.now(UTC).isoformat()})
 
