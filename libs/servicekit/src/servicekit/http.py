@@ -1,4 +1,6 @@
-"""ASGI middleware: request id in and out, one JSON access-log line, request metrics."""
+"""ASGI middleware: request id in and out, one JSON access-log line (credentials in the query
+redacted), request metrics; an unhandled error answered as a 500 without closing the
+keep-alive connection."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.ids import uuid7
 from servicekit.errors import internal_error_response
-from servicekit.logging import bind_request_id, clear_request_context
+from servicekit.logging import bind_request_id, clear_request_context, redact_query
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 access_log = structlog.get_logger("access")
+log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_PATHS = ("/health/", "/metrics")
@@ -35,25 +38,30 @@ class RequestContextMiddleware:
         bind_request_id(request_id)
         started = time.perf_counter()
         status = 500
-        response_started = False
+        response_started = response_complete = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, response_complete
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
                 headers: list[Any] = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message["headers"] = headers
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                response_complete = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Starlette renders an unhandled error's 500 outside every middleware, so it would
-            # leave without the request id: answer here; the app's handler still logs it.
+        except Exception as exc:
+            # Answer the 500 here (with the request id) and do not re-raise once it is whole:
+            # an exception reaching uvicorn after a response closes the keep-alive connection
+            # under the gateway's pooled client, and the next request on it fails.
+            log.error("unhandled error", exc_info=exc)
             if not response_started:
                 await internal_error_response()(scope, receive, send_with_id)
-            raise
+            if not response_complete:
+                raise  # a response cut short: only closing the connection can tell the client
         finally:
             elapsed = time.perf_counter() - started
             method = scope["method"]
@@ -61,6 +69,9 @@ class RequestContextMiddleware:
             HTTP_LATENCY.labels(method).observe(elapsed)
             path = scope["path"]
             if not path.startswith(_QUIET_PATHS):
+                query = scope.get("query_string", b"").decode("latin-1")
+                # the query only redacted: links carry tokens and signatures in it
                 access_log.info("request", method=method, path=path, status=status,
-                                duration_ms=round(elapsed * 1000, 2))
+                                duration_ms=round(elapsed * 1000, 2),
+                                **({"query": redact_query(query)} if query else {}))
             clear_request_context()
