@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -18,6 +19,43 @@ def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# Query parameters that carry a credential: a WebSocket's `?access_token=`, an emailed link's
+# `?token=`, a download link's `?signature=`. Redacted wherever they appear in a log line.
+SECRET_QUERY_PARAMS = ("token", "access_token", "refresh_token", "signature", "sig", "code",
+                       "key", "password")
+_SECRET_QUERY = re.compile(
+    r"(?i)((?:^|[?&;\s\"'])(?:" + "|".join(SECRET_QUERY_PARAMS) + r")=)[^&;\s\"']*")
+
+
+def redact_query(text: str) -> str:
+    """`text` with the value of every credential-bearing query parameter replaced."""
+    return _SECRET_QUERY.sub(r"\1[REDACTED]", text) if "=" in text else text
+
+
+def _redact_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    # every string field: uvicorn's WebSocket lines and httpx's request lines carry full URLs
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact_query(value)
+    return event
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts credential-bearing query parameters in a standard-library record: uvicorn
+    writes its WebSocket lines through its own handlers, never through ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message:
+            record.msg, record.args = redact_query(message), None
+        return True
+
+
+# Loggers that write request URLs themselves (as logger filters: they survive uvicorn
+# reconfiguring its handlers)
+_URL_LOGGERS = ("uvicorn.error", "uvicorn.access", "httpx")
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library through one JSON (or console) renderer."""
     shared: list[Any] = [
@@ -27,6 +65,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
         lambda _, __, event: {**event, "service": service},
+        _redact_secrets,
     ]
     renderer: Any = (structlog.processors.JSONRenderer() if json
                      else structlog.dev.ConsoleRenderer(colors=False))
@@ -47,6 +86,10 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 def bind_request_id(request_id: str) -> None:
