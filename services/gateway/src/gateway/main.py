@@ -6,8 +6,8 @@ connection it never uses); it takes the chassis parts it does need: logging, tra
 public error body, request ids with the access log, metrics, and the token verifier.
 
 Middleware, outermost first: request id + access log (servicekit) → security headers →
-CORS → gatekeeper (route, identity, rate limits, body size) → the gateway's own routes,
-with the proxy mounted under every other path."""
+CORS → path aliases (`/v1/...` → `/api/v1/...`) → gatekeeper (route, identity, rate limits,
+body size) → the gateway's own routes, with the proxy mounted under every other path."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway.components import Components
 from gateway.docs import endpoints as docs_endpoints
 from gateway.docs.service import MergedOpenApi
+from gateway.edge.aliases import PathAliasMiddleware
 from gateway.edge.gatekeeper import GatekeeperMiddleware
 from gateway.edge.security import SecurityHeadersMiddleware
 from gateway.health import endpoints as health_endpoints
@@ -43,7 +44,7 @@ def upstream_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client for every upstream; no redirects followed (the client sees them)."""
     limits = httpx.Limits(max_connections=settings.max_upstream_connections,
                           max_keepalive_connections=settings.max_upstream_connections,
-                          keepalive_expiry=30)
+                          keepalive_expiry=settings.upstream_keepalive_seconds)
     return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False,
                              timeout=httpx.Timeout(settings.timeout_seconds,
                                                    connect=settings.connect_timeout_seconds))
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_endpoints.router)
     app.mount("", HttpProxy())
     app.add_middleware(GatekeeperMiddleware)
+    app.add_middleware(PathAliasMiddleware)  # /v1/... → /api/v1/... before anything routes
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,

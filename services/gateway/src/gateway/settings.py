@@ -51,7 +51,13 @@ class Settings(ServiceSettings):
     upload_timeout_seconds: float = Field(default=300.0, gt=0)
     route_timeouts: dict[str, float] = Field(
         default_factory=dict, description='per path prefix, e.g. {"/api/v1/export": 120}')
-    read_retries: int = Field(default=1, ge=0, description="GET/HEAD retries on connect errors")
+    read_retries: int = Field(
+        default=1, ge=0, description="retries of an idempotent request (GET, HEAD, OPTIONS, "
+        "PUT, DELETE) on a connect error or a stale keep-alive connection")
+    upstream_keepalive_seconds: float = Field(
+        default=4.0, gt=0, description="an idle pooled connection is dropped after this: "
+        "below the upstreams' own keep-alive timeout (uvicorn: 5 s), so the gateway rarely "
+        "reuses one the upstream is closing")
     max_upstream_connections: int = Field(default=200, ge=1)
     ws_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 

@@ -57,6 +57,21 @@ def create_app() -> FastAPI:
                     query=request.url.query, headers=dict(request.headers),
                     body_bytes=len(body))
 
+    @app.get("/api/v1/chats/crash")
+    async def crash() -> dict[str, str]:
+        """A bug: uvicorn answers 500 and then closes the keep-alive connection under the
+        gateway's pool, without saying so in the response."""
+        raise RuntimeError("a bug in the upstream")
+
+    @app.post("/api/v1/chats/{chat_id}/attachments")
+    async def attach(chat_id: str, request: Request) -> Received:
+        """A chat's upload, as chat takes it: multipart/form-data with a `file` field."""
+        form = await request.form()
+        upload = form["file"]
+        assert not isinstance(upload, str)
+        content = await upload.read()
+        return Received(bytes=len(content), sha256=hashlib.sha256(content).hexdigest())
+
     @app.get("/api/v1/chats/slow")
     async def slow(seconds: float) -> dict[str, float]:
         await asyncio.sleep(seconds)

@@ -11,6 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Document = dict[str, Any]
+ALIAS_NOTE = ("Every public route of Parley, as the gateway serves it. Each `/api/v1/...` "
+              "path also answers as `/v1/...` (the paths SpeechBot's client calls, e.g. the "
+              "WebSocket `/v1/chats/{chat_id}/ws`); the canonical `/api/v1/...` path is the "
+              "one documented here.")
 
 
 def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
@@ -52,7 +56,7 @@ def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str]
     merged: Document = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,
-                 "description": "Every public route of Parley, as the gateway serves it."},
+                 "description": ALIAS_NOTE},
         "paths": {},
         "components": {},
     }

@@ -104,7 +104,7 @@ def _routing_refusal(policy: Policy, scope: Scope, max_upload: int, max_body: in
         if scope["path"].startswith("/internal"):
             return NotFound("no such route")  # never routed, whatever follows
         return None  # the gateway's own routes (docs, OpenAPI) or the router's 404
-    limit = max_upload if policy.route.uploads else max_body
+    limit = max_upload if policy.uploads else max_body
     state[MAX_BODY] = limit
     declared = header(scope["headers"], b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

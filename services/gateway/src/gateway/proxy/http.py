@@ -23,7 +23,9 @@ from gateway.routes.domain import Policy
 from servicekit.errors import NotFound, PayloadTooLarge, ServiceError, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
-IDEMPOTENT_READS = frozenset({"GET", "HEAD"})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What a keep-alive connection the upstream closed while it sat in the pool fails with
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 RETRY_DELAY = 0.05
 
 
@@ -85,13 +87,21 @@ class HttpProxy:
         method: str = scope["method"]
         url = upstream_url(gateway.upstreams[policy.route.upstream], scope)
         headers = forwarded_headers(scope)
-        body = (_request_body(receive, scope["state"].get(MAX_BODY, settings.max_body_bytes))
-                if _has_body(scope) else None)
+        retries = settings.read_retries if method in IDEMPOTENT else 0
+        body: bytes | AsyncIterator[bytes] | None = None
+        if _has_body(scope):
+            body = _request_body(receive, scope["state"].get(MAX_BODY, settings.max_body_bytes))
+            if retries and not policy.uploads:
+                try:  # a JSON body (1 MiB at most): kept, so a retry can send it again
+                    body = b"".join([chunk async for chunk in body])
+                except PayloadTooLarge as exc:
+                    await refuse(scope, receive, send, exc)
+                    return
+        replayable = not isinstance(body, AsyncIterator)
         read_timeout = _timeout_for(scope["path"], policy, settings.route_timeouts,
                                     settings.upload_timeout_seconds, settings.timeout_seconds)
         timeout = httpx.Timeout(read_timeout, connect=settings.connect_timeout_seconds,
                                 pool=settings.connect_timeout_seconds)
-        retries = settings.read_retries if method in IDEMPOTENT_READS else 0
         upstream = policy.route.upstream
         attempt = 0
         while True:
@@ -109,6 +119,16 @@ class HttpProxy:
                 await refuse(scope, receive, send, ServiceUnavailable(
                     f"the {upstream} service is unavailable: try again shortly",
                     {"service": upstream}, headers={"Retry-After": "1"}))
+                return
+            except STALE_CONNECTION as exc:
+                if replayable and attempt < retries:
+                    attempt += 1
+                    log.info("retrying on a fresh connection", upstream=upstream,
+                             error=repr(exc))
+                    continue
+                log.warning("upstream failed", upstream=upstream, error=repr(exc))
+                await refuse(scope, receive, send, ServiceUnavailable(
+                    f"the {upstream} service failed to answer", {"service": upstream}))
                 return
             except httpx.TimeoutException:
                 await refuse(scope, receive, send, GatewayTimeout(
@@ -154,4 +174,4 @@ def _timeout_for(path: str, policy: Policy, overrides: dict[str, float], upload:
     if best:
         return overrides[best]
     assert policy.route is not None
-    return upload if policy.route.uploads else default
+    return upload if policy.uploads else default

@@ -7,6 +7,7 @@ forwarded."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 AUTH, CHAT, EXPORT, SYNC = "auth", "chat", "export", "sync"
@@ -40,6 +41,21 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/imports", SYNC, uploads=True),
 )
 
+# Large bodies under a route that otherwise takes JSON: a chat's attachment upload
+# (POST /api/v1/chats/{id}/attachments) lives under /api/v1/chats.
+UPLOAD_PATHS = (re.compile(r"^/api/v1/chats/[^/]+/attachments/?$"),)
+
+# SpeechBot's client calls `/v1/...` (`/v1/chats/{id}/ws`): an alias of `/api/v1/...`.
+ALIAS_PREFIX, CANONICAL_PREFIX = "/v1", "/api/v1"
+
+
+def canonical_path(path: str) -> str:
+    """The `/api/v1/...` path a `/v1/...` alias stands for; any other path unchanged."""
+    if path == ALIAS_PREFIX or path.startswith(ALIAS_PREFIX + "/"):
+        return CANONICAL_PREFIX + path[len(ALIAS_PREFIX):]
+    return path
+
+
 # Reachable without an access token: signing in and everything that leads to it.
 SIGN_IN: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/api/v1/auth/register"),
@@ -67,6 +83,7 @@ class Policy:
     needs_token: bool
     sign_in: bool
     rate_limited: bool
+    uploads: bool = False  # the upload body limit and timeout apply
 
 
 class RouteTable:
@@ -91,8 +108,9 @@ class RouteTable:
             # the gateway's own documents, or a 404: public either way, and counted
             return Policy(None, needs_token=False, sign_in=False, rate_limited=True)
         key = (method, path.rstrip("/") or "/")
+        uploads = route.uploads or any(p.match(path) for p in UPLOAD_PATHS)
         return Policy(route, needs_token=key not in PUBLIC, sign_in=key in SIGN_IN,
-                      rate_limited=True)
+                      rate_limited=True, uploads=uploads)
 
 
 def _has_dot_segments(path: str) -> bool:
