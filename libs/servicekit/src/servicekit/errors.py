@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -87,6 +88,10 @@ _HTTP_CODES = {
 # PostgreSQL stores no NUL character in any text or JSON value (character_not_in_repertoire,
 # untranslatable_character): such text only ever comes from a client, so it is bad input
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+# The rest of class 22 (data exception: a number out of its column's range, a lone surrogate
+# asyncpg cannot encode, malformed JSON) and a NULL in a NOT NULL column come from a value a
+# schema let through: bad input too, the last line behind servicekit.validation's types
+_BAD_VALUE_CLASS, _NOT_NULL_VIOLATION = "22", "23502"
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +105,7 @@ def internal_error_response() -> JSONResponse:
                         status_code=500)
 
 
-def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+def _validation_details(exc: RequestValidationError | ValidationError) -> dict[str, Any]:
     fields = [
         {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
          "message": err.get("msg", "invalid"), "type": err.get("type", "")}
@@ -118,7 +123,8 @@ def install_error_handlers(app: FastAPI) -> None:
                             status_code=exc.status_code, headers=exc.headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        # a pydantic ValidationError raised in a handler validated client data there too
+        assert isinstance(exc, (RequestValidationError, ValidationError))
         return JSONResponse(
             error_body("VALIDATION_ERROR", "the request is not valid", _validation_details(exc)),
             status_code=400,
@@ -133,10 +139,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
-        if getattr(exc.orig, "sqlstate", None) in _UNSTORABLE_TEXT:
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        if sqlstate in _UNSTORABLE_TEXT:
             return JSONResponse(error_body(
                 "VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters"),
                 status_code=400)
+        if sqlstate.startswith(_BAD_VALUE_CLASS) or sqlstate == _NOT_NULL_VIOLATION:
+            # logged: a schema that let this through wants a servicekit.validation type
+            log.warning("a value the database refused", sqlstate=sqlstate,
+                        error=str(exc.orig)[:200], path=request.url.path)
+            return JSONResponse(error_body(
+                "VALIDATION_ERROR", "a value in the request cannot be stored: a number out of "
+                "range, text that is not valid Unicode, or a missing required value",
+                {"sqlstate": sqlstate}), status_code=400)
         return await unexpected(request, exc)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -145,6 +160,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)
