@@ -32,6 +32,7 @@ from servicekit.health import health_router
 from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
+from servicekit.openapi import install_public_openapi
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import configure_tracing, instrument_app, instrument_engine
@@ -216,4 +217,5 @@ def create_service_app(
     app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)
+    install_public_openapi(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from openapi_spec_validator import validate
 
@@ -28,3 +30,21 @@ async def test_docs_page_points_at_the_merged_document(gateway: httpx.AsyncClien
     page = await gateway.get("/docs")
     assert page.status_code == 200
     assert "/api/v1/openapi.json" in page.text
+
+
+async def test_the_merged_document_keeps_bearer_auth_and_the_error_responses(
+        gateway: httpx.AsyncClient) -> None:
+    document = (await gateway.get("/api/v1/openapi.json")).json()
+    validate(document)
+    components = document["components"]
+    assert components["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    me = document["paths"]["/api/v1/auth/me"]["get"]
+    assert me["security"] == [{"bearerAuth": []}]
+    assert me["responses"]["401"] == {"$ref": "#/components/responses/Error401"}
+    assert "security" not in document["paths"]["/api/v1/auth/login"]["post"]
+    error = components["responses"]["Error400"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(components["schemas"]["ErrorBody"]["properties"]) == {
+        "success", "error", "message", "details"}
+    assert '"422"' not in json.dumps(document["paths"]["/api/v1/auth/login"])
+    assert "/v1/" in document["info"]["description"]  # the SpeechBot alias, mentioned
