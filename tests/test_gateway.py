@@ -68,7 +68,7 @@ def auth_url(infra: InfraUrls, schemas: dict[str, str], signing_key: Ed25519Priv
     env = {**infra_env("AUTH_", infra, schemas["auth"]),
            "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
            "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-           "AUTH_MAIL_SINK": "none", "AUTH_TRUST_FORWARDED_FOR": "true"}
+           "AUTH_MAIL_SINK": "none", "AUTH_TRUSTED_PROXIES": "127.0.0.1"}
     with service("auth", "auth.main:create_app", env, log_dir) as url:
         yield url
 

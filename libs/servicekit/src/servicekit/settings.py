@@ -11,13 +11,15 @@ A service subclasses `ServiceSettings` and sets its env prefix:
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -63,6 +65,11 @@ class ServiceSettings(BaseSettings):
     internal_token: SecretStr = Field(
         default=SecretStr(""), description="the service credential for /internal/* calls"
     )
+    # Who may say who the client is (servicekit.proxies.client_ip)
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list, description="addresses or networks (comma-separated or a JSON "
+        "list) whose X-Forwarded-For is believed: the gateway in front of a service, the load "
+        "balancer in front of the gateway; empty: the TCP peer is the client")
     # Outbox relay and consumers
     relay_enabled: bool = True
     relay_batch_size: int = 1000
@@ -70,6 +77,16 @@ class ServiceSettings(BaseSettings):
     consumer_group_prefix: str = Field(
         default="", description="prepended to every consumer group name: tests give each app "
         "its own groups, so one test's members never hold up another's rebalance")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _address_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "127.0.0.1, ::1" or a JSON list
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,5 @@
-"""What every endpoint shares: the success body, the app's components, the client's IP."""
+"""What every endpoint shares: the success body, the app's components, the client's IP
+(servicekit.proxies.client_ip: X-Forwarded-For only from AUTH_TRUSTED_PROXIES)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from servicekit.proxies import client_ip
 from servicekit.responses import Ok, ok
 
 if TYPE_CHECKING:
@@ -19,13 +21,3 @@ def components(request: Request) -> Components:
     built: Components = request.app.state.auth
     return built
 
-
-def client_ip(request: Request) -> str:
-    """The caller's address: the gateway's X-Forwarded-For entry when that is trusted."""
-    settings = components(request).settings
-    if settings.trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1][:64]  # the entry our own gateway appended
-    return request.client.host if request.client else "unknown"

@@ -37,8 +37,6 @@ class Settings(ServiceSettings):
     login_window_seconds: int = 15 * 60
     login_max_failures_per_email: int = 5
     login_max_failures_per_ip: int = 20
-    trust_forwarded_for: bool = Field(
-        default=False, description="take the client IP from X-Forwarded-For (behind the gateway)")
 
     # Preferences
     preferences_extra_max_bytes: int = 16 * 1024

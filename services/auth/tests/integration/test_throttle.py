@@ -63,7 +63,7 @@ async def test_failures_from_one_ip_lock_that_ip(stack: Stack) -> None:
 
 
 async def test_the_gateways_forwarded_ip_counts_when_trusted(stack: Stack) -> None:
-    app = stack.app(login_max_failures_per_ip=2, trust_forwarded_for=True)
+    app = stack.app(login_max_failures_per_ip=2, trusted_proxies=["127.0.0.1"])
     async with running(app) as client:
         def from_ip(ip: str) -> dict[str, str]:
             return {"X-Forwarded-For": f"10.9.9.9, {ip}"}

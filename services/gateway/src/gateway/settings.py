@@ -33,9 +33,8 @@ class Settings(ServiceSettings):
     redis_retry_seconds: float = Field(
         default=2.0, ge=0, description="after a Redis failure, the per-process limiter decides "
         "alone this long before Redis is tried again")
-    trusted_proxy_hops: int = Field(
-        default=0, ge=0, description="load balancers in front that append X-Forwarded-For; "
-        "0: the client is the TCP peer")
+    # trusted_proxies (ServiceSettings): the load balancers in front, whose X-Forwarded-For
+    # names the client; none by default: the client is the TCP peer
 
     # Hygiene
     cors_origins: list[str] = Field(default_factory=list, description="allowed origins; empty: "

@@ -75,7 +75,7 @@ def auth_env(infra: InfraUrls, schema: str, pem: str) -> dict[str, str]:
         "AUTH_REDIS_KEY_PREFIX": unique_name("auth") + ":",
         "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
         "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-        "AUTH_MAIL_SINK": "none", "AUTH_TRUST_FORWARDED_FOR": "true",
+        "AUTH_MAIL_SINK": "none", "AUTH_TRUSTED_PROXIES": "127.0.0.1",
         "AUTH_LOG_LEVEL": "WARNING",
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 from gateway.proxy.headers import client_ip, client_response_headers, upstream_request_headers
 
 
@@ -52,6 +54,10 @@ def test_the_client_gets_the_upstreams_headers_minus_hop_by_hop_and_our_own() ->
 
 def test_the_client_ip_is_the_peer_unless_proxies_are_trusted() -> None:
     headers = [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.5")]
-    assert client_ip("10.0.0.1", headers, 0) == "10.0.0.1"  # a client may write anything
-    assert client_ip("10.0.0.1", headers, 1) == "203.0.113.5"  # what our balancer appended
-    assert client_ip("10.0.0.1", headers, 3) == "10.0.0.1"  # fewer hops than trusted
+    balancers = [ip_network("10.0.0.0/8")]
+    assert client_ip("10.0.0.1", headers, []) == "10.0.0.1"  # a client may write anything
+    assert client_ip("10.0.0.1", headers, balancers) == "203.0.113.5"  # what it appended
+    assert client_ip("198.51.100.9", headers, balancers) == "198.51.100.9"  # not a balancer
+    # only the balancer's own entry: never further left, where the client may write
+    assert client_ip("10.0.0.1", [(b"x-forwarded-for", b"203.0.113.5, 10.1.1.1")],
+                     balancers) == "10.1.1.1"

@@ -112,6 +112,8 @@ class EmbeddedStack:
         })
         for other in all_services:
             env[f"{p}{other.name.upper()}_URL"] = f"http://127.0.0.1:{other.port}"
+        if spec.name != "gateway":  # behind the gateway (on loopback): its X-Forwarded-For
+            env[f"{p}TRUSTED_PROXIES"] = "127.0.0.1,::1"
         return env
 
     def stop(self) -> None:

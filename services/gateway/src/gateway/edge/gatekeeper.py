@@ -55,7 +55,7 @@ class GatekeeperMiddleware:
             return
         settings = gateway.settings
         ip = client_ip(scope["client"][0] if scope.get("client") else None, scope["headers"],
-                       settings.trusted_proxy_hops)
+                       settings.trusted_proxies)
         state[CLIENT_IP] = ip
         refusal: ServiceError | None = None
         caller: Caller | None = None

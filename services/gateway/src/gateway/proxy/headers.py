@@ -3,7 +3,9 @@ header lists ([(name, value)] in bytes, names lower-case)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from servicekit.proxies import Network, client_address
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -35,15 +37,13 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     return tokens
 
 
-def client_ip(peer: str | None, headers: Headers, trusted_proxy_hops: int) -> str:
-    """The caller's address: the TCP peer, or the X-Forwarded-For entry the outermost of
-    `trusted_proxy_hops` load balancers appended (what a client writes itself is ignored)."""
-    if trusted_proxy_hops > 0:
-        hops = [h.strip() for name, value in headers if name == b"x-forwarded-for"
-                for h in value.decode("latin-1").split(",") if h.strip()]
-        if len(hops) >= trusted_proxy_hops:
-            return hops[-trusted_proxy_hops][:64]
-    return peer or "unknown"
+def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[Network]) -> str:
+    """The caller's address: the TCP peer, or — when the peer is one of the load balancers in
+    `trusted_proxies` — the X-Forwarded-For entry they vouch for (servicekit.proxies, the rule
+    every service applies; what a client writes itself is ignored)."""
+    forwarded = [value.decode("latin-1") for name, value in headers
+                 if name == b"x-forwarded-for"]
+    return client_address(peer, forwarded, trusted_proxies)
 
 
 def upstream_request_headers(headers: Headers, *, client: str, scheme: str, request_id: str,
