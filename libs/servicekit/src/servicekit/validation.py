@@ -50,7 +50,10 @@ def _storable_json(value: Any) -> Any:
 
 
 Text = Annotated[str, AfterValidator(storable_text)]
-"""A string PostgreSQL can store (see `storable_text`); add `Field(max_length=...)` as usual."""
+"""A string PostgreSQL can store (see `storable_text`); add `Field(max_length=...)` as usual.
+With `StringConstraints(strip_whitespace=True, ...)` write
+`Annotated[str, StringConstraints(...), AfterValidator(storable_text)]` instead: constraints
+placed after `Text` would strip without checking the stripped length."""
 
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 """An integer for an `integer` column (or a count, a position, a page size)."""

@@ -37,6 +37,13 @@ def test_a_link_cannot_be_moved_to_another_job_owner_or_expiry(job: str, user: s
         LinkSigner(b"other key").check("job-1", "user-1", expires, signature, now=1_000)
 
 
+@pytest.mark.parametrize("signature", ["é" * 64, "\ud800", "", "0" * 1000])
+def test_a_signature_of_any_text_is_just_invalid(signature: str) -> None:
+    expires, _ = SIGNER.sign("job-1", "user-1", now=1_000)
+    with pytest.raises(LinkInvalid):  # not a TypeError (a 500) for non-ASCII text
+        SIGNER.check("job-1", "user-1", expires, signature, now=1_000)
+
+
 @pytest.mark.parametrize("body", [
     {"format": "docx"},
     {"export_type": "everything"},

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from auth.accounts.domain import clean_email
 from auth.preferences.domain import PreferenceValues
 from auth.tokens.schemas import TokensOut
+from servicekit.validation import JsonObject, Text, storable_text
 
-Email = Annotated[str, AfterValidator(clean_email)]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-DeviceInfo = Annotated[dict[str, Any], Field(max_length=32)]
+Email = Annotated[Text, AfterValidator(clean_email)]
+Password = Annotated[Text, Field(min_length=8, max_length=1024)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+                 AfterValidator(storable_text)]
+DeviceInfo = Annotated[JsonObject, Field(max_length=32)]
 
 
 class Input(BaseModel):
@@ -29,8 +31,8 @@ class RegisterIn(Input):
 
 
 class LoginIn(Input):
-    email: Annotated[str, Field(min_length=1, max_length=1024)]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    email: Annotated[Text, Field(min_length=1, max_length=1024)]
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
     device_info: DeviceInfo = Field(default_factory=dict)
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from auth.accounts.schemas import Email, Input, Password
+from servicekit.validation import Text
 
-EmailTokenIn = Annotated[str, Field(min_length=1, max_length=512)]
+EmailTokenIn = Annotated[Text, Field(min_length=1, max_length=512)]
 
 
 class ConfirmEmailIn(Input):

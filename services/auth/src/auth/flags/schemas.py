@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from servicekit.validation import Int32, JsonObject, Text
+
 FlagKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 Segment = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,50}$")]
 
@@ -14,11 +16,11 @@ Segment = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,50}$")]
 class FlagIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(default="", max_length=1000)
+    description: Text = Field(default="", max_length=1000)
     enabled: bool = False
-    rollout_percentage: int = Field(default=100, ge=0, le=100)
+    rollout_percentage: Int32 = Field(default=100, ge=0, le=100)
     segments: list[Segment] = Field(default_factory=list, max_length=20)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: JsonObject = Field(default_factory=dict)
 
 
 class FlagOut(FlagIn):

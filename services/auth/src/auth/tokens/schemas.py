@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servicekit.validation import Text
+
 
 class TokensOut(BaseModel):
     access_token: str
@@ -18,7 +20,7 @@ class TokensOut(BaseModel):
 class RefreshIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=512)
+    refresh_token: Text = Field(min_length=1, max_length=512)
 
 
 class TokensOnly(BaseModel):

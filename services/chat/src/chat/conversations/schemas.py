@@ -11,6 +11,7 @@ from chat.domain import ID_PATTERN
 from chat.messages.schemas import MessageIn, MessageOut
 from chat.models import Conversation
 from chat.pagination import ChatPagination
+from servicekit.validation import JsonObject, Text
 
 
 class ChatCreate(BaseModel):
@@ -18,12 +19,12 @@ class ChatCreate(BaseModel):
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64,
                            description="a client id (UUIDv7 or a legacy id); generated if absent")
-    title: str | None = None
+    title: Text | None = None
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    tags: list[str] = Field(default_factory=list)
-    model: str | None = Field(default=None, max_length=200)
-    system_prompt: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Text] = Field(default_factory=list)
+    model: Text | None = Field(default=None, max_length=200)
+    system_prompt: Text | None = None
+    metadata: JsonObject = Field(default_factory=dict)
     is_favorite: bool = False
     initial_message: MessageIn | None = None
 
@@ -33,12 +34,12 @@ class ChatPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = None
+    title: Text | None = None
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    tags: list[str] | None = None
-    model: str | None = Field(default=None, max_length=200)
-    system_prompt: str | None = None
-    metadata: dict[str, Any] | None = None
+    tags: list[Text] | None = None
+    model: Text | None = Field(default=None, max_length=200)
+    system_prompt: Text | None = None
+    metadata: JsonObject | None = None
     is_favorite: bool | None = None
     is_archived: bool | None = None
 

@@ -8,26 +8,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chat.domain import ID_PATTERN
 from chat.models import Folder
+from servicekit.validation import Int32, Text
 
 
 class FolderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    title: str = Field(min_length=1, max_length=200)
-    color: str | None = Field(default=None, max_length=32)
+    title: Text = Field(min_length=1, max_length=200)
+    color: Text | None = Field(default=None, max_length=32)
     is_collapsed: bool = False
-    sort_order: int | None = Field(default=None, description="default: after the last folder")
+    sort_order: Int32 | None = Field(default=None, description="default: after the last folder")
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
 
 
 class FolderPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    color: str | None = Field(default=None, max_length=32)
+    title: Text | None = Field(default=None, min_length=1, max_length=200)
+    color: Text | None = Field(default=None, max_length=32)
     is_collapsed: bool | None = None
-    sort_order: int | None = None
+    sort_order: Int32 | None = None
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
 
 
@@ -62,5 +63,5 @@ class FolderChat(BaseModel):
 class FolderOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    folder_ids: list[str] = Field(min_length=1, max_length=1000,
+    folder_ids: list[Text] = Field(min_length=1, max_length=1000,
                                   description="the user's folders in their new order")

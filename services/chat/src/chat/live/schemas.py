@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.domain import ID_PATTERN
+from servicekit.validation import JsonObject, Text
 
 MessageId = Field(pattern=ID_PATTERN, max_length=64)
 
@@ -14,8 +13,8 @@ MessageId = Field(pattern=ID_PATTERN, max_length=64)
 class Frame(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(max_length=40)
-    data: dict[str, Any] = Field(default_factory=dict)
+    type: Text = Field(max_length=40)
+    data: JsonObject = Field(default_factory=dict)
 
 
 class SendMessage(BaseModel):
@@ -23,17 +22,17 @@ class SendMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1)
+    content: Text = Field(min_length=1)
     client_message_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    parts: list[dict[str, Any]] | None = None
+    parts: list[JsonObject] | None = None
 
 
 class Typing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     is_typing: bool = True
-    typing_text: str | None = Field(default=None, max_length=200)
+    typing_text: Text | None = Field(default=None, max_length=200)
 
 
 class MessageRef(BaseModel):
@@ -41,7 +40,7 @@ class MessageRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    message_id: str = MessageId
+    message_id: Text = MessageId
 
 
 class Resume(BaseModel):

@@ -9,17 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from chat.domain import ID_PATTERN
 from chat.models import Memory
 from chat.pagination import Pagination
+from servicekit.validation import Int32, Text
 
 
 class MemoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    context: str | None = None
-    rating: int | None = Field(default=None, ge=0, le=5)
-    tags: list[str] = Field(default_factory=list)
+    question: Text = Field(min_length=1)
+    answer: Text = Field(min_length=1)
+    context: Text | None = None
+    rating: Int32 | None = Field(default=None, ge=0, le=5)
+    tags: list[Text] = Field(default_factory=list)
     is_public: bool = False
     conversation_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
 
@@ -27,11 +28,11 @@ class MemoryCreate(BaseModel):
 class MemoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str | None = Field(default=None, min_length=1)
-    answer: str | None = Field(default=None, min_length=1)
-    context: str | None = None
-    rating: int | None = Field(default=None, ge=0, le=5)
-    tags: list[str] | None = None
+    question: Text | None = Field(default=None, min_length=1)
+    answer: Text | None = Field(default=None, min_length=1)
+    context: Text | None = None
+    rating: Int32 | None = Field(default=None, ge=0, le=5)
+    tags: list[Text] | None = None
     is_public: bool | None = None
     conversation_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chat.domain import ID_PATTERN, normalize_role
 from chat.models import Message, NewMessage
+from servicekit.validation import Int32, JsonObject, Text
 
 Status = Literal["complete", "streaming", "failed", "cancelled"]
 
@@ -21,16 +22,16 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    role: str = Field(description="user | assistant | system ('bot' is read as assistant)")
-    content: str
+    role: Text = Field(description="user | assistant | system ('bot' is read as assistant)")
+    content: Text
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
-    parts: list[dict[str, Any]] | None = Field(
+    parts: list[JsonObject] | None = Field(
         default=None, description="structured parts: code blocks, citations, image references")
     status: Status = "complete"
-    model: str | None = Field(default=None, max_length=200)
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    model: Text | None = Field(default=None, max_length=200)
+    prompt_tokens: Int32 | None = Field(default=None, ge=0)
+    completion_tokens: Int32 | None = Field(default=None, ge=0)
+    metadata: JsonObject = Field(default_factory=dict)
     created_at: datetime | None = Field(
         default=None, description="when it was written, for history a client brings along")
     reply: bool = Field(default=False, description="ask for the assistant's reply to this "
@@ -69,11 +70,11 @@ class MessagePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_version: int = Field(ge=1, description="the version the edit was made on")
-    content: str | None = None
-    parts: list[dict[str, Any]] | None = None
+    base_version: Int32 = Field(ge=1, description="the version the edit was made on")
+    content: Text | None = None
+    parts: list[JsonObject] | None = None
     status: Status | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
 
 class BranchSwitch(BaseModel):

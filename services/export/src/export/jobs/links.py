@@ -7,6 +7,8 @@ import hmac
 import time
 from dataclasses import dataclass
 
+from servicekit.validation import secrets_equal
+
 
 class LinkInvalid(Exception):
     """The signature does not match."""
@@ -37,7 +39,7 @@ class LinkSigner:
               now: float | None = None) -> None:
         """LinkInvalid for a wrong signature, LinkExpired for a right one past its time."""
         expected = self.signature(job_id, user_id, expires)
-        if not hmac.compare_digest(expected, signature):
+        if not secrets_equal(signature, expected):  # any text a client sent: no TypeError
             raise LinkInvalid("the download link is not valid")
         if (time.time() if now is None else now) >= expires:
             raise LinkExpired("the download link has expired")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.events.export import ExportFormat
 from export.jobs.domain import ExportType
+from servicekit.validation import Text
 
 
 class DateRange(BaseModel):
@@ -30,7 +31,7 @@ class DateRange(BaseModel):
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    chat_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    chat_ids: list[Text] | None = Field(default=None, min_length=1, max_length=1000)
     date_range: DateRange | None = None
 
 
