@@ -15,7 +15,7 @@ balancers), so a service behind it reads the gateway's verdict.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -25,16 +25,17 @@ UNKNOWN = "unknown"
 MAX_ADDRESS_LENGTH = 64  # an address ends up in rate-limit keys and logs
 
 
-def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+def _trusted(address: str, trusted: Sequence[Network | str]) -> bool:
     try:
         parsed = ip_address(address)
     except ValueError:
         return False  # not an address at all: nothing we configured
-    return any(parsed in network for network in trusted)
+    # str entries: settings copied with model_copy(update=...) are not validated again
+    return any(parsed in (n if not isinstance(n, str) else ip_network(n)) for n in trusted)
 
 
 def client_address(peer: str | None, forwarded_for: Iterable[str],
-                   trusted: Sequence[Network]) -> str:
+                   trusted: Sequence[Network | str]) -> str:
     """The client's address given the TCP `peer`, the `X-Forwarded-For` header values in
     order, and the trusted proxy networks: the last X-Forwarded-For entry when the peer is
     trusted, else the peer."""
@@ -50,6 +51,6 @@ def client_ip(connection: HTTPConnection) -> str:
     """The caller's address (see `client_address`), with the trusted proxies of the app's
     settings (`app.state.settings.trusted_proxies`, set by create_service_app)."""
     settings: Any = getattr(connection.app.state, "settings", None)
-    trusted: Sequence[Network] = getattr(settings, "trusted_proxies", ()) or ()
+    trusted: Sequence[Network | str] = getattr(settings, "trusted_proxies", ()) or ()
     peer = connection.client.host if connection.client else None
     return client_address(peer, connection.headers.getlist("x-forwarded-for"), trusted)
