@@ -81,8 +81,10 @@ class Accounts:
     async def check_password(self, found: Credentials, password: str, *, ip: str) -> Credentials:
         """The credentials, verified; unknown email and wrong password are the same error at
         the same cost. Re-hashes a password stored with older argon2 parameters."""
-        if found.user_id is None or not await self.passwords.verify(found.password_hash,
-                                                                    password):
+        # verified even for an unknown email (against the dummy hash): the answer's timing
+        # must not tell which emails have an account
+        matches = await self.passwords.verify(found.password_hash, password)
+        if found.user_id is None or not matches:
             await self.throttle.record(found.email_key, ip)
             raise InvalidCredentials("the email or password is not right")
         await self.throttle.clear_email(found.email_key)
