@@ -81,7 +81,7 @@ def test_preferences_version_only_fields_that_change() -> None:
     assert changed == {"theme_mode": "dark"}  # compact_mode was already False
     assert versions == {"theme_mode": 1}
     _, versions, changed = preferences.apply(stored, versions, {"theme_mode": "light",
-                                                                "center_mode": True})
+                                                                "center_mode": "wide"})
     assert versions == {"theme_mode": 2, "center_mode": 1}
     assert preferences.current(stored)["theme_mode"] == "dark"
     assert preferences.current({"gone_field": 1}) == preferences.DEFAULTS

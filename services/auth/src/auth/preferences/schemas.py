@@ -9,12 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auth.preferences.domain import PreferenceValues
 
-# PUT takes the whole document: a field left out goes back to its default.
-PreferencesPut = PreferenceValues
-
-
 class PreferencesPatch(BaseModel):
-    """Only the fields given change."""
+    """Only the fields given change (PUT and PATCH alike: apps PUT the fields they know,
+    and a field they left out must not go back to its default)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,9 +22,9 @@ class PreferencesPatch(BaseModel):
     notifications_enabled: bool | None = None
     onboarding_completed: bool | None = None
     preferred_language: str | None = Field(default=None, min_length=2, max_length=35)
-    center_mode: bool | None = None
+    center_mode: str | None = Field(default=None, min_length=1, max_length=32)
     theme_mode: Literal["system", "light", "dark"] | None = None
-    font_size: Literal["small", "medium", "large"] | None = None
+    font_size: int | None = Field(default=None, ge=8, le=48)
     compact_mode: bool | None = None
     extra: dict[str, Any] | None = None
 
