@@ -32,10 +32,15 @@ class Settings(ServiceSettings):
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
 
-    # Brute-force throttle (Redis)
+    # Brute-force throttle (Redis): growing delays per (email, IP), a ceiling per IP
     redis_key_prefix: str = Field(default="auth:", description="prefix of every Redis key")
-    login_window_seconds: int = 15 * 60
-    login_max_failures_per_email: int = 5
+    login_window_seconds: int = Field(
+        default=15 * 60, ge=1, description="failures are forgotten this long after the last")
+    login_free_failures: int = Field(
+        default=4, ge=0, description="failed sign-ins in a row per (email, IP) before delays")
+    login_delay_base_seconds: int = Field(
+        default=1, ge=1, description="the first delay; each further failure doubles it")
+    login_delay_max_seconds: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_ip: int = 20
     trust_forwarded_for: bool = Field(
         default=False, description="take the client IP from X-Forwarded-For (behind the gateway)")

@@ -9,7 +9,7 @@ import uuid
 import jwt
 import pytest
 
-from auth.accounts.domain import clean_email, email_key
+from auth.accounts.domain import clean_email, email_key, sign_in_delay
 from auth.accounts.passwords import Passwords
 from auth.emails.domain import email_link, email_token_hash, new_email_token
 from auth.flags.domain import bucket, is_on, user_segments
@@ -114,3 +114,10 @@ def test_rollout_edges_and_segments() -> None:
     assert on(100, ["beta", "registered"], {"registered"})
     assert user_segments(is_anonymous=True, role="admin", email_verified=False) == {
         "anonymous", "admin"}
+
+
+def test_sign_in_delays_start_after_the_free_failures_and_double_up_to_the_cap() -> None:
+    delays = [sign_in_delay(n, free=4, base_seconds=1, max_seconds=900) for n in range(1, 17)]
+
+    assert delays == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert sign_in_delay(10_000, free=4, base_seconds=1, max_seconds=900) == 900
