@@ -26,6 +26,9 @@ class Settings(ServiceSettings):
     generate_signing_key: bool = Field(
         default=True, description="generate and store a key in the database when none exists")
     key_reload_seconds: float = Field(default=60.0, description="how often keys are re-read")
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0, ge=0, description="a refresh token presented again this soon after its "
+        "use gets the same new pair (two requests raced); later, reuse revokes the session")
 
     # Passwords: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
     argon2_memory_kib: int = 19 * 1024

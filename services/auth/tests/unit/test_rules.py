@@ -15,7 +15,12 @@ from auth.emails.domain import email_link, email_token_hash, new_email_token
 from auth.flags.domain import bucket, is_on, user_segments
 from auth.preferences import domain as preferences
 from auth.settings import Settings
-from auth.tokens.domain import new_refresh_token, refresh_token_hash
+from auth.tokens.domain import (
+    new_refresh_token,
+    open_successor,
+    refresh_token_hash,
+    seal_successor,
+)
 from auth.tokens.keys import key_pair, new_private_key_pem
 
 
@@ -121,3 +126,13 @@ def test_sign_in_delays_start_after_the_free_failures_and_double_up_to_the_cap()
 
     assert delays == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
     assert sign_in_delay(10_000, free=4, base_seconds=1, max_seconds=900) == 900
+
+
+def test_a_successor_is_sealed_for_the_holder_of_the_used_token_only() -> None:
+    used, other = new_refresh_token(), new_refresh_token()
+
+    sealed = seal_successor(used, b'{"refresh_token": "next"}')
+
+    assert open_successor(used, sealed) == b'{"refresh_token": "next"}'
+    assert open_successor(other, sealed) is None
+    assert b"next" not in sealed
