@@ -145,7 +145,7 @@ class CountingHasher(PasswordHasher):
         super().__init__(*args, **kwargs)
         self.verified: list[str] = []
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
         self.verified.append(hash if isinstance(hash, str) else hash.decode())
         return super().verify(hash, password)
 

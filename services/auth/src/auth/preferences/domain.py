@@ -22,7 +22,8 @@ class PreferenceValues(BaseModel):
     notifications_enabled: bool = True
     onboarding_completed: bool = False
     preferred_language: str = Field(default="en-US", min_length=2, max_length=35)
-    center_mode: str = Field(default="full", min_length=1, max_length=32)  # big-AGI: narrow|wide|full
+    # text, as big-AGI has it (narrow | wide | full): other apps may have other layouts
+    center_mode: str = Field(default="full", min_length=1, max_length=32)
     theme_mode: Literal["system", "light", "dark"] = "system"
     font_size: int = Field(default=14, ge=8, le=48)
     compact_mode: bool = False

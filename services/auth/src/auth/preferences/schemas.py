@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auth.preferences.domain import PreferenceValues
 
+
 class PreferencesPatch(BaseModel):
     """Only the fields given change (PUT and PATCH alike: apps PUT the fields they know,
     and a field they left out must not go back to its default)."""
