@@ -8,6 +8,7 @@ process and its event loop; argon2 runs in the app's worker threads as in produc
     1. Logins: register --users accounts, then --logins `POST /api/v1/auth/login` with the
        right password (the throttle counts failures only), --concurrency at a time. Bound
        by argon2id with the parameters auth's Settings hold; one raw verify shows the floor.
+       Then a few failed logins, wrong password beside unknown email: the same cost.
     2. Token verifications: a real access token from a login, the public key from
        `/.well-known/jwks.json`, verified in a tight loop on one thread by
        `servicekit.auth.TokenVerifier`; beside it plain `jwt.decode` and the bare Ed25519
@@ -332,7 +333,33 @@ async def logins(a: argparse.Namespace, app: FastAPI, client: httpx.AsyncClient,
         print(f"  CPU per login       {per:.1f} ms in this process (app + client), against "
               f"{median * 1000:.1f} ms for one argon2 verify alone on an idle core")
     print(f"  DB pool             {pool} (a login holds none during its argon2 verify)")
+    await failed_logins(client, emails)
     return Sessions(chains, last[0])
+
+
+async def failed_logins(client: httpx.AsyncClient, emails: list[str]) -> None:
+    """A wrong password and an unknown email, one at a time: both pay one argon2 verify (the
+    unknown one against a dummy hash), so their latencies should match. A few of each, on
+    distinct emails, stay under the per-(email, IP) free failures and the per-IP ceiling."""
+    n = min(8, len(emails))
+    times: dict[str, list[float]] = {"wrong": [], "unknown": []}
+    unexpected: Counter[int] = Counter()
+
+    async def attempt(kind: str, email: str) -> None:
+        started = time.perf_counter()
+        response = await client.post(LOGIN, json={"email": email, "password": "not it!"})
+        if response.status_code == 401:
+            times[kind].append((time.perf_counter() - started) * 1000)
+        else:
+            unexpected[response.status_code] += 1
+
+    for k in range(n):
+        await attempt("wrong", emails[k])
+        await attempt("unknown", f"nobody-{k}-{secrets.token_hex(3)}@example.com")
+    other = f"; not 401: {dict(unexpected)}" if unexpected else ""
+    print(f"  wrong password      {summary(times['wrong'])}")
+    print(f"  unknown email       {summary(times['unknown'])}   (against a dummy hash: the "
+          f"timing should not tell the email is unknown){other}")
 
 
 # --- 2. token verifications --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from auth.accounts import endpoints as accounts_endpoints
 from auth.accounts.passwords import Passwords
 from auth.accounts.service import Accounts
-from auth.accounts.throttle import LoginThrottle
+from auth.accounts.throttle import RequestThrottle, SignInThrottle
 from auth.emails import endpoints as emails_endpoints
 from auth.emails.service import EmailLinks
 from auth.emails.subscribers import log_email
@@ -58,10 +58,13 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
     passwords = await asyncio.to_thread(  # hashes a dummy password: CPU work, off the loop
         Passwords, settings.argon2_memory_kib, settings.argon2_time_cost,
         settings.argon2_parallelism)
-    throttle = LoginThrottle(runtime.redis, settings.redis_key_prefix,
-                             settings.login_window_seconds, settings.login_max_failures_per_email,
-                             settings.login_max_failures_per_ip)
-    forgot_throttle = LoginThrottle(
+    throttle = SignInThrottle(
+        runtime.redis, settings.redis_key_prefix, window_seconds=settings.login_window_seconds,
+        free_failures=settings.login_free_failures,
+        base_delay_seconds=settings.login_delay_base_seconds,
+        max_delay_seconds=settings.login_delay_max_seconds,
+        max_per_ip=settings.login_max_failures_per_ip)
+    forgot_throttle = RequestThrottle(
         runtime.redis, settings.redis_key_prefix, settings.password_reset_window_seconds,
         settings.password_reset_max_per_email, settings.password_reset_max_per_ip,
         scope="forgot", message="too many password reset requests: try again later")

@@ -78,6 +78,9 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the pair this token was traded for, sealed with the token itself: a request racing
+    # with the same token within the grace window gets that pair (dropped after the window)
+    successor_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class EmailToken(Base):

@@ -26,16 +26,24 @@ class Settings(ServiceSettings):
     generate_signing_key: bool = Field(
         default=True, description="generate and store a key in the database when none exists")
     key_reload_seconds: float = Field(default=60.0, description="how often keys are re-read")
+    refresh_reuse_grace_seconds: float = Field(
+        default=10.0, ge=0, description="a refresh token presented again this soon after its "
+        "use gets the same new pair (two requests raced); later, reuse revokes the session")
 
     # Passwords: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
     argon2_memory_kib: int = 19 * 1024
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
 
-    # Brute-force throttle (Redis)
+    # Brute-force throttle (Redis): growing delays per (email, IP), a ceiling per IP
     redis_key_prefix: str = Field(default="auth:", description="prefix of every Redis key")
-    login_window_seconds: int = 15 * 60
-    login_max_failures_per_email: int = 5
+    login_window_seconds: int = Field(
+        default=15 * 60, ge=1, description="failures are forgotten this long after the last")
+    login_free_failures: int = Field(
+        default=4, ge=0, description="failed sign-ins in a row per (email, IP) before delays")
+    login_delay_base_seconds: int = Field(
+        default=1, ge=1, description="the first delay; each further failure doubles it")
+    login_delay_max_seconds: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_ip: int = 20
 
     # Preferences

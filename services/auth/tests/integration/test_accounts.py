@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -17,6 +18,7 @@ from .conftest import (
     Register,
     Stack,
     bearer,
+    components,
     error,
     first_event,
     login,
@@ -134,6 +136,72 @@ async def test_wrong_password_and_unknown_email_are_the_same_error(
 
     assert error(wrong) == error(unknown) == (401, "INVALID_CREDENTIALS")
     assert wrong.json()["message"] == unknown.json()["message"]
+
+
+class CountingHasher(PasswordHasher):
+    """argon2's own hasher, counting the hashes it verifies (and which)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verified: list[str] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verified.append(hash if isinstance(hash, str) else hash.decode())
+        return super().verify(hash, password)
+
+
+async def test_an_unknown_email_costs_one_argon2_verification_like_a_wrong_password(
+    client: httpx.AsyncClient, app: FastAPI, register: Register
+) -> None:
+    # the timing itself is not asserted (slow CI); that the same work is done is
+    passwords = components(app).accounts.passwords
+    email = (await register())["user"]["email"]
+    params = passwords.hasher
+    counting = CountingHasher(time_cost=params.time_cost, memory_cost=params.memory_cost,
+                              parallelism=params.parallelism, hash_len=params.hash_len,
+                              salt_len=params.salt_len, type=params.type)
+    passwords.hasher = counting
+
+    await login(client, email, "not the password")
+    after_wrong = list(counting.verified)
+    await login(client, f"{unique_name('nobody')}@example.com", "not the password")
+    after_unknown = counting.verified[len(after_wrong):]
+
+    assert len(after_wrong) == 1
+    assert len(after_unknown) == 1
+    # the dummy hash has the stored hashes' parameters, so it costs the same to verify
+    assert after_unknown[0].split("$")[:4] == after_wrong[0].split("$")[:4]
+    assert after_unknown[0] != after_wrong[0]
+
+
+# The exact bytes SpeechBot's Flutter client sends to register (its API plan, verbatim shape).
+SPEECHBOT_REGISTER = (
+    b'{"email": "%s", "password": "correct horse battery", "name": "Speech Bot User", '
+    b'"device_info": {"platform": "android", "model": "Pixel 7", "app_version": "1.2.0", '
+    b'"device_id": "3f2a9c1e-7b4d-4e8a-9f01-2c3d4e5f6a7b"}}'
+)
+
+
+async def test_speechbots_register_body_is_accepted_and_its_device_info_kept(
+    client: httpx.AsyncClient
+) -> None:
+    email = f"{unique_name('speech')}@example.com"
+
+    response = await client.post("/api/v1/auth/register",
+                                 content=SPEECHBOT_REGISTER % email.encode(),
+                                 headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["user"]["email"] == email
+    assert data["user"]["name"] == "Speech Bot User"
+    sessions = await client.get("/api/v1/auth/sessions",
+                                headers=bearer(data["tokens"]["access_token"]))
+    [session] = sessions.json()["data"]["items"]
+    assert session["current"] is True
+    assert session["device_info"] == {"platform": "android", "model": "Pixel 7",
+                                      "app_version": "1.2.0",
+                                      "device_id": "3f2a9c1e-7b4d-4e8a-9f01-2c3d4e5f6a7b"}
 
 
 async def test_me_needs_a_valid_token(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -76,13 +77,15 @@ async def test_refresh_rotates_the_refresh_token(
 
 
 async def test_reusing_a_refresh_token_revokes_the_whole_family(
-    client: httpx.AsyncClient, register: Register
+    client: httpx.AsyncClient, app: FastAPI, register: Register
 ) -> None:
     data = await register()
     email = data["user"]["email"]
     other_device = (await login(client, email)).json()["data"]["tokens"]
     stolen = data["tokens"]["refresh_token"]
     rotated = (await refresh(client, stolen)).json()["data"]["tokens"]
+    # past the grace window: not two racing requests of one app
+    components(app).clock = lambda: datetime.now(UTC) + timedelta(seconds=11)
 
     replay = await refresh(client, stolen)  # the thief (or the victim) comes back with it
 
@@ -92,6 +95,53 @@ async def test_reusing_a_refresh_token_revokes_the_whole_family(
     assert error(me) == (401, "INVALID_TOKEN")
     # the user's other device is a different family and keeps working
     assert (await refresh(client, other_device["refresh_token"])).status_code == 200
+
+
+async def test_two_refreshes_with_one_token_at_once_both_get_the_same_new_pair(
+    stack: Stack, register: Register
+) -> None:
+    # two app instances, each with its own connection pool: two processes behind the gateway
+    data = await register()
+    token = data["tokens"]["refresh_token"]
+    async with running(stack.app()) as one, running(stack.app()) as two:
+        first, second = await asyncio.gather(refresh(one, token), refresh(two, token))
+
+        assert first.status_code == second.status_code == 200, (first.text, second.text)
+        pair = first.json()["data"]["tokens"]
+        assert second.json()["data"]["tokens"] == pair
+        assert pair["refresh_token"] != token
+        # the session lives on: the new pair works, once more rotated
+        me = await one.get("/api/v1/auth/me", headers=bearer(pair["access_token"]))
+        assert me.status_code == 200, me.text
+        assert (await refresh(two, pair["refresh_token"])).status_code == 200
+
+
+async def test_a_token_back_within_the_grace_window_gets_the_pair_it_was_traded_for(
+    client: httpx.AsyncClient, app: FastAPI, register: Register
+) -> None:
+    data = await register()
+    token = data["tokens"]["refresh_token"]
+    first = (await refresh(client, token)).json()["data"]["tokens"]
+    components(app).clock = lambda: datetime.now(UTC) + timedelta(seconds=9)
+
+    again = await refresh(client, token)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["data"]["tokens"] == first
+    sessions = await client.get("/api/v1/auth/sessions", headers=bearer(first["access_token"]))
+    assert len(sessions.json()["data"]["items"]) == 1  # no new session, nothing revoked
+
+
+async def test_with_no_grace_window_any_reuse_revokes(
+    stack: Stack, register: Register
+) -> None:
+    data = await register()
+    async with running(stack.app(refresh_reuse_grace_seconds=0)) as client:
+        token = data["tokens"]["refresh_token"]
+        rotated = (await refresh(client, token)).json()["data"]["tokens"]
+
+        assert error(await refresh(client, token)) == (401, "INVALID_TOKEN")
+        assert error(await refresh(client, rotated["refresh_token"])) == (401, "INVALID_TOKEN")
 
 
 async def test_unknown_and_expired_refresh_tokens_are_refused(

@@ -9,13 +9,18 @@ import uuid
 import jwt
 import pytest
 
-from auth.accounts.domain import clean_email, email_key
+from auth.accounts.domain import clean_email, email_key, sign_in_delay
 from auth.accounts.passwords import Passwords
 from auth.emails.domain import email_link, email_token_hash, new_email_token
 from auth.flags.domain import bucket, is_on, user_segments
 from auth.preferences import domain as preferences
 from auth.settings import Settings
-from auth.tokens.domain import new_refresh_token, refresh_token_hash
+from auth.tokens.domain import (
+    new_refresh_token,
+    open_successor,
+    refresh_token_hash,
+    seal_successor,
+)
 from auth.tokens.keys import key_pair, new_private_key_pem
 
 
@@ -81,7 +86,7 @@ def test_preferences_version_only_fields_that_change() -> None:
     assert changed == {"theme_mode": "dark"}  # compact_mode was already False
     assert versions == {"theme_mode": 1}
     _, versions, changed = preferences.apply(stored, versions, {"theme_mode": "light",
-                                                                "center_mode": True})
+                                                                "center_mode": "wide"})
     assert versions == {"theme_mode": 2, "center_mode": 1}
     assert preferences.current(stored)["theme_mode"] == "dark"
     assert preferences.current({"gone_field": 1}) == preferences.DEFAULTS
@@ -114,3 +119,20 @@ def test_rollout_edges_and_segments() -> None:
     assert on(100, ["beta", "registered"], {"registered"})
     assert user_segments(is_anonymous=True, role="admin", email_verified=False) == {
         "anonymous", "admin"}
+
+
+def test_sign_in_delays_start_after_the_free_failures_and_double_up_to_the_cap() -> None:
+    delays = [sign_in_delay(n, free=4, base_seconds=1, max_seconds=900) for n in range(1, 17)]
+
+    assert delays == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert sign_in_delay(10_000, free=4, base_seconds=1, max_seconds=900) == 900
+
+
+def test_a_successor_is_sealed_for_the_holder_of_the_used_token_only() -> None:
+    used, other = new_refresh_token(), new_refresh_token()
+
+    sealed = seal_successor(used, b'{"refresh_token": "next"}')
+
+    assert open_successor(used, sealed) == b'{"refresh_token": "next"}'
+    assert open_successor(other, sealed) is None
+    assert b"next" not in sealed

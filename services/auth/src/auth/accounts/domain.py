@@ -19,3 +19,12 @@ def clean_email(value: str) -> str:
 def email_key(email: str) -> str:
     """How emails are compared: trimmed and case-insensitive."""
     return email.strip().lower()
+
+
+def sign_in_delay(failures: int, *, free: int, base_seconds: int, max_seconds: int) -> int:
+    """How long an (email, IP) pair waits after its `failures`-th failed sign-in in a row:
+    nothing for the first `free`, then `base_seconds`, doubling with each further failure,
+    at most `max_seconds`."""
+    if failures <= free:
+        return 0
+    return int(min(base_seconds * 2 ** min(failures - free - 1, 32), max_seconds))

@@ -38,13 +38,14 @@ async def register(body: RegisterIn, request: Request) -> Ok[AuthOut]:
 
 @router.post("/login")
 async def login(body: LoginIn, request: Request) -> Ok[AuthOut]:
-    auth, ip = components(request), client_ip(request)
+    auth = components(request)
+    ip, now = client_ip(request), auth.clock()
     async with auth.uow() as uow:
-        found = await auth.accounts.credentials(uow, email=body.email, ip=ip)
-    verified = await auth.accounts.check_password(found, body.password, ip=ip)
+        found = await auth.accounts.credentials(uow, email=body.email, ip=ip, now=now)
+    verified = await auth.accounts.check_password(found, body.password, ip=ip, now=now)
     async with auth.uow() as uow:
         result = await auth.accounts.sign_in(uow, verified, device_info=body.device_info, ip=ip,
-                                             now=auth.clock())
+                                             now=now)
         await uow.commit()
     return ok(result)
 

@@ -12,7 +12,7 @@ from auth.accounts.domain import email_key
 from auth.accounts.passwords import Passwords
 from auth.accounts.repository import UserRepository
 from auth.accounts.schemas import AuthOut, DeletedOut, UserOut
-from auth.accounts.throttle import LoginThrottle
+from auth.accounts.throttle import SignInThrottle
 from auth.errors import EmailExists
 from auth.models import Preferences, User
 from auth.preferences import service as preferences
@@ -41,7 +41,7 @@ ADMIN = "admin"
 @dataclass
 class Accounts:
     passwords: Passwords
-    throttle: LoginThrottle
+    throttle: SignInThrottle
     tokens: Tokens
 
     async def register(self, uow: UnitOfWork, *, email: str, password: str, name: str,
@@ -71,21 +71,25 @@ class Accounts:
     # look the account up (one unit of work), check the password (no database), then open
     # the session (a second unit of work).
 
-    async def credentials(self, uow: UnitOfWork, *, email: str, ip: str) -> Credentials:
+    async def credentials(self, uow: UnitOfWork, *, email: str, ip: str,
+                          now: datetime) -> Credentials:
         """The stored hash for this email (None for an unknown email), once not throttled."""
         key = email_key(email)
-        await self.throttle.check(key, ip)
+        await self.throttle.check(key, ip, now)
         user = await UserRepository(uow.session).get_by_email(key)
         return Credentials(key, user.id if user else None, user.password_hash if user else None)
 
-    async def check_password(self, found: Credentials, password: str, *, ip: str) -> Credentials:
+    async def check_password(self, found: Credentials, password: str, *, ip: str,
+                             now: datetime) -> Credentials:
         """The credentials, verified; unknown email and wrong password are the same error at
         the same cost. Re-hashes a password stored with older argon2 parameters."""
-        if found.user_id is None or not await self.passwords.verify(found.password_hash,
-                                                                    password):
-            await self.throttle.record(found.email_key, ip)
+        # verified even for an unknown email (against the dummy hash): the answer's timing
+        # must not tell which emails have an account
+        matches = await self.passwords.verify(found.password_hash, password)
+        if found.user_id is None or not matches:
+            await self.throttle.record(found.email_key, ip, now)
             raise InvalidCredentials("the email or password is not right")
-        await self.throttle.clear_email(found.email_key)
+        await self.throttle.forgive(found.email_key, ip)
         if found.password_hash and self.passwords.needs_rehash(found.password_hash):
             return replace(found, new_hash=await self.passwords.hash(password))
         return found

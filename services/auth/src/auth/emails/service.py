@@ -13,7 +13,7 @@ from auth.accounts.domain import email_key
 from auth.accounts.repository import UserRepository
 from auth.accounts.schemas import UserOnly
 from auth.accounts.service import Accounts
-from auth.accounts.throttle import LoginThrottle
+from auth.accounts.throttle import RequestThrottle
 from auth.emails.domain import (
     PASSWORD_RESET,
     VERIFY_EMAIL,
@@ -38,7 +38,7 @@ _INVALID = "this link is not valid or was already used: ask for a new one"
 @dataclass
 class EmailLinks:
     accounts: Accounts
-    forgot_throttle: LoginThrottle
+    forgot_throttle: RequestThrottle
     settings: Settings
 
     async def request_verification(self, uow: UnitOfWork, user_id: str,

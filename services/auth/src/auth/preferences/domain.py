@@ -9,20 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class PreferenceValues(BaseModel):
-    """Every preference with its default; `extra` holds app-specific settings."""
+    """Every preference with its default (the apps' own: SpeechBot/ChatBot for the `chat_*`
+    and `theme_dark_mode` fields, big-AGI's value types for the rest); `extra` holds
+    app-specific settings."""
 
     model_config = ConfigDict(extra="forbid")
 
-    theme_dark_mode: bool = False
+    theme_dark_mode: bool = True
     chat_text_animations: bool = True
     chat_font_size: float = Field(default=16.0, ge=8, le=48)
-    chat_persona: str = Field(default="", max_length=4000)
+    chat_persona: str = Field(default="Friendly", max_length=4000)
     notifications_enabled: bool = True
     onboarding_completed: bool = False
-    preferred_language: str = Field(default="en", min_length=2, max_length=35)
-    center_mode: bool = False
+    preferred_language: str = Field(default="en-US", min_length=2, max_length=35)
+    # text, as big-AGI has it (narrow | wide | full): other apps may have other layouts
+    center_mode: str = Field(default="full", min_length=1, max_length=32)
     theme_mode: Literal["system", "light", "dark"] = "system"
-    font_size: Literal["small", "medium", "large"] = "medium"
+    font_size: int = Field(default=14, ge=8, le=48)
     compact_mode: bool = False
     extra: dict[str, Any] = Field(default_factory=dict)
 

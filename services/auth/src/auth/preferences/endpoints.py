@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from auth.api import Ok, components, ok
 from auth.preferences import domain, service
-from auth.preferences.schemas import PreferencesOut, PreferencesPatch, PreferencesPut
+from auth.preferences.schemas import PreferencesOut, PreferencesPatch
 from auth.tokens.verification import SignedIn
 
 router = APIRouter(prefix="/api/v1/preferences", tags=["preferences"])
@@ -30,9 +30,10 @@ async def get_preferences(caller: SignedIn, request: Request) -> Ok[PreferencesO
 
 
 @router.put("")
-async def put_preferences(body: PreferencesPut, caller: SignedIn, request: Request
+async def put_preferences(body: PreferencesPatch, caller: SignedIn, request: Request
                           ) -> Ok[PreferencesOut]:
-    return ok(await _change(request, caller.user_id, body.model_dump()))
+    """The fields given change, the others stay (`/reset` is the way back to defaults)."""
+    return ok(await _change(request, caller.user_id, body.changes()))
 
 
 @router.patch("")

@@ -8,14 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from auth.preferences.domain import PreferenceValues
-from servicekit.validation import JsonObject, Text
-
-# PUT takes the whole document: a field left out goes back to its default.
-PreferencesPut = PreferenceValues
+from servicekit.validation import Int32, JsonObject, Text
 
 
 class PreferencesPatch(BaseModel):
-    """Only the fields given change."""
+    """Only the fields given change (PUT and PATCH alike: apps PUT the fields they know,
+    and a field they left out must not go back to its default)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,9 +24,9 @@ class PreferencesPatch(BaseModel):
     notifications_enabled: bool | None = None
     onboarding_completed: bool | None = None
     preferred_language: Text | None = Field(default=None, min_length=2, max_length=35)
-    center_mode: bool | None = None
+    center_mode: Text | None = Field(default=None, min_length=1, max_length=32)
     theme_mode: Literal["system", "light", "dark"] | None = None
-    font_size: Literal["small", "medium", "large"] | None = None
+    font_size: Int32 | None = Field(default=None, ge=8, le=48)
     compact_mode: bool | None = None
     extra: JsonObject | None = None
 

@@ -7,7 +7,14 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from contracts.ids import uuid7
+
+_NONCE_BYTES = 12
 
 
 def new_refresh_token() -> str:
@@ -31,3 +38,25 @@ def access_claims(*, user_id: str, session_id: str, role: str, now: datetime, tt
     if audience:
         claims["aud"] = audience
     return claims
+
+
+def _successor_key(refresh_token: str) -> bytes:
+    # derived from the token itself, which the database never holds (only its SHA-256)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"parley auth: refresh successor").derive(refresh_token.encode())
+
+
+def seal_successor(refresh_token: str, successor: bytes) -> bytes:
+    """The pair a refresh token was traded for, readable only by whoever holds that token:
+    so a second request racing with the same token can be given the very same pair."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return nonce + AESGCM(_successor_key(refresh_token)).encrypt(nonce, successor, None)
+
+
+def open_successor(refresh_token: str, sealed: bytes) -> bytes | None:
+    """What `seal_successor` sealed with this token; None if it was sealed with another."""
+    nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+    try:
+        return AESGCM(_successor_key(refresh_token)).decrypt(nonce, body, None)
+    except InvalidTag:
+        return None

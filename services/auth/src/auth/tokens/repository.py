@@ -56,6 +56,14 @@ class RefreshTokenRepository:
     async def get_for_update(self, token_hash: bytes) -> RefreshToken | None:
         return await self.session.get(RefreshToken, token_hash, with_for_update=True)
 
+    async def forget_successors(self, session_id: str, used_before: datetime) -> None:
+        """Drop the sealed successors of the session's tokens used before `used_before`."""
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.session_id == session_id, RefreshToken.used_at < used_before,
+                   RefreshToken.successor_sealed.is_not(None))
+            .values(successor_sealed=None))
+
 
 class SigningKeyRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -2,7 +2,8 @@
 
 A session is a refresh-token family. Each refresh token is good for one use; presenting one
 that was already used means two parties hold the family (theft), so the whole session is
-revoked and both must sign in again."""
+revoked and both must sign in again — unless it comes back within a few seconds of its use
+(the grace window): that is one app whose two requests raced, and it gets the same new pair."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from typing import Any
 from auth.errors import FamilyRevoked
 from auth.models import RefreshToken, Session, User
 from auth.settings import Settings
-from auth.tokens.domain import access_claims, new_refresh_token, refresh_token_hash
+from auth.tokens.domain import (
+    access_claims,
+    new_refresh_token,
+    open_successor,
+    refresh_token_hash,
+    seal_successor,
+)
 from auth.tokens.keys import KeyRing
 from auth.tokens.repository import RefreshTokenRepository, SessionRepository
 from auth.tokens.schemas import SessionOut, TokensOut
@@ -48,6 +55,8 @@ class Tokens:
         session = await sessions.get_for_update(token.session_id)
         if session is None or session.revoked_at is not None:
             raise InvalidToken("this session has ended: sign in again")
+        if (again := self._raced(token, refresh_token, now)) is not None:
+            return again  # the same token, twice at once: both get the first use's pair
         if token.used_at is not None:
             await sessions.revoke(session.user_id, now, "reuse", session_id=session.id)
             raise FamilyRevoked("the refresh token was already used: the session is revoked, "
@@ -60,7 +69,11 @@ class Tokens:
         token.used_at = now
         session.last_used_at, session.last_ip = now, ip
         session.expires_at = now + self._refresh_ttl  # sliding: 30 days from the last use
-        return await self._issue(uow, session, user, now)
+        tokens = await self._issue(uow, session, user, now)
+        token.successor_sealed = seal_successor(refresh_token, tokens.model_dump_json().encode())
+        await RefreshTokenRepository(uow.session).forget_successors(
+            session.id, used_before=now - self._grace)
+        return tokens
 
     async def sessions(self, uow: UnitOfWork, user_id: str, current: str | None,
                        now: datetime) -> list[SessionOut]:
@@ -80,6 +93,18 @@ class Tokens:
     @property
     def _refresh_ttl(self) -> timedelta:
         return timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+
+    @property
+    def _grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.refresh_reuse_grace_seconds)
+
+    def _raced(self, token: RefreshToken, refresh_token: str, now: datetime) -> TokensOut | None:
+        """The pair a used token was traded for, if it comes back within the grace window."""
+        if (token.used_at is None or token.successor_sealed is None
+                or now - token.used_at > self._grace):
+            return None
+        successor = open_successor(refresh_token, token.successor_sealed)
+        return TokensOut.model_validate_json(successor) if successor is not None else None
 
     async def _issue(self, uow: UnitOfWork, session: Session, user: User,
                      now: datetime) -> TokensOut:
