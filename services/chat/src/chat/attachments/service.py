@@ -78,7 +78,8 @@ async def store_file(blobs: BlobStore, user_id: str, attachment_id: str, upload:
 async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment_id: str,
                  stored: StoredFile, now: datetime) -> AttachmentOut:
     """The row of stored bytes; NotFound if the chat was deleted while they arrived."""
-    await live_conversation(uow, user_id, conversation_id)
+    # locked: a purge of the user waits for this row, and deletes attachments after chats
+    await live_conversation(uow, user_id, conversation_id, for_update=True)
     row = Attachment(user_id=user_id, id=attachment_id, conversation_id=conversation_id,
                      filename=stored.filename, content_type=stored.content_type,
                      size_bytes=stored.blob.size, sha256=stored.blob.sha256,
