@@ -13,9 +13,9 @@ them without writing. A consumer group hands an event to one replica only, so th
 live in Redis, not in a process; the notice reaches every replica, which closes its sockets
 of those sessions.
 
-A request pays one Redis GET (`Revocations.check`, called by `TokenVerifier.verify`). When
-Redis does not answer, the token is accepted (logged): a Redis outage must not sign every
-user out, and the token still expires within its lifetime.
+A request pays one Redis round trip (`Revocations.check`, called by `TokenVerifier.verify`).
+When Redis does not answer, tokens are accepted (logged, and Redis is left alone for a couple
+of seconds): a Redis outage must not sign every user out, and a token still ends at its `exp`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 
@@ -63,9 +64,12 @@ class Revocations:
     `watching(session_id)` gives an `asyncio.Event` set when the session is revoked; one
     pub/sub connection per process serves every watcher (started by `start`)."""
 
-    def __init__(self, redis: Redis, reconnect_delay: float = 1.0) -> None:
+    def __init__(self, redis: Redis, reconnect_delay: float = 1.0,
+                 retry_seconds: float = 2.0) -> None:
         self.redis = redis
         self.reconnect_delay = reconnect_delay
+        self.retry_seconds = retry_seconds
+        self._unchecked_until = float("-inf")  # after a Redis failure: accept, don't ask
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._listening: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
@@ -100,13 +104,16 @@ class Revocations:
     # -- checking (every request) ------------------------------------------------------------
 
     async def is_revoked(self, session_id: str | None) -> bool:
-        """True when the session has a revocation marker (False if Redis does not answer)."""
-        if session_id is None:
+        """True when the session has a revocation marker (False if Redis does not answer;
+        then Redis is not asked again for `retry_seconds`, so requests do not each wait)."""
+        if session_id is None or time.monotonic() < self._unchecked_until:
             return False
         try:
             return bool(await self.redis.exists(marker_key(session_id)))
         except RedisError as exc:
-            log.warning("cannot check revocations: token accepted", error=repr(exc))
+            self._unchecked_until = time.monotonic() + self.retry_seconds
+            log.warning("cannot check revocations: tokens accepted meanwhile",
+                        error=repr(exc), retry_in=self.retry_seconds)
             return False
 
     async def check(self, session_id: str | None) -> None:
