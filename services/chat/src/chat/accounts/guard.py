@@ -32,6 +32,14 @@ async def take_seqs_of_live_user(uow: UnitOfWork, user_id: str, n: int = 1) -> r
     return seqs
 
 
+async def refuse_if_purged(uow: UnitOfWork, user_id: str) -> None:
+    """For a write that takes no sequence number (an attachment's row): the same lock, then
+    the same check, as `take_seqs_of_live_user`."""
+    await uow.session.execute(_LOCK_USER, {"user_id": user_id})
+    if (await uow.session.execute(_IS_PURGED, {"user_id": user_id})).scalar_one():
+        raise TokenRevoked("this account was deleted: sign in again")
+
+
 async def mark_purged(uow: UnitOfWork, user_id: str, now: datetime) -> None:
     """Wait for the user's writes in flight, then mark the user purged (in the purge's
     transaction: writes after it are refused)."""
