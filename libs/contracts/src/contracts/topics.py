@@ -64,6 +64,7 @@ AUTH_USER = Topic(
     "auth.user.v1",
     (auth.UserRegistered, auth.UserUpdated, auth.UserDeleted, auth.UserUpgraded),
 )
+AUTH_SESSION = Topic("auth.session.v1", (auth.SessionsRevoked,))
 AUTH_PREFERENCES = Topic("auth.preferences.v1", (auth.PreferencesUpdated,))
 AUTH_FLAGS = Topic("auth.flags.v1", (auth.FlagChanged,))
 AUTH_EMAIL = Topic("auth.email.v1", (auth.EmailRequested,))
@@ -85,6 +86,7 @@ _PRODUCER_OVERRIDES = {CHAT_INGEST.name: "sync"}
 
 ALL_TOPICS: tuple[Topic, ...] = (
     AUTH_USER,
+    AUTH_SESSION,
     AUTH_PREFERENCES,
     AUTH_FLAGS,
     AUTH_EMAIL,

@@ -79,6 +79,12 @@ class JwksCache:
         self._fetched_at = time.monotonic()
 
 
+class SessionCheck(Protocol):
+    """Whether a session was revoked (servicekit.revocation.Revocations)."""
+
+    async def check(self, session_id: str | None) -> None: ...
+
+
 class TokenVerifier:
     """Checks an access token's signature, lifetime, type and claims.
 
@@ -86,12 +92,17 @@ class TokenVerifier:
     signature check costs ~0.1-0.2 ms of CPU (Ed25519), so verified tokens are remembered
     for `cache_ttl` seconds (never past their `exp`): a repeat costs a dictionary lookup.
     Access tokens are stateless anyway; the short TTL bounds how long a token signed by a
-    key that was just withdrawn from the JWKS is still accepted."""
+    key that was just withdrawn from the JWKS is still accepted.
+
+    With `revocations`, every call (cached or not) also asks whether the token's session was
+    revoked — one Redis lookup — so a signed-out session is refused within a second."""
 
     def __init__(self, jwks: KeySource, audience: str | None = None, issuer: str | None = None,
                  leeway: float = 5.0, cache_size: int = 10_000, cache_ttl: float = 60.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 revocations: SessionCheck | None = None) -> None:
         self.jwks = jwks
+        self.revocations = revocations
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
@@ -101,7 +112,14 @@ class TokenVerifier:
         self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Caller:
-        """The caller of a valid access token; TokenExpired or InvalidToken saying why not."""
+        """The caller of a valid access token; TokenExpired, InvalidToken or TokenRevoked
+        saying why not."""
+        caller = await self._verify_cached(token)
+        if self.revocations is not None:
+            await self.revocations.check(caller.session_id)
+        return caller
+
+    async def _verify_cached(self, token: str) -> Caller:
         now = self.clock()
         cached = self._verified.get(token)
         if cached is not None and now < cached[1]:

@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from contracts.envelope import Envelope
-from contracts.topics import Topic
+from contracts.envelope import Envelope, EventPayload
+from contracts.topics import AUTH_SESSION, Topic
 from servicekit.auth import JwksCache, TokenVerifier
 from servicekit.consumer import ConsumerConfig, EventConsumer, Handler
 from servicekit.db import create_engine, create_sessionmaker
@@ -34,6 +34,7 @@ from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
 from servicekit.openapi import install_public_openapi
 from servicekit.relay import OutboxRelay, RelayConfig
+from servicekit.revocation import Revocations
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import configure_tracing, instrument_app, instrument_engine
 from servicekit.uow import UnitOfWork
@@ -83,6 +84,7 @@ class ServiceRuntime:
     redis: Redis | None = None
     http: httpx.AsyncClient | None = None
     relay: OutboxRelay | None = None
+    revocations: Revocations | None = None
     _connecting: asyncio.Task[None] | None = None
     _relaying: asyncio.Task[None] | None = None
 
@@ -97,6 +99,8 @@ class ServiceRuntime:
         self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=2,
                                     socket_connect_timeout=2)
         self.http = httpx.AsyncClient(timeout=5.0)
+        self.revocations = Revocations(self.redis)
+        await self.revocations.start()
         self._connecting = asyncio.create_task(self._connect_broker(), name="broker-connect")
         if self.settings.relay_enabled:
             self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap_servers,
@@ -125,6 +129,8 @@ class ServiceRuntime:
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        if self.revocations:
+            await self.revocations.stop()
         if self.http:
             await self.http.aclose()
         if self.redis:
@@ -173,6 +179,13 @@ def create_service_app(
     tracing = configure_tracing(settings.service_name, settings.otlp_endpoint)
     runtime = ServiceRuntime(settings, broker or create_broker(settings))
     document_publications(runtime.broker, publishes)
+
+    async def record_revocations(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
+        assert runtime.revocations is not None, "the runtime is not started"
+        await runtime.revocations.on_event(uow, envelope)
+
+    if settings.consume_revocations:  # every service refuses revoked sessions' tokens
+        subscriptions = [*subscriptions, Subscription(AUTH_SESSION, record_revocations)]
     for sub in subscriptions:
         EventConsumer(
             sub.topic, sub.group or default_group(settings, sub.topic), sub.handler,
@@ -188,7 +201,9 @@ def create_service_app(
             app.state.verifier = TokenVerifier(
                 JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json",
                           runtime.http),
-                audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+                audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+                revocations=runtime.revocations)
+            app.state.revocations = runtime.revocations
             if tracing:
                 instrument_engine(runtime.engine)
             if on_startup is not None:

@@ -74,6 +74,9 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     relay_batch_size: int = 1000
     consumer_max_retries: int = 3
+    consume_revocations: bool = Field(
+        default=True, description="consume auth.session.v1 and record revoked sessions in "
+        "Redis (servicekit.revocation); every service reads them either way")
     consumer_group_prefix: str = Field(
         default="", description="prepended to every consumer group name: tests give each app "
         "its own groups, so one test's members never hold up another's rebalance")

@@ -230,5 +230,6 @@ def test_asyncapi_cli_writes_the_services_yaml(
     assert document["info"]["title"] == "Sample events"
     assert document["info"]["version"] == "1.2.3"
     addresses = {c["address"] for c in document["channels"].values()}
-    assert addresses == {"auth.user.v1", "chat.message.v1"}
+    # every service consumes auth.session.v1 too: revoked sessions (servicekit.revocation)
+    assert addresses == {"auth.user.v1", "chat.message.v1", "auth.session.v1"}
     monkeypatch.delitem(sys.modules, "asyncapi_app", raising=False)

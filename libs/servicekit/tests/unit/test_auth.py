@@ -31,6 +31,7 @@ from servicekit.errors import (
     Unauthorized,
     install_error_handlers,
 )
+from servicekit.revocation import TokenRevoked
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 
@@ -391,3 +392,28 @@ async def test_the_cache_keeps_at_most_cache_size_tokens() -> None:
     assert keys.lookups == 4
     await verifier.verify(tokens[2])  # still cached
     assert keys.lookups == 4
+
+
+@dataclass
+class RevokedSessions:
+    """Stands in for servicekit.revocation.Revocations: the sessions that were revoked."""
+
+    ids: set[str] = field(default_factory=set)
+
+    async def check(self, session_id: str | None) -> None:
+        if session_id in self.ids:
+            raise TokenRevoked("this session has ended: sign in again")
+
+
+async def test_a_revoked_session_is_refused_even_while_its_token_is_cached(
+        server: JwksServer, http: httpx.AsyncClient) -> None:
+    revoked = RevokedSessions()
+    verifier = TokenVerifier(JwksCache(JWKS_URL, http), revocations=revoked)
+    token = server.keys[0].sign(sid="session-1")
+    other = server.keys[0].sign(sid="session-2")
+    assert (await verifier.verify(token)).session_id == "session-1"  # now cached
+
+    revoked.ids.add("session-1")
+    error = await rejection(verifier, token)
+    assert (error.status_code, error.code) == (401, "TOKEN_REVOKED")
+    assert (await verifier.verify(other)).session_id == "session-2"

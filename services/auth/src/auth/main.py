@@ -71,7 +71,7 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
     tokens = Tokens(keys, settings)
     accounts = Accounts(passwords, throttle, tokens)
     verifier = TokenVerifier(LocalJwks(keys), audience=settings.jwt_audience,
-                             issuer=settings.jwt_issuer)
+                             issuer=settings.jwt_issuer, revocations=runtime.revocations)
     return Components(settings=settings, runtime=runtime, keys=keys, verifier=verifier,
                       accounts=accounts, tokens=tokens,
                       email_links=EmailLinks(accounts, forgot_throttle, settings))

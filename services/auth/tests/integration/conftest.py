@@ -47,6 +47,8 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
         argon2_memory_kib=1024, argon2_time_cost=1,
         # the log mail sink joins a consumer group per app; the test that needs it turns it on
         mail_sink="none",
+        # so does the revocation consumer; auth checks its own sessions in its database
+        consume_revocations=False,
     )
     try:
         yield Stack(infra, settings)

@@ -1,11 +1,13 @@
 """Recording a change: every write to a user's row bumps its version, takes the user's next
 change sequence number and writes the matching event to the outbox, in the same transaction.
-One place for it, so no sub-domain can change a row without telling sync and the others."""
+One place for it, so no sub-domain can change a row without telling sync and the others
+(and none writes for a user whose data was purged: chat.accounts.guard)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from chat.accounts.guard import take_seqs_of_live_user
 from chat.models import Conversation, Folder, Memory, Message, NewMessage
 from contracts.events.chat import (
     ConversationChanged,
@@ -16,13 +18,12 @@ from contracts.events.chat import (
     MessageDeleted,
 )
 from contracts.topics import CHAT_CONVERSATION, CHAT_FOLDER, CHAT_MEMORY, CHAT_MESSAGE
-from servicekit.outbox import next_seq
 from servicekit.uow import UnitOfWork
 
 
 async def _bump(uow: UnitOfWork, row: Conversation | Message | Folder | Memory, now: datetime,
                 *, first: bool) -> int:
-    seq = await next_seq(uow.session, row.user_id)
+    seq = (await take_seqs_of_live_user(uow, row.user_id))[0]
     _stamp(row, now, seq, first=first)
     return seq
 
@@ -57,7 +58,7 @@ def conversation_event(row: Conversation) -> ConversationChanged | ConversationD
 
 
 async def message_changed(uow: UnitOfWork, row: Message, now: datetime) -> None:
-    message_changed_as(uow, row, now, await next_seq(uow.session, row.user_id))
+    message_changed_as(uow, row, now, (await take_seqs_of_live_user(uow, row.user_id))[0])
 
 
 def message_changed_as(uow: UnitOfWork, row: Message, now: datetime, seq: int) -> None:

@@ -29,6 +29,7 @@ from chat.search.repository import has_trigram
 from chat.settings import Settings
 from contracts.topics import AUTH_USER, topics_published_by
 from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
+from servicekit.revocation import Revocations
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 from servicekit.uow import UnitOfWork
 
@@ -53,6 +54,12 @@ class Components:
 
     def uow(self) -> UnitOfWork:
         return self.runtime.uow()
+
+    @property
+    def revocations(self) -> Revocations:
+        """Revoked sessions (servicekit.revocation): live sockets watch theirs."""
+        assert self.runtime.revocations is not None, "the runtime is not started"
+        return self.runtime.revocations
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,21 +1,29 @@
 """The user purge: auth's `user.deleted` event, on the real broker, removes every row and
-cached entry of that user and nothing of anyone else's; a second delivery changes nothing."""
+cached entry of that user and nothing of anyone else's; the user writes nothing after it; a
+second delivery changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from chat.accounts.guard import refuse_if_purged
+from chat.accounts.subscribers import user_deleted_handler
+from chat.folders import service as folders
+from chat.folders.schemas import FolderCreate
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
 from contracts.topics import AUTH_USER
+from servicekit.revocation import TokenRevoked
 
-from .conftest import Stack, User, cached_keys, components, data, metric, wait_for
+from .conftest import Stack, User, cached_keys, components, data, error, metric, wait_for
 
 TABLES = ("conversations", "messages", "message_revisions", "folders", "memories")
 
@@ -91,9 +99,15 @@ async def test_user_deleted_purges_everything_of_that_user_once(
     assert await cached_keys(app, bob.id) == bobs_keys
     assert data(await bob.get("/api/v1/chats")) == bobs_chats
 
-    # the same event again (at-least-once delivery) has no second effect: what the user
-    # made after the purge (an app still signed in) stays
-    later = await alice.new_chat(title="After the purge")
+    # an app still holding the deleted user's token writes nothing more: rows written after
+    # the purge would never be purged (reads find nothing, which is all there is)
+    for url, body in [("/api/v1/chats", {"title": "After the purge"}),
+                      ("/api/v1/folders", {"title": "Later"}),
+                      ("/api/v1/memories", {"question": "q", "answer": "a"})]:
+        assert error(await alice.post(url, json=body))[:2] == (401, "TOKEN_REVOKED")
+    assert not any((await rows_of(app, alice.id)).values())
+
+    # the same event again (at-least-once delivery) has no second effect
     consumer = stack.settings.consumer_group_prefix + "chat.auth.user.v1"
     duplicates = await metric(alice.client, "parley_events_duplicate_total", consumer=consumer)
     await publish_user_deleted(stack, deleted)
@@ -103,10 +117,44 @@ async def test_user_deleted_purges_everything_of_that_user_once(
                             consumer=consumer) > duplicates
 
     await wait_for(skipped, what="the redelivered event to be seen", timeout=60)
-    assert [c["id"] for c in data(await alice.get("/api/v1/chats"))["chats"]] == [later["id"]]
-    assert (await rows_of(app, alice.id))["conversations"] == 1
+    assert not any((await rows_of(app, alice.id)).values())
     assert await rows_of(app, bob.id) == bobs
+    assert data(await bob.post("/api/v1/chats", json={"title": "Still mine"}), 201)
 
 
 async def no_keys(app: FastAPI, user_id: str) -> bool:
     return await cached_keys(app, user_id) == []
+
+
+async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
+        alice: User, app: FastAPI) -> None:
+    """The purge waits for a write that holds the user's sequence lock, then deletes what it
+    wrote; a write that comes after the purge is refused (chat.accounts.guard)."""
+    chat = components(app)
+    handle = user_deleted_handler(chat.cache.forget_user)
+    deleted = Envelope[UserDeleted](
+        event_id=uuid7(), type="user.deleted", producer="auth", user_id=alice.id, seq=1,
+        payload=UserDeleted(deleted_at=datetime.now(UTC)))
+
+    async def purge() -> None:
+        async with chat.uow() as uow:
+            await handle(uow, deleted)  # type: ignore[arg-type]
+            await uow.commit()
+
+    async with chat.uow() as writer:
+        await folders.create(writer, alice.id, FolderCreate(title="in flight"),
+                             datetime.now(UTC))  # holds alice's user_seq row
+        purging = asyncio.create_task(purge())
+        await asyncio.sleep(0.5)
+        assert not purging.done()  # it waits for the write in flight
+        await writer.commit()
+    await asyncio.wait_for(purging, 30)
+    assert not any((await rows_of(app, alice.id)).values())
+
+    async with chat.uow() as late:
+        with pytest.raises(TokenRevoked):
+            await folders.create(late, alice.id, FolderCreate(title="too late"),
+                                 datetime.now(UTC))
+    async with chat.uow() as late:  # an attachment's row takes no seq: the same guard
+        with pytest.raises(TokenRevoked):
+            await refuse_if_purged(late, alice.id)

@@ -12,6 +12,7 @@ from gateway.limits.service import RateLimiter
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import TokenVerifier
+from servicekit.revocation import Revocations
 
 
 @dataclass
@@ -22,5 +23,6 @@ class Components:
     verifier: TokenVerifier
     limiter: RateLimiter
     redis: Redis
+    revocations: Revocations  # revoked sessions: read only, the services record them
     http: httpx.AsyncClient  # to the upstreams: pooled, streaming
     docs: MergedOpenApi

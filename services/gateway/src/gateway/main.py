@@ -35,6 +35,7 @@ from servicekit.errors import install_error_handlers
 from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
+from servicekit.revocation import Revocations
 from servicekit.telemetry import configure_tracing, instrument_app
 
 log = structlog.get_logger(__name__)
@@ -55,12 +56,16 @@ def build_components(settings: Settings) -> Components:
     upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
     http = upstream_client(settings)
     redis = limiter_redis(settings.redis_url, settings.redis_timeout_seconds)
+    # the markers the services' revocation consumers write (servicekit.revocation): the
+    # gateway runs no consumer of its own, it reads theirs from the same Redis
+    revocations = Revocations(redis)
     verifier = TokenVerifier(JwksCache(upstreams["auth"] + "/.well-known/jwks.json", http),
-                             audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+                             audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+                             revocations=revocations)
     return Components(
         settings=settings, routes=routes, upstreams=upstreams, verifier=verifier,
         limiter=RateLimiter(redis, settings.redis_key_prefix, settings.redis_retry_seconds),
-        redis=redis, http=http,
+        redis=redis, revocations=revocations, http=http,
         docs=MergedOpenApi(http, upstreams, lambda path: routes.route(path) is not None,
                            settings.openapi_refresh_seconds))
 
@@ -75,10 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = build_components(settings)
         app.state.gateway = gateway
+        await gateway.revocations.start()
         log.info("gateway started", upstreams=gateway.upstreams)
         try:
             yield
         finally:
+            await gateway.revocations.stop()
             await gateway.http.aclose()
             await gateway.redis.aclose()
 

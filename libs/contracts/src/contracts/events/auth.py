@@ -43,6 +43,19 @@ class UserDeleted(EventPayload):
     deleted_at: datetime
 
 
+class SessionsRevoked(EventPayload):
+    """Sessions of the user ended (logout, refresh-token reuse, a password reset, the account
+    deleted): every service refuses the access tokens of these sessions from now on."""
+
+    event_type: ClassVar[str] = "sessions.revoked"
+    session_ids: list[str] = Field(min_length=1, description="the sessions that ended")
+    reason: str = Field(description="logout | revoked | reuse | password_reset | user_deleted")
+    revoked_at: datetime
+    access_expires_by: datetime = Field(
+        description="every access token of these sessions has expired by then: refusing "
+        "them longer is pointless")
+
+
 class PreferencesUpdated(EventPayload):
     event_type: ClassVar[str] = "preferences.updated"
     fields: dict[str, Any] = Field(description="the fields that changed, with their new values")

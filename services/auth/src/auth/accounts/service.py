@@ -155,6 +155,7 @@ class Accounts:
         """Delete the account with its sessions and preferences; `user.deleted` tells every
         other service to purge the user's data."""
         await self._user(uow, user_id, for_update=True)
+        await self.tokens.end_sessions(uow, user_id, now, "user_deleted")  # before the cascade
         await UserRepository(uow.session).delete(user_id)
         uow.outbox.add(AUTH_USER, UserDeleted(deleted_at=now), user_id=user_id)
         return DeletedOut(user_id=user_id, deleted_at=now)

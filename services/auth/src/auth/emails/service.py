@@ -26,7 +26,6 @@ from auth.emails.repository import EmailTokenRepository
 from auth.emails.schemas import AcceptedOut, LinkSentOut, PasswordResetOut
 from auth.models import EmailToken, User
 from auth.settings import Settings
-from auth.tokens.repository import SessionRepository
 from contracts.events.auth import EmailRequested, UserUpdated
 from contracts.topics import AUTH_EMAIL, AUTH_USER
 from servicekit.errors import Conflict, InvalidToken, ServiceError
@@ -91,10 +90,10 @@ class EmailLinks:
         user.password_hash = await self.accounts.passwords.hash(new_password)
         user.updated_at = now
         await EmailTokenRepository(uow.session).use_all(user.id, PASSWORD_RESET, now)
-        revoked = await SessionRepository(uow.session).revoke(user.id, now, "password_reset")
+        revoked = await self.accounts.tokens.end_sessions(uow, user.id, now, "password_reset")
         if user.email is not None:  # the owner is back: forgive the failed sign-ins
             await self.accounts.throttle.clear_email(email_key(user.email))
-        return PasswordResetOut(revoked_sessions=revoked)
+        return PasswordResetOut(revoked_sessions=len(revoked))
 
     def _send(self, uow: UnitOfWork, user: User, to: str, purpose: Purpose,
               now: datetime) -> LinkSentOut:

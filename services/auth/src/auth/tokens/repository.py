@@ -35,15 +35,15 @@ class SessionRepository:
         return rows.all()
 
     async def revoke(self, user_id: str, now: datetime, reason: str,
-                     session_id: str | None = None) -> int:
-        """Revoke one of the user's live sessions, or all of them; returns how many."""
+                     session_id: str | None = None) -> list[str]:
+        """Revoke one of the user's live sessions, or all of them; returns their ids."""
         stmt = (update(Session)
                 .where(Session.user_id == user_id, Session.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason=reason))
+                .values(revoked_at=now, revoked_reason=reason)
+                .returning(Session.id))
         if session_id is not None:
             stmt = stmt.where(Session.id == session_id)
-        result = await self.session.execute(stmt)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return list((await self.session.scalars(stmt)).all())
 
 
 class RefreshTokenRepository:

@@ -24,7 +24,9 @@ from auth.tokens.domain import (
 from auth.tokens.keys import KeyRing
 from auth.tokens.repository import RefreshTokenRepository, SessionRepository
 from auth.tokens.schemas import SessionOut, TokensOut
+from contracts.events.auth import SessionsRevoked
 from contracts.ids import uuid7
+from contracts.topics import AUTH_SESSION
 from servicekit.errors import InvalidToken, NotFound, TokenExpired
 from servicekit.uow import UnitOfWork
 
@@ -58,7 +60,7 @@ class Tokens:
         if (again := self._raced(token, refresh_token, now)) is not None:
             return again  # the same token, twice at once: both get the first use's pair
         if token.used_at is not None:
-            await sessions.revoke(session.user_id, now, "reuse", session_id=session.id)
+            await self.end_sessions(uow, session.user_id, now, "reuse", session_id=session.id)
             raise FamilyRevoked("the refresh token was already used: the session is revoked, "
                                 "sign in again")
         if token.expires_at <= now or session.expires_at <= now:
@@ -85,9 +87,21 @@ class Tokens:
     async def revoke(self, uow: UnitOfWork, user_id: str, session_id: str | None,
                      now: datetime, reason: str) -> int:
         """Revoke one session of the user (NotFound if it is not theirs), or all of them."""
-        revoked: int = await SessionRepository(uow.session).revoke(user_id, now, reason, session_id)
-        if session_id is not None and revoked == 0:
+        revoked = await self.end_sessions(uow, user_id, now, reason, session_id)
+        if session_id is not None and not revoked:
             raise NotFound("no such session")
+        return len(revoked)
+
+    async def end_sessions(self, uow: UnitOfWork, user_id: str, now: datetime, reason: str,
+                           session_id: str | None = None) -> list[str]:
+        """Revoke one live session of the user, or all; `sessions.revoked` tells every service
+        to refuse their access tokens at once (they would otherwise live until `exp`)."""
+        revoked = await SessionRepository(uow.session).revoke(user_id, now, reason, session_id)
+        if revoked:
+            uow.outbox.add(AUTH_SESSION, SessionsRevoked(
+                session_ids=revoked, reason=reason, revoked_at=now,
+                access_expires_by=now + timedelta(
+                    seconds=self.settings.access_token_ttl_seconds)), user_id=user_id)
         return revoked
 
     @property

@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
+from chat.accounts.guard import mark_purged
 from chat.attachments.service import forget_user_files
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted
@@ -44,6 +45,7 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
         if not isinstance(envelope.payload, UserDeleted):
             return
         user_id = envelope.user_id
+        await mark_purged(uow, user_id, envelope.payload.deleted_at)  # first: see guard.py
         files = 0
         if blob_store is not None:
             # bytes before rows: if the transaction then fails, the redelivered event finds

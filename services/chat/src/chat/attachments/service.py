@@ -9,6 +9,7 @@ from datetime import datetime
 
 import structlog
 
+from chat.accounts.guard import refuse_if_purged
 from chat.attachments import domain
 from chat.attachments.repository import AttachmentRepository
 from chat.attachments.schemas import AttachmentList, AttachmentOut
@@ -78,6 +79,7 @@ async def store_file(blobs: BlobStore, user_id: str, attachment_id: str, upload:
 async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment_id: str,
                  stored: StoredFile, now: datetime) -> AttachmentOut:
     """The row of stored bytes; NotFound if the chat was deleted while they arrived."""
+    await refuse_if_purged(uow, user_id)  # no seq taken, so the guard's lock is taken here
     await live_conversation(uow, user_id, conversation_id)
     row = Attachment(user_id=user_id, id=attachment_id, conversation_id=conversation_id,
                      filename=stored.filename, content_type=stored.content_type,

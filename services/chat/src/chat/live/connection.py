@@ -24,6 +24,7 @@ from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageIn, MessageOut
 from servicekit.errors import ServiceError
+from servicekit.revocation import CLOSE_REVOKED
 
 if TYPE_CHECKING:
     from chat.main import Components
@@ -37,12 +38,13 @@ GOING_AWAY = 1001
 
 
 class LiveConnection:
-    def __init__(self, websocket: WebSocket, chat: Components, user_id: str, chat_id: str
-                 ) -> None:
+    def __init__(self, websocket: WebSocket, chat: Components, user_id: str, chat_id: str,
+                 session_id: str | None = None) -> None:
         self.websocket = websocket
         self.chat = chat
         self.user_id = user_id
         self.chat_id = chat_id
+        self.session_id = session_id  # the token's session: revoking it closes the socket
         self._send_lock = asyncio.Lock()
         self._sent_chunks: dict[str, int] = {}  # reply id → last chunk index sent
         self._handlers: dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[None]]]] = {
@@ -57,13 +59,15 @@ class LiveConnection:
     async def run(self) -> None:
         WS_ACTIVE.inc()
         try:
-            async with self.chat.hub.listen(self.user_id, self.chat_id) as listener:
+            async with self.chat.hub.listen(self.user_id, self.chat_id) as listener, \
+                    self.chat.revocations.watching(self.session_id) as revoked:
                 await self.send(LiveEvent.of("connection_established", {
                     "chat_id": self.chat_id, "user_id": self.user_id,
                     "server_time": datetime.now(UTC).isoformat()}))
                 forward = asyncio.create_task(self._forward(listener))
                 receive = asyncio.create_task(self._receive())
-                _, pending = await asyncio.wait({forward, receive},
+                ended = asyncio.create_task(self._close_when(revoked))
+                _, pending = await asyncio.wait({forward, receive, ended},
                                                 return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
@@ -71,6 +75,12 @@ class LiveConnection:
                         await task
         finally:
             WS_ACTIVE.dec()
+
+    async def _close_when(self, revoked: asyncio.Event) -> None:
+        """The session was signed out (or its account deleted): close with 4001."""
+        await revoked.wait()
+        with contextlib.suppress(Exception):
+            await self.websocket.close(CLOSE_REVOKED, "TOKEN_REVOKED: this session has ended")
 
     # -- out -------------------------------------------------------------------------------
 

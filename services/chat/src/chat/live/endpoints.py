@@ -44,4 +44,5 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
                               else POLICY_VIOLATION, reason)
         return
     await websocket.accept(subprotocol=subprotocol)
-    await LiveConnection(websocket, chat, caller.user_id, chat_id).run()
+    await LiveConnection(websocket, chat, caller.user_id, chat_id,
+                         session_id=caller.session_id).run()

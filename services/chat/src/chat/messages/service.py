@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from chat import changes, domain
+from chat.accounts.guard import take_seqs_of_live_user
 from chat.conversations.repository import ConversationRepository
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import (
@@ -22,7 +23,6 @@ from chat.models import Conversation, Message, MessageRevision, NewMessage
 from chat.settings import Settings
 from contracts.topics import CHAT_MESSAGE
 from servicekit.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
-from servicekit.outbox import take_seqs
 from servicekit.uow import UnitOfWork
 
 
@@ -83,7 +83,7 @@ async def store(uow: UnitOfWork, settings: Settings, user_id: str, conversation_
         raise Conflict("these message ids belong to another chat", {"ids": elsewhere})
 
     fresh_count = sum(1 for i in ids if i not in known)
-    seqs = iter(await take_seqs(uow.session, user_id, fresh_count) if fresh_count else ())
+    seqs = iter(await take_seqs_of_live_user(uow, user_id, fresh_count) if fresh_count else ())
     stored: list[Message | NewMessage] = []
     new_rows: list[NewMessage] = []
     in_batch: set[str] = set()
@@ -200,7 +200,7 @@ async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, message_id
         raise message_not_found(message_id)
     rows = await repo.subtree(user_id, message_id)
     gone = {r.id for r in rows}
-    for row, seq in zip(rows, await take_seqs(uow.session, user_id, len(rows)), strict=True):
+    for row, seq in zip(rows, await take_seqs_of_live_user(uow, user_id, len(rows)), strict=True):
         row.deleted_at = now
         changes.message_changed_as(uow, row, now, seq)
     conversation.message_count = max(0, conversation.message_count - len(rows))

@@ -1,6 +1,6 @@
 """The WebSocket relay: one upstream connection per client connection, frames copied both
 ways as they come, and the close code (and reason) of whichever side closes first passed to
-the other."""
+the other. A socket whose session is revoked is closed with 4001 on both sides."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.frames import CloseCode
 
-from gateway.edge.gatekeeper import POLICY, components_of, refuse
+from gateway.edge.gatekeeper import CALLER, POLICY, components_of, refuse
 from gateway.proxy.forwarding import forwarded_headers, upstream_url
 from gateway.routes.domain import Policy
+from servicekit.auth import Caller
 from servicekit.errors import NotFound, ServiceUnavailable
+from servicekit.revocation import CLOSE_REVOKED
 
 log = structlog.get_logger(__name__)
 # Codes a peer may not put in a close frame (RFC 6455 §7.4.1): report them as what they mean.
 _NOT_SENDABLE = {1005: 1000, 1006: 1011, 1015: 1011}
+REVOKED_REASON = "TOKEN_REVOKED: this session has ended"
 
 
 def _sendable(code: int | None) -> int:
@@ -61,12 +64,14 @@ async def relay_websocket(scope: Scope, receive: Receive, send: Send) -> None:
             f"the {policy.route.upstream} service is unavailable: try again shortly",
             {"service": policy.route.upstream}))
         return
-    async with upstream:
+    caller: Caller | None = scope["state"].get(CALLER)
+    async with upstream, gateway.revocations.watching(
+            caller.session_id if caller else None) as revoked:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-        await _pump(receive, send, upstream)
+        await _pump(receive, send, upstream, revoked)
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, body: bytes,
@@ -84,7 +89,8 @@ async def _deny(scope: Scope, receive: Receive, send: Send, status: int, body: b
         await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
 
 
-async def _pump(receive: Receive, send: Send, upstream: ClientConnection) -> None:
+async def _pump(receive: Receive, send: Send, upstream: ClientConnection,
+                revoked: asyncio.Event) -> None:
     async def client_to_upstream() -> None:
         while True:
             message = await receive()
@@ -111,15 +117,26 @@ async def _pump(receive: Receive, send: Send, upstream: ClientConnection) -> Non
         with contextlib.suppress(Exception):  # the client may be gone already
             await send({"type": "websocket.close", "code": code, "reason": reason})
 
+    async def close_when_revoked() -> None:
+        # the caller's session ended: both sides close with 4001, whatever the upstream does
+        await revoked.wait()
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": CLOSE_REVOKED,
+                        "reason": REVOKED_REASON})
+        with contextlib.suppress(Exception):
+            await upstream.close(CLOSE_REVOKED, REVOKED_REASON)
+
     inbound = asyncio.create_task(client_to_upstream())
     outbound = asyncio.create_task(upstream_to_client())
-    done, pending = await asyncio.wait({inbound, outbound}, return_when=asyncio.FIRST_COMPLETED)
+    ended = asyncio.create_task(close_when_revoked())
+    done, pending = await asyncio.wait({inbound, outbound, ended},
+                                       return_when=asyncio.FIRST_COMPLETED)
     if inbound in done and not inbound.cancelled() and inbound.exception() is None:
         # the client closed: let the upstream's echo of the close finish, briefly
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(outbound, 5)
     for task in pending:
         task.cancel()
-    for task in (inbound, outbound):
+    for task in (inbound, outbound, ended):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
