@@ -8,9 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.domain import ID_PATTERN
-from chat.messages.schemas import MessageIn, MessageOut
+from chat.messages.schemas import InitialMessageIn, MessageOut
 from chat.models import Conversation
 from chat.pagination import ChatPagination
+
+DEFAULT_TITLE = "New Chat"  # what the apps call a chat nobody named
 
 
 class ChatCreate(BaseModel):
@@ -18,14 +20,15 @@ class ChatCreate(BaseModel):
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64,
                            description="a client id (UUIDv7 or a legacy id); generated if absent")
-    title: str | None = None
+    title: str | None = Field(default=None, description=f'"{DEFAULT_TITLE}" when absent or blank')
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     tags: list[str] = Field(default_factory=list)
     model: str | None = Field(default=None, max_length=200)
     system_prompt: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     is_favorite: bool = False
-    initial_message: MessageIn | None = None
+    initial_message: InitialMessageIn | None = Field(
+        default=None, description="the chat's first message; its role defaults to user")
 
 
 class ChatPatch(BaseModel):
@@ -87,3 +90,6 @@ class ChatList(BaseModel):
 class ChatCreated(BaseModel):
     chat: ChatOut
     initial_message: MessageOut | None = None
+    messages: list[MessageOut] = Field(
+        default_factory=list, description="the chat's first message, as a list (what the "
+        "apps read)")
