@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chat.domain import ID_PATTERN
+from chat.messages.app_fields import as_utc, read_message_fields
+from chat.messages.schemas import with_app_metadata
 
 MessageId = Field(pattern=ID_PATTERN, max_length=64)
 
@@ -19,7 +22,8 @@ class Frame(BaseModel):
 
 
 class SendMessage(BaseModel):
-    """Store the user's message and stream the assistant's reply to it."""
+    """Store the user's message and stream the assistant's reply to it. The apps' names of
+    message fields are read as over REST (`chat.messages.app_fields`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,6 +31,26 @@ class SendMessage(BaseModel):
     client_message_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parts: list[dict[str, Any]] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict,
+                                     description="stored on the message as sent")
+    created_at: datetime | None = None
+    display_content: str | None = None
+    is_edited: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_fields(cls, data: Any) -> Any:
+        return read_message_fields(data)
+
+    @model_validator(mode="after")
+    def _app_metadata(self) -> SendMessage:
+        self.metadata = with_app_metadata(self.metadata, self.display_content, self.is_edited)
+        return self
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Typing(BaseModel):
