@@ -19,8 +19,8 @@ broker are the embedded stack, or the machine's servers with --database-url / --
        reply, in order, and then `message_complete`. Prints the time from send to the
        last connection's `message_complete`.
 
-Every reply is checked: its chunks count 1, 2, ... with no gap, they join to the echo's
-text, and the last one is empty with `is_complete`. Targets print PASS/MISS. The exit status
+Every reply is checked: its chunks count 0, 1, ... with no gap, they join to the echo's
+text, and only the last one (with text) has `is_complete`. Targets print PASS/MISS. The exit status
 is always 0.
 
     uv run python bench/chat_stream.py [--connections 500] [--sends 200] [--words 200]
@@ -105,10 +105,11 @@ class Reply:
     completed: float | None = None  # arrival of message_complete
 
     def intact(self, expected: str) -> bool:
-        """Every chunk, in order, then the empty final chunk: the whole echo and no more."""
+        """Every chunk, in order from 0, the last with text and `is_complete`: the whole echo
+        and no more."""
         indexes = [i for i, _, _ in self.chunks]
-        return (indexes == list(range(1, len(indexes) + 1)) and len(indexes) >= 2
-                and self.chunks[-1][2] and not self.chunks[-1][1]
+        return (indexes == list(range(len(indexes))) and len(indexes) >= 2
+                and self.chunks[-1][2] and all(text for _, text, _ in self.chunks)
                 and not any(done for _, _, done in self.chunks[:-1])
                 and "".join(text for _, text, _ in self.chunks) == expected
                 and self.completed is not None)
@@ -279,7 +280,7 @@ async def per_chunk(a: argparse.Namespace, chat: Chat) -> None:
             content = sentence(a.words, str(i))
             reply = await converse(ws, content)
             broken += not reply.intact(f"Echo: {content}")
-            times = reply.times[:-1]  # content chunks; the final empty one follows the save
+            times = reply.times[:-1]  # the last chunk goes out after the reply is stored
             per.append((times[-1] - times[0]) * 1000 / (len(times) - 1))
             gaps += [(b - t) * 1000 for t, b in itertools.pairwise(times)]
             chunks += len(times)

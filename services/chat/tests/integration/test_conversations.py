@@ -10,6 +10,12 @@ from fastapi import FastAPI
 from .conftest import Stack, User, data, error, outbox
 
 
+async def post_json(user: User, url: str, body: str) -> httpx.Response:
+    """POST `body` as written: the exact bytes an app sends."""
+    return await user.client.post(url, content=body.encode(), headers={
+        **user.headers, "Content-Type": "application/json"})
+
+
 async def test_create_read_and_list_with_the_last_message(alice: User) -> None:
     created = data(await alice.post("/api/v1/chats", json={
         "id": "chat_1699999999999", "title": "  Trip to Lisbon ", "tags": ["travel", "Travel"],
@@ -29,6 +35,67 @@ async def test_create_read_and_list_with_the_last_message(alice: User) -> None:
     assert listed["chats"][0]["last_message"]["role"] == "user"
     assert listed["pagination"] == {"current_page": 1, "total_pages": 1, "total_chats": 1,
                                     "has_next": False, "has_previous": False, "per_page": 20}
+
+
+async def test_speechbot_creates_a_chat_with_an_initial_message_without_a_role(
+        alice: User, app: FastAPI) -> None:
+    created = data(await post_json(alice, "/api/v1/chats", """
+        {"initial_message": {"content": "What's the weather like?",
+                             "metadata": {"source": "voice", "confidence": 0.93}}}"""), 201)
+    chat = created["chat"]
+    assert chat["title"] == "New Chat"
+    assert chat["message_count"] == 1
+    # the app reads the chat's messages from the same body
+    assert len(created["messages"]) == 1
+    first = created["messages"][0]
+    assert first == created["initial_message"] == chat["last_message"]
+    assert (first["role"], first["content"]) == ("user", "What's the weather like?")
+    assert first["metadata"] == {"source": "voice", "confidence": 0.93}
+    assert first["is_edited"] is False
+    page = data(await alice.get(f"/api/v1/chats/{chat['id']}/messages"))
+    assert [(m["role"], m["metadata"]) for m in page["messages"]] == [
+        ("user", {"source": "voice", "confidence": 0.93})]
+    assert data(await alice.get(f"/api/v1/chats/{chat['id']}"))["title"] == "New Chat"
+
+    # a blank title is no title; a chat without a first message has an empty list
+    blank = data(await post_json(alice, "/api/v1/chats", '{"title": "   "}'), 201)
+    assert (blank["chat"]["title"], blank["messages"]) == ("New Chat", [])
+    named = data(await post_json(alice, "/api/v1/chats", '{"title": "Groceries"}'), 201)
+    assert named["chat"]["title"] == "Groceries"
+    # a role given is still the role; an unknown one is still refused
+    assistant_first = data(await post_json(alice, "/api/v1/chats", """
+        {"initial_message": {"role": "assistant", "content": "Hello! How can I help?"}}"""),
+                           201)
+    assert assistant_first["messages"][0]["role"] == "assistant"
+
+
+async def test_a_retried_create_with_its_initial_message_answers_it_again(alice: User) -> None:
+    body = """{"id": "chat_1709288130123", "title": "Voice note",
+               "initial_message": {"id": "msg_1709288130124", "content": "Remind me",
+                                   "metadata": {"source": "voice"}}}"""
+    first = data(await post_json(alice, "/api/v1/chats", body), 201)
+    again = data(await post_json(alice, "/api/v1/chats", body), 200)
+    assert again["messages"] == first["messages"]
+    assert again["messages"][0]["id"] == "msg_1709288130124"
+    assert again["chat"]["message_count"] == 1
+
+
+async def test_deleting_a_deleted_chat_again_is_ok_and_changes_nothing(
+        alice: User, bob: User, app: FastAPI) -> None:
+    chat = await alice.new_chat(id="chat_1709288130999",
+                                initial_message={"content": "bye", "role": "user"})
+    url = f"/api/v1/chats/{chat['id']}"
+    assert data(await alice.delete(url)) == {"id": chat["id"], "deleted": True}
+    events = await outbox(app, alice.id)
+    # an offline queue retries the delete: the same answer, no new event
+    assert data(await alice.delete(url)) == {"id": chat["id"], "deleted": True}
+    assert data(await alice.delete(url)) == {"id": chat["id"], "deleted": True}
+    assert await outbox(app, alice.id) == events
+    assert error(await alice.get(url))[:2] == (404, "NOT_FOUND")
+    # a chat that never was, or someone else's (deleted or not), is still not found
+    assert error(await alice.delete("/api/v1/chats/never-was"))[:2] == (404, "NOT_FOUND")
+    assert error(await bob.delete(url))[:2] == (404, "NOT_FOUND")
+    assert await outbox(app, bob.id) == []
 
 
 async def test_a_retried_create_returns_the_same_chat(alice: User) -> None:
@@ -109,7 +176,7 @@ async def test_another_users_chat_is_not_found_on_every_route(alice: User, bob: 
     assert data(await bob.get("/api/v1/chats"))["chats"] == []
     assert data(await bob.get("/api/v1/search", params={"q": "secret"}))["results"] == []
     # the same client id is free for Bob: ids belong to their user
-    assert (await bob.new_chat(id="shared-legacy-id"))["title"] is None
+    assert (await bob.new_chat(id="shared-legacy-id"))["title"] == "New Chat"  # issue 11
     assert data(await alice.get(base))["title"] == "Alice's"
 
 
@@ -125,6 +192,8 @@ async def test_another_users_chat_is_not_found_on_every_route(alice: User, bob: 
     ({"initial_message": {"role": "user", "content": "\x00"}}, 400, "VALIDATION_ERROR"),
     ({"metadata": {"blob": "x" * 20_000}}, 413, "PAYLOAD_TOO_LARGE"),
     ({"initial_message": {"role": "robot", "content": "hi"}}, 400, "VALIDATION_ERROR"),
+    ({"initial_message": {"metadata": {"source": "voice"}}}, 400, "VALIDATION_ERROR"),
+    ({"initial_message": {"content": "hi", "timestamp": "yesterday"}}, 400, "VALIDATION_ERROR"),
 ])
 async def test_bad_chats_are_refused_and_nothing_is_written(
         alice: User, app: FastAPI, body: dict[str, object], status: int, code: str) -> None:

@@ -142,8 +142,10 @@ async def test_a_full_exchange_streams_in_order_and_is_persisted(live: Live) -> 
     assert "typing_indicator" in types
 
     chunks = [f["data"] for f in frames if f["type"] == "bot_response_chunk"]
-    assert chunks[-1]["is_complete"] is True
-    assert [c["chunk_index"] for c in chunks] == list(range(1, len(chunks) + 1))
+    # issue 11: indexes count from 0 and the last chunk with text says it is the last
+    assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
+    assert [c["is_complete"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert all(c["chunk"] for c in chunks)  # no empty chunk after the text
     reply_id = chunks[0]["message_id"]
     assert {c["message_id"] for c in chunks} == {reply_id}
     assert "".join(c["chunk"] for c in chunks) == echo_of("hello there, assistant")
@@ -153,15 +155,57 @@ async def test_a_full_exchange_streams_in_order_and_is_persisted(live: Live) -> 
     assert (done["status"], done["model"], done["parent_id"]) == ("complete", "parley-echo", "m-1")
     assert done["content"] == echo_of("hello there, assistant")
     assert done["metadata"]["provider"] == "echo"
-    assert done["metadata"]["chunks"] == len(chunks) - 1
+    assert done["metadata"]["chunks"] == len(chunks)
     assert "generation_ms" in done["metadata"]
-    assert done["completion_tokens"] == len(chunks) - 1
+    assert done["completion_tokens"] == len(chunks)
 
     stored = await live.messages(chat_id)
     assert [(m["id"], m["status"]) for m in stored] == [("m-1", "complete"),
                                                          (reply_id, "complete")]
     assert stored[1]["content"] == done["content"]
     assert stored[1]["version"] == 2  # created streaming, then completed
+
+
+async def test_speechbot_sends_with_metadata_and_reads_chunks_from_zero(live: Live) -> None:
+    chat_id = await live.new_chat()
+    async with live.socket(chat_id) as socket:
+        # the frame exactly as the app writes it
+        await socket.ws.send('{"type": "send_message", "data": {"content": "Hi", '
+                             '"metadata": {"source": "voice", "confidence": 0.93}}}')
+        frames = await socket.until(completes())
+    assert frames[0]["type"] == "new_message"
+    sent = frames[0]["data"]["message"]
+    assert (sent["role"], sent["content"]) == ("user", "Hi")
+    assert sent["metadata"] == {"source": "voice", "confidence": 0.93}
+    assert sent["is_edited"] is False
+    # the app appends chunks by index from 0 and stops at is_complete
+    chunks = [f["data"] for f in frames if f["type"] == "bot_response_chunk"]
+    assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
+    assert [c["is_complete"] for c in chunks].index(True) == len(chunks) - 1
+    assert len(chunks) > 1
+    assert "".join(c["chunk"] for c in chunks) == echo_of("Hi")
+    stored = await live.messages(chat_id)
+    assert stored[0]["metadata"] == {"source": "voice", "confidence": 0.93}
+    assert stored[1]["content"] == echo_of("Hi")
+
+    async with live.socket(chat_id) as socket:
+        # the app's other message fields are read as over REST; bad ones are refused whole
+        await socket.ws.send('{"type": "send_message", "data": {"content": "Call mum...", '
+                             '"full_content": "Call mum at six about Sunday", '
+                             '"timestamp": "2024-03-01T10:15:30.123456", "images": ["a.jpg"], '
+                             '"metadata": {"source": "voice"}}}')
+        frames = await socket.until(completes())
+        user_message = frames[0]["data"]["message"]
+        assert user_message["content"] == "Call mum at six about Sunday"
+        assert user_message["metadata"] == {"source": "voice", "display_content": "Call mum..."}
+        assert user_message["created_at"].startswith("2024-03-01T10:15:30.123456")
+        assert user_message["parts"] == [{"type": "image", "source": "a.jpg"}]
+        assert frames[-1]["data"]["message"]["content"] == echo_of("Call mum at six about Sunday")
+        await socket.ws.send('{"type": "send_message", "data": {"content": "Hi", '
+                             '"metadata": "voice"}}')
+        refused = await socket.until_type("error")
+        assert refused[-1]["data"]["error_code"] == "VALIDATION_ERROR"
+    assert len(await live.messages(chat_id)) == 4
 
 
 async def test_the_token_may_come_as_a_subprotocol(live: Live) -> None:
@@ -578,6 +622,9 @@ async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> No
             errors = [f["data"] for f in frames if f["type"] == "error"]
             assert errors
             assert errors[0]["error_code"] == "PROVIDER_ERROR"
+            # a reply without any text still ends with one chunk, empty, that says so
+            assert [(c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
+                    for c in frames if c["type"] == "bot_response_chunk"] == [("", 0, True)]
             # the branch so far went along: system prompt, then the turns oldest first
             assert [(m["role"], m["content"]) for m in server.requests[-1].json["messages"]] == [
                 ("system", "Be brief."), ("user", "salut"), ("assistant", "Bonjour, monde"),
@@ -590,6 +637,9 @@ async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> No
             frames = await socket.until(completes())
             failed = frames[-1]["data"]["message"]
             assert (failed["status"], failed["content"]) == ("failed", "partial")
+            assert [(c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
+                    for c in frames if c["type"] == "bot_response_chunk"] == [
+                ("partial", 0, True)]
             assert failed["metadata"]["error_code"] == "PROVIDER_TIMEOUT"
 
 

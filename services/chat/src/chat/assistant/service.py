@@ -80,6 +80,7 @@ class _Progress:
 
     started: float
     pieces: list[str] = field(default_factory=list)
+    published: int = 0  # pieces sent as chunks so far
     first_chunk_at: float | None = None
 
     @property
@@ -258,33 +259,57 @@ class Replies:
 
     async def _stream(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
                       prompt: Prompt, usage: Usage, progress: _Progress) -> None:
+        """Publish each piece once the next one has come: the last piece waits for the
+        reply's end, which publishes it with `is_complete` (no empty chunk after the text)."""
         loop = asyncio.get_running_loop()
         flush_every = self.settings.reply_flush_ms / 1000
         last_saved, unsaved = loop.time(), 0
-        text_key, index_key = self._state_keys(user_id, reply_id)
         async for piece in provider.stream(prompt, usage):
             if not piece:
                 continue
+            if progress.pieces:
+                await self._publish_chunks(user_id, chat_id, reply_id, progress,
+                                           len(progress.pieces), is_complete=False)
             progress.pieces.append(piece)
-            index = len(progress.pieces)
             if progress.first_chunk_at is None:
                 progress.first_chunk_at = time.perf_counter()
                 REPLY_FIRST_CHUNK.observe(progress.first_chunk_at - progress.started)
-
-            def remember(pipe: Pipeline, piece: str = piece, index: int = index) -> None:
-                pipe.append(text_key, piece)
-                pipe.set(index_key, index, ex=LIVE_STATE_TTL)
-                if index == 1:
-                    pipe.expire(text_key, LIVE_STATE_TTL)
-
-            await self.hub.publish(user_id, chat_id, LiveEvent.of("bot_response_chunk", {
-                "message_id": reply_id, "chunk": piece, "chunk_index": index,
-                "is_complete": False}), along=remember)
             unsaved += 1
             if unsaved >= self.settings.reply_flush_chunks or \
                     loop.time() - last_saved >= flush_every:
                 await self._save_partial(user_id, reply_id, progress.text)
                 last_saved, unsaved = loop.time(), 0
+
+    async def _publish_chunks(self, user_id: str, chat_id: str, reply_id: str,
+                              progress: _Progress, upto: int, *, is_complete: bool,
+                              forget_state: bool = False) -> None:
+        """Publish the pieces not published yet, below `upto`, as one chunk whose index is
+        the first of them (0-based), and keep the text so far and that index in Redis for
+        resumes (or, with `forget_state`, drop them). A publish once started is finished
+        even if the reply is cancelled meanwhile: the final chunk must not reuse its index."""
+        index, text = progress.published, "".join(progress.pieces[progress.published:upto])
+        text_key, index_key = self._state_keys(user_id, reply_id)
+
+        def remember(pipe: Pipeline) -> None:
+            if forget_state:
+                pipe.delete(text_key, index_key)
+                return
+            pipe.append(text_key, text)
+            pipe.set(index_key, index, ex=LIVE_STATE_TTL)
+            if index == 0:
+                pipe.expire(text_key, LIVE_STATE_TTL)
+
+        publishing = asyncio.ensure_future(self.hub.publish(
+            user_id, chat_id, LiveEvent.of("bot_response_chunk", {
+                "message_id": reply_id, "chunk": text, "chunk_index": index,
+                "is_complete": is_complete}), along=remember))
+        progress.published = max(upto, index + 1)
+        try:
+            await asyncio.shield(publishing)
+        finally:
+            if not publishing.done():
+                with contextlib.suppress(Exception):
+                    await publishing
 
     async def _save_partial(self, user_id: str, reply_id: str, text: str) -> None:
         try:
@@ -326,11 +351,11 @@ class Replies:
             error = ("STORAGE_UNAVAILABLE", "the reply could not be saved now: it will be "
                      "kept, marked failed, when storage is back")
         await self.cache.forget_chat(user_id, chat_id)
-        text_key, index_key = self._state_keys(user_id, reply_id)
-        await self.hub.publish(user_id, chat_id, LiveEvent.of("bot_response_chunk", {
-            "message_id": reply_id, "chunk": "", "chunk_index": len(progress.pieces) + 1,
-            "is_complete": True}),
-            along=(lambda pipe: pipe.delete(text_key, index_key)) if stored else None)
+        # the last piece carries is_complete; a reply without any text still ends with one
+        # (empty) chunk. Stored: its resume state goes; not stored: it keeps the whole text
+        # for the sweep
+        await self._publish_chunks(user_id, chat_id, reply_id, progress,
+                                   len(progress.pieces), is_complete=True, forget_state=stored)
         if error is not None:
             await self._publish(user_id, chat_id, "error", {
                 "error_code": error[0], "message": error[1], "message_id": reply_id})

@@ -8,10 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.domain import ID_PATTERN
-from chat.messages.schemas import MessageIn, MessageOut
+from chat.messages.schemas import InitialMessageIn, MessageOut
 from chat.models import Conversation
 from chat.pagination import ChatPagination
 from servicekit.validation import JsonObject, Text
+
+DEFAULT_TITLE = "New Chat"  # what the apps call a chat nobody named
 
 
 class ChatCreate(BaseModel):
@@ -19,14 +21,15 @@ class ChatCreate(BaseModel):
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64,
                            description="a client id (UUIDv7 or a legacy id); generated if absent")
-    title: Text | None = None
+    title: Text | None = Field(default=None, description=f'"{DEFAULT_TITLE}" when absent or blank')
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     tags: list[Text] = Field(default_factory=list)
     model: Text | None = Field(default=None, max_length=200)
     system_prompt: Text | None = None
     metadata: JsonObject = Field(default_factory=dict)
     is_favorite: bool = False
-    initial_message: MessageIn | None = None
+    initial_message: InitialMessageIn | None = Field(
+        default=None, description="the chat's first message; its role defaults to user")
 
 
 class ChatPatch(BaseModel):
@@ -88,3 +91,6 @@ class ChatList(BaseModel):
 class ChatCreated(BaseModel):
     chat: ChatOut
     initial_message: MessageOut | None = None
+    messages: list[MessageOut] = Field(
+        default_factory=list, description="the chat's first message, as a list (what the "
+        "apps read)")

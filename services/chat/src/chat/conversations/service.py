@@ -8,6 +8,7 @@ from typing import Any
 from chat import changes, domain
 from chat.conversations.repository import ConversationRepository, ListFilter
 from chat.conversations.schemas import (
+    DEFAULT_TITLE,
     ChatCreate,
     ChatCreated,
     ChatList,
@@ -57,12 +58,13 @@ async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCr
     """Create the conversation (and its first message); an id the user already has
     returns that conversation unchanged (a retried create) — `False` says so."""
     fields = clean_fields(settings, body.model_dump(include={"title", "tags", "metadata"}))
+    fields["title"] = fields["title"] or DEFAULT_TITLE
     repo = ConversationRepository(uow.session)
     conversation_id = body.id or domain.new_id()
     existing = domain.retried_create(
         await repo.get(user_id, conversation_id, include_deleted=True), "chat")
     if existing is not None:
-        return ChatCreated(chat=await view(uow, existing)), False
+        return await retried(uow, existing, body), False
     await check_folder(uow, user_id, body.folder_id)
     row = Conversation(
         user_id=user_id, id=conversation_id, title=fields["title"], model=body.model,
@@ -77,7 +79,20 @@ async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCr
         stored = await messages.store(uow, settings, user_id, conversation_id,
                                       [body.initial_message], now)
         first = stored.messages[0]
-    return ChatCreated(chat=ChatOut.of(row, first), initial_message=first), True
+    return ChatCreated(chat=ChatOut.of(row, first), initial_message=first,
+                       messages=[first] if first else []), True
+
+
+async def retried(uow: UnitOfWork, row: Conversation, body: ChatCreate) -> ChatCreated:
+    """What a retried create answers: the chat as it is, and its first message when the
+    retry names it by id (without an id it cannot be told from a later one)."""
+    first = None
+    if body.initial_message is not None and body.initial_message.id is not None:
+        found = await MessageRepository(uow.session).get(row.user_id, row.id,
+                                                         body.initial_message.id)
+        first = MessageOut.of(found) if found is not None else None
+    return ChatCreated(chat=await view(uow, row), initial_message=first,
+                       messages=[first] if first else [])
 
 
 async def view(uow: UnitOfWork, row: Conversation) -> ChatOut:
@@ -128,9 +143,16 @@ async def update(uow: UnitOfWork, settings: Settings, user_id: str, conversation
 
 
 async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, now: datetime) -> None:
-    """Tombstone the conversation and its messages (kept for sync, never shown again)."""
-    row = await messages.live_conversation(uow, user_id, conversation_id, for_update=True)
+    """Tombstone the conversation and its messages (kept for sync, never shown again).
+    Deleting it again changes nothing and is no error (an offline queue retries); an id the
+    user never had is NotFound."""
+    repo = ConversationRepository(uow.session)
+    row = await repo.get(user_id, conversation_id, for_update=True, include_deleted=True)
+    if row is None:
+        raise messages.chat_not_found(conversation_id)
+    if row.deleted_at is not None:
+        return
     row.deleted_at = now
-    await ConversationRepository(uow.session).delete_messages(user_id, conversation_id, now)
+    await repo.delete_messages(user_id, conversation_id, now)
     await changes.conversation_changed(uow, row, now)
     await uow.session.flush()

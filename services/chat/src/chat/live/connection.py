@@ -46,7 +46,7 @@ class LiveConnection:
         self.chat_id = chat_id
         self.session_id = session_id  # the token's session: revoking it closes the socket
         self._send_lock = asyncio.Lock()
-        self._sent_chunks: dict[str, int] = {}  # reply id → last chunk index sent
+        self._sent_chunks: dict[str, int] = {}  # reply id → last chunk index sent (from 0)
         self._handlers: dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[None]]]] = {
             "send_message": (SendMessage, self.send_message),
             "typing": (Typing, self.typing),
@@ -92,7 +92,7 @@ class LiveConnection:
         if event.type == "bot_response_chunk":
             message_id = event.data["message_id"]
             index = int(event.data["chunk_index"])
-            if index <= self._sent_chunks.get(message_id, 0):
+            if index <= self._sent_chunks.get(message_id, -1):
                 return  # covered by a snapshot this client already has
             self._sent_chunks[message_id] = index
             if event.data.get("is_complete"):
@@ -168,7 +168,8 @@ class LiveConnection:
 
     async def send_message(self, frame: SendMessage) -> None:
         fields: dict[str, Any] = {"id": frame.client_message_id, "role": "user",
-                                  "content": frame.content, "parts": frame.parts}
+                                  "content": frame.content, "parts": frame.parts,
+                                  "metadata": frame.metadata, "created_at": frame.created_at}
         if frame.parent_id is not None:
             fields["parent_id"] = frame.parent_id
         try:
@@ -225,7 +226,7 @@ class LiveConnection:
                 out = row.model_dump(mode="json")
                 if row.status == "streaming":
                     live = await self.chat.replies.live_text(self.user_id, row.id)
-                    if live is not None and live[1] >= self._sent_chunks.get(row.id, 0):
+                    if live is not None and live[1] >= self._sent_chunks.get(row.id, -1):
                         text, index = live
                         self._sent_chunks[row.id] = index
                         await self.websocket.send_text(LiveEvent.of("bot_response_chunk", {

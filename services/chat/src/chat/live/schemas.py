@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chat.domain import ID_PATTERN
+from chat.messages.app_fields import as_utc, read_message_fields
+from chat.messages.schemas import with_app_metadata
 from servicekit.validation import JsonObject, Text
 
 MessageId = Field(pattern=ID_PATTERN, max_length=64)
@@ -18,7 +23,8 @@ class Frame(BaseModel):
 
 
 class SendMessage(BaseModel):
-    """Store the user's message and stream the assistant's reply to it."""
+    """Store the user's message and stream the assistant's reply to it. The apps' names of
+    message fields are read as over REST (`chat.messages.app_fields`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -26,6 +32,26 @@ class SendMessage(BaseModel):
     client_message_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parts: list[JsonObject] | None = None
+    metadata: JsonObject = Field(default_factory=dict,
+                                 description="stored on the message as sent")
+    created_at: datetime | None = None
+    display_content: Text | None = None
+    is_edited: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_fields(cls, data: Any) -> Any:
+        return read_message_fields(data)
+
+    @model_validator(mode="after")
+    def _app_metadata(self) -> SendMessage:
+        self.metadata = with_app_metadata(self.metadata, self.display_content, self.is_edited)
+        return self
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Typing(BaseModel):

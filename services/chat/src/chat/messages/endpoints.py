@@ -4,9 +4,10 @@ with revisions, delete, switch branches."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import Discriminator, Tag
 
 from chat.api import CurrentCaller, Deleted, IdPath, Ok, cached_read, components, ok
 from chat.assistant.service import Started
@@ -29,6 +30,16 @@ from chat.messages.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/chats/{chat_id}", tags=["messages"])
+
+
+def _body_shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "messages" in value else "message"
+
+
+# One message or a batch, told apart by `messages`: an error names only the shape sent
+MessagesBody = Annotated[
+    Annotated[MessageBatch, Tag("batch")] | Annotated[MessageIn, Tag("message")],
+    Discriminator(_body_shape)]
 
 
 @router.get("/messages", response_model=Ok[MessagePage])
@@ -56,7 +67,7 @@ async def list_messages(
     202: {"model": Ok[ReplyStarted], "description": "stored; the reply is being generated"},
     200: {"content": {"text/event-stream": {}},
           "description": "with `Accept: text/event-stream`: the reply's live events"}})
-async def post_messages(chat_id: IdPath, body: MessageBatch | MessageIn, caller: CurrentCaller,
+async def post_messages(chat_id: IdPath, body: MessagesBody, caller: CurrentCaller,
                         request: Request, response: Response) -> Response | Ok[StoredMessages]:
     """One message, or `{"messages": [...]}` (up to the batch limit) in one transaction.
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chat.domain import ID_PATTERN, normalize_role
+from chat.messages.app_fields import as_utc, read_message_fields, read_text_fields
 from chat.models import Message, NewMessage
 from servicekit.validation import Int32, JsonObject, Text
 
 Status = Literal["complete", "streaming", "failed", "cancelled"]
 
 
+DISPLAY_CONTENT = "display_content"  # the metadata key of an app's shorter display text
+
+
 class MessageIn(BaseModel):
     """One message a client stores. Without `parent_id` it follows the conversation's
     current branch (or the previous message of the same batch); `parent_id: null` starts
-    a new root."""
+    a new root. The apps' own names are read too (`chat.messages.app_fields`):
+    `full_content`, `timestamp`, `parent_message_id`, `images`, `files`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,19 +38,55 @@ class MessageIn(BaseModel):
     completion_tokens: Int32 | None = Field(default=None, ge=0)
     metadata: JsonObject = Field(default_factory=dict)
     created_at: datetime | None = Field(
-        default=None, description="when it was written, for history a client brings along")
+        default=None, description="when it was written, for history a client brings along "
+        "(alias `timestamp`; without an offset it is UTC)")
+    display_content: Text | None = Field(
+        default=None, description="the shorter text an app shows when `content` is the "
+        "whole text (kept as metadata.display_content)")
+    is_edited: bool | None = Field(default=None, description="true: the app edited it before "
+                                   "it was uploaded (kept as metadata.is_edited)")
     reply: bool = Field(default=False, description="ask for the assistant's reply to this "
                         "message (answers 202 at once; the reply streams to live clients)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_fields(cls, data: Any) -> Any:
+        return read_message_fields(data)
+
+    @model_validator(mode="after")
+    def _app_metadata(self) -> MessageIn:
+        self.metadata = with_app_metadata(self.metadata, self.display_content, self.is_edited)
+        return self
 
     @field_validator("role")
     @classmethod
     def _role(cls, value: str) -> str:
         return normalize_role(value)
 
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
     @property
     def follows_branch(self) -> bool:
         """No parent was given at all: append to the current branch."""
         return "parent_id" not in self.model_fields_set
+
+
+def with_app_metadata(metadata: dict[str, Any], display_content: str | None,
+                      is_edited: bool | None) -> dict[str, Any]:
+    """`metadata` plus an app's display text and its edited flag (only `true` says
+    something: a new message is not edited); a different value the metadata holds already
+    under the same key is refused (ValueError), never overwritten."""
+    added: dict[str, Any] = {DISPLAY_CONTENT: display_content} if display_content is not None \
+        else {}
+    if is_edited:
+        added["is_edited"] = True
+    for key, value in added.items():
+        if metadata.get(key, value) != value:
+            raise ValueError(f"'{key}' and metadata.{key} differ: send one of them")
+    return {**metadata, **added} if added else metadata
 
 
 class MessageBatch(BaseModel):
@@ -65,16 +106,35 @@ class MessageBatch(BaseModel):
         return value
 
 
+class InitialMessageIn(MessageIn):
+    """A chat's first message: the role may be left out (it is the user's)."""
+
+    role: Text = Field(default="user", description="user (the default) | assistant | system")
+
+
 class MessagePatch(BaseModel):
-    """An edit: it applies only to the version the client saw."""
+    """An edit. With `base_version` it applies only to the version the client saw (409
+    otherwise); without, it is unconditional (apps that never knew versions). Either way
+    the replaced text is kept as a revision. `full_content`, `images` and `files` are read
+    as for a new message."""
 
     model_config = ConfigDict(extra="forbid")
 
-    base_version: Int32 = Field(ge=1, description="the version the edit was made on")
+    base_version: Int32 | None = Field(default=None, ge=1,
+                                       description="the version the edit was made on")
     content: Text | None = None
     parts: list[JsonObject] | None = None
     status: Status | None = None
     metadata: JsonObject | None = None
+    display_content: Text | None = Field(
+        default=None, description="the shorter text an app shows (metadata.display_content)")
+    is_edited: bool | None = Field(default=None, description="true marks the message edited "
+                                   "even without a new text; false changes nothing")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_fields(cls, data: Any) -> Any:
+        return read_text_fields(data)
 
 
 class BranchSwitch(BaseModel):
@@ -98,6 +158,8 @@ class MessageOut(BaseModel):
     completion_tokens: int | None
     metadata: dict[str, Any]
     revision_count: int
+    is_edited: bool = Field(description="true once the message was revised (or the app said "
+                            "it had edited it)")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -108,8 +170,9 @@ class MessageOut(BaseModel):
                    role=row.role, content=row.content, parts=row.parts, status=row.status,
                    model=row.model, prompt_tokens=row.prompt_tokens,
                    completion_tokens=row.completion_tokens, metadata=row.meta,
-                   revision_count=row.revision_count, version=row.version,
-                   created_at=row.created_at, updated_at=row.updated_at)
+                   revision_count=row.revision_count,
+                   is_edited=row.revision_count > 0 or row.meta.get("is_edited") is True,
+                   version=row.version, created_at=row.created_at, updated_at=row.updated_at)
 
 
 class MessagePage(BaseModel):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from chat import changes, domain
 from chat.accounts.guard import take_seqs_of_live_user
 from chat.conversations.repository import ConversationRepository
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import (
+    DISPLAY_CONTENT,
     MessageIn,
     MessageOut,
     MessagePage,
@@ -18,6 +20,7 @@ from chat.messages.schemas import (
     RevisionList,
     RevisionOut,
     StoredMessages,
+    with_app_metadata,
 )
 from chat.models import Conversation, Message, MessageRevision, NewMessage
 from chat.settings import Settings
@@ -159,19 +162,24 @@ async def page(uow: UnitOfWork, user_id: str, conversation_id: str, *, before: s
 
 async def edit(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,
                message_id: str, patch: MessagePatch, now: datetime) -> MessageOut:
-    """Apply an edit made on `base_version`; the text it replaces becomes a revision."""
+    """Apply an edit made on `base_version` (on whatever is current without one); the text
+    it replaces becomes a revision."""
     check_sizes(settings, None, patch.content, patch.metadata)
     await live_conversation(uow, user_id, conversation_id)
     repo = MessageRepository(uow.session)
     row = await repo.get(user_id, conversation_id, message_id, for_update=True)
     if row is None:
         raise message_not_found(message_id)
-    if patch.base_version != row.version:
+    if patch.base_version is not None and patch.base_version != row.version:
         raise Conflict("the message changed since that version",
                        {"current_version": row.version, "base_version": patch.base_version,
                         "message": MessageOut.of(row).model_dump(mode="json")})
     text_changes = (patch.content is not None and patch.content != row.content) or \
         ("parts" in patch.model_fields_set and patch.parts != row.parts)
+    meta = edited_metadata(row.meta if patch.metadata is None else patch.metadata, patch,
+                           content_changes=patch.content not in (None, row.content),
+                           revised=text_changes or row.revision_count > 0)
+    check_sizes(settings, None, None, meta)
     if text_changes:
         repo.add_revision(MessageRevision(user_id=user_id, message_id=row.id,
                                           version=row.version, content=row.content,
@@ -183,11 +191,25 @@ async def edit(uow: UnitOfWork, settings: Settings, user_id: str, conversation_i
             row.parts = patch.parts
     if patch.status is not None:
         row.status = patch.status
-    if patch.metadata is not None:
-        row.meta = patch.metadata
+    if meta != row.meta:
+        row.meta = meta
     await changes.message_changed(uow, row, now)
     await uow.session.flush()
     return MessageOut.of(row)
+
+
+def edited_metadata(metadata: dict[str, Any], patch: MessagePatch, *, content_changes: bool,
+                    revised: bool) -> dict[str, Any]:
+    """The metadata after an edit (`metadata`: the stored one, or the patch's, which
+    replaces it). A stored display text goes with the text it described, or gives way to the
+    patch's; `is_edited: true` is kept only where no revision says it already."""
+    if patch.metadata is None and (content_changes or patch.display_content is not None):
+        metadata = {k: v for k, v in metadata.items() if k != DISPLAY_CONTENT}
+    try:
+        return with_app_metadata(metadata, patch.display_content,
+                                 patch.is_edited and not revised)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), {"field": "metadata"}) from exc
 
 
 async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, message_id: str,
