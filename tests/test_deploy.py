@@ -179,13 +179,23 @@ def test_the_runtime_image_is_non_root_with_a_healthcheck_and_no_build_tools() -
             assert "pip" not in rest, f"installs packages at runtime: {rest}"
 
 
+def uv_command() -> list[str]:
+    """uv from PATH, or the one `make uv` installs into the system Python (`python3 -m uv`)."""
+    if found := shutil.which("uv"):
+        return [found]
+    for python in filter(None, (shutil.which("python3"), shutil.which("python"))):
+        probe = subprocess.run([python, "-m", "uv", "--version"], capture_output=True,
+                               check=False)
+        if probe.returncode == 0:
+            return [python, "-m", "uv"]
+    pytest.skip("uv is neither on PATH nor importable by python3")
+
+
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_the_dockerfile_build_stage_installs_exactly_the_service_and_its_libraries(
         service: str, tmp_path: Path) -> None:
     """Replay the build stage's COPY and `uv sync` for one service, offline from uv's cache."""
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    if not Path(uv).exists() and not shutil.which("uv"):
-        pytest.skip("uv is not on PATH")
+    uv = uv_command()
     src, venv = tmp_path / "src", tmp_path / "venv"
     src.mkdir()
     for word, rest in dockerfile_stages()["build"]:
@@ -204,7 +214,7 @@ def test_the_dockerfile_build_stage_installs_exactly_the_service_and_its_librari
            "UV_PYTHON": sys.executable, "UV_NO_PROGRESS": "1"}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run(
-        [uv, "sync", "--frozen", "--no-dev", "--no-editable", "--package", service, "--offline"],
+        [*uv, "sync", "--frozen", "--no-dev", "--no-editable", "--package", service, "--offline"],
         cwd=src, env=env, capture_output=True, text=True, timeout=180, check=False)
     if result.returncode != 0 and "offline" in result.stderr.lower():
         pytest.skip(f"a wheel is missing from uv's cache: {result.stderr[-300:]}")
