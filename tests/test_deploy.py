@@ -507,6 +507,64 @@ def test_the_committed_kafka_topics_are_what_the_registry_generates() -> None:
         "`uv run python deploy/kafka/topics.py k8s > deploy/k8s/base/kafka/topics.yaml`")
 
 
+def test_kafka_asks_no_more_replicas_than_it_has_brokers(
+        rendered: list[dict[str, Any]]) -> None:
+    brokers = sum(pool["spec"]["replicas"] for pool in of_kind(rendered, "KafkaNodePool").values()
+                  if "broker" in pool["spec"]["roles"])
+    controllers = sum(pool["spec"]["replicas"]
+                      for pool in of_kind(rendered, "KafkaNodePool").values()
+                      if "controller" in pool["spec"]["roles"])
+    assert brokers >= 1
+    assert controllers % 2 == 1, "KRaft needs an odd controller quorum"
+    (kafka,) = of_kind(rendered, "Kafka").values()
+    config = kafka["spec"]["kafka"]["config"]
+    for key in ("default.replication.factor", "offsets.topic.replication.factor",
+                "transaction.state.log.replication.factor"):
+        assert int(config[key]) <= brokers, key
+    for topic in (d for d in rendered if d["kind"] == "KafkaTopic"):
+        replicas = topic["spec"]["replicas"]
+        isr = int(topic["spec"]["config"]["min.insync.replicas"])
+        assert replicas <= brokers, f"{topic['spec']['topicName']} can never be fully replicated"
+        assert isr < replicas or replicas == 1, "one broker down would stop every write"
+
+
+def referenced_secrets(docs: list[dict[str, Any]]) -> set[str]:
+    """Secrets the documents need (optional references left out)."""
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("secretKeyRef", "secretRef"):
+                ref = node.get(key)
+                if isinstance(ref, dict) and not ref.get("optional"):
+                    names.add(ref["name"])
+            for key in ("passwordSecret", "accessKeyId", "secretAccessKey"):
+                if isinstance(node.get(key), dict) and "name" in node[key]:
+                    names.add(node[key]["name"])
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(docs)
+    return names
+
+
+def test_every_secret_is_generated_in_dev_and_documented_for_prod(
+        rendered: list[dict[str, Any]]) -> None:
+    needed = referenced_secrets(rendered)
+    assert {"parley-internal", "parley-redis"} <= needed
+    (namespace,) = of_kind(rendered, "Namespace")
+    if namespace == "parley-dev":
+        missing = needed - set(of_kind(rendered, "Secret"))
+        assert not missing, f"dev references Secrets it does not generate: {missing}"
+    else:
+        documented = (ROOT / "docs" / "operations.md").read_text()
+        missing = {name for name in needed if f"`{name}`" not in documented}
+        assert not missing, f"docs/operations.md does not list the Secrets {missing}"
+
+
 def test_only_the_gateway_takes_outside_traffic_and_internal_stays_inside(
         rendered: list[dict[str, Any]]) -> None:
     policies = of_kind(rendered, "NetworkPolicy")
