@@ -428,6 +428,27 @@ def test_each_service_is_probed_limited_non_root_and_read_only(
         assert port["containerPort"] == spec["port"]
 
 
+def test_every_workload_of_ours_meets_the_restricted_pod_security_standard(
+        rendered: list[dict[str, Any]]) -> None:
+    """The namespaces enforce `restricted`: a pod that does not meet it is never created."""
+    workloads = [d for d in rendered if d["kind"] in {"Deployment", "StatefulSet", "Job"}]
+    assert workloads
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in pod["containers"] + pod.get("initContainers", []):
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["capabilities"]["drop"] == ["ALL"], where
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert "limits" in container["resources"], where
+    for namespace in of_kind(rendered, "Namespace").values():
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
+            "restricted"
+
+
 def test_probe_paths_exist_in_each_app() -> None:
     for name, spec in SERVICES.items():
         module, factory = spec["app"].split(":")
