@@ -160,6 +160,20 @@ def test_dockerfile_lists_every_workspace_member_and_builds_only_the_named_servi
             assert '--package "$SERVICE"' in rest
 
 
+def test_the_build_context_keeps_out_the_venv_and_data_but_not_what_the_build_copies() -> None:
+    import fnmatch
+
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert {".venv", ".parley", ".env", ".git"} <= set(patterns)
+    copied = [rest.split()[:-1] for stage in dockerfile_stages().values()
+              for word, rest in stage if word == "COPY" and "--from" not in rest]
+    for path in (p.replace("${SERVICE}", "chat") for paths in copied for p in paths):
+        for pattern in patterns:
+            assert not fnmatch.fnmatch(path, pattern.removeprefix("**/")), (path, pattern)
+            assert not path.startswith(pattern.rstrip("/") + "/"), (path, pattern)
+
+
 def test_the_runtime_image_is_non_root_with_a_healthcheck_and_no_build_tools() -> None:
     runtime = dockerfile_stages()["runtime"]
     words = [w for w, _ in runtime]
