@@ -315,6 +315,15 @@ def test_every_secret_compose_asks_for_is_in_the_env_example() -> None:
     assert used <= example, f"not in .env.example: {used - example}"
 
 
+def test_no_name_in_the_env_example_is_a_setting_a_service_reads() -> None:
+    """The services' settings read `.env` too: compose's .env must not change `make run`."""
+    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+               if "=" in line and not line.startswith("#")}
+    for name in SERVICES:
+        clash = example & setting_names(name)
+        assert not clash, f"{name} would read {clash} from a compose .env"
+
+
 def test_compose_topic_creation_covers_the_registry() -> None:
     sys.path.insert(0, str(ROOT / "deploy" / "kafka"))
     try:
