@@ -4,7 +4,7 @@ PYTHON ?= python3
 # uv from PATH, or the one `make uv` installs into this Python (run as `python3 -m uv`)
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
 
-.PHONY: run test lint typecheck imports contracts-check unit integration bench sync uv clean help
+.PHONY: run test lint typecheck imports contracts-check unit integration bench sync uv clean help k8s-topics
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ run: sync ## start PostgreSQL, Redis, the Kafka broker and every service (Ctrl-C
 	@$(UV) run --frozen parley dev
 
 lint: sync ## ruff
-	@$(UV) run --frozen ruff check $(wildcard libs services tests bench)
+	@$(UV) run --frozen ruff check $(wildcard libs services tests bench deploy)
 
 typecheck: sync ## mypy (strict for libs/)
 	@$(UV) run --frozen mypy libs/contracts/src libs/servicekit/src libs/parley/src $(wildcard services/*/src)
@@ -43,6 +43,9 @@ integration: sync ## only the tests over real PostgreSQL, Redis and Kafka
 
 bench: sync ## the event pipeline benchmark (prints figures; never fails on timings)
 	@$(UV) run --frozen python bench/event_pipeline.py
+
+k8s-topics: sync ## regenerate deploy/k8s/base/kafka/topics.yaml from the topic registry
+	@$(UV) run --frozen python deploy/kafka/topics.py k8s > deploy/k8s/base/kafka/topics.yaml
 
 clean: ## remove the embedded data (.parley/) and caches
 	rm -rf .parley .pytest_cache .mypy_cache .ruff_cache
