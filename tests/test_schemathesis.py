@@ -1,7 +1,8 @@
 """The public API fuzzed from its own description: schemathesis reads the gateway's merged
 OpenAPI document and sends generated requests (the schema's examples, the boundary and
-wrong-typed values of its coverage phase, then random ones, valid and invalid) with a
-signed-in user's token, through the gateway to the real auth, chat and export processes.
+wrong-typed values of its coverage phase, then random ones, valid and invalid, with NUL,
+non-ASCII text and integers past int64 mixed in) with a signed-in user's token, through the
+gateway to the real auth, chat and export processes.
 Whatever a client sends, no answer may be a 5xx (issue 11: "0 responses >= 500").
 
 Bounded to stay within a few minutes on two cores: a few examples per operation, a fixed seed
@@ -36,6 +37,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 EXAMPLES = int(os.environ.get("PARLEY_FUZZ_EXAMPLES", "50"))
+# NUL, non-ASCII text; integers just past int32 and int64 and far beyond. (Lone surrogates
+# cannot be given: schemathesis checks these values with a validator that needs UTF-8.)
+HOSTILE_STRINGS = ["\x00", "x\x00y", "é🙂", "\u202e", " "]
+HUGE_INTEGERS = [2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 10**30]
 # What would end the run's own session: the user must stay signed in for every request.
 SPARED = (("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/auth/me"))
 
@@ -94,7 +99,12 @@ def fuzz_config(gateway: str, token: str) -> schemathesis.Config:
         "request-timeout": 15,
         "continue-on-failure": True,
         "cache": {"enabled": False},  # what one run learned must not change the next
-        "generation": {"max-examples": EXAMPLES, "database": "none"},
+        # values that broke services before, mixed into what is generated
+        "dictionaries": {"hostile-strings": {"values": HOSTILE_STRINGS},
+                         "huge-integers": {"values": HUGE_INTEGERS}},
+        "generation": {"max-examples": EXAMPLES, "database": "none", "dictionaries": {
+            "string": {"dictionary": "hostile-strings", "probability": 0.1},
+            "integer": {"dictionary": "huge-integers", "probability": 0.1}}},
         "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
         "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
                    "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
