@@ -1,0 +1,98 @@
+"""The whole public stack for the cross-service tests: auth, chat, export and the gateway, each
+its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
+and chat), reached only through the gateway. `stack` is module-scoped: every module that asks
+for it gets fresh schemas, consumer groups and key prefixes, and its own service logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from parley.stack.embedded import InfraUrls
+from parley.stack.ports import free_port
+from parley.testing import create_schemas, drop_schemas, unique_name, uvicorn_process
+
+STACK_INTERNAL_TOKEN = "internal-test-credential"
+# A fuzzer or a replayed app sends hundreds of requests from one address in minutes: the
+# limits under test elsewhere must not turn these runs into a wall of 429s.
+GENEROUS = "1000000/1m"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Base URLs of the four services (clients use `gateway`), and where their logs are."""
+
+    gateway: str
+    auth: str
+    chat: str
+    export: str
+    log_dir: Path
+
+    def logs(self) -> dict[str, str]:
+        """Every service log's text, by file name: for a failure report."""
+        return {p.name: p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log"))}
+
+
+def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, str]:
+    env = {f"{prefix}DATABASE_URL": infra.database_as("postgres"),
+           f"{prefix}REDIS_URL": infra.redis, f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
+           f"{prefix}REDIS_KEY_PREFIX": unique_name(prefix.lower().rstrip("_")) + ":",
+           f"{prefix}CONSUMER_GROUP_PREFIX": unique_name(prefix.lower().rstrip("_")),
+           f"{prefix}INTERNAL_TOKEN": STACK_INTERNAL_TOKEN, f"{prefix}LOG_LEVEL": "WARNING"}
+    if schema is not None:
+        env[f"{prefix}DB_SCHEMA"] = schema
+    return env
+
+
+@contextmanager
+def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
+    """Auth, chat, export and the gateway started in that order (each once it answers
+    `/health/ready`), stopped in reverse; their schemas dropped afterwards."""
+    schemas = create_schemas(infra, "auth", "chat", "export")
+    try:
+        with ExitStack() as running:
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()).decode()
+            auth = running.enter_context(uvicorn_process("auth", "auth.main:create_app", {
+                **_infra_env("AUTH_", infra, schemas["auth"]),
+                "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
+                "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
+                "AUTH_MAIL_SINK": "none", "AUTH_TRUST_FORWARDED_FOR": "true",
+                "AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+                "AUTH_PASSWORD_RESET_MAX_PER_IP": "1000000"}, log_dir)).url
+            chat = running.enter_context(uvicorn_process("chat", "chat.main:create_app", {
+                **_infra_env("CHAT_", infra, schemas["chat"]), "CHAT_AUTH_URL": auth,
+                "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(), "CHAT_ECHO_PACE_MS": "5",
+                "CHAT_SEND_RATE_PER_MINUTE": "100000"}, log_dir)).url
+            export = running.enter_context(uvicorn_process("export", "export.main:create_app", {
+                **_infra_env("EXPORT_", infra, schemas["export"]), "EXPORT_AUTH_URL": auth,
+                "EXPORT_CHAT_URL": chat, "EXPORT_BLOB_URL": (log_dir / "export-blobs").as_uri(),
+                "EXPORT_MAX_CONCURRENT_JOBS": "1000"}, log_dir)).url
+            gateway = running.enter_context(uvicorn_process("gateway", "gateway.main:create_app", {
+                "GATEWAY_AUTH_URL": auth, "GATEWAY_CHAT_URL": chat, "GATEWAY_EXPORT_URL": export,
+                "GATEWAY_SYNC_URL": f"http://127.0.0.1:{free_port()}",  # not built: 503
+                "GATEWAY_REDIS_URL": infra.redis,
+                "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
+                "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_INTERNAL_TOKEN": STACK_INTERNAL_TOKEN,
+                "GATEWAY_RATE_LIMIT_PER_IP": GENEROUS, "GATEWAY_RATE_LIMIT_PER_USER": GENEROUS,
+                "GATEWAY_RATE_LIMIT_SIGN_IN": GENEROUS,
+                "GATEWAY_CONNECT_TIMEOUT_SECONDS": "2", "GATEWAY_TIMEOUT_SECONDS": "20"},
+                log_dir)).url
+            yield Stack(gateway=gateway, auth=auth, chat=chat, export=export, log_dir=log_dir)
+    finally:
+        drop_schemas(infra, schemas.values())
+
+
+@pytest.fixture(scope="module")
+def stack(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The four services of the public API as real processes, for the module's tests."""
+    with running_stack(infra, tmp_path_factory.mktemp("stack-logs")) as running:
+        yield running
