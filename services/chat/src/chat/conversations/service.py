@@ -14,6 +14,7 @@ from chat.conversations.schemas import (
     ChatOut,
     ChatPatch,
 )
+from chat.folders import service as folders
 from chat.folders.repository import FolderRepository
 from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
@@ -72,6 +73,7 @@ async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCr
     await changes.conversation_changed(uow, row, now, first=True)
     repo.add(row)
     await uow.session.flush()
+    await folders.place_new_chat(uow, row, now)
     first: MessageOut | None = None
     if body.initial_message is not None:
         stored = await messages.store(uow, settings, user_id, conversation_id,
@@ -113,6 +115,9 @@ async def update(uow: UnitOfWork, settings: Settings, user_id: str, conversation
     accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
                                               stamp or domain.server_clock(now))
     changed = False
+    if "folder_id" in accepted and accepted["folder_id"] != row.folder_id:
+        await folders.move_chat(uow, row, accepted["folder_id"], now)  # in that folder only
+        changed = True
     for name, value in accepted.items():
         attribute = "meta" if name == "metadata" else name
         if getattr(row, attribute) != value:
