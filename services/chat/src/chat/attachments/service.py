@@ -6,17 +6,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from chat.attachments import domain
 from chat.attachments.repository import AttachmentRepository
-from chat.attachments.schemas import AttachmentList, AttachmentOut
+from chat.attachments.schemas import AttachmentDetails, AttachmentList, AttachmentOut
+from chat.domain import json_size
 from chat.messages.service import live_conversation
 from chat.models import Attachment
 from chat.pagination import Pagination, pagination
+from chat.settings import Settings
 from servicekit.blobs import BlobInfo, BlobNotFound, BlobStore
-from servicekit.errors import NotFound, UnsupportedMediaType
+from servicekit.errors import (
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -75,15 +83,48 @@ async def store_file(blobs: BlobStore, user_id: str, attachment_id: str, upload:
     return StoredFile(domain.safe_filename(upload.filename), media_type, info)
 
 
+def clean_details(settings: Settings, details: AttachmentDetails) -> dict[str, Any]:
+    """The ChatBot fields present in `details`, checked (ValidationFailed, PayloadTooLarge)."""
+    fields = details.model_dump(exclude_unset=True)
+    try:
+        if "file_type" in fields:
+            fields["file_type"] = domain.clean_file_type(fields["file_type"])
+        if "analysis_result" in fields:
+            fields["analysis_result"] = domain.check_analysis_result(fields["analysis_result"])
+    except domain.FieldRefused as exc:
+        raise ValidationFailed(str(exc), {"field": exc.field}) from None
+    if json_size(fields.get("analysis_result")) > settings.content_max_bytes:
+        raise PayloadTooLarge(f"analysis_result is over {settings.content_max_bytes} bytes",
+                              {"field": "analysis_result",
+                               "max_bytes": settings.content_max_bytes})
+    return fields
+
+
 async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment_id: str,
-                 stored: StoredFile, now: datetime) -> AttachmentOut:
-    """The row of stored bytes; NotFound if the chat was deleted while they arrived."""
+                 stored: StoredFile, now: datetime, fields: dict[str, Any] | None = None
+                 ) -> AttachmentOut:
+    """The row of stored bytes, with the ChatBot fields `clean_details` gave; NotFound if
+    the chat was deleted while they arrived."""
+    fields = fields or {}
     await live_conversation(uow, user_id, conversation_id)
     row = Attachment(user_id=user_id, id=attachment_id, conversation_id=conversation_id,
                      filename=stored.filename, content_type=stored.content_type,
                      size_bytes=stored.blob.size, sha256=stored.blob.sha256,
-                     blob_key=stored.blob.key, created_at=now)
+                     blob_key=stored.blob.key, created_at=now, **fields)
     AttachmentRepository(uow.session).add(row)
+    await uow.session.flush()
+    return AttachmentOut.of(row)
+
+
+async def update(uow: UnitOfWork, settings: Settings, user_id: str, attachment_id: str,
+                 details: AttachmentDetails) -> AttachmentOut:
+    """Set the ChatBot fields present in `details`."""
+    fields = clean_details(settings, details)
+    row = await AttachmentRepository(uow.session).get(user_id, attachment_id, for_update=True)
+    if row is None:
+        raise attachment_not_found(attachment_id)
+    for name, value in fields.items():
+        setattr(row, name, value)
     await uow.session.flush()
     return AttachmentOut.of(row)
 
