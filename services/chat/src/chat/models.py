@@ -212,3 +212,5 @@ class Attachment(Base):
     # own name for the kind of file ("image", "document", ...)
     analysis_result: Mapped[Any | None] = mapped_column(JSONB(none_as_null=True))
     file_type: Mapped[str | None] = mapped_column(String(100))
+    # when the sweep made sure a deleted row's bytes are gone (NULL: not yet, or live)
+    blob_deleted_at: Mapped[datetime | None] = mapped_column(TS)

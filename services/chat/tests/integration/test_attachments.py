@@ -26,7 +26,7 @@ from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
 from parley.testing import serving, unique_name
 
-from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error
+from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
@@ -538,3 +538,33 @@ async def test_bad_chatbot_fields_are_refused_and_change_nothing(
     assert error(response)[:2] == (400, "VALIDATION_ERROR")
     assert await rows_of(app, alice.id) == 1
     assert files_under(blob_root) == before
+
+
+async def test_a_deleted_chats_attachments_are_gone_with_it(
+        alice: User, app: FastAPI, blob_root: Path, client: httpx.AsyncClient) -> None:
+    doomed = await alice.new_chat(title="Doomed")
+    kept_chat = await alice.new_chat(title="Kept")
+    first = data(await upload(alice, doomed["id"], png(300)), 201)["attachment"]
+    second = data(await upload(alice, doomed["id"], b"notes", "notes.txt", "text/plain"),
+                  201)["attachment"]
+    kept = data(await upload(alice, kept_chat["id"], png(300)), 201)["attachment"]
+
+    response = await alice.client.request("DELETE", f"/api/v1/chats/{doomed['id']}",
+                                          headers=alice.headers)
+    assert response.status_code == 200, response.text
+    for gone in (first, second):
+        assert error(await alice.get(gone["url"]))[:2] == (404, "NOT_FOUND")
+        assert error(await alice.get(f"{gone['url']}/meta"))[:2] == (404, "NOT_FOUND")
+        internal = await client.get(f"/internal/users/{alice.id}/attachments/{gone['id']}",
+                                    headers={"X-Internal-Token": INTERNAL_TOKEN})
+        assert internal.status_code == 404
+    assert await rows_of(app, alice.id) == 3  # tombstones, as for any deleted row
+    assert await rows_of(app, alice.id, live=True) == 1
+
+    async def bytes_gone() -> bool:
+        return not (await blob_exists(app, alice.id, first["id"])
+                    or await blob_exists(app, alice.id, second["id"]))
+
+    await wait_for(bytes_gone, what="the sweep to delete the chat's files", timeout=30)
+    assert [p.name for p in files_under(blob_root)] == [kept["id"]]
+    assert (await alice.get(kept["url"])).status_code == 200

@@ -57,3 +57,26 @@ async def test_0003_makes_each_chats_folder_its_first_membership(infra: InfraUrl
         assert await conn.fetchval("SELECT count(*) FROM folder_memberships") == 0
     finally:
         await conn.close()
+
+
+async def test_0004_deletes_the_attachments_of_chats_deleted_before_it(infra: InfraUrls,
+                                                                      schema: str) -> None:
+    url = infra.database_as("postgres")
+    await asyncio.to_thread(upgrade, MIGRATIONS, url, schema, "0003")
+    conn = await asyncpg.connect(infra.database, server_settings={"search_path": schema})
+    try:
+        await conn.execute("""
+            INSERT INTO conversations (user_id, id, seq, created_at, updated_at, deleted_at)
+            VALUES ('u1', 'gone', 1, now(), now(), '2025-01-01T00:00:00Z'),
+                   ('u1', 'here', 2, now(), now(), NULL)""")
+        await conn.execute("""
+            INSERT INTO attachments (user_id, id, conversation_id, filename, content_type,
+                                     size_bytes, sha256, blob_key, created_at)
+            VALUES ('u1', 'a1', 'gone', 'a.png', 'image/png', 1, 'x', 'u1/a1', now()),
+                   ('u1', 'a2', 'here', 'b.png', 'image/png', 1, 'x', 'u1/a2', now())""")
+        await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
+        rows = await conn.fetch("SELECT id, deleted_at IS NOT NULL, file_type, analysis_result "
+                                "FROM attachments ORDER BY id")
+        assert [tuple(r) for r in rows] == [("a1", True, None, None), ("a2", False, None, None)]
+    finally:
+        await conn.close()

@@ -1,9 +1,11 @@
 """Attachment use cases: check an upload's content and stream it to the blob store, record
-it, read, list, delete, and forget a purged user's files. The entrypoint commits."""
+it, read, list, delete, sweep the bytes of deleted ones (a deleted chat's among them), and
+forget a purged user's files. The entrypoint commits."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,3 +200,41 @@ async def forget_user_files(uow: UnitOfWork, blobs: BlobStore, user_id: str) -> 
     for key in keys:
         await blobs.delete(key)
     return len(keys)
+
+
+SWEEP_BATCH = 100
+SWEEP_INTERVAL_SECONDS = 2.0
+
+
+async def sweep_deleted_files(uows: Callable[[], UnitOfWork], blobs: BlobStore,
+                              now: Callable[[], datetime]) -> int:
+    """Remove the bytes of up to SWEEP_BATCH deleted attachments (a deleted chat's, or
+    those a failed delete left behind) and mark them swept; how many were. A blob that
+    cannot be deleted now stays for the next round (a batch with one ends this round)."""
+    async with uows() as uow:
+        rows = await AttachmentRepository(uow.session).unswept(SWEEP_BATCH)
+        swept = 0
+        for row in rows:
+            try:
+                await blobs.delete(row.blob_key)
+            except Exception as exc:
+                log.warning("attachment bytes not deleted", blob_key=row.blob_key,
+                            error=repr(exc))
+                continue
+            row.blob_deleted_at = now()
+            swept += 1
+        await uow.commit()
+    return swept
+
+
+async def run_file_sweeps(uows: Callable[[], UnitOfWork], blobs: BlobStore,
+                          now: Callable[[], datetime],
+                          interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    """Sweep deleted attachments' bytes until cancelled."""
+    while True:
+        try:
+            while await sweep_deleted_files(uows, blobs, now) == SWEEP_BATCH:
+                pass
+        except Exception:
+            log.exception("attachment sweep failed")
+        await asyncio.sleep(interval)

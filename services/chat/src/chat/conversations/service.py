@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chat import changes, domain
+from chat.attachments.repository import AttachmentRepository
 from chat.conversations.repository import ConversationRepository, ListFilter
 from chat.conversations.schemas import (
     ChatCreate,
@@ -137,5 +138,7 @@ async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, now: datet
     row = await messages.live_conversation(uow, user_id, conversation_id, for_update=True)
     row.deleted_at = now
     await ConversationRepository(uow.session).delete_messages(user_id, conversation_id, now)
+    # its files go too: no download from now on, the attachment sweep removes the bytes
+    await AttachmentRepository(uow.session).delete_of_chat(user_id, conversation_id, now)
     await changes.conversation_changed(uow, row, now)
     await uow.session.flush()
