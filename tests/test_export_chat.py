@@ -74,6 +74,11 @@ async def test_a_json_export_of_real_chat_data_is_exactly_chats_archive(
                 {"id": "a1", "role": "assistant", "content": "Grüße 🙂"}]})
             await chat.post("/api/v1/memories", headers=headers,
                             json={"id": "m1", "question": "Name?", "answer": "Ada"})
+            for folder_id in ("f1", "f2"):  # c1 sits in both: the export keeps both
+                await chat.post("/api/v1/folders", headers=headers,
+                                json={"id": folder_id, "title": folder_id})
+                assert (await chat.post(f"/api/v1/folders/{folder_id}/chats", headers=headers,
+                                        json={"chat_id": "c1"})).status_code == 200
 
             refused = await export.post("/api/v1/export", headers=headers, json={
                 "export_type": "chats", "filters": {"chat_ids": ["c1", "nope"]}})
@@ -104,6 +109,9 @@ async def test_a_json_export_of_real_chat_data_is_exactly_chats_archive(
             assert exported[1:] == expected[1:]
             assert exported[0].counts == expected[0].counts  # type: ignore[union-attr]
             assert [r.type for r in exported].count("message") == 2
+            conversation = next(r for r in exported if r.type == "conversation")
+            assert (conversation.folder_id, conversation.folder_ids) == (  # type: ignore[union-attr]
+                "f1", ["f1", "f2"])
             assert json.loads(body)["format"] == "parley-export"
 
 
@@ -179,3 +187,77 @@ async def test_a_zip_export_holds_the_attachments_chat_stores(
     assert kept["sha256"] == hashlib.sha256(content).hexdigest()
     assert manifest["skipped"] == [{"name": f"attachments/c1/q1/{gone['id']}",
                                     "reason": "the attachment was deleted"}]
+
+
+async def test_an_export_of_chosen_chats_over_real_chat_as_the_app_asks_for_it(
+        infra: InfraUrls, schemas: tuple[str, str], tmp_path: Path) -> None:
+    """SpeechBot's export: one chat, as Markdown, a date-only range; the file is fetched
+    by its link alone. Exports naming chats used to answer 503 (the dry run that checks
+    them was read as a whole archive)."""
+    minter = TokenMinter()
+    common: dict[str, Any] = {"database_url": infra.database_as("postgres"),
+                              "redis_url": infra.redis, "kafka_bootstrap_servers": infra.kafka,
+                              "log_json": False, "log_level": "WARNING",
+                              "internal_token": TOKEN}
+    chat_app = create_chat(ChatSettings(db_schema=schemas[0],
+                                        redis_key_prefix=unique_name("chat") + ":", **common))
+    async with serving(chat_app, base_url="http://chat", keys=minter) as chat:
+        export_app = create_export(ExportSettings(
+            db_schema=schemas[1], consumer_group_prefix=unique_name("export"),
+            blob_url=f"file://{tmp_path}/blobs", **common),
+            source=ChatArchiveSource("http://chat", TOKEN, chat))
+        async with serving(export_app, keys=minter) as export:
+            user = unique_name("user")
+            headers = minter.headers(user)
+            for chat_id in ("c1", "c2"):
+                assert (await chat.post("/api/v1/chats", headers=headers, json={
+                    "id": chat_id, "title": f"Chat {chat_id}"})).status_code == 201
+            assert (await chat.post("/api/v1/chats/c1/messages", headers=headers, json={
+                "messages": [
+                    {"id": "q1", "role": "user", "content": "on the first of March",
+                     "created_at": "2024-03-01T23:59:59Z"},
+                    {"id": "q2", "role": "user", "content": "on the second of March",
+                     "created_at": "2024-03-02T00:00:00Z"}]})).status_code == 201
+            await chat.post("/api/v1/chats/c2/messages", headers=headers, json={
+                "id": "x1", "role": "user", "content": "another chat",
+                "created_at": "2024-03-01T12:00:00Z"})
+
+            def raw(body: bytes) -> dict[str, Any]:
+                return {"content": body,
+                        "headers": {**headers, "Content-Type": "application/json"}}
+
+            response = await export.post("/api/v1/export", **raw(
+                b'{"export_type": "chats", "format": "markdown", "filters": {"chat_ids": '
+                b'["c1"], "date_range": {"start": "2024-03-01", "end": "2024-03-01"}}, '
+                b'"options": {"include_timestamps": true, "include_metadata": false}}'))
+            assert response.status_code == 202, response.text
+            finished = await finished_job(export, headers, response.json()["data"]["id"])
+            assert finished["status"] == "completed", finished
+            alone = await export.get(finished["download_url"])  # no Authorization header
+            assert alone.status_code == 200, alone.text
+            text = alone.content.decode()
+            assert "on the first of March" in text
+            assert "on the second of March" not in text  # past the end of that day
+            assert "Chat c1" in text
+            assert "another chat" not in text
+
+            # Dart's toIso8601String() of a local time: read as UTC
+            response = await export.post("/api/v1/export", **raw(
+                b'{"export_type": "chats", "format": "json", "filters": {"chat_ids": ["c1", '
+                b'"c2"], "date_range": {"start": "2024-03-02T00:00:00.000", '
+                b'"end": "2024-03-02T12:00:00.000"}}}'))
+            assert response.status_code == 202, response.text
+            finished = await finished_job(export, headers, response.json()["data"]["id"])
+            assert finished["status"] == "completed", finished
+            records = list(read_records(
+                (await export.get(finished["download_url"], headers=headers)).content))
+            assert [(r.type, r.id) for r in records if r.type in ("conversation", "message")
+                    ] == [("conversation", "c1"), ("message", "q2")]  # type: ignore[union-attr]
+
+            for body in [b'{"export_type": "chats", "filters": {"chat_ids": ["not a chat"]}}',
+                         b'{"export_type": "chats", "filters": {"chat_ids": ["c1", ""]}}']:
+                refused = await export.post("/api/v1/export", **raw(body))
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["error"] == "VALIDATION_ERROR"
+            listed = (await export.get("/api/v1/export", headers=headers)).json()["data"]
+            assert listed["total"] == 2  # nothing refused was queued

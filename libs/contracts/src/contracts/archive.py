@@ -75,7 +75,11 @@ class ConversationRecord(ArchiveRecord):
     title: str | None = None
     model: str | None = None
     system_prompt: str | None = None
-    folder_id: str | None = None
+    folder_id: str | None = Field(default=None, description="the first of folder_ids")
+    folder_ids: list[str] | None = Field(
+        default=None, description="every folder the chat is in, first added first; absent "
+                                  "from archives written before chats had several folders "
+                                  "(read folder_id alone then)")
     tags: list[str] = Field(default_factory=list)
     is_favorite: bool = False
     is_archived: bool = False

@@ -50,6 +50,7 @@ def conversation_event(row: Conversation) -> ConversationChanged | ConversationD
                                    deleted_at=row.deleted_at)
     return ConversationChanged(
         conversation_id=row.id, version=row.version, title=row.title, folder_id=row.folder_id,
+        folder_ids=list(row.folder_ids),
         tags=list(row.tags), is_favorite=row.is_favorite, is_archived=row.is_archived,
         updated_at=row.updated_at, model=row.model, system_prompt=row.system_prompt,
         archived_at=row.archived_at, message_count=row.message_count,

@@ -17,6 +17,7 @@ from chat.archive import endpoints as archive_endpoints
 from chat.assistant.choice import providers_from_settings
 from chat.assistant.service import Replies
 from chat.attachments import endpoints as attachments_endpoints
+from chat.attachments import service as attachments
 from chat.cache import ChatCache
 from chat.conversations import endpoints as conversations_endpoints
 from chat.folders import endpoints as folders_endpoints
@@ -106,6 +107,9 @@ async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
                                        fuzzy_titles=fuzzy, blobs=blob_store(settings),
                                        hub=hub, replies=replies)
     chat.background.append(asyncio.create_task(replies.run_sweeps(), name="chat-reply-sweep"))
+    chat.background.append(asyncio.create_task(
+        attachments.run_file_sweeps(runtime.uow, chat.blobs, utc_now),
+        name="chat-attachment-sweep"))
 
 
 async def stop_components(app: FastAPI) -> None:

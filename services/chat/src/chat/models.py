@@ -11,11 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, MetaData, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    event,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 ID = String(64)
 TS = DateTime(timezone=True)
@@ -57,6 +69,45 @@ class Conversation(Owned, Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     # per-field last-writer-wins clocks: {"title": "<hlc>", ...}
     field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+
+    if TYPE_CHECKING:
+        # every folder the chat is in, first = folder_id: read from folder_memberships
+        # (mapped below), kept up to date in memory by the folders service
+        folder_ids: list[str]
+
+
+class FolderMembership(Base):
+    """A chat in a folder: a chat may sit in several (big-AGI's folders list chat ids).
+    The conversation's `folder_id` is its first folder, for clients that know one; a change
+    of membership is a change of the conversation (its version, seq and event)."""
+
+    __tablename__ = "folder_memberships"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    folder_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(TS)
+
+
+Conversation.__mapper__.add_property("folder_ids", column_property(
+    select(func.coalesce(
+        func.array_agg(aggregate_order_by(FolderMembership.folder_id,
+                                          FolderMembership.added_at, FolderMembership.folder_id)),
+        literal([], ARRAY(String))))
+    .where(FolderMembership.user_id == Conversation.user_id,
+           FolderMembership.conversation_id == Conversation.id)
+    .correlate_except(FolderMembership).scalar_subquery(),
+    # set by the folders service as it changes memberships: a flush must not forget it
+    expire_on_flush=False))
+
+
+@event.listens_for(Conversation, "init")
+def _new_conversation_folders(target: Conversation, args: Any, kwargs: dict[str, Any]) -> None:
+    """A new conversation's folder list starts as its folder_id (or none), never unloaded:
+    reading an unloaded column would be I/O outside the event loop."""
+    if "folder_ids" not in kwargs:
+        folder_id = kwargs.get("folder_id")
+        kwargs["folder_ids"] = [folder_id] if folder_id else []
 
 
 class Message(Owned, Base):
@@ -157,3 +208,9 @@ class Attachment(Base):
     blob_key: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TS)
     deleted_at: Mapped[datetime | None] = mapped_column(TS)
+    # ChatBot's fields: what the app's analysis of the file said (text or JSON), and its
+    # own name for the kind of file ("image", "document", ...)
+    analysis_result: Mapped[Any | None] = mapped_column(JSONB(none_as_null=True))
+    file_type: Mapped[str | None] = mapped_column(String(100))
+    # when the sweep made sure a deleted row's bytes are gone (NULL: not yet, or live)
+    blob_deleted_at: Mapped[datetime | None] = mapped_column(TS)

@@ -26,7 +26,7 @@ from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
 from parley.testing import serving, unique_name
 
-from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error
+from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error, wait_for
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
@@ -106,7 +106,8 @@ async def test_upload_then_download_gives_back_the_same_bytes(alice: User, app: 
     attachment = data(await upload(alice, chat["id"], content), 201)["attachment"]
 
     assert set(attachment) == {"id", "conversation_id", "filename", "content_type",
-                               "size_bytes", "sha256", "created_at", "url"}
+                               "size_bytes", "sha256", "created_at", "url",
+                               "analysis_result", "file_type"}
     assert attachment["conversation_id"] == chat["id"]
     assert attachment["filename"] == "picture.png"
     assert attachment["content_type"] == "image/png"
@@ -444,3 +445,126 @@ async def test_attachments_in_an_s3_compatible_store(stack: Stack, s3_endpoint: 
 
         data(await alice.delete(attachment["url"]))
         assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+async def send_raw(user: User, method: str, url: str, body: bytes, content_type: str
+                   ) -> httpx.Response:
+    """Exactly these bytes, as a client sends them."""
+    return await user.client.request(method, url, content=body,
+                                     headers={**user.headers, "Content-Type": content_type})
+
+
+FORM = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+async def test_chatbots_analysis_result_and_file_type_on_upload_and_later(
+        alice: User, app: FastAPI) -> None:
+    chat = await alice.new_chat()
+    url = f"/api/v1/chats/{chat['id']}/attachments"
+    # ChatBot's form: file_type before the file, the analysis after it
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file_type\"\r\n\r\n"
+            f"image\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n").encode() \
+        + PNG_HEAD + b"\x00" * 100 \
+        + (f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; "
+           f"name=\"analysis_result\"\r\n\r\nA cat on a mat. Gr\u00fc\u00dfe\r\n"
+           f"--{BOUNDARY}--\r\n").encode()
+    made = data(await send_raw(alice, "POST", url, body, FORM), 201)["attachment"]
+    assert (made["file_type"], made["analysis_result"]) == ("image", "A cat on a mat. Grüße")
+    assert data(await alice.get(f"{made['url']}/meta"))["attachment"] == made
+
+    # a part sent as JSON is kept as JSON; nothing sent is null
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"analysis_result\"\r\n"
+            f"Content-Type: application/json\r\n\r\n{{\"summary\": \"hi\", \"words\": 1}}\r\n"
+            f"--{BOUNDARY}--\r\n").encode()
+    notes = data(await send_raw(alice, "POST", url, body, FORM), 201)["attachment"]
+    assert (notes["file_type"], notes["analysis_result"]) == (
+        None, {"summary": "hi", "words": 1})
+    plain = data(await upload(alice, chat["id"], png(100)), 201)["attachment"]
+    assert (plain["file_type"], plain["analysis_result"]) == (None, None)
+
+    # set later: only the fields present change, null clears
+    patched = data(await send_raw(alice, "PATCH", plain["url"],
+                                  b'{"analysis_result": {"labels": ["cat"], "score": 0.9}}',
+                                  "application/json"))["attachment"]
+    assert (patched["file_type"], patched["analysis_result"]) == (
+        None, {"labels": ["cat"], "score": 0.9})
+    patched = data(await send_raw(alice, "PATCH", plain["url"], b'{"file_type": "photo"}',
+                                  "application/json"))["attachment"]
+    assert (patched["file_type"], patched["analysis_result"]) == (
+        "photo", {"labels": ["cat"], "score": 0.9})
+    patched = data(await send_raw(alice, "PATCH", plain["url"],
+                                  b'{"analysis_result": "just text", "file_type": null}',
+                                  "application/json"))["attachment"]
+    assert (patched["file_type"], patched["analysis_result"]) == (None, "just text")
+    listed = data(await alice.get(f"/api/v1/chats/{chat['id']}/attachments"))["attachments"]
+    assert listed[0] == patched
+    assert (patched["id"], patched["sha256"], patched["size_bytes"]) == (
+        plain["id"], plain["sha256"], plain["size_bytes"])
+
+
+async def test_bad_chatbot_fields_are_refused_and_change_nothing(
+        alice: User, bob: User, app: FastAPI, blob_root: Path) -> None:
+    chat = await alice.new_chat()
+    made = data(await upload(alice, chat["id"], png(100)), 201)["attachment"]
+    for body, status in [
+        (b'{"file_type": "x", "colour": "red"}', 400),
+        (b'{"file_type": 5}', 400),
+        (b'{"file_type": "' + b"t" * 101 + b'"}', 400),
+        (b'{"file_type": "a\\u0000b"}', 400),
+        (b'{"analysis_result": {"k": "nul \\u0000"}}', 400),
+        (b'{"analysis_result": "lone \\ud800"}', 400),
+        (b'{"analysis_result": "' + b"x" * 100_001 + b'"}', 413),
+        (b'{"analysis_result": ', 400),
+    ]:
+        response = await send_raw(alice, "PATCH", made["url"], body, "application/json")
+        assert error(response)[0] == status, body[:60]
+    assert data(await alice.get(f"{made['url']}/meta"))["attachment"] == made
+    stranger = await send_raw(bob, "PATCH", made["url"], b'{"file_type": "mine"}',
+                              "application/json")
+    assert error(stranger)[:2] == (404, "NOT_FOUND")
+
+    # on upload: a bad field leaves no row and no bytes behind
+    before = files_under(blob_root)
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + png(100) \
+        + (f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"analysis_result\"\r\n"
+           f"Content-Type: application/json\r\n\r\n{{not json\r\n--{BOUNDARY}--\r\n").encode()
+    response = await send_raw(alice, "POST", f"/api/v1/chats/{chat['id']}/attachments", body,
+                              FORM)
+    assert error(response)[:2] == (400, "VALIDATION_ERROR")
+    assert await rows_of(app, alice.id) == 1
+    assert files_under(blob_root) == before
+
+
+async def test_a_deleted_chats_attachments_are_gone_with_it(
+        alice: User, app: FastAPI, blob_root: Path, client: httpx.AsyncClient) -> None:
+    doomed = await alice.new_chat(title="Doomed")
+    kept_chat = await alice.new_chat(title="Kept")
+    first = data(await upload(alice, doomed["id"], png(300)), 201)["attachment"]
+    second = data(await upload(alice, doomed["id"], b"notes", "notes.txt", "text/plain"),
+                  201)["attachment"]
+    kept = data(await upload(alice, kept_chat["id"], png(300)), 201)["attachment"]
+
+    response = await alice.client.request("DELETE", f"/api/v1/chats/{doomed['id']}",
+                                          headers=alice.headers)
+    assert response.status_code == 200, response.text
+    for gone in (first, second):
+        assert error(await alice.get(gone["url"]))[:2] == (404, "NOT_FOUND")
+        assert error(await alice.get(f"{gone['url']}/meta"))[:2] == (404, "NOT_FOUND")
+        internal = await client.get(f"/internal/users/{alice.id}/attachments/{gone['id']}",
+                                    headers={"X-Internal-Token": INTERNAL_TOKEN})
+        assert internal.status_code == 404
+    assert await rows_of(app, alice.id) == 3  # tombstones, as for any deleted row
+    assert await rows_of(app, alice.id, live=True) == 1
+
+    async def bytes_gone() -> bool:
+        return not (await blob_exists(app, alice.id, first["id"])
+                    or await blob_exists(app, alice.id, second["id"]))
+
+    await wait_for(bytes_gone, what="the sweep to delete the chat's files", timeout=30)
+    assert [p.name for p in files_under(blob_root)] == [kept["id"]]
+    assert (await alice.get(kept["url"])).status_code == 200

@@ -167,3 +167,17 @@ async def test_every_write_reaches_the_broker_with_increasing_seq(
         await consumer.stop()
     # fill() makes 10 changes: folder, 2 chats (+2 leaf moves), 3 messages, an edit, a memory
     assert sorted(seqs) == list(range(1, 11))
+
+
+async def test_a_chat_in_several_folders_keeps_every_membership(client: httpx.AsyncClient,
+                                                                alice: User) -> None:
+    for folder_id in ("f1", "f2"):
+        data(await alice.post("/api/v1/folders", json={"id": folder_id, "title": folder_id}),
+             201)
+    await alice.new_chat(id="c1", title="Both", folder_id="f1")
+    data(await alice.post("/api/v1/folders/f2/chats", json={"chat_id": "c1"}))
+    await alice.new_chat(id="c2", title="None")
+    conversations = [r for r in await archive(client, alice.id)
+                     if isinstance(r, ConversationRecord)]
+    assert [(c.id, c.folder_id, c.folder_ids) for c in conversations] == [
+        ("c1", "f1", ["f1", "f2"]), ("c2", None, [])]

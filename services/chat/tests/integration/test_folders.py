@@ -1,11 +1,12 @@
 """Folders: create (client or server ids), nest, rename, reorder, put chats in and out (a chat
-is in at most one folder), delete (chats leave, subfolders move up); every change is a
-`folder.changed` event; another user's folder is always 404."""
+may sit in several folders; its folder_id is the first), delete (chats leave, subfolders move
+up); every change is a `folder.changed` event; another user's folder is always 404."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from .conftest import User, data, error, outbox
@@ -67,37 +68,86 @@ async def test_a_folder_cannot_end_up_inside_itself(alice: User) -> None:
         None, a["id"], b["id"]]
 
 
-async def test_a_chat_is_in_at_most_one_folder(alice: User) -> None:
-    a = await new_folder(alice, title="A")
-    b = await new_folder(alice, title="B")
-    chat = await alice.new_chat(title="Budget")
+async def send(user: User, method: str, url: str, body: bytes) -> httpx.Response:
+    """A request with exactly these JSON bytes, as a client sends them."""
+    return await user.client.request(method, url, content=body, headers={
+        **user.headers, "Content-Type": "application/json"})
+
+
+async def test_a_chat_may_sit_in_several_folders(alice: User, app: FastAPI) -> None:
+    a = await new_folder(alice, id="fa", title="A")
+    b = await new_folder(alice, id="fb", title="B")
+    chat = await alice.new_chat(id="c1", title="Budget")
     other = await alice.new_chat(title="Elsewhere")
     assert await chats_in(alice, a["id"]) == []  # read (and cached) before the change
+    assert (chat["folder_id"], chat["folder_ids"]) == (None, [])
 
-    added = data(await alice.post(f"/api/v1/folders/{a['id']}/chats",
-                                  json={"chat_id": chat["id"]}))
-    assert added["folder_id"] == a["id"]
+    added = data(await send(alice, "POST", "/api/v1/folders/fa/chats", b'{"chat_id": "c1"}'))
+    assert (added["folder_id"], added["folder_ids"]) == ("fa", ["fa"])
     assert await chats_in(alice, a["id"]) == [chat["id"]]
-    assert data(await alice.get(f"/api/v1/chats/{chat['id']}"))["folder_id"] == a["id"]
 
-    data(await alice.post(f"/api/v1/folders/{b['id']}/chats", json={"chat_id": chat["id"]}))
+    # big-AGI's folders list chat ids: adding to a second folder keeps the first
+    both = data(await send(alice, "POST", "/api/v1/folders/fb/chats", b'{"chat_id": "c1"}'))
+    assert (both["folder_id"], both["folder_ids"]) == ("fa", ["fa", "fb"])
+    assert await chats_in(alice, a["id"]) == [chat["id"]]
+    assert await chats_in(alice, b["id"]) == [chat["id"]]
+    read = data(await alice.get("/api/v1/chats/c1"))
+    assert (read["folder_id"], read["folder_ids"]) == ("fa", ["fa", "fb"])
+    hits = data(await alice.get("/api/v1/search", params={"q": "budget", "folder_id": "fb"}))
+    assert [h["conversation_id"] for h in hits["results"]] == ["c1"]
+    again = data(await send(alice, "POST", "/api/v1/folders/fb/chats", b'{"chat_id": "c1"}'))
+    assert (again["folder_ids"], again["version"]) == (["fa", "fb"], both["version"])
+
+    # out of the first: the next one becomes folder_id
+    out = data(await send(alice, "DELETE", "/api/v1/folders/fa/chats/c1", b""))
+    assert (out["folder_id"], out["folder_ids"]) == ("fb", ["fb"])
     assert await chats_in(alice, a["id"]) == []
     assert await chats_in(alice, b["id"]) == [chat["id"]]
-
-    not_there = await alice.delete(f"/api/v1/folders/{a['id']}/chats/{chat['id']}")
+    not_there = await alice.delete("/api/v1/folders/fa/chats/c1")
     assert error(not_there)[:2] == (404, "NOT_FOUND")
-    removed = data(await alice.delete(f"/api/v1/folders/{b['id']}/chats/{chat['id']}"))
-    assert removed["folder_id"] is None
+
+    # a client that knows one folder moves the chat: it is then in that folder only
+    data(await send(alice, "POST", "/api/v1/folders/fa/chats", b'{"chat_id": "c1"}'))
+    assert data(await alice.get("/api/v1/chats/c1"))["folder_ids"] == ["fb", "fa"]
+    same = data(await send(alice, "PATCH", "/api/v1/chats/c1", b'{"folder_id": "fb"}'))
+    assert same["folder_ids"] == ["fb", "fa"]  # what it read back: nothing moves
+    moved = data(await send(alice, "PATCH", "/api/v1/chats/c1", b'{"folder_id": "fa"}'))
+    assert (moved["folder_id"], moved["folder_ids"]) == ("fa", ["fa"])
     assert await chats_in(alice, b["id"]) == []
-    assert data(await alice.get(f"/api/v1/chats/{chat['id']}"))["folder_id"] is None
-    assert data(await alice.get(f"/api/v1/chats/{other['id']}"))["folder_id"] is None
+    released = data(await send(alice, "PATCH", "/api/v1/chats/c1", b'{"folder_id": null}'))
+    assert (released["folder_id"], released["folder_ids"]) == (None, [])
+    assert await chats_in(alice, a["id"]) == []
+    assert data(await alice.get(f"/api/v1/chats/{other['id']}"))["folder_ids"] == []
+
+    events = [e[3] for e in await outbox(app, alice.id)
+              if e[1] == "conversation.changed" and e[3]["conversation_id"] == "c1"]
+    assert [(e["folder_id"], e["folder_ids"]) for e in events] == [
+        (None, []), ("fa", ["fa"]), ("fa", ["fa", "fb"]), ("fb", ["fb"]), ("fb", ["fb", "fa"]),
+        ("fa", ["fa"]), (None, [])]
 
     for response in [
-        await alice.post(f"/api/v1/folders/{a['id']}/chats", json={"chat_id": "no-such-chat"}),
-        await alice.post("/api/v1/folders/no-such-folder/chats", json={"chat_id": chat["id"]}),
-        await alice.delete(f"/api/v1/folders/{a['id']}/chats/no-such-chat"),
+        await send(alice, "POST", "/api/v1/folders/fa/chats", b'{"chat_id": "no-such-chat"}'),
+        await send(alice, "POST", "/api/v1/folders/no-such-folder/chats",
+                   b'{"chat_id": "c1"}'),
+        await alice.delete("/api/v1/folders/fa/chats/no-such-chat"),
     ]:
         assert error(response)[:2] == (404, "NOT_FOUND"), response.request.url
+
+
+async def test_a_chat_created_in_a_folder_and_a_deleted_folder_it_shared(alice: User) -> None:
+    a = await new_folder(alice, id="fa", title="A")
+    await new_folder(alice, id="fb", title="B")
+    created = data(await send(alice, "POST", "/api/v1/chats",
+                              b'{"id": "c1", "title": "Plans", "folder_id": "fa"}'), 201)
+    assert (created["chat"]["folder_id"], created["chat"]["folder_ids"]) == ("fa", ["fa"])
+    assert await chats_in(alice, a["id"]) == ["c1"]
+    data(await send(alice, "POST", "/api/v1/folders/fb/chats", b'{"chat_id": "c1"}'))
+    data(await alice.delete("/api/v1/folders/fa"))
+    kept = data(await alice.get("/api/v1/chats/c1"))
+    assert (kept["folder_id"], kept["folder_ids"]) == ("fb", ["fb"])
+    assert await chats_in(alice, "fb") == ["c1"]
+    listed = data(await alice.get("/api/v1/chats"))["chats"]
+    assert [(c["id"], c["folder_ids"]) for c in listed] == [("c1", ["fb"])]
 
 
 async def test_reorder_puts_the_listed_folders_first(alice: User) -> None:

@@ -40,6 +40,10 @@ class UnknownChats(LookupError):
         self.missing = missing
 
 
+class QueryRefused(ValueError):
+    """The chat service refused the query as malformed (its 400): asking again is no use."""
+
+
 class SourceUnavailable(ConnectionError):
     """The chat service cannot be reached or answered with an error (try again later)."""
 
@@ -121,6 +125,9 @@ class ChatArchiveSource:
                 if response.status_code == 404:
                     body = (await response.aread()).decode(errors="replace")
                     raise UnknownChats(_missing_chats(body, query))
+                if response.status_code == 400:
+                    body = (await response.aread()).decode(errors="replace")
+                    raise QueryRefused(_message(body))
                 if response.status_code != 200:
                     raise SourceUnavailable(f"chat answered {response.status_code}")
                 async for line in response.aiter_lines():
@@ -129,16 +136,34 @@ class ChatArchiveSource:
             raise StreamCut(f"the chat stream failed: {exc!r}") from exc
 
     async def count(self, user_id: str, query: ArchiveQuery) -> ArchiveCounts:
-        """The header's counts of a dry run."""
-        counts = ArchiveCounts()
-        async for record in checked(self._lines(user_id, query, dry_run=True)):
-            if isinstance(record, ArchiveHeader):
-                counts = record.counts
-        return counts
+        """The header's counts of a dry run. A dry run is its header and its end, which
+        repeats the header's counts: no records come between (so `checked`, which counts
+        records, does not apply); anything else is StreamCut."""
+        records: list[AnyRecord] = []
+        async for line in self._lines(user_id, query, dry_run=True):
+            if line.strip():
+                try:
+                    records.append(parse_line(line))
+                except ValidationError as exc:
+                    raise StreamCut(f"not an archive record: {exc.errors()[:1]}") from None
+        match records:
+            case [ArchiveHeader() as header, ArchiveEnd() as end] if end.counts == header.counts:
+                return header.counts
+        raise StreamCut(f"a dry run is a header and an end with its counts, not "
+                        f"{[r.type for r in records][:5]}")
 
     def stream(self, user_id: str, query: ArchiveQuery) -> AsyncIterator[AnyRecord]:
         """The whole archive, checked."""
         return checked(self._lines(user_id, query, dry_run=False))
+
+
+def _message(body: str) -> str:
+    """The message of chat's error body (or the body itself)."""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else body[:200]
 
 
 def _missing_chats(body: str, query: ArchiveQuery) -> list[str]:

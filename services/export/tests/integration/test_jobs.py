@@ -248,3 +248,73 @@ async def test_a_deleted_user_loses_every_export_and_file(
 
     await wait_for(gone, what="the purge")
     assert not await components(app).blobs.exists(key)
+
+
+async def post_raw(client: httpx.AsyncClient, headers: dict[str, str], body: bytes
+                   ) -> httpx.Response:
+    """POST /api/v1/export with exactly these bytes, as a client sends them."""
+    return await client.post("/api/v1/export", content=body,
+                             headers={**headers, "Content-Type": "application/json"})
+
+
+async def test_dates_and_times_without_a_zone_are_read_as_utc(
+        client: httpx.AsyncClient, stack: Stack) -> None:
+    for body, expected in [
+        # a date range picker: whole days, the end day included
+        (b'{"format": "markdown", "filters": {"date_range": '
+         b'{"start": "2024-03-01", "end": "2024-03-31"}}}',
+         {"start": "2024-03-01T00:00:00Z", "end": "2024-04-01T00:00:00Z"}),
+        (b'{"filters": {"date_range": {"start": "2024-03-01", "end": "2024-03-01"}}}',
+         {"start": "2024-03-01T00:00:00Z", "end": "2024-03-02T00:00:00Z"}),
+        # Dart's DateTime.toIso8601String() of a local time: no zone
+        (b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30.123456", '
+         b'"end": "2024-03-02T00:00:00.000"}}}',
+         {"start": "2024-03-01T10:15:30.123456Z", "end": "2024-03-02T00:00:00Z"}),
+        (b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30+02:00"}}}',
+         {"start": "2024-03-01T10:15:30+02:00", "end": None}),
+    ]:
+        response = await post_raw(client, as_user(stack, new_user()), body)
+        assert response.status_code == 202, (body, response.text)
+        assert response.json()["data"]["filters"]["date_range"] == expected, body
+    for body in [b'{"filters": {"date_range": {"start": "2024-03-02", "end": "2024-03-01"}}}',
+                 b'{"filters": {"date_range": {"start": "2024-03-01T00:00:00", "end": "x"}}}',
+                 b'{"filters": {"date_range": {"start": "2024-3-1"}}}',
+                 b'{"filters": {"date_range": {"start": "yesterday"}}}']:
+        response = await post_raw(client, as_user(stack, new_user()), body)
+        assert error(response) == (400, "VALIDATION_ERROR"), body
+
+
+async def test_a_malformed_chat_id_is_400(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = as_user(stack, new_user())
+    for body in [b'{"export_type": "chats", "filters": {"chat_ids": ["has space"]}}',
+                 b'{"export_type": "chats", "filters": {"chat_ids": ["' + b"x" * 65 + b'"]}}',
+                 b'{"export_type": "chats", "filters": {"chat_ids": [""]}}']:
+        assert error(await post_raw(client, headers, body)) == (400, "VALIDATION_ERROR"), body
+
+
+async def test_the_signed_link_alone_downloads_the_file(client: httpx.AsyncClient,
+                                                        app: FastAPI, stack: Stack) -> None:
+    owner = as_user(stack, new_user())
+    job = (await client.post("/api/v1/export", headers=owner, json={})).json()["data"]
+    done = await finished(client, owner, job["id"])
+    with_token = await download(client, owner, done)
+
+    # a browser or Dio following the link: no Authorization header at all
+    alone = await client.get(done["download_url"])
+    assert alone.status_code == 200, alone.text
+    assert alone.content == with_token.content
+    assert alone.headers["content-disposition"] == with_token.headers["content-disposition"]
+
+    # the signature is what is checked
+    bare = f"/api/v1/export/{job['id']}/download"
+    assert error(await client.get(bare)) == (403, "FORBIDDEN")
+    assert error(await client.get(done["download_url"][:-4] + "0000")) == (403, "FORBIDDEN")
+    signer = components(app).jobs.signer
+    stale = signer.url(job["id"], job_id_owner(done, owner, stack), now=0)
+    assert error(await client.get(stale)) == (410, "LINK_EXPIRED")
+    other = done["download_url"].replace(job["id"], str(uuid7()))
+    assert error(await client.get(other)) == (404, "NOT_FOUND")
+    # a header that is sent is still checked
+    forged = {"Authorization": "Bearer not-a-token"}
+    assert error(await client.get(done["download_url"], headers=forged)) == (
+        401, "INVALID_TOKEN")

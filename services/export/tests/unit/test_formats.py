@@ -19,6 +19,7 @@ from contracts.archive import (
     ArchiveEnd,
     ArchiveHeader,
     ConversationRecord,
+    FolderRecord,
     MessageRecord,
 )
 from export.formats import Renderer, RenderOptions
@@ -160,6 +161,27 @@ async def test_markdown_without_timestamps_has_no_dates() -> None:
                          RenderOptions(include_timestamps=False))).decode()
     assert "2024-" not in text
     assert [p[1] for p in parse_markdown(text)] == ["You", "Assistant"]
+
+
+async def test_markdown_names_every_folder_a_chat_sits_in() -> None:
+    at = BASE
+    records: list[AnyRecord] = [
+        ArchiveHeader(user_id="u", generated_at=at, include=["folders", "conversations"],
+                      counts=ArchiveCounts(folders=2, conversations=3)),
+        FolderRecord(id="f1", title="Work", version=1, created_at=at, updated_at=at),
+        FolderRecord(id="f2", title="Ideas", version=1, created_at=at, updated_at=at),
+        ConversationRecord(id="both", title="Both", folder_id="f1", folder_ids=["f1", "f2"],
+                           version=1, created_at=at, updated_at=at),
+        ConversationRecord(id="old", title="Old", folder_id="f2", version=1, created_at=at,
+                           updated_at=at),  # an archive from before folder_ids
+        ConversationRecord(id="none", title="None", folder_ids=[], version=1, created_at=at,
+                           updated_at=at),
+        ArchiveEnd(counts=ArchiveCounts(folders=2, conversations=3))]
+    text = (await render(render_markdown, records,
+                         RenderOptions(include_timestamps=False))).decode()
+    assert "## Both\n\n_Folders: Work, Ideas_" in text
+    assert "## Old\n\n_Folder: Ideas_" in text
+    assert "## None\n\n<a" in text or text.rstrip().endswith("## None")
 
 
 async def test_an_empty_markdown_export_says_so() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from contracts.archive import dump_line
 from export.archive_source import StreamCut, checked
 from export.jobs.domain import percent
 from export.jobs.links import LinkExpired, LinkInvalid, LinkSigner
-from export.jobs.schemas import ExportRequest
+from export.jobs.schemas import DateRange, ExportRequest
 from export.sample_archive import sample_archive
 
 SIGNER = LinkSigner(b"k" * 32, ttl_seconds=3600)
@@ -49,13 +50,28 @@ def test_a_signature_of_any_text_is_just_invalid(signature: str) -> None:
     {"export_type": "everything"},
     {"filters": {"date_range": {"start": "2024-02-01T00:00:00Z",
                                 "end": "2024-01-01T00:00:00Z"}}},
-    {"filters": {"date_range": {"start": "2024-01-01T00:00:00"}}},
+    {"filters": {"date_range": {"start": "2024-01-02", "end": "2024-01-01"}}},
     {"filters": {"chat_ids": []}},
+    {"filters": {"chat_ids": ["not a chat id"]}},
     {"options": {"include_everything": True}},
 ])
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ExportRequest.model_validate(body)
+
+
+@pytest.mark.parametrize(("raw", "start", "end"), [
+    (b'{"start": "2024-03-01", "end": "2024-03-01"}',
+     datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)),
+    (b'{"start": "2024-03-01T10:15:30.123456", "end": "2024-03-01T11:00:00"}',
+     datetime(2024, 3, 1, 10, 15, 30, 123456, tzinfo=UTC), datetime(2024, 3, 1, 11, tzinfo=UTC)),
+    (b'{"end": "2024-02-29"}', None, datetime(2024, 3, 1, tzinfo=UTC)),
+])
+def test_dates_and_zone_less_times_are_utc(raw: bytes, start: datetime | None,
+                                           end: datetime | None) -> None:
+    dates = DateRange.model_validate_json(raw)
+    assert (dates.start, dates.end) == (start, end)
+    assert all(d is None or d.utcoffset() == timedelta(0) for d in (dates.start, dates.end))
 
 
 def test_a_plain_request_takes_the_defaults() -> None:

@@ -32,6 +32,9 @@ class ConversationChanged(EventPayload):
     current_leaf_id: str | None = None
     metadata: dict[str, Any] | None = None
     created_at: datetime | None = None
+    folder_ids: list[str] | None = Field(
+        default=None, description="every folder the chat is in, first added first (a chat "
+                                  "may sit in several); absent from older events")
 
 
 class ConversationDeleted(EventPayload):

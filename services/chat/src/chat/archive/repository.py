@@ -19,7 +19,10 @@ FOLDER_LINE = """json_build_object(
 
 CONVERSATION_LINE = """json_build_object(
     'type', 'conversation', 'id', c.id, 'title', c.title, 'model', c.model,
-    'system_prompt', c.system_prompt, 'folder_id', c.folder_id, 'tags', c.tags,
+    'system_prompt', c.system_prompt, 'folder_id', c.folder_id,
+    'folder_ids', ARRAY(SELECT fm.folder_id FROM folder_memberships fm
+                         WHERE fm.user_id = c.user_id AND fm.conversation_id = c.id
+                         ORDER BY fm.added_at, fm.folder_id), 'tags', c.tags,
     'is_favorite', c.is_favorite, 'is_archived', c.is_archived, 'archived_at', c.archived_at,
     'current_leaf_id', c.current_leaf_id, 'message_count', c.message_count,
     'total_tokens', c.total_tokens, 'metadata', c.metadata, 'version', c.version,

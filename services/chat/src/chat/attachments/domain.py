@@ -8,6 +8,7 @@ import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 # How many of a file's first bytes are looked at: every signature sits in the first few dozen;
@@ -219,3 +220,55 @@ def etag_matches(if_none_match: str | None, sha256: str) -> bool:
         return False
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return "*" in tags or etag(sha256) in tags
+
+
+# ChatBot's own fields of an attachment
+FILE_TYPE_MAX_CHARS = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class FieldRefused(ValueError):
+    """A ChatBot field that cannot be stored; the message says why, `field` which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def clean_file_type(value: str | None) -> str | None:
+    """The app's kind of file ("image", "document"), trimmed; empty means none."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > FILE_TYPE_MAX_CHARS:
+        raise FieldRefused("file_type", f"file_type has at most {FILE_TYPE_MAX_CHARS} "
+                                        "characters")
+    if _CONTROL.search(value) or not _encodable(value):
+        raise FieldRefused("file_type", "file_type holds characters no text may hold")
+    return value or None
+
+
+def check_analysis_result(value: Any) -> Any:
+    """Text or any JSON, kept as sent; PostgreSQL's JSON cannot hold NUL characters or
+    lone surrogates anywhere in it, so those are refused rather than failing to store."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or not _encodable(item):
+                raise FieldRefused("analysis_result",
+                                   "analysis_result holds a NUL character or a lone surrogate")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

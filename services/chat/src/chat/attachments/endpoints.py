@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -18,7 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
 from chat.attachments import domain, service
-from chat.attachments.schemas import AttachmentData, AttachmentList
+from chat.attachments.schemas import AttachmentData, AttachmentDetails, AttachmentList
 from chat.domain import new_id
 from servicekit.auth import InternalOnly
 from servicekit.errors import PayloadTooLarge, ValidationFailed
@@ -33,7 +34,9 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
     "schema": {"type": "object", "required": ["file"],
-               "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+               "properties": {"file": {"type": "string", "format": "binary"},
+                              "analysis_result": {"type": "string"},
+                              "file_type": {"type": "string"}}}}}}}
 
 
 class _Stage(enum.Enum):
@@ -42,19 +45,24 @@ class _Stage(enum.Enum):
     AFTER_FILE = enum.auto()
 
 
+# The small fields an upload may carry beside its file (ChatBot's), before or after it
+UPLOAD_FIELDS = ("analysis_result", "file_type")
+
+
 class FileField:
     """The `file` field of a multipart/form-data body, parsed as the body arrives: nothing
-    is spooled, and at most one received chunk (plus the sniffed head) is held. Other
-    fields, and any second `file`, are skipped."""
+    is spooled, and at most one received chunk (plus the sniffed head) is held. The small
+    fields of UPLOAD_FIELDS are kept (up to `fields_max_bytes` together); other fields, and
+    any second `file`, are skipped."""
 
-    def __init__(self, request: Request, max_bytes: int) -> None:
+    def __init__(self, request: Request, max_bytes: int, fields_max_bytes: int = 0) -> None:
         media_type, options = parse_options_header(request.headers.get("content-type"))
         boundary = options.get(b"boundary")
         if media_type != b"multipart/form-data" or not boundary:
             raise ValidationFailed("send the file as multipart/form-data, in a field named "
                                    "'file'", {"field": "file"})
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD:
+        if length.isdigit() and int(length) > max_bytes + fields_max_bytes + MULTIPART_OVERHEAD:
             raise _too_large(max_bytes)  # refused before a byte is read
         try:
             self._parser = MultipartParser(boundary, {
@@ -66,6 +74,10 @@ class FileField:
             raise ValidationFailed(f"the multipart boundary is not valid: {exc}") from None
         self._body = request.stream()
         self._max_bytes = max_bytes
+        self._fields_max_bytes = fields_max_bytes
+        self._fields: dict[str, tuple[bytes, bytearray]] = {}  # name: (content type, value)
+        self._field: bytearray | None = None  # the value of the field being parsed
+        self._field_bytes = 0
         self._received = 0
         self._size = 0
         self._stage = _Stage.BEFORE_FILE
@@ -115,7 +127,7 @@ class FileField:
         except ClientDisconnect:
             raise ValidationFailed("the upload was cut off", {"field": "file"}) from None
         self._received += len(chunk)
-        if self._received > self._max_bytes + MULTIPART_OVERHEAD:
+        if self._received > self._max_bytes + self._fields_max_bytes + MULTIPART_OVERHEAD:
             raise _too_large(self._max_bytes)
         try:
             self._parser.write(chunk)
@@ -123,7 +135,25 @@ class FileField:
             raise ValidationFailed(f"the multipart body is malformed: {exc}") from None
         if self._size > self._max_bytes:
             raise _too_large(self._max_bytes)
+        if self._field_bytes > self._fields_max_bytes:
+            raise PayloadTooLarge(f"{' and '.join(UPLOAD_FIELDS)} are over "
+                                  f"{self._fields_max_bytes} bytes",
+                                  {"max_bytes": self._fields_max_bytes})
         return True
+
+    def fields(self) -> dict[str, Any]:
+        """The UPLOAD_FIELDS the body carried, once it is all read: text, or for a part
+        sent as `application/json`, its JSON value."""
+        values: dict[str, Any] = {}
+        for name, (content_type, raw) in self._fields.items():
+            try:
+                text = raw.decode("utf-8")
+                as_json = name == "analysis_result" and content_type == b"application/json"
+                values[name] = json.loads(text) if as_json else text
+            except ValueError:
+                raise ValidationFailed(f"{name} is not valid UTF-8 text or JSON",
+                                       {"field": name}) from None
+        return values
 
     # the parser's callbacks
     def _part_begin(self) -> None:
@@ -140,10 +170,14 @@ class FileField:
         self._name, self._value = bytearray(), bytearray()
 
     def _headers_finished(self) -> None:
-        if self._stage is not _Stage.BEFORE_FILE:
-            return
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
-        if options.get(b"name") != b"file":
+        name = options.get(b"name", b"").decode("latin-1")
+        if name in UPLOAD_FIELDS:
+            content_type, _ = parse_options_header(self._headers.get(b"content-type"))
+            self._field = bytearray()
+            self._fields[name] = (content_type, self._field)
+            return
+        if self._stage is not _Stage.BEFORE_FILE or name != "file":
             return
         self._stage = _Stage.IN_FILE
         # browsers send the name as raw UTF-8; the parser hands it over as latin-1 bytes
@@ -151,12 +185,17 @@ class FileField:
         self.declared_type = self._headers.get(b"content-type", b"").decode("latin-1")
 
     def _data(self, data: bytes, start: int, end: int) -> None:
-        if self._stage is _Stage.IN_FILE:
+        if self._field is not None:
+            self._field += data[start:end]
+            self._field_bytes += end - start
+        elif self._stage is _Stage.IN_FILE:
             self._pending.append(data[start:end])
             self._size += end - start
 
     def _part_end(self) -> None:
-        if self._stage is _Stage.IN_FILE:
+        if self._field is not None:
+            self._field = None
+        elif self._stage is _Stage.IN_FILE:
             self._stage = _Stage.AFTER_FILE
 
 
@@ -171,7 +210,9 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
     `file`, up to the size limit (413 above it). The type comes from the content: images
     (PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, Ogg, WebM, M4A/MP4) and UTF-8 text (plain,
     Markdown, CSV, JSON); anything else, or a declared type the content contradicts, is
-    415 UNSUPPORTED_MEDIA_TYPE.
+    415 UNSUPPORTED_MEDIA_TYPE. ChatBot's fields may come along, before or after the file:
+    `analysis_result` (text; JSON when its part is sent as `application/json`) and
+    `file_type`.
 
     A message refers to the file from its parts:
     `{"type": "attachment", "attachment_id": "<id>"}`."""
@@ -179,14 +220,18 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
     # a short look before the body: no database connection is held while the bytes arrive
     async with chat.uow() as uow:
         await service.check_chat(uow, caller.user_id, chat_id)
-    upload = await FileField(request, chat.settings.attachment_max_bytes).open()
+    field = FileField(request, chat.settings.attachment_max_bytes,
+                      fields_max_bytes=chat.settings.content_max_bytes)
+    upload = await field.open()
     attachment_id = new_id()
     stored = await service.store_file(chat.blobs, caller.user_id, attachment_id, upload)
     committed = False
     try:
+        # the body is all read now, the fields after the file included
+        details = service.clean_details(chat.settings, AttachmentDetails(**field.fields()))
         async with chat.uow() as uow:
             result = await service.record(uow, caller.user_id, chat_id, attachment_id,
-                                          stored, chat.clock())
+                                          stored, chat.clock(), details)
             await uow.commit()
             committed = True
     finally:
@@ -221,6 +266,18 @@ async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, request:
     async with components(request).uow() as uow:
         stored = await service.get(uow, caller.user_id, attachment_id)
     return ok(AttachmentData(attachment=stored.attachment))
+
+
+@public.patch("/attachments/{attachment_id}")
+async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
+                            caller: CurrentCaller, request: Request) -> Ok[AttachmentData]:
+    """Set ChatBot's `analysis_result` (text or any JSON) and `file_type` later; only the
+    fields present change, `null` clears one."""
+    chat = components(request)
+    async with chat.uow() as uow:
+        result = await service.update(uow, chat.settings, caller.user_id, attachment_id, body)
+        await uow.commit()
+    return ok(AttachmentData(attachment=result))
 
 
 @public.get("/chats/{chat_id}/attachments")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Attachment
@@ -43,3 +45,21 @@ class AttachmentRepository:
         keys = await self.session.scalars(
             select(Attachment.blob_key).where(Attachment.user_id == user_id))
         return list(keys)
+
+    async def delete_of_chat(self, user_id: str, conversation_id: str, now: datetime) -> None:
+        """Tombstone every live attachment of a deleted chat (the sweep removes the bytes)."""
+        await self.session.execute(
+            update(Attachment).where(Attachment.user_id == user_id,
+                                     Attachment.conversation_id == conversation_id,
+                                     Attachment.deleted_at.is_(None))
+            .values(deleted_at=now))
+
+    async def unswept(self, limit: int) -> list[Attachment]:
+        """Deleted rows whose bytes may still be stored, oldest first, locked (replicas
+        sweeping at once take different rows)."""
+        rows = await self.session.scalars(
+            select(Attachment).where(Attachment.deleted_at.is_not(None),
+                                     Attachment.blob_deleted_at.is_(None))
+            .order_by(Attachment.deleted_at).limit(limit)
+            .with_for_update(skip_locked=True))
+        return list(rows)

@@ -1,23 +1,33 @@
 """Attachment use cases: check an upload's content and stream it to the blob store, record
-it, read, list, delete, and forget a purged user's files. The entrypoint commits."""
+it, read, list, delete, sweep the bytes of deleted ones (a deleted chat's among them), and
+forget a purged user's files. The entrypoint commits."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from chat.accounts.guard import refuse_if_purged
 from chat.attachments import domain
 from chat.attachments.repository import AttachmentRepository
-from chat.attachments.schemas import AttachmentList, AttachmentOut
+from chat.attachments.schemas import AttachmentDetails, AttachmentList, AttachmentOut
+from chat.domain import json_size
 from chat.messages.service import live_conversation
 from chat.models import Attachment
 from chat.pagination import Pagination, pagination
+from chat.settings import Settings
 from servicekit.blobs import BlobInfo, BlobNotFound, BlobStore
-from servicekit.errors import NotFound, UnsupportedMediaType
+from servicekit.errors import (
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -76,16 +86,49 @@ async def store_file(blobs: BlobStore, user_id: str, attachment_id: str, upload:
     return StoredFile(domain.safe_filename(upload.filename), media_type, info)
 
 
+def clean_details(settings: Settings, details: AttachmentDetails) -> dict[str, Any]:
+    """The ChatBot fields present in `details`, checked (ValidationFailed, PayloadTooLarge)."""
+    fields = details.model_dump(exclude_unset=True)
+    try:
+        if "file_type" in fields:
+            fields["file_type"] = domain.clean_file_type(fields["file_type"])
+        if "analysis_result" in fields:
+            fields["analysis_result"] = domain.check_analysis_result(fields["analysis_result"])
+    except domain.FieldRefused as exc:
+        raise ValidationFailed(str(exc), {"field": exc.field}) from None
+    if json_size(fields.get("analysis_result")) > settings.content_max_bytes:
+        raise PayloadTooLarge(f"analysis_result is over {settings.content_max_bytes} bytes",
+                              {"field": "analysis_result",
+                               "max_bytes": settings.content_max_bytes})
+    return fields
+
+
 async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment_id: str,
-                 stored: StoredFile, now: datetime) -> AttachmentOut:
-    """The row of stored bytes; NotFound if the chat was deleted while they arrived."""
+                 stored: StoredFile, now: datetime, fields: dict[str, Any] | None = None
+                 ) -> AttachmentOut:
+    """The row of stored bytes, with the ChatBot fields `clean_details` gave; NotFound if
+    the chat was deleted while they arrived."""
+    fields = fields or {}
     await refuse_if_purged(uow, user_id)  # no seq taken, so the guard's lock is taken here
     await live_conversation(uow, user_id, conversation_id)
     row = Attachment(user_id=user_id, id=attachment_id, conversation_id=conversation_id,
                      filename=stored.filename, content_type=stored.content_type,
                      size_bytes=stored.blob.size, sha256=stored.blob.sha256,
-                     blob_key=stored.blob.key, created_at=now)
+                     blob_key=stored.blob.key, created_at=now, **fields)
     AttachmentRepository(uow.session).add(row)
+    await uow.session.flush()
+    return AttachmentOut.of(row)
+
+
+async def update(uow: UnitOfWork, settings: Settings, user_id: str, attachment_id: str,
+                 details: AttachmentDetails) -> AttachmentOut:
+    """Set the ChatBot fields present in `details`."""
+    fields = clean_details(settings, details)
+    row = await AttachmentRepository(uow.session).get(user_id, attachment_id, for_update=True)
+    if row is None:
+        raise attachment_not_found(attachment_id)
+    for name, value in fields.items():
+        setattr(row, name, value)
     await uow.session.flush()
     return AttachmentOut.of(row)
 
@@ -159,3 +202,41 @@ async def forget_user_files(uow: UnitOfWork, blobs: BlobStore, user_id: str) -> 
     for key in keys:
         await blobs.delete(key)
     return len(keys)
+
+
+SWEEP_BATCH = 100
+SWEEP_INTERVAL_SECONDS = 2.0
+
+
+async def sweep_deleted_files(uows: Callable[[], UnitOfWork], blobs: BlobStore,
+                              now: Callable[[], datetime]) -> int:
+    """Remove the bytes of up to SWEEP_BATCH deleted attachments (a deleted chat's, or
+    those a failed delete left behind) and mark them swept; how many were. A blob that
+    cannot be deleted now stays for the next round (a batch with one ends this round)."""
+    async with uows() as uow:
+        rows = await AttachmentRepository(uow.session).unswept(SWEEP_BATCH)
+        swept = 0
+        for row in rows:
+            try:
+                await blobs.delete(row.blob_key)
+            except Exception as exc:
+                log.warning("attachment bytes not deleted", blob_key=row.blob_key,
+                            error=repr(exc))
+                continue
+            row.blob_deleted_at = now()
+            swept += 1
+        await uow.commit()
+    return swept
+
+
+async def run_file_sweeps(uows: Callable[[], UnitOfWork], blobs: BlobStore,
+                          now: Callable[[], datetime],
+                          interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    """Sweep deleted attachments' bytes until cancelled."""
+    while True:
+        try:
+            while await sweep_deleted_files(uows, blobs, now) == SWEEP_BATCH:
+                pass
+        except Exception:
+            log.exception("attachment sweep failed")
+        await asyncio.sleep(interval)

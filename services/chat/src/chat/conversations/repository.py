@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, FolderMembership, Message
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,11 @@ class ConversationRepository:
             pattern = f"%{_escape_like(f.search)}%"
             where.append(or_(Conversation.title.ilike(pattern, escape="\\"),
                              Conversation.tags.contains([f.search])))
-        if f.folder_id is not None:
-            where.append(Conversation.folder_id == f.folder_id)
+        if f.folder_id is not None:  # in that folder, among others or not
+            where.append(exists().where(
+                FolderMembership.user_id == Conversation.user_id,
+                FolderMembership.conversation_id == Conversation.id,
+                FolderMembership.folder_id == f.folder_id))
         if f.tag is not None:
             where.append(Conversation.tags.contains([f.tag]))
         if f.favorite is not None:

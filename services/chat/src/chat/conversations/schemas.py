@@ -58,7 +58,8 @@ class ChatOut(BaseModel):
     title: str | None
     model: str | None
     system_prompt: str | None
-    folder_id: str | None
+    folder_id: str | None = Field(description="the first of folder_ids (clients that know one)")
+    folder_ids: list[str] = Field(description="every folder the chat is in, first added first")
     tags: list[str]
     is_favorite: bool
     is_archived: bool
@@ -75,7 +76,8 @@ class ChatOut(BaseModel):
     @classmethod
     def of(cls, row: Conversation, last_message: MessageOut | None = None) -> ChatOut:
         return cls(id=row.id, title=row.title, model=row.model, system_prompt=row.system_prompt,
-                   folder_id=row.folder_id, tags=list(row.tags), is_favorite=row.is_favorite,
+                   folder_id=row.folder_id, folder_ids=list(row.folder_ids),
+                   tags=list(row.tags), is_favorite=row.is_favorite,
                    is_archived=row.is_archived, archived_at=row.archived_at,
                    message_count=row.message_count, total_tokens=row.total_tokens,
                    current_leaf_id=row.current_leaf_id, metadata=row.meta, version=row.version,

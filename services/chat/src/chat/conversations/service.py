@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chat import changes, domain
+from chat.attachments.repository import AttachmentRepository
 from chat.conversations.repository import ConversationRepository, ListFilter
 from chat.conversations.schemas import (
     DEFAULT_TITLE,
@@ -15,6 +16,7 @@ from chat.conversations.schemas import (
     ChatOut,
     ChatPatch,
 )
+from chat.folders import service as folders
 from chat.folders.repository import FolderRepository
 from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
@@ -74,6 +76,7 @@ async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCr
     await changes.conversation_changed(uow, row, now, first=True)
     repo.add(row)
     await uow.session.flush()
+    await folders.place_new_chat(uow, row, now)
     first: MessageOut | None = None
     if body.initial_message is not None:
         stored = await messages.store(uow, settings, user_id, conversation_id,
@@ -128,6 +131,9 @@ async def update(uow: UnitOfWork, settings: Settings, user_id: str, conversation
     accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
                                               stamp or domain.server_clock(now))
     changed = False
+    if "folder_id" in accepted and accepted["folder_id"] != row.folder_id:
+        await folders.move_chat(uow, row, accepted["folder_id"], now)  # in that folder only
+        changed = True
     for name, value in accepted.items():
         attribute = "meta" if name == "metadata" else name
         if getattr(row, attribute) != value:
@@ -154,5 +160,7 @@ async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, now: datet
         return
     row.deleted_at = now
     await repo.delete_messages(user_id, conversation_id, now)
+    # its files go too: no download from now on, the attachment sweep removes the bytes
+    await AttachmentRepository(uow.session).delete_of_chat(user_id, conversation_id, now)
     await changes.conversation_changed(uow, row, now)
     await uow.session.flush()

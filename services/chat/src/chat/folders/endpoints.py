@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
 from chat.conversations import service as conversations
 from chat.conversations.endpoints import forget_chat
-from chat.conversations.schemas import ChatOut, ChatPatch
+from chat.conversations.schemas import ChatOut
 from chat.folders import service
 from chat.folders.schemas import (
     FolderChat,
@@ -17,8 +17,6 @@ from chat.folders.schemas import (
     FolderOut,
     FolderPatch,
 )
-from chat.messages.service import live_conversation
-from servicekit.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
 
@@ -84,12 +82,12 @@ async def delete_folder(folder_id: IdPath, caller: CurrentCaller, request: Reque
 @router.post("/{folder_id}/chats")
 async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
                    request: Request) -> Ok[ChatOut]:
-    """Put the chat in this folder (out of any other: a chat is in at most one)."""
+    """Put the chat in this folder too: a chat may sit in several (`folder_ids`), its
+    `folder_id` is the first. Already in it: nothing changes."""
     chat = components(request)
     async with chat.uow() as uow:
-        await service.get(uow, caller.user_id, folder_id)  # the folder in the path: 404
-        result = await conversations.update(uow, chat.settings, caller.user_id, body.chat_id,
-                                            ChatPatch(folder_id=folder_id), chat.clock())
+        row = await service.add_chat(uow, caller.user_id, folder_id, body.chat_id, chat.clock())
+        result = await conversations.view(uow, row)
         await uow.commit()
     await forget_chat(request, caller.user_id, body.chat_id)
     return ok(result)
@@ -98,14 +96,11 @@ async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
 @router.delete("/{folder_id}/chats/{chat_id}")
 async def remove_chat(folder_id: IdPath, chat_id: IdPath, caller: CurrentCaller,
                       request: Request) -> Ok[ChatOut]:
+    """Take the chat out of this folder; it stays in its other folders."""
     chat = components(request)
     async with chat.uow() as uow:
-        row = await live_conversation(uow, caller.user_id, chat_id)
-        if row.folder_id != folder_id:
-            raise NotFound("that chat is not in this folder",
-                           {"folder_id": folder_id, "chat_id": chat_id})
-        result = await conversations.update(uow, chat.settings, caller.user_id, chat_id,
-                                            ChatPatch(folder_id=None), chat.clock())
+        row = await service.remove_chat(uow, caller.user_id, folder_id, chat_id, chat.clock())
+        result = await conversations.view(uow, row)
         await uow.commit()
     await forget_chat(request, caller.user_id, chat_id)
     return ok(result)

@@ -1,11 +1,14 @@
-"""Every query on folders."""
+"""Every query on folders and on which chats they hold."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.models import Folder
+from chat.models import Conversation, Folder, FolderMembership
 
 
 class FolderRepository:
@@ -28,3 +31,39 @@ class FolderRepository:
         if for_update:
             query = query.with_for_update()
         return list(await self.session.scalars(query))
+
+
+class MembershipRepository:
+    """Which chats sit in which folders (a chat may sit in several)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, user_id: str, conversation_id: str, folder_ids: list[str],
+                  now: datetime) -> None:
+        if folder_ids:
+            await self.session.execute(insert(FolderMembership).values([
+                {"user_id": user_id, "conversation_id": conversation_id, "folder_id": f,
+                 "added_at": now} for f in folder_ids]).on_conflict_do_nothing())
+
+    async def remove(self, user_id: str, conversation_id: str,
+                     folder_ids: list[str] | None = None) -> None:
+        """Take the chat out of these folders (of every folder: None)."""
+        query = delete(FolderMembership).where(
+            FolderMembership.user_id == user_id,
+            FolderMembership.conversation_id == conversation_id)
+        if folder_ids is not None:
+            query = query.where(FolderMembership.folder_id.in_(folder_ids))
+        await self.session.execute(query)
+
+    async def live_chats_in(self, user_id: str, folder_id: str) -> list[Conversation]:
+        """The folder's live chats, locked for the change about to be made to them."""
+        rows = await self.session.scalars(
+            select(Conversation).join(FolderMembership, and_(
+                FolderMembership.user_id == Conversation.user_id,
+                FolderMembership.conversation_id == Conversation.id))
+            .where(FolderMembership.user_id == user_id, FolderMembership.folder_id == folder_id,
+                   Conversation.deleted_at.is_(None))
+            .order_by(Conversation.id)
+            .with_for_update(of=Conversation))
+        return list(rows)

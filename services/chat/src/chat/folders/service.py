@@ -1,5 +1,6 @@
-"""Folder use cases: a tree of folders, each conversation in at most one. The entrypoint
-commits."""
+"""Folder use cases: a tree of folders, and the chats in them (a chat may sit in several;
+its `folder_id` is the first, its `folder_ids` all of them, oldest membership first). The
+entrypoint commits."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from chat import changes, domain
-from chat.conversations.repository import ConversationRepository
-from chat.folders.repository import FolderRepository
+from chat.folders.repository import FolderRepository, MembershipRepository
 from chat.folders.schemas import FolderCreate, FolderList, FolderOut, FolderPatch
-from chat.models import Folder
+from chat.messages.service import live_conversation
+from chat.models import Conversation, Folder
 from servicekit.errors import NotFound, ValidationFailed
 from servicekit.uow import UnitOfWork
 
@@ -106,9 +107,11 @@ async def delete(uow: UnitOfWork, user_id: str, folder_id: str, now: datetime) -
         if child.parent_id == folder_id:
             child.parent_id = row.parent_id
             await changes.folder_changed(uow, child, now)
-    for conversation in await ConversationRepository(uow.session).in_folder(user_id, folder_id):
-        conversation.folder_id = None
-        await changes.conversation_changed(uow, conversation, now)
+    memberships = MembershipRepository(uow.session)
+    for conversation in await memberships.live_chats_in(user_id, folder_id):
+        await memberships.remove(user_id, conversation.id, [folder_id])
+        conversation.folder_ids = [f for f in conversation.folder_ids if f != folder_id]
+        await _membership_changed(uow, conversation, now)
     row.deleted_at = now
     await changes.folder_changed(uow, row, now)
     await uow.session.flush()
@@ -131,3 +134,53 @@ async def reorder(uow: UnitOfWork, user_id: str, folder_ids: list[str], now: dat
             await changes.folder_changed(uow, row, now)
     await uow.session.flush()
     return FolderList(folders=[FolderOut.of(r) for r in ordered])
+
+
+async def add_chat(uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str,
+                   now: datetime) -> Conversation:
+    """Put the chat in the folder too (it stays in its others); already there: no change."""
+    await _live(uow, user_id, folder_id)  # locked: a folder deleted meanwhile waits for us
+    row = await live_conversation(uow, user_id, chat_id, for_update=True)
+    if folder_id not in row.folder_ids:
+        await MembershipRepository(uow.session).add(user_id, chat_id, [folder_id], now)
+        row.folder_ids = [*row.folder_ids, folder_id]
+        await _membership_changed(uow, row, now)
+    return row
+
+
+async def remove_chat(uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str,
+                      now: datetime) -> Conversation:
+    """Take the chat out of this folder (it stays in its others); NotFound if not in it."""
+    row = await live_conversation(uow, user_id, chat_id, for_update=True)
+    if folder_id not in row.folder_ids:
+        raise NotFound("that chat is not in this folder",
+                       {"folder_id": folder_id, "chat_id": chat_id})
+    await MembershipRepository(uow.session).remove(user_id, chat_id, [folder_id])
+    row.folder_ids = [f for f in row.folder_ids if f != folder_id]
+    await _membership_changed(uow, row, now)
+    return row
+
+
+async def place_new_chat(uow: UnitOfWork, row: Conversation, now: datetime) -> None:
+    """Record the folders a chat was created in (after its row is flushed)."""
+    await MembershipRepository(uow.session).add(row.user_id, row.id, row.folder_ids, now)
+
+
+async def move_chat(uow: UnitOfWork, row: Conversation, folder_id: str | None,
+                    now: datetime) -> None:
+    """A client that knows one folder set `folder_id`: the chat is now in that folder only
+    (None: in none). The caller records the change of the conversation."""
+    memberships = MembershipRepository(uow.session)
+    await memberships.remove(row.user_id, row.id)
+    row.folder_ids = [folder_id] if folder_id is not None else []
+    await memberships.add(row.user_id, row.id, row.folder_ids, now)
+    row.folder_id = folder_id
+
+
+async def _membership_changed(uow: UnitOfWork, row: Conversation, now: datetime) -> None:
+    """A chat's folders changed: `folder_id` follows the first, and the change is the
+    conversation's (version, seq, event; its folder clock, for sync's last writer wins)."""
+    row.folder_id = row.folder_ids[0] if row.folder_ids else None
+    row.field_clocks = {**row.field_clocks, "folder_id": domain.server_clock(now)}
+    await changes.conversation_changed(uow, row, now)
+    await uow.session.flush()

@@ -31,7 +31,8 @@ class SearchFilter:
 def _conversation_filters(f: SearchFilter, params: dict[str, Any]) -> list[str]:
     where = ["c.deleted_at IS NULL"]
     if f.folder_id is not None:
-        where.append("c.folder_id = :folder_id")
+        where.append("EXISTS (SELECT 1 FROM folder_memberships fm WHERE fm.user_id = c.user_id"
+                     " AND fm.conversation_id = c.id AND fm.folder_id = :folder_id)")
         params["folder_id"] = f.folder_id
     if f.tag is not None:
         where.append(":tag = ANY(c.tags)")

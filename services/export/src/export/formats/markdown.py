@@ -45,8 +45,12 @@ async def render_markdown(records: AsyncIterable[AnyRecord], options: RenderOpti
             conversations += 1
             text = f'<a id="c-{record.id}"></a>\n\n## {one_line(record.title or UNTITLED)}\n\n'
             facts = []
-            if record.folder_id and record.folder_id in folders:
-                facts.append(f"Folder: {one_line(folders[record.folder_id])}")
+            in_folders = [one_line(folders[f]) for f in
+                          (record.folder_ids if record.folder_ids is not None
+                           else [record.folder_id] if record.folder_id else []) if f in folders]
+            if in_folders:
+                facts.append(("Folder: " if len(in_folders) == 1 else "Folders: ")
+                             + ", ".join(in_folders))
             if record.tags:
                 facts.append("Tags: " + ", ".join(record.tags))
             if options.include_timestamps:

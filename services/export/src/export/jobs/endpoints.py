@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from export.components import Components
 from export.jobs.schemas import ExportJobOut, ExportRequest, JobPage
-from servicekit.auth import CurrentCaller
+from servicekit.auth import Caller, CurrentCaller, current_caller
 from servicekit.responses import Deleted, Ok, ok
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
@@ -53,15 +53,27 @@ async def get_export(job_id: str, caller: CurrentCaller, request: Request) -> Ok
         return ok(app.jobs.view(job))
 
 
+async def caller_if_any(request: Request,
+                        authorization: Annotated[str | None, Header()] = None) -> Caller | None:
+    """The verified caller when the request has an Authorization header, else None."""
+    if authorization is None:
+        return None
+    return await current_caller(request, authorization)
+
+
 @router.get("/{job_id}/download", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
-async def download_export(job_id: str, caller: CurrentCaller, request: Request,
+async def download_export(job_id: str, request: Request,
+                          caller: Annotated[Caller | None, Depends(caller_if_any)],
                           expires: int | None = None, signature: str | None = None
                           ) -> StreamingResponse:
-    """The file, streamed: the owner only, through an unexpired signed link."""
+    """The file, streamed, through an unexpired signed link: the link is the credential
+    (a browser or a download manager follows it as it is). With an Authorization header
+    it must also be the owner's."""
     app = components(request)
     async with app.uow() as uow:
-        download = await app.jobs.download(uow, caller.user_id, job_id, expires, signature)
+        download = await app.jobs.download(uow, caller.user_id if caller else None, job_id,
+                                           expires, signature)
         headers = {"Content-Disposition": f'attachment; filename="{download.file_name}"'}
         if download.job.file_size is not None:
             headers["Content-Length"] = str(download.job.file_size)

@@ -2,36 +2,65 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal, Self
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from contracts.events.export import ExportFormat
 from export.jobs.domain import ExportType
 from servicekit.validation import Text
 
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Chat's ids: UUIDv7s or an app's legacy ids (chat.domain.ID_PATTERN; services share no code)
+CHAT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
 
 class DateRange(BaseModel):
+    """Times with an offset, or as clients often send them: a date ("2024-03-01") or a
+    time without a zone (Dart's `toIso8601String()`), both read as UTC. A date as `end`
+    includes its whole day."""
+
     model_config = ConfigDict(extra="forbid")
 
     start: datetime | None = Field(default=None, description="messages created at or after")
     end: datetime | None = Field(default=None, description="messages created before")
 
+    @field_validator("start", "end", mode="wrap")
+    @classmethod
+    def in_utc(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+               ) -> datetime | None:
+        moment: datetime | None = handler(value)
+        if moment is None:
+            return None
+        if moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=UTC)
+        if info.field_name == "end" and isinstance(value, str) \
+                and DATE_ONLY.fullmatch(value.strip()):
+            moment += timedelta(days=1)  # "until 2024-03-31" means through that day
+        return moment
+
     @model_validator(mode="after")
     def start_before_end(self) -> Self:
         if self.start and self.end and self.start >= self.end:
             raise ValueError("date_range.start must be before date_range.end")
-        for moment in (self.start, self.end):
-            if moment is not None and moment.utcoffset() is None:
-                raise ValueError("date_range times need a time zone (e.g. 2024-01-01T00:00:00Z)")
         return self
 
 
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    chat_ids: list[Text] | None = Field(default=None, min_length=1, max_length=1000)
+    chat_ids: list[Annotated[str, Field(pattern=CHAT_ID_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=1000)
     date_range: DateRange | None = None
 
 

@@ -14,6 +14,7 @@ from contracts.topics import EXPORT_JOB
 from export.archive_source import (
     ArchiveQuery,
     ArchiveSource,
+    QueryRefused,
     SourceUnavailable,
     StreamCut,
     UnknownChats,
@@ -31,6 +32,7 @@ from servicekit.errors import (
     RateLimited,
     ServiceError,
     ServiceUnavailable,
+    ValidationFailed,
 )
 from servicekit.uow import UnitOfWork
 
@@ -85,6 +87,9 @@ class ExportJobs:
             except UnknownChats as exc:
                 raise NotFound("some chats do not exist",
                                {"missing_chat_ids": exc.missing}) from None
+            except QueryRefused as exc:
+                raise ValidationFailed(f"the chat service refused the filters: {exc}",
+                                       {"field": "filters"}) from None
             except (SourceUnavailable, StreamCut) as exc:
                 raise ServiceUnavailable("cannot check the chats right now") from exc
         jobs = JobRepository(uow.session)
@@ -128,15 +133,21 @@ class ExportJobs:
         if job.artifact_key:
             await self.blobs.delete(job.artifact_key)
 
-    async def download(self, uow: UnitOfWork, user_id: str, job_id: str,
+    async def download(self, uow: UnitOfWork, user_id: str | None, job_id: str,
                        expires: int | None, signature: str | None) -> Download:
-        """The owner's file, through an unexpired signed link."""
-        job = await self.get(uow, user_id, job_id)
+        """The file, through an unexpired signed link, which names its owner: no caller
+        needed (`user_id` None), and a caller who is not the owner finds no such job."""
+        if user_id is not None:
+            job = await self.get(uow, user_id, job_id)
+        elif (found := await JobRepository(uow.session).get(job_id)) is not None:
+            job = found
+        else:
+            raise NotFound("no such export")
         if expires is None or not signature:
             raise Forbidden("a signed download link is required: take download_url from "
                             f"GET /api/v1/export/{job_id}")
         try:
-            self.signer.check(job.id, user_id, expires, signature)
+            self.signer.check(job.id, job.user_id, expires, signature)
         except LinkInvalid as exc:
             raise Forbidden(str(exc)) from None
         except LinkExpired as exc:

@@ -1,11 +1,11 @@
-"""Chat part 3: the users whose data was purged (auth deleted them), so that a write still in
+"""Chat part 5: the users whose data was purged (auth deleted them), so that a write still in
 flight with such a user's token is refused instead of leaving rows no purge will reach."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:
