@@ -69,3 +69,12 @@ def test_uploads_are_marked() -> None:
     assert attachments.uploads
     assert chats is not None
     assert not chats.uploads
+
+
+def test_a_signed_export_link_needs_no_token_but_the_rest_of_export_does() -> None:
+    table = RouteTable()
+    assert not table.policy("GET", "/api/v1/export/01j9/download").needs_token
+    assert not table.policy("HEAD", "/api/v1/export/01j9/download").needs_token
+    assert table.policy("DELETE", "/api/v1/export/01j9/download").needs_token
+    assert table.policy("GET", "/api/v1/export/01j9").needs_token
+    assert table.policy("GET", "/api/v1/export/01j9/download/x").needs_token

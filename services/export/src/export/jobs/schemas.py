@@ -18,7 +18,6 @@ from pydantic import (
 
 from contracts.events.export import ExportFormat
 from export.jobs.domain import ExportType
-from servicekit.validation import Text
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Chat's ids: UUIDv7s or an app's legacy ids (chat.domain.ID_PATTERN; services share no code)

@@ -70,6 +70,11 @@ PUBLIC: frozenset[tuple[str, str]] = SIGN_IN | {
     ("GET", "/.well-known/jwks.json"),
     ("HEAD", "/.well-known/jwks.json"),
 }
+# A signed export link is its own credential (a browser or Dio follows it without a header);
+# the export service checks the signature, and a token if one is sent.
+PUBLIC_PATTERNS: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
+    (frozenset({"GET", "HEAD"}), re.compile(r"^/api/v1/exports?/[^/]+/download$")),
+)
 # The gateway's own routes: public; health and metrics are not even rate limited (probes).
 OWN_PUBLIC_PATHS = ("/api/v1/openapi.json", "/docs")
 UNLIMITED_PREFIXES = ("/health/", "/metrics")
@@ -109,7 +114,9 @@ class RouteTable:
             return Policy(None, needs_token=False, sign_in=False, rate_limited=True)
         key = (method, path.rstrip("/") or "/")
         uploads = route.uploads or any(p.match(path) for p in UPLOAD_PATHS)
-        return Policy(route, needs_token=key not in PUBLIC, sign_in=key in SIGN_IN,
+        public = key in PUBLIC or any(
+            method in methods and pattern.match(key[1]) for methods, pattern in PUBLIC_PATTERNS)
+        return Policy(route, needs_token=not public, sign_in=key in SIGN_IN,
                       rate_limited=True, uploads=uploads)
 
 
