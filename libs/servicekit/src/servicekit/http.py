@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.ids import uuid7
 from servicekit.errors import internal_error_response
 from servicekit.logging import bind_request_id, clear_request_context, redact_query
-from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS, route_label
 
 access_log = structlog.get_logger("access")
 log = structlog.get_logger(__name__)
@@ -65,8 +65,9 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, str(status)).inc()
-            HTTP_LATENCY.labels(method).observe(elapsed)
+            route = route_label(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
             path = scope["path"]
             if not path.startswith(_QUIET_PATHS):
                 query = scope.get("query_string", b"").decode("latin-1")

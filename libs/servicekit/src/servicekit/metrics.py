@@ -19,8 +19,25 @@ EVENTS_DUPLICATE = Counter("parley_events_duplicate_total", "redelivered events 
                            ["consumer", "topic"])
 EVENTS_DEAD_LETTERED = Counter("parley_events_dead_lettered_total", "events sent to a DLQ",
                                ["consumer", "topic", "reason"])
-HTTP_REQUESTS = Counter("parley_http_requests_total", "HTTP requests", ["method", "status"])
-HTTP_LATENCY = Histogram("parley_http_request_seconds", "HTTP request duration", ["method"])
+# `route` is the matched path template (`/api/v1/chats/{conversation_id}`), never the raw path:
+# ids in paths would make one time series per chat
+HTTP_REQUESTS = Counter("parley_http_requests_total", "HTTP requests",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("parley_http_request_seconds", "HTTP request duration",
+                         ["method", "route"])
+
+
+# An app that routes on its own (the gateway's proxy) names the route here in the scope
+ROUTE_LABEL = "parley.route"
+
+
+def route_label(scope: dict[str, object]) -> str:
+    """The route an app named, else the path template the router matched, or `unmatched`."""
+    named = scope.get(ROUTE_LABEL)
+    if isinstance(named, str):
+        return named
+    template = getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) and template else "unmatched"
 
 metrics_router = APIRouter()
 

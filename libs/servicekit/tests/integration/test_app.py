@@ -96,15 +96,25 @@ async def test_metrics_show_requests_and_the_outbox_backlog(
 
     assert response.status_code == 200
     assert backlog in response.text
-    assert re.search(r'parley_http_requests_total\{method="GET",status="200"\} [1-9]',
-                     response.text)
+    assert re.search(r'parley_http_requests_total\{method="GET",route="/health/live",'
+                     r'status="200"\} [1-9]', response.text)
+
+    # a path no route matches is counted under one label, not one series per raw path
+    assert (await client.get("/no/such/route")).status_code == 404
+    metrics = (await client.get("/metrics")).text
+    assert re.search(r'parley_http_requests_total\{method="GET",route="unmatched",'
+                     r'status="404"\} [1-9]', metrics)
+    assert "/no/such/route" not in metrics
 
 
 def get_latency(metrics: str) -> tuple[float, float]:
     """(requests observed, of which under 10 s) for GET, from the Prometheus text."""
-    samples = {(s.name, s.labels.get("le")): s.value
-               for family in text_string_to_metric_families(metrics)
-               for s in family.samples if s.labels.get("method") == "GET"}
+    samples: dict[tuple[str, str | None], float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for s in family.samples:
+            if s.labels.get("method") == "GET":  # summed over routes
+                key = (s.name, s.labels.get("le"))
+                samples[key] = samples.get(key, 0.0) + s.value
     return (samples.get(("parley_http_request_seconds_count", None), 0.0),
             samples.get(("parley_http_request_seconds_bucket", "10.0"), 0.0))
 

@@ -85,6 +85,10 @@ async def test_a_valid_token_reaches_the_upstream_unchanged_with_forwarding_head
     assert int(response.headers["x-ratelimit-remaining"]) < 1000
     assert int(response.headers["x-ratelimit-reset"]) > 0
     assert response.headers.get_list("x-request-id") == ["req-123"]
+    # counted under the route's prefix, never the raw path
+    metrics = (await gateway.get("/metrics")).text
+    assert 'route="/api/v1/chats",status="200"' in metrics
+    assert "/api/v1/chats/echo" not in metrics
 
 
 async def test_hsts_only_behind_tls(gateway: httpx.AsyncClient) -> None:

@@ -21,6 +21,7 @@ from gateway.proxy.headers import client_response_headers
 from gateway.proxy.websocket import relay_websocket
 from gateway.routes.domain import Policy
 from servicekit.errors import NotFound, PayloadTooLarge, ServiceError, ServiceUnavailable
+from servicekit.metrics import ROUTE_LABEL
 
 log = structlog.get_logger(__name__)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -74,6 +75,7 @@ class HttpProxy:
         if policy.route is None:
             await refuse(scope, receive, send, NotFound("no such route"))
             return
+        scope[ROUTE_LABEL] = policy.route.prefix  # request metrics by route, not by raw path
         try:
             await self._forward(scope, receive, send, policy)
         except _ClientGone:
