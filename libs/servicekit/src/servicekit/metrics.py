@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -31,7 +34,7 @@ HTTP_LATENCY = Histogram("parley_http_request_seconds", "HTTP request duration",
 ROUTE_LABEL = "parley.route"
 
 
-def route_label(scope: dict[str, object]) -> str:
+def route_label(scope: MutableMapping[str, Any]) -> str:
     """The route an app named, else the path template the router matched, or `unmatched`."""
     named = scope.get(ROUTE_LABEL)
     if isinstance(named, str):
