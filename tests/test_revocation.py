@@ -67,6 +67,8 @@ def urls(infra: InfraUrls, schemas: dict[str, str],
 
         auth = start("auth", "auth.main:create_app", {
             **infra_env("AUTH_", infra, schemas["auth"]), "AUTH_MAIL_SINK": "none",
+            # a reuse here is theft at once (auth's own tests cover the grace window)
+            "AUTH_REFRESH_REUSE_GRACE_SECONDS": "0",
             "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1"})
         chat = start("chat", "chat.main:create_app", {
             **infra_env("CHAT_", infra, schemas["chat"]), "CHAT_AUTH_URL": auth,

@@ -32,10 +32,21 @@ def redact_query(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1[REDACTED]", text) if "=" in text else text
 
 
+# A line whose whole point is a credential (the dev mail sink's emailed link) names the
+# fields to leave as they are: `log.info("email", link=..., **unredacted("link"))`
+UNREDACTED = "_unredacted"
+
+
+def unredacted(*fields: str) -> dict[str, tuple[str, ...]]:
+    """Keyword arguments that keep `fields` of one log line out of the redaction."""
+    return {UNREDACTED: fields}
+
+
 def _redact_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     # every string field: uvicorn's WebSocket lines and httpx's request lines carry full URLs
+    kept = event.pop(UNREDACTED, ())
     for key, value in event.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in kept:
             event[key] = redact_query(value)
     return event
 
