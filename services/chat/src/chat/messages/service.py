@@ -10,6 +10,7 @@ from typing import Any
 from chat import changes, domain
 from chat.accounts.guard import take_seqs_of_live_user
 from chat.conversations.repository import ConversationRepository
+from chat.messages import domain as tree
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import (
     DISPLAY_CONTENT,
@@ -62,76 +63,52 @@ def check_sizes(settings: Settings, index: int | None, content: str | None,
 async def store(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,
                 incoming: Sequence[MessageIn], now: datetime) -> StoredMessages:
     """Store messages in order, in this transaction: new ones get one event each; ids the
-    user already stored in this conversation are left as they were (a retried upload)."""
-    if len(incoming) > settings.batch_max_messages:
-        raise PayloadTooLarge(f"at most {settings.batch_max_messages} messages per request",
-                              {"max_messages": settings.batch_max_messages,
-                               "received": len(incoming)})
-    ids: list[str] = []
-    for i, m in enumerate(incoming):
-        check_sizes(settings, i if len(incoming) > 1 else None, m.content, m.metadata)
-        ids.append(m.id or domain.new_id())
-    if len(set(ids)) != len(ids):
-        raise ValidationFailed("two messages of the request have the same id",
-                               {"ids": sorted({i for i in ids if ids.count(i) > 1})})
-
+    user already stored in this conversation are left as they were (a retried upload).
+    Where each one goes is `chat.messages.domain.place`."""
+    ids = checked_ids(settings, incoming)
     conversation = await live_conversation(uow, user_id, conversation_id, for_update=True)
     repo = MessageRepository(uow.session)
-    parents = [m.parent_id for m in incoming if m.parent_id]
-    if conversation.current_leaf_id is not None:
-        parents.append(conversation.current_leaf_id)  # where messages without a parent go
-    known = await repo.existing(user_id, ids + parents)
-    elsewhere = [i for i in ids if i in known and known[i].conversation_id != conversation_id]
-    if elsewhere:
-        raise Conflict("these message ids belong to another chat", {"ids": elsewhere})
-
-    fresh_count = sum(1 for i in ids if i not in known)
+    known = await repo.existing(
+        user_id, tree.ids_to_load(ids, incoming, conversation.current_leaf_id))
+    tree.refuse_foreign(ids, known, conversation_id)
+    fresh_count = tree.count_new(ids, known)
     seqs = iter(await take_seqs_of_live_user(uow, user_id, fresh_count) if fresh_count else ())
-    stored: list[Message | NewMessage] = []
-    new_rows: list[NewMessage] = []
-    in_batch: set[str] = set()
-    tip = conversation.current_leaf_id
-    for message_id, m in zip(ids, incoming, strict=True):
-        if message_id in known:
-            existing = known[message_id]
-            stored.append(existing)
-            in_batch.add(message_id)
-            if existing.deleted_at is None:
-                tip = message_id
-            continue
-        parent = tip if m.follows_branch else m.parent_id
-        if parent is not None and parent not in in_batch:
-            found = known.get(parent)
-            if found is None or found.conversation_id != conversation_id \
-                    or found.deleted_at is not None:
-                raise ValidationFailed("parent_id is not a message of this chat",
-                                       {"id": message_id, "parent_id": parent})
-        seq = next(seqs)
-        created = m.created_at or now
-        row = NewMessage(
-            user_id=user_id, id=message_id, conversation_id=conversation_id, parent_id=parent,
-            role=m.role, content=m.content, parts=m.parts, status=m.status, model=m.model,
-            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
-            meta=m.metadata, revision_count=0, created_order=seq, version=1, seq=seq,
-            created_at=created, updated_at=created)
-        new_rows.append(row)
-        stored.append(row)
-        in_batch.add(message_id)
-        tip = message_id
-
+    placement = tree.place(ids, incoming, known, conversation_id, conversation.current_leaf_id)
+    stored: list[Message | NewMessage] = [
+        slot.existing or new_message(user_id, conversation_id, slot, m, next(seqs), now)
+        for slot, m in zip(placement.slots, incoming, strict=True)]
+    new_rows = [row for row in stored if isinstance(row, NewMessage)]
     if new_rows:
         await repo.insert_all(new_rows)
         for row in new_rows:
             uow.outbox.add(CHAT_MESSAGE, changes.message_event(row), user_id=user_id,
                            seq=row.seq)
         conversation.message_count += len(new_rows)
-        conversation.total_tokens += sum((r.prompt_tokens or 0) + (r.completion_tokens or 0)
-                                         for r in new_rows)
-        conversation.current_leaf_id = tip
+        conversation.total_tokens += tree.token_total(new_rows)
+        conversation.current_leaf_id = placement.leaf
         await changes.conversation_changed(uow, conversation, now)
     await uow.session.flush()
     return StoredMessages(messages=[MessageOut.of(r) for r in stored],
                           created=len(new_rows), duplicates=len(stored) - len(new_rows))
+
+
+def checked_ids(settings: Settings, incoming: Sequence[MessageIn]) -> list[str]:
+    """The batch's ids, once its size and each message's sizes are within the limits."""
+    tree.check_batch_size(len(incoming), settings.batch_max_messages)
+    for i, m in enumerate(incoming):
+        check_sizes(settings, i if len(incoming) > 1 else None, m.content, m.metadata)
+    return tree.assign_ids([m.id for m in incoming])
+
+
+def new_message(user_id: str, conversation_id: str, slot: tree.Slot[Any], m: MessageIn,
+                seq: int, now: datetime) -> NewMessage:
+    created = m.created_at or now
+    return NewMessage(
+        user_id=user_id, id=slot.id, conversation_id=conversation_id, parent_id=slot.parent_id,
+        role=m.role, content=m.content, parts=m.parts, status=m.status, model=m.model,
+        prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+        meta=m.metadata, revision_count=0, created_order=seq, version=1, seq=seq,
+        created_at=created, updated_at=created)
 
 
 async def page(uow: UnitOfWork, user_id: str, conversation_id: str, *, before: str | None,
@@ -226,8 +203,7 @@ async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, message_id
         row.deleted_at = now
         changes.message_changed_as(uow, row, now, seq)
     conversation.message_count = max(0, conversation.message_count - len(rows))
-    conversation.total_tokens = max(0, conversation.total_tokens - sum(
-        (r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in rows))
+    conversation.total_tokens = max(0, conversation.total_tokens - tree.token_total(rows))
     if conversation.current_leaf_id in gone:
         conversation.current_leaf_id = root.parent_id
     await changes.conversation_changed(uow, conversation, now)

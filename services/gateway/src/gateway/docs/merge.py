@@ -63,36 +63,9 @@ def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str]
     tags: dict[str, Any] = {}
     operation_ids: set[str] = set()
     for service, original in documents.items():
-        renames: dict[str, str] = {}
-        while True:  # a renamed schema changes the schemas that refer to it: to a fixpoint
-            document = _rewrite_refs(original, renames)
-            found = False
-            for section, items in document.get("components", {}).items():
-                target = merged["components"].get(section, {})
-                for name, item in items.items():
-                    ref = f"#/components/{section}/{name}"
-                    if ref not in renames and name in target and target[name] != item:
-                        new = _free_name(name, service, {**target, **items})
-                        renames[ref] = f"#/components/{section}/{new}"
-                        found = True
-            if not found:
-                break
-        for section, items in document.get("components", {}).items():
-            target = merged["components"].setdefault(section, {})
-            for name, item in items.items():
-                ref = f"#/components/{section}/{name}"
-                target.setdefault(renames[ref].rsplit("/", 1)[-1] if ref in renames else name,
-                                  item)
-        for path, item in document.get("paths", {}).items():
-            if not routed(path):
-                continue
-            existing = merged["paths"].setdefault(path, {})
-            for method, operation in item.items():
-                if method in existing:
-                    continue  # the owner of a route is one service: the first says
-                if isinstance(operation, dict) and "operationId" in operation:
-                    operation = _unique_operation(operation, service, method, operation_ids)
-                existing[method] = operation
+        document, renames = renamed_for(original, service, merged["components"])
+        add_components(merged["components"], document, renames)
+        add_paths(merged["paths"], document, service, routed, operation_ids)
         for tag in document.get("tags", []):
             tags.setdefault(tag["name"], tag)
     if tags:
@@ -100,3 +73,58 @@ def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str]
     if not merged["components"]:
         del merged["components"]
     return merged
+
+
+def renamed_for(original: Document, service: str, components: Mapping[str, Any]
+                ) -> tuple[Document, dict[str, str]]:
+    """`original` with its `$ref`s rewritten so none of its components clashes with a
+    different one of the same name in `components`, and the renames (old ref → new ref)."""
+    renames: dict[str, str] = {}
+    while True:  # a renamed schema changes the schemas that refer to it: to a fixpoint
+        document = _rewrite_refs(original, renames)
+        found = clashes(document, service, components, renames)
+        if not found:
+            return document, renames
+        renames.update(found)
+
+
+def clashes(document: Document, service: str, components: Mapping[str, Any],
+            renames: Mapping[str, str]) -> dict[str, str]:
+    """The renames for `document`'s components that differ from a merged one of the same
+    name (and were not renamed yet)."""
+    found: dict[str, str] = {}
+    for section, items in document.get("components", {}).items():
+        target = components.get(section, {})
+        for name, item in items.items():
+            ref = f"#/components/{section}/{name}"
+            if ref not in renames and ref not in found and name in target \
+                    and target[name] != item:
+                new = _free_name(name, service, {**target, **items})
+                found[ref] = f"#/components/{section}/{new}"
+    return found
+
+
+def add_components(components: dict[str, Any], document: Document,
+                   renames: Mapping[str, str]) -> None:
+    """Merge `document`'s components under their new names; a name already merged keeps
+    its first definition (an identical one, after the renames)."""
+    for section, items in document.get("components", {}).items():
+        target = components.setdefault(section, {})
+        for name, item in items.items():
+            ref = f"#/components/{section}/{name}"
+            target.setdefault(renames[ref].rsplit("/", 1)[-1] if ref in renames else name,
+                              item)
+
+
+def add_paths(paths: dict[str, Any], document: Document, service: str,
+              routed: Callable[[str], bool], operation_ids: set[str]) -> None:
+    for path, item in document.get("paths", {}).items():
+        if not routed(path):
+            continue
+        existing = paths.setdefault(path, {})
+        for method, operation in item.items():
+            if method in existing:
+                continue  # the owner of a route is one service: the first says
+            if isinstance(operation, dict) and "operationId" in operation:
+                operation = _unique_operation(operation, service, method, operation_ids)
+            existing[method] = operation

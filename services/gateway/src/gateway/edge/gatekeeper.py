@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.components import Components
 from gateway.edge.identity import identify, presented_token
-from gateway.limits.domain import Bucket, Verdict
+from gateway.limits.domain import Bucket, RateSpec, Verdict
 from gateway.proxy.headers import client_ip, header
 from gateway.routes.domain import Policy
 from servicekit.auth import Caller
@@ -46,8 +46,7 @@ class GatekeeperMiddleware:
             return
         gateway = components_of(scope)
         websocket = scope["type"] == "websocket"
-        method = "GET" if websocket else scope["method"]
-        policy = gateway.routes.policy(method, scope["path"])
+        policy = gateway.routes.policy("GET" if websocket else scope["method"], scope["path"])
         state: dict[str, Any] = scope.setdefault("state", {})
         state[POLICY] = policy
         if not policy.rate_limited:
@@ -57,45 +56,70 @@ class GatekeeperMiddleware:
         ip = client_ip(scope["client"][0] if scope.get("client") else None, scope["headers"],
                        settings.trusted_proxies)
         state[CLIENT_IP] = ip
-        refusal: ServiceError | None = None
-        caller: Caller | None = None
-        if policy.route is not None:
-            token = presented_token(scope["headers"], scope.get("query_string", b""), websocket,
-                                    scope.get("subprotocols", ()))
-            if policy.needs_token or token is not None:
-                try:
-                    caller = await identify(gateway.verifier, token)
-                except ServiceError as exc:
-                    if policy.needs_token:  # a public route lets its service judge the token
-                        refusal = exc
-        buckets = [Bucket(f"ip:{ip}", settings.per_ip)]
-        if policy.sign_in:
-            buckets.append(Bucket(f"sign-in:{ip}", settings.sign_in))
-        if caller is not None:
-            buckets.append(Bucket(f"user:{caller.user_id}", settings.per_user))
-        verdict = await gateway.limiter.charge(buckets)
+        caller, refusal = await _caller(gateway, policy, scope, websocket)
+        verdict = await gateway.limiter.charge(buckets_for(
+            policy, ip, caller, per_ip=settings.per_ip, sign_in=settings.sign_in,
+            per_user=settings.per_user))
         if not verdict.allowed:
             refusal = RateLimited("too many requests: slow down",
                                   {"retry_after": verdict.retry_after})
         elif refusal is None:
             refusal = _routing_refusal(policy, scope, settings.max_upload_bytes,
                                        settings.max_body_bytes, state)
-        if caller is not None:
-            state[CALLER] = caller
-            structlog.contextvars.bind_contextvars(user_id=caller.user_id)
-        if policy.route is not None:
-            structlog.contextvars.bind_contextvars(upstream=policy.route.upstream)
+        _remember(state, policy, caller)
         if refusal is not None:
             await refuse(scope, receive, send, refusal, verdict)
             return
-        rate_headers = verdict.headers()
+        await self.app(scope, receive, send if websocket else _with_headers(send, verdict))
 
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *rate_headers]
-            await send(message)
 
-        await self.app(scope, receive, send_with_limits if not websocket else send)
+async def _caller(gateway: Components, policy: Policy, scope: Scope, websocket: bool
+                  ) -> tuple[Caller | None, ServiceError | None]:
+    """Who presents the request's token, or the refusal of a route that needs one. A
+    public route lets its service judge a bad token: the refusal is dropped."""
+    if policy.route is None:
+        return None, None
+    token = presented_token(scope["headers"], scope.get("query_string", b""), websocket,
+                            scope.get("subprotocols", ()))
+    if not policy.needs_token and token is None:
+        return None, None
+    try:
+        return await identify(gateway.verifier, token), None
+    except ServiceError as exc:
+        return None, exc if policy.needs_token else None
+
+
+def buckets_for(policy: Policy, ip: str, caller: Caller | None, *, per_ip: RateSpec,
+                sign_in: RateSpec, per_user: RateSpec) -> list[Bucket]:
+    """The counters a request is charged to: its address always, the address's sign-in
+    counter on a sign-in route, the user's when the caller is known."""
+    buckets = [Bucket(f"ip:{ip}", per_ip)]
+    if policy.sign_in:
+        buckets.append(Bucket(f"sign-in:{ip}", sign_in))
+    if caller is not None:
+        buckets.append(Bucket(f"user:{caller.user_id}", per_user))
+    return buckets
+
+
+def _remember(state: dict[str, Any], policy: Policy, caller: Caller | None) -> None:
+    """The caller for the proxy, and who and where for every log line of the request."""
+    if caller is not None:
+        state[CALLER] = caller
+        structlog.contextvars.bind_contextvars(user_id=caller.user_id)
+    if policy.route is not None:
+        structlog.contextvars.bind_contextvars(upstream=policy.route.upstream)
+
+
+def _with_headers(send: Send, verdict: Verdict) -> Send:
+    """`send` adding the rate-limit headers to the response."""
+    rate_headers = verdict.headers()
+
+    async def send_with_limits(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *rate_headers]
+        await send(message)
+
+    return send_with_limits
 
 
 def _routing_refusal(policy: Policy, scope: Scope, max_upload: int, max_body: int,
@@ -106,7 +130,12 @@ def _routing_refusal(policy: Policy, scope: Scope, max_upload: int, max_body: in
         return None  # the gateway's own routes (docs, OpenAPI) or the router's 404
     limit = max_upload if policy.uploads else max_body
     state[MAX_BODY] = limit
-    declared = header(scope["headers"], b"content-length")
+    return body_refusal(header(scope["headers"], b"content-length"), limit)
+
+
+def body_refusal(declared: bytes | None, limit: int) -> PayloadTooLarge | None:
+    """A declared Content-Length over `limit` is refused before any byte is read; a
+    missing or malformed one is left to the proxy's counting."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         return PayloadTooLarge(f"the request body is larger than {limit} bytes",
                                {"max_bytes": limit})
