@@ -2,7 +2,7 @@
 PostgreSQL's own `COPY ... TO` of the same number of message rows, and peak RSS.
 
 What this measures today: the export *writers* (`export.formats`) fed with archive records
-generated in-process (`export.sample_archive`, ordinary text), written through the real
+generated in-process (`parley.sample_archive`, ordinary text), written through the real
 `LocalBlobStore` — each format in a fresh child process, so its peak RSS (ru_maxrss) is the
 writer's alone. The comparison is `COPY (SELECT ...) TO STDOUT` of a table holding the same
 rows (conversation id, message id, parent id, role, timestamps, content), read with asyncpg.

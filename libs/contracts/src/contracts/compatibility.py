@@ -5,7 +5,8 @@ or add an enum value. It may not remove or rename a field, change a type, make a
 optional field required, add a required field, or remove an enum value.
 
 `python -m contracts.compatibility --write` refreshes the committed snapshot after an
-additive change; `--check` (what the test runs) compares without writing.
+additive change (a docstring of an event is its schema's description, so it counts too);
+without `--write` it compares without writing, as the test does.
 """
 
 from __future__ import annotations

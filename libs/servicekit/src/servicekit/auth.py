@@ -41,7 +41,9 @@ class Caller:
 class KeySource(Protocol):
     """Where a verifier finds the public key a token's `kid` names."""
 
-    async def key(self, kid: str) -> PyJWK | None: ...
+    async def key(self, kid: str) -> PyJWK | None:
+        """The public key `kid` names; None when no live key has that id."""
+        ...
 
 
 class JwksCache:
@@ -82,7 +84,9 @@ class JwksCache:
 class SessionCheck(Protocol):
     """Whether a session was revoked (servicekit.revocation.Revocations)."""
 
-    async def check(self, session_id: str | None) -> None: ...
+    async def check(self, session_id: str | None) -> None:
+        """Raise TokenRevoked if the session ended, so its access tokens stop working."""
+        ...
 
 
 class TokenVerifier:

@@ -49,6 +49,8 @@ _CLAIM = text(
 
 @dataclass(frozen=True)
 class ConsumerConfig:
+    """How a consumer retries a failing handler (then dead-letters) and batches its fetches."""
+
     max_retries: int = 3
     base_backoff: float = 0.1
     unavailable_backoff: float = 1.0

@@ -14,11 +14,15 @@ Check = Callable[[], Awaitable[Any]]
 
 
 class ComponentHealth(BaseModel):
+    """One dependency's answer to the readiness probe (the error, shortened, when down)."""
+
     status: str  # "up" | "down"
     error: str | None = None
 
 
 class Readiness(BaseModel):
+    """The readiness answer: ready only when every dependency is up, so traffic waits."""
+
     status: str  # "ready" | "unavailable"
     components: dict[str, ComponentHealth]
 

@@ -56,6 +56,7 @@ class RedactingFilter(logging.Filter):
     writes its WebSocket lines through its own handlers, never through ours."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's message in place; always keep the record."""
         message = record.getMessage()
         if "=" in message:
             record.msg, record.args = redact_query(message), None

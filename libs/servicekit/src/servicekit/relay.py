@@ -70,6 +70,8 @@ _PURGE_SENT = text(
 
 @dataclass(frozen=True)
 class RelayConfig:
+    """How the outbox relay batches, polls, backs off failed rows and keeps sent ones."""
+
     batch_size: int = 1000
     poll_interval: float = 0.5  # fallback when no NOTIFY arrives
     base_backoff: float = 0.5

@@ -129,6 +129,7 @@ class Revocations:
             self._listening = asyncio.create_task(self._listen(), name="revocation-notices")
 
     async def stop(self) -> None:
+        """Stop listening for notices (at shutdown)."""
         if self._listening is not None:
             self._listening.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -94,6 +94,8 @@ class ServiceRuntime:
         return UnitOfWork(self.sessions, self.settings.service_name)
 
     async def start(self) -> None:
+        """Open the database, Redis and HTTP clients; connect the broker and run the relay in
+        the background, so the service starts even while Kafka is still coming up."""
         self.engine = create_engine(self.settings)
         self.sessions = create_sessionmaker(self.engine)
         self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=2,
@@ -120,6 +122,7 @@ class ServiceRuntime:
                 delay = min(delay * 2, 15)
 
     async def stop(self) -> None:
+        """Let the relay finish its batch, then close every connection `start` opened."""
         if self._connecting:
             self._connecting.cancel()
         if self.relay:
@@ -140,15 +143,18 @@ class ServiceRuntime:
 
     # readiness checks
     async def check_postgres(self) -> None:
+        """Readiness: the database answers a query."""
         assert self.engine is not None
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def check_redis(self) -> None:
+        """Readiness: Redis answers a ping."""
         assert self.redis is not None
         await self.redis.ping()
 
     async def check_kafka(self) -> None:
+        """Readiness: the broker answers (ConnectionError if it does not)."""
         if not await self.broker.ping(timeout=1.5):
             raise ConnectionError("the broker does not answer")
 

@@ -100,6 +100,8 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Also read the shared infrastructure variables (DATABASE_URL, ...) unprefixed, so
+        one environment serves every service; a prefixed variable still wins."""
         shared = _SharedEnvSource(settings_cls, env_prefix="", case_sensitive=False)
         return init_settings, env_settings, dotenv_settings, shared, file_secret_settings
 

@@ -25,8 +25,8 @@ from contracts.ids import uuid7
 from export.archive_source import ArchiveQuery, UnknownChats
 from export.components import Components
 from export.main import create_app
-from export.sample_archive import sample_archive
 from export.settings import Settings
+from parley.sample_archive import sample_archive
 from parley.stack.embedded import InfraUrls
 from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name
 

@@ -23,7 +23,7 @@ from contracts.ids import uuid7
 from contracts.topics import AUTH_USER
 from export.formats.csv_format import unguard
 from export.formats.json_format import read_records
-from export.sample_archive import sample_archive
+from parley.sample_archive import sample_archive
 from parley.testing import serving
 
 from .conftest import (

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from export.formats.json_format import read_records
 from export.jobs.repository import JobRepository
-from export.sample_archive import sample_archive
+from parley.sample_archive import sample_archive
 from parley.testing import serving
 
 from .conftest import (

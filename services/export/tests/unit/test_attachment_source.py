@@ -6,7 +6,7 @@ from typing import Any
 
 from contracts.archive import MessageRecord
 from export.attachment_source import attachment_ids, entry_name
-from export.sample_archive import BASE
+from parley.sample_archive import BASE
 
 
 def message(parts: list[dict[str, Any]] | None) -> MessageRecord:

@@ -28,7 +28,7 @@ from export.formats.csv_format import COLUMNS, render_csv, unguard
 from export.formats.json_format import read_records, render_json
 from export.formats.markdown import render_markdown
 from export.formats.pdf import find_font, render_pdf
-from export.sample_archive import BASE, sample_archive
+from parley.sample_archive import BASE, sample_archive
 
 
 async def _aiter(records: Iterable[AnyRecord]) -> AsyncIterator[AnyRecord]:

@@ -13,7 +13,7 @@ from export.archive_source import StreamCut, checked
 from export.jobs.domain import percent
 from export.jobs.links import LinkExpired, LinkInvalid, LinkSigner
 from export.jobs.schemas import DateRange, ExportRequest
-from export.sample_archive import sample_archive
+from parley.sample_archive import sample_archive
 
 SIGNER = LinkSigner(b"k" * 32, ttl_seconds=3600)
 

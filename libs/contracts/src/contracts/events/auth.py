@@ -11,6 +11,8 @@ from contracts.envelope import EventPayload
 
 
 class UserRegistered(EventPayload):
+    """An account was created: with an email, or anonymous (see `user.upgraded`)."""
+
     event_type: ClassVar[str] = "user.registered"
     email: str | None = Field(default=None, description="None for an anonymous account")
     name: str | None = None
@@ -19,6 +21,8 @@ class UserRegistered(EventPayload):
 
 
 class UserUpdated(EventPayload):
+    """A field of an account changed (`changed` names which); carries the account as it now is."""
+
     event_type: ClassVar[str] = "user.updated"
     changed: list[str] = Field(description="names of the fields that changed")
     email: str | None = None
@@ -57,12 +61,16 @@ class SessionsRevoked(EventPayload):
 
 
 class PreferencesUpdated(EventPayload):
+    """Some of the user's preferences changed; carries only those, with their new versions."""
+
     event_type: ClassVar[str] = "preferences.updated"
     fields: dict[str, Any] = Field(description="the fields that changed, with their new values")
     versions: dict[str, int] = Field(default_factory=dict, description="per-field versions")
 
 
 class FlagChanged(EventPayload):
+    """A feature flag was created or changed; its user_id is `flag:<key>` (no user's)."""
+
     event_type: ClassVar[str] = "flag.changed"
     key: str
     enabled: bool

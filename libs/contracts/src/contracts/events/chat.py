@@ -38,6 +38,8 @@ class ConversationChanged(EventPayload):
 
 
 class ConversationDeleted(EventPayload):
+    """A conversation was deleted: its tombstone, with the version that deleted it."""
+
     event_type: ClassVar[str] = "conversation.deleted"
     conversation_id: str
     version: int = Field(ge=1)
@@ -45,6 +47,8 @@ class ConversationDeleted(EventPayload):
 
 
 class MessageChanged(EventPayload):
+    """A message was stored or changed (edited, streamed, ended); the row as it now is."""
+
     event_type: ClassVar[str] = "message.changed"
     conversation_id: str
     message_id: str
@@ -64,6 +68,8 @@ class MessageChanged(EventPayload):
 
 
 class MessageDeleted(EventPayload):
+    """A message was deleted: its tombstone, with the version that deleted it."""
+
     event_type: ClassVar[str] = "message.deleted"
     conversation_id: str
     message_id: str
@@ -72,6 +78,8 @@ class MessageDeleted(EventPayload):
 
 
 class FolderChanged(EventPayload):
+    """A folder was created, changed or deleted (`deleted`); the row as it now is."""
+
     event_type: ClassVar[str] = "folder.changed"
     folder_id: str
     version: int = Field(ge=1)
@@ -85,6 +93,8 @@ class FolderChanged(EventPayload):
 
 
 class MemoryChanged(EventPayload):
+    """A memory was created, changed or deleted (`deleted`); the row as it now is."""
+
     event_type: ClassVar[str] = "memory.changed"
     memory_id: str
     version: int = Field(ge=1)

@@ -12,6 +12,8 @@ ExportFormat = Literal["json", "markdown", "csv", "pdf", "zip"]
 
 
 class ExportRequested(EventPayload):
+    """A job was queued (again, when a sweep finds it lost or unclaimed) for a worker."""
+
     event_type: ClassVar[str] = "export.requested"
     job_id: str
     export_type: Literal["all", "chats", "memories"]
@@ -19,6 +21,8 @@ class ExportRequested(EventPayload):
 
 
 class ExportProgress(EventPayload):
+    """How far a running job is: `processed` of `total`."""
+
     event_type: ClassVar[str] = "export.progress"
     job_id: str
     processed: int = Field(ge=0)
@@ -26,6 +30,8 @@ class ExportProgress(EventPayload):
 
 
 class ExportCompleted(EventPayload):
+    """A job's file is written and ready to download."""
+
     event_type: ClassVar[str] = "export.completed"
     job_id: str
     file_size: int = Field(ge=0)
@@ -33,6 +39,8 @@ class ExportCompleted(EventPayload):
 
 
 class ExportFailed(EventPayload):
+    """A job failed (its status is now `failed`); the code and message say why."""
+
     event_type: ClassVar[str] = "export.failed"
     job_id: str
     error_code: str

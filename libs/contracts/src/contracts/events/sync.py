@@ -10,6 +10,8 @@ from contracts.envelope import EventPayload
 
 
 class ImportStarted(EventPayload):
+    """An import of legacy or foreign data began (`dry_run`: counting, not writing)."""
+
     event_type: ClassVar[str] = "import.started"
     import_id: str
     source: str
@@ -17,12 +19,16 @@ class ImportStarted(EventPayload):
 
 
 class ImportCompleted(EventPayload):
+    """An import finished; the records it imported, by kind."""
+
     event_type: ClassVar[str] = "import.completed"
     import_id: str
     counts: dict[str, int] = Field(description="records imported, by kind")
 
 
 class ImportFailed(EventPayload):
+    """An import stopped; the code and message say why."""
+
     event_type: ClassVar[str] = "import.failed"
     import_id: str
     error_code: str

@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from chat.accounts.guard import mark_purged
+from chat.accounts.repository import PurgeRepository
 from chat.attachments.service import forget_user_files
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted
@@ -18,20 +19,6 @@ from servicekit.blobs import BlobStore
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
-
-USER_TABLES = ("message_revisions", "messages", "conversations", "folders", "memories",
-               "attachments")
-
-
-async def purge_user(uow: UnitOfWork, user_id: str) -> int:
-    """Delete every row the user owns (no tombstones: the account is gone); rows deleted."""
-    deleted = 0
-    for table in USER_TABLES:
-        result = await uow.session.execute(
-            text(f"DELETE FROM {table} WHERE user_id = :user_id"), {"user_id": user_id})
-        deleted += getattr(result, "rowcount", 0) or 0
-    return deleted
-
 
 def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
                          blob_store: Callable[[], BlobStore] | None = None,
@@ -51,7 +38,7 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
             # bytes before rows: if the transaction then fails, the redelivered event finds
             # the rows again and deletes what is left; the other order could lose the keys
             files = await forget_user_files(uow, blob_store(), user_id)
-        rows = await purge_user(uow, user_id)
+        rows = await PurgeRepository(uow.session).purge_user(user_id)
 
         def forget_after_commit(_: Session) -> None:
             # the consumer commits; before that, a read would cache the rows again

@@ -1,6 +1,7 @@
 """A synthetic archive in the chat stream's exact record format, for benchmarks and tests:
 branches, edits, unknown fields, and the text that breaks careless writers (quotes, commas,
-newlines, spreadsheet formulas, Markdown, non-Latin scripts, emoji)."""
+newlines, spreadsheet formulas, Markdown, non-Latin scripts, emoji). Test support, kept out
+of the export service's package: its tests and bench/export.py both use it."""
 
 from __future__ import annotations
 
