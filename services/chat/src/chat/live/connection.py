@@ -27,7 +27,7 @@ from servicekit.errors import ServiceError
 from servicekit.revocation import CLOSE_REVOKED
 
 if TYPE_CHECKING:
-    from chat.main import Components
+    from chat.components import Components
 
 log = structlog.get_logger(__name__)
 
