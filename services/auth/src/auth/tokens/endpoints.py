@@ -72,4 +72,7 @@ async def revoke_session(session_id: str, caller: SignedIn, auth: Auth
 @router.post("/keys/rotate")
 async def rotate_keys(_: Admin, auth: Auth) -> Ok[RotatedOut]:
     """Start signing with a new key; the old one stays published until its tokens expire."""
-    return ok(RotatedOut(kid=await auth.keys.rotate()))
+    async with auth.uow() as uow:
+        kid = await auth.keys.rotate(uow)
+        await uow.commit()  # and then this process signs with it (uow.after_commit)
+    return ok(RotatedOut(kid=kid))

@@ -7,8 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from sqlalchemy import event, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
 from chat.accounts.guard import mark_purged
 from chat.attachments.service import forget_user_files
@@ -53,13 +52,14 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
             files = await forget_user_files(uow, blob_store(), user_id)
         rows = await purge_user(uow, user_id)
 
-        def forget_after_commit(_: Session) -> None:
-            # the consumer commits; before that, a read would cache the rows again
+        async def forget_after_commit() -> None:
+            # the consumer commits; before that, a read would cache the rows again. Not
+            # awaited: the consumer does not wait for the cache
             task = asyncio.ensure_future(forget_cached(user_id))
             forgetting.add(task)
             task.add_done_callback(forgetting.discard)
 
-        event.listen(uow.session.sync_session, "after_commit", forget_after_commit, once=True)
+        uow.after_commit(forget_after_commit)
         log.info("user purged", user_id=user_id, rows=rows, files=files)
 
     return handle

@@ -173,8 +173,10 @@ class LiveConnection:
         if frame.parent_id is not None:
             fields["parent_id"] = frame.parent_id
         try:
-            started = await self.chat.replies.send(self.user_id, self.chat_id,
-                                                   [MessageIn(**fields)])
+            async with self.chat.uow() as uow:
+                started = await self.chat.replies.send(uow, self.user_id, self.chat_id,
+                                                       [MessageIn(**fields)])
+                await uow.commit()  # and then the reply is generated (uow.after_commit)
         except ServiceError as exc:
             await self.error(exc.code, exc.message, details=exc.details,
                              client_message_id=frame.client_message_id)

@@ -28,6 +28,7 @@ from chat.messages.schemas import (
     RevisionList,
     StoredMessages,
 )
+from servicekit.uow import UnitOfWork
 
 router = APIRouter(prefix="/api/v1/chats/{chat_id}", tags=["messages"])
 
@@ -78,7 +79,8 @@ async def post_messages(chat_id: IdPath, body: MessagesBody, caller: CurrentCall
     incoming = body.messages if isinstance(body, MessageBatch) else [body]
     if body.reply or wants_events(request):
         return await start_reply(request, chat, caller.user_id, chat_id,
-                                 lambda: chat.replies.send(caller.user_id, chat_id, incoming))
+                                 lambda uow: chat.replies.send(uow, caller.user_id, chat_id,
+                                                               incoming))
     async with chat.uow() as uow:
         stored = await service.store(uow, chat.settings, caller.user_id, chat_id, incoming,
                                      chat.clock())
@@ -98,12 +100,20 @@ async def regenerate(chat_id: IdPath, message_id: IdPath, caller: CurrentCaller,
     """A new reply as a sibling branch: beside an assistant message, or below a user
     message; the new branch becomes the current one."""
     return await start_reply(request, chat, caller.user_id, chat_id,
-                             lambda: chat.replies.regenerate(caller.user_id, chat_id, message_id))
+                             lambda uow: chat.replies.regenerate(uow, caller.user_id, chat_id,
+                                                                 message_id))
 
 
 async def start_reply(request: Request, chat: Components, user_id: str, chat_id: str,
-                      start: Callable[[], Awaitable[Started]]) -> Response:
+                      prepare: Callable[[UnitOfWork], Awaitable[Started]]) -> Response:
     """Server-sent events when asked for, else 202 with what was stored."""
+
+    async def start() -> Started:
+        async with chat.uow() as uow:
+            started = await prepare(uow)
+            await uow.commit()  # and then the reply is generated (uow.after_commit)
+        return started
+
     if wants_events(request):
         return await reply_events(chat, user_id, chat_id, start)
     started = await start()
