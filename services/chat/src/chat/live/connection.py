@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -23,6 +22,7 @@ from chat.live.schemas import Frame, MessageRef, Ping, Resume, SendMessage, Typi
 from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageIn, MessageOut
+from servicekit.clock import utc_now
 from servicekit.errors import ServiceError
 from servicekit.revocation import CLOSE_REVOKED
 
@@ -63,7 +63,7 @@ class LiveConnection:
                     self.chat.revocations.watching(self.session_id) as revoked:
                 await self.send(LiveEvent.of("connection_established", {
                     "chat_id": self.chat_id, "user_id": self.user_id,
-                    "server_time": datetime.now(UTC).isoformat()}))
+                    "server_time": utc_now().isoformat()}))
                 forward = asyncio.create_task(self._forward(listener))
                 receive = asyncio.create_task(self._receive())
                 ended = asyncio.create_task(self._close_when(revoked))
@@ -195,7 +195,7 @@ class LiveConnection:
         await self._message(frame.message_id)
         await self.broadcast("read_receipt", {
             "message_id": frame.message_id, "user_id": self.user_id,
-            "read_at": datetime.now(UTC).isoformat()})
+            "read_at": utc_now().isoformat()})
 
     async def cancel(self, frame: MessageRef) -> None:
         message = await self._message(frame.message_id)
@@ -206,7 +206,7 @@ class LiveConnection:
         await self.chat.replies.cancel(self.user_id, frame.message_id)
 
     async def ping(self, frame: Ping) -> None:
-        await self.send(LiveEvent.of("pong", {"server_time": datetime.now(UTC).isoformat()}))
+        await self.send(LiveEvent.of("pong", {"server_time": utc_now().isoformat()}))
 
     async def resume(self, frame: Resume) -> None:
         """Send again what came after `after_message_id` on the current branch; a reply
