@@ -284,3 +284,12 @@ def blob_store_from_url(url: str) -> LocalBlobStore | S3BlobStore:
                            secret_access_key=query.get("secret_access_key"),
                            prefix=unquote(parts.path))
     raise ValueError(f"unknown blob store URL {url!r}: use file:///path or s3://bucket")
+
+
+def blob_store_for(url: str | None, service: str) -> LocalBlobStore | S3BlobStore:
+    """The store a service is configured with (`<PREFIX>BLOB_URL`, see blob_store_from_url);
+    without a URL the embedded default keeps files under `.parley/blobs/<service>` in the
+    working directory."""
+    if url:
+        return blob_store_from_url(url)
+    return LocalBlobStore(Path.cwd() / ".parley" / "blobs" / service)

@@ -12,7 +12,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.ids import uuid7
-from servicekit.errors import internal_error_response
+from servicekit.error_handlers import internal_error_response
 from servicekit.logging import bind_request_id, clear_request_context, redact_query
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS, route_label
 

@@ -8,7 +8,7 @@ it commits, in one statement, just before the transaction commits (see `Outbox.f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.ids import uuid7
 from contracts.topics import Topic, publisher_of
+from servicekit.clock import utc_now
 from servicekit.db import outbox_table
 from servicekit.telemetry import current_trace_headers
 
@@ -61,7 +62,7 @@ class _Pending:
     user_id: str
     seq: int | None
     event_id: UUID = field(default_factory=uuid7)
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: datetime = field(default_factory=utc_now)
     headers: dict[str, str] = field(default_factory=current_trace_headers)
 
 

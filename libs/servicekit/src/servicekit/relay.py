@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -26,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.clock import utc_now
 from servicekit.db import notify_channel
 from servicekit.metrics import OUTBOX_FAILED, OUTBOX_LATENCY, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
@@ -118,7 +118,7 @@ class OutboxRelay:
             for (error, attempts), ids in failed.items():
                 delay = backoff_delay(attempts, self.config)
                 await conn.execute(_MARK_FAILED, {"ids": ids, "error": error, "delay": delay})
-        now = datetime.now(UTC)
+        now = utc_now()
         OUTBOX_PUBLISHED.labels(self.schema).inc(len(sent))
         by_id = {r.id: r for r in rows}
         for row_id in sent:

@@ -27,7 +27,7 @@ from contracts.topics import AUTH_SESSION, Topic
 from servicekit.auth import JwksCache, TokenVerifier
 from servicekit.consumer import ConsumerConfig, EventConsumer, Handler
 from servicekit.db import create_engine, create_sessionmaker
-from servicekit.errors import install_error_handlers
+from servicekit.error_handlers import install_error_handlers
 from servicekit.health import health_router
 from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from servicekit.errors import NotFound, install_error_handlers
+from servicekit.error_handlers import install_error_handlers
+from servicekit.errors import NotFound
 from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging
 

@@ -25,11 +25,11 @@ from servicekit.auth import (
     bearer_token,
     internal_credential_ok,
 )
+from servicekit.error_handlers import install_error_handlers
 from servicekit.errors import (
     ServiceUnavailable,
     TokenExpired,
     Unauthorized,
-    install_error_handlers,
 )
 from servicekit.revocation import TokenRevoked
 

@@ -15,6 +15,7 @@ from servicekit.blobs import (
     InvalidBlobKey,
     LocalBlobStore,
     S3BlobStore,
+    blob_store_for,
     blob_store_from_url,
 )
 
@@ -128,3 +129,15 @@ def test_the_url_chooses_the_store(tmp_path: Path) -> None:
     assert (s3.bucket, s3.object_key("u/j.csv")) == ("exports", "parley/u/j.csv")
     with pytest.raises(ValueError, match="unknown blob store"):
         blob_store_from_url("ftp://x/y")
+
+
+def test_a_service_without_a_blob_url_keeps_its_files_under_parley(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    local = blob_store_for("", "chat")
+    assert isinstance(local, LocalBlobStore)
+    assert local.root == tmp_path / ".parley" / "blobs" / "chat"
+    configured = blob_store_for(f"file://{tmp_path}/elsewhere", "chat")
+    assert isinstance(configured, LocalBlobStore)
+    assert configured.root == tmp_path / "elsewhere"
+    assert isinstance(blob_store_for("s3://exports", "export"), S3BlobStore)

@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from servicekit.errors import Conflict, NotFound, RateLimited, install_error_handlers
+from servicekit.error_handlers import install_error_handlers
+from servicekit.errors import Conflict, NotFound, RateLimited
 
 
 class NewChat(BaseModel):

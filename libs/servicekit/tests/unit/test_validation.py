@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field, ValidationError
 
-from servicekit.errors import install_error_handlers
+from servicekit.error_handlers import install_error_handlers
 from servicekit.validation import Int32, Int64, JsonObject, Text, secrets_equal
 
 

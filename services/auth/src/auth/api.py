@@ -3,21 +3,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, FastAPI, Request
 
+from auth.components import Components
 from servicekit.proxies import client_ip
 from servicekit.responses import Ok, ok
 
-if TYPE_CHECKING:
-    from auth.main import Components
-
-__all__ = ["Ok", "client_ip", "components", "ok"]
+__all__ = ["Auth", "Ok", "client_ip", "components", "components_of_app", "ok"]
 
 
 def components(request: Request) -> Components:
     """The auth components the lifespan built (see auth.main)."""
-    built: Components = request.app.state.auth
+    return components_of_app(request.app)
+
+
+def components_of_app(app: FastAPI) -> Components:
+    """The same, for callers without a request (a test, a script)."""
+    built: Components = app.state.auth
     return built
 
+
+# What an endpoint declares to get the components: `auth: Auth`
+Auth = Annotated[Components, Depends(components)]

@@ -4,9 +4,6 @@ the key ring, the password hasher, the throttles — its routers and its mail si
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -14,6 +11,7 @@ from auth.accounts import endpoints as accounts_endpoints
 from auth.accounts.passwords import Passwords
 from auth.accounts.service import Accounts
 from auth.accounts.throttle import RequestThrottle, SignInThrottle
+from auth.components import Components
 from auth.emails import endpoints as emails_endpoints
 from auth.emails.service import EmailLinks
 from auth.emails.subscribers import log_email
@@ -27,28 +25,6 @@ from auth.tokens.verification import LocalJwks
 from contracts.topics import AUTH_EMAIL, topics_published_by
 from servicekit.auth import TokenVerifier
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
-from servicekit.uow import UnitOfWork
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Components:
-    """What auth's endpoints use, built once per process."""
-
-    settings: Settings
-    runtime: ServiceRuntime
-    keys: KeyRing
-    verifier: TokenVerifier
-    accounts: Accounts
-    tokens: Tokens
-    email_links: EmailLinks
-    clock: Callable[[], datetime] = field(default=utc_now)
-
-    def uow(self) -> UnitOfWork:
-        return self.runtime.uow()
 
 
 async def build_components(settings: Settings, runtime: ServiceRuntime) -> Components:

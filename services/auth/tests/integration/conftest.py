@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from auth.main import Components, create_app
+from auth.components import Components
+from auth.main import create_app
 from auth.settings import Settings
 from parley.stack.embedded import InfraUrls
 from parley.testing import create_schemas, drop_schemas, unique_name

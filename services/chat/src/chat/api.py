@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from chat.cache import Scope
+from chat.cache import ChatCache, Scope
+from chat.components import Components
 from chat.domain import ID_PATTERN
 from servicekit.auth import CurrentCaller
 from servicekit.responses import Deleted, Ok, ok
 
-if TYPE_CHECKING:
-    from chat.main import Components
-
-__all__ = ["CurrentCaller", "Deleted", "IdPath", "Ok", "TagQuery", "cached_json",
+__all__ = ["Chat", "CurrentCaller", "Deleted", "IdPath", "Ok", "TagQuery", "cached_json",
            "cached_read", "components", "components_of_app", "ok"]
 
 # Every id in a path: a client id (UUIDv7 or an app's legacy id), at most 64 characters
@@ -27,15 +25,19 @@ IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 TagQuery = Annotated[str | None, Query(max_length=50)]
 
 
-
 def components(request: Request) -> Components:
     """The chat components the lifespan built (see chat.main)."""
     return components_of_app(request.app)
 
 
 def components_of_app(app: FastAPI) -> Components:
+    """The same, for callers without a request (a WebSocket, a test)."""
     built: Components = app.state.chat
     return built
+
+
+# What an endpoint declares to get the components: `chat: Chat`
+Chat = Annotated[Components, Depends(components)]
 
 
 def cached_json(body: bytes) -> Response:
@@ -43,10 +45,9 @@ def cached_json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-async def cached_read(request: Request, scope: Scope, variant: str,
+async def cached_read(cache: ChatCache, scope: Scope, variant: str,
                       produce: Callable[[], Awaitable[BaseModel]]) -> Response:
     """Answer from the cache, or produce the data from Postgres and cache its body."""
-    cache = components(request).cache
     found = await cache.get(scope, variant)
     if found.body is not None:
         return cached_json(found.body)

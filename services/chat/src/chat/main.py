@@ -5,10 +5,6 @@ the assistant replies — and its routers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -19,6 +15,7 @@ from chat.assistant.service import Replies
 from chat.attachments import endpoints as attachments_endpoints
 from chat.attachments import service as attachments
 from chat.cache import ChatCache
+from chat.components import Components
 from chat.conversations import endpoints as conversations_endpoints
 from chat.folders import endpoints as folders_endpoints
 from chat.live import endpoints as live_endpoints
@@ -29,38 +26,9 @@ from chat.search import endpoints as search_endpoints
 from chat.search.repository import has_trigram
 from chat.settings import Settings
 from contracts.topics import AUTH_USER, topics_published_by
-from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
-from servicekit.revocation import Revocations
+from servicekit.blobs import blob_store_for
+from servicekit.clock import utc_now
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
-from servicekit.uow import UnitOfWork
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Components:
-    """What chat's endpoints use, built once per process."""
-
-    settings: Settings
-    runtime: ServiceRuntime
-    cache: ChatCache
-    fuzzy_titles: bool
-    blobs: BlobStore
-    hub: LiveHub
-    replies: Replies
-    background: list[asyncio.Task[None]] = field(default_factory=list)
-    clock: Callable[[], datetime] = field(default=utc_now)
-
-    def uow(self) -> UnitOfWork:
-        return self.runtime.uow()
-
-    @property
-    def revocations(self) -> Revocations:
-        """Revoked sessions (servicekit.revocation): live sockets watch theirs."""
-        assert self.runtime.revocations is not None, "the runtime is not started"
-        return self.runtime.revocations
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -103,9 +71,9 @@ async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
                       runtime.redis, cache, utc_now)
     hub.on_control = replies.on_control
     await hub.start()
+    blobs = blob_store_for(settings.blob_url, "chat")
     chat = app.state.chat = Components(settings=settings, runtime=runtime, cache=cache,
-                                       fuzzy_titles=fuzzy, blobs=blob_store(settings),
-                                       hub=hub, replies=replies)
+                                       fuzzy_titles=fuzzy, blobs=blobs, hub=hub, replies=replies)
     chat.background.append(asyncio.create_task(replies.run_sweeps(), name="chat-reply-sweep"))
     chat.background.append(asyncio.create_task(
         attachments.run_file_sweeps(runtime.uow, chat.blobs, utc_now),
@@ -121,9 +89,3 @@ async def stop_components(app: FastAPI) -> None:
     await asyncio.gather(*chat.background, return_exceptions=True)
     await chat.hub.stop()
 
-
-def blob_store(settings: Settings) -> BlobStore:
-    """Where attachments live; the embedded default keeps files under `.parley/`."""
-    if settings.blob_url:
-        return blob_store_from_url(settings.blob_url)
-    return LocalBlobStore(Path.cwd() / ".parley" / "blobs" / "chat")

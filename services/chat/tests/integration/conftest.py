@@ -15,7 +15,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from chat.main import Components, create_app
+from chat.components import Components
+from chat.main import create_app
 from chat.settings import Settings
 from parley.stack.embedded import InfraUrls
 from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name

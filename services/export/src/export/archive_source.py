@@ -11,15 +11,14 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 import httpx
 from pydantic import ValidationError
 
 from contracts.archive import AnyRecord, ArchiveCounts, ArchiveEnd, ArchiveHeader, parse_line
+from export.jobs.domain import Include
 from servicekit.auth import INTERNAL_TOKEN_HEADER
-
-Include = Literal["folders", "conversations", "memories"]
 
 
 @dataclass(frozen=True)

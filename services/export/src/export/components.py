@@ -19,20 +19,13 @@ from export.formats.bundle import AttachmentSource
 from export.jobs.links import LinkSigner
 from export.jobs.service import ExportJobs
 from export.jobs.sweeps import Sweeper
-from export.jobs.worker import ExportWorker, default_blob_root, default_worker_id
+from export.jobs.worker import ExportWorker, default_worker_id
 from export.settings import Settings
-from servicekit.blobs import BlobStore, LocalBlobStore, blob_store_from_url
+from servicekit.blobs import BlobStore
 from servicekit.runtime import ServiceRuntime
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
-
-
-def blob_store(settings: Settings) -> BlobStore:
-    """The configured store; the embedded default keeps files under `.parley/`."""
-    if settings.blob_url:
-        return blob_store_from_url(settings.blob_url)
-    return LocalBlobStore(default_blob_root())
 
 
 def link_signer(settings: Settings) -> LinkSigner:

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 
 from contracts.topics import AUTH_USER, EXPORT_JOB, topics_published_by
 from export.archive_source import ArchiveSource
-from export.components import Components, blob_store, build_components
+from export.components import Components, build_components
 from export.jobs import endpoints as jobs_endpoints
 from export.jobs.subscribers import on_job_event
 from export.jobs.worker import ExportWorker
 from export.settings import Settings
 from export.users.subscribers import on_user_event
+from servicekit.blobs import blob_store_for
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 
 
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None, *, source: ArchiveSource | None
 
     `source` replaces the chat service's export stream (benchmarks and tests of the worker)."""
     settings = settings or Settings()
-    blobs = blob_store(settings)
+    blobs = blob_store_for(settings.blob_url, "export")
 
     def worker() -> ExportWorker | None:
         built: Components | None = getattr(app.state, "export", None)

@@ -31,7 +31,7 @@ from gateway.proxy.http import HttpProxy
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import JwksCache, TokenVerifier
-from servicekit.errors import install_error_handlers
+from servicekit.error_handlers import install_error_handlers
 from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router

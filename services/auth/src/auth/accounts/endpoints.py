@@ -16,7 +16,7 @@ from auth.accounts.schemas import (
     UserOnly,
     UserOut,
 )
-from auth.api import Ok, client_ip, components, ok
+from auth.api import Auth, Ok, client_ip, ok
 from auth.tokens.verification import SignedIn
 from servicekit.auth import InternalOnly
 
@@ -26,8 +26,7 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterIn, request: Request) -> Ok[AuthOut]:
-    auth = components(request)
+async def register(body: RegisterIn, request: Request, auth: Auth) -> Ok[AuthOut]:
     async with auth.uow() as uow:
         result = await auth.accounts.register(
             uow, email=body.email, password=body.password, name=body.name,
@@ -37,8 +36,7 @@ async def register(body: RegisterIn, request: Request) -> Ok[AuthOut]:
 
 
 @router.post("/login")
-async def login(body: LoginIn, request: Request) -> Ok[AuthOut]:
-    auth = components(request)
+async def login(body: LoginIn, request: Request, auth: Auth) -> Ok[AuthOut]:
     ip, now = client_ip(request), auth.clock()
     async with auth.uow() as uow:
         found = await auth.accounts.credentials(uow, email=body.email, ip=ip, now=now)
@@ -51,8 +49,7 @@ async def login(body: LoginIn, request: Request) -> Ok[AuthOut]:
 
 
 @router.post("/anonymous", status_code=status.HTTP_201_CREATED)
-async def anonymous(request: Request, body: AnonymousIn | None = None) -> Ok[AuthOut]:
-    auth = components(request)
+async def anonymous(request: Request, auth: Auth, body: AnonymousIn | None = None) -> Ok[AuthOut]:
     async with auth.uow() as uow:
         result = await auth.accounts.create_anonymous(
             uow, device_info=body.device_info if body else {}, ip=client_ip(request),
@@ -62,8 +59,7 @@ async def anonymous(request: Request, body: AnonymousIn | None = None) -> Ok[Aut
 
 
 @router.post("/upgrade")
-async def upgrade(body: UpgradeIn, caller: SignedIn, request: Request) -> Ok[UserOnly]:
-    auth = components(request)
+async def upgrade(body: UpgradeIn, caller: SignedIn, auth: Auth) -> Ok[UserOnly]:
     async with auth.uow() as uow:
         user = await auth.accounts.upgrade(uow, caller.user_id, email=body.email,
                                            password=body.password, name=body.name,
@@ -73,15 +69,13 @@ async def upgrade(body: UpgradeIn, caller: SignedIn, request: Request) -> Ok[Use
 
 
 @router.get("/me")
-async def me(caller: SignedIn, request: Request) -> Ok[UserOut]:
-    auth = components(request)
+async def me(caller: SignedIn, auth: Auth) -> Ok[UserOut]:
     async with auth.uow() as uow:
         return ok(await auth.accounts.me(uow, caller.user_id))
 
 
 @router.patch("/me")
-async def update_me(body: UpdateMeIn, caller: SignedIn, request: Request) -> Ok[UserOut]:
-    auth = components(request)
+async def update_me(body: UpdateMeIn, caller: SignedIn, auth: Auth) -> Ok[UserOut]:
     async with auth.uow() as uow:
         user = await auth.accounts.rename(uow, caller.user_id, body.name, auth.clock())
         await uow.commit()
@@ -89,8 +83,7 @@ async def update_me(body: UpdateMeIn, caller: SignedIn, request: Request) -> Ok[
 
 
 @router.delete("/me")
-async def delete_me(caller: SignedIn, request: Request) -> Ok[DeletedOut]:
-    auth = components(request)
+async def delete_me(caller: SignedIn, auth: Auth) -> Ok[DeletedOut]:
     async with auth.uow() as uow:
         deleted = await auth.accounts.delete(uow, caller.user_id, auth.clock())
         await uow.commit()
@@ -98,8 +91,7 @@ async def delete_me(caller: SignedIn, request: Request) -> Ok[DeletedOut]:
 
 
 @internal_router.post("/admins")
-async def grant_admin(body: GrantAdminIn, request: Request) -> Ok[UserOnly]:
-    auth = components(request)
+async def grant_admin(body: GrantAdminIn, auth: Auth) -> Ok[UserOnly]:
     async with auth.uow() as uow:
         user = await auth.accounts.grant_admin(uow, body.email, auth.clock())
         await uow.commit()

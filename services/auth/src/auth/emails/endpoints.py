@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from auth.accounts.schemas import UserOnly
-from auth.api import Ok, client_ip, components, ok
+from auth.api import Auth, Ok, client_ip, ok
 from auth.emails.schemas import (
     AcceptedOut,
     ConfirmEmailIn,
@@ -20,8 +20,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["email links"])
 
 
 @router.post("/verify-email/request", status_code=status.HTTP_202_ACCEPTED)
-async def request_verification(caller: SignedIn, request: Request) -> Ok[LinkSentOut]:
-    auth = components(request)
+async def request_verification(caller: SignedIn, auth: Auth) -> Ok[LinkSentOut]:
     async with auth.uow() as uow:
         sent = await auth.email_links.request_verification(uow, caller.user_id, auth.clock())
         await uow.commit()
@@ -29,8 +28,7 @@ async def request_verification(caller: SignedIn, request: Request) -> Ok[LinkSen
 
 
 @router.post("/verify-email/confirm")
-async def confirm_verification(body: ConfirmEmailIn, request: Request) -> Ok[UserOnly]:
-    auth = components(request)
+async def confirm_verification(body: ConfirmEmailIn, auth: Auth) -> Ok[UserOnly]:
     async with auth.uow() as uow:
         user = await auth.email_links.confirm_verification(uow, body.token, auth.clock())
         await uow.commit()
@@ -38,8 +36,7 @@ async def confirm_verification(body: ConfirmEmailIn, request: Request) -> Ok[Use
 
 
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED)
-async def forgot_password(body: ForgotPasswordIn, request: Request) -> Ok[AcceptedOut]:
-    auth = components(request)
+async def forgot_password(body: ForgotPasswordIn, request: Request, auth: Auth) -> Ok[AcceptedOut]:
     async with auth.uow() as uow:
         accepted = await auth.email_links.forgot_password(uow, body.email, client_ip(request),
                                                           auth.clock())
@@ -48,8 +45,7 @@ async def forgot_password(body: ForgotPasswordIn, request: Request) -> Ok[Accept
 
 
 @router.post("/password/reset")
-async def reset_password(body: ResetPasswordIn, request: Request) -> Ok[PasswordResetOut]:
-    auth = components(request)
+async def reset_password(body: ResetPasswordIn, auth: Auth) -> Ok[PasswordResetOut]:
     async with auth.uow() as uow:
         reset = await auth.email_links.reset_password(uow, body.token, body.new_password,
                                                       auth.clock())

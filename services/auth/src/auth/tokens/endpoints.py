@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from auth.api import Ok, client_ip, components, ok
+from auth.api import Auth, Ok, client_ip, ok
 from auth.errors import FamilyRevoked
 from auth.tokens.keys import Jwks
 from auth.tokens.schemas import (
@@ -23,14 +23,13 @@ jwks_router = APIRouter(tags=["tokens"])
 
 
 @jwks_router.get("/.well-known/jwks.json")
-async def jwks(request: Request, response: Response) -> Jwks:
+async def jwks(auth: Auth, response: Response) -> Jwks:
     response.headers["Cache-Control"] = "public, max-age=60"
-    return components(request).keys.jwks()
+    return auth.keys.jwks()
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshIn, request: Request) -> Ok[TokensOnly]:
-    auth = components(request)
+async def refresh(body: RefreshIn, request: Request, auth: Auth) -> Ok[TokensOnly]:
     async with auth.uow() as uow:
         try:
             tokens = await auth.tokens.refresh(uow, body.refresh_token, client_ip(request),
@@ -43,9 +42,8 @@ async def refresh(body: RefreshIn, request: Request) -> Ok[TokensOnly]:
 
 
 @router.post("/logout")
-async def logout(caller: SignedIn, request: Request,
+async def logout(caller: SignedIn, auth: Auth,
                  every: Annotated[bool, Query(alias="all")] = False) -> Ok[RevokedOut]:
-    auth = components(request)
     async with auth.uow() as uow:
         revoked = await auth.tokens.revoke(uow, caller.user_id,
                                            None if every else caller.session_id,
@@ -55,17 +53,15 @@ async def logout(caller: SignedIn, request: Request,
 
 
 @router.get("/sessions")
-async def sessions(caller: SignedIn, request: Request) -> Ok[SessionList]:
-    auth = components(request)
+async def sessions(caller: SignedIn, auth: Auth) -> Ok[SessionList]:
     async with auth.uow() as uow:
         items = await auth.tokens.sessions(uow, caller.user_id, caller.session_id, auth.clock())
     return ok(SessionList(items=items))
 
 
 @router.delete("/sessions/{session_id}")
-async def revoke_session(session_id: str, caller: SignedIn, request: Request
+async def revoke_session(session_id: str, caller: SignedIn, auth: Auth
                          ) -> Ok[RevokedOut]:
-    auth = components(request)
     async with auth.uow() as uow:
         revoked = await auth.tokens.revoke(uow, caller.user_id, session_id, auth.clock(),
                                            "revoked")
@@ -74,6 +70,9 @@ async def revoke_session(session_id: str, caller: SignedIn, request: Request
 
 
 @router.post("/keys/rotate")
-async def rotate_keys(_: Admin, request: Request) -> Ok[RotatedOut]:
+async def rotate_keys(_: Admin, auth: Auth) -> Ok[RotatedOut]:
     """Start signing with a new key; the old one stays published until its tokens expire."""
-    return ok(RotatedOut(kid=await components(request).keys.rotate()))
+    async with auth.uow() as uow:
+        kid = await auth.keys.rotate(uow)
+        await uow.commit()  # and then this process signs with it (uow.after_commit)
+    return ok(RotatedOut(kid=kid))

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from auth.settings import Settings
 from auth.tokens.repository import SigningKeyRepository
+from servicekit.clock import utc_now
 from servicekit.errors import Conflict
 from servicekit.uow import UnitOfWork
 
@@ -97,30 +98,30 @@ class KeyRing:
                 rows = await repo.live(self._published_since())
                 if not any(r.retired_at is None for r in rows):
                     pem = new_private_key_pem()
-                    await repo.add(key_pair(pem).kid, pem, datetime.now(UTC))
+                    await repo.add(key_pair(pem).kid, pem, utc_now())
                     rows = await repo.live(self._published_since())
             await uow.commit()
         pairs = [key_pair(r.private_key_pem) for r in rows]
         active = [p for p, r in zip(pairs, rows, strict=True) if r.retired_at is None]
         self._install(active[0] if active else None, pairs)
 
-    async def rotate(self) -> str:
-        """Retire the signing key and start signing with a new one; returns the new kid."""
+    async def rotate(self, uow: UnitOfWork) -> str:
+        """Retire the signing key and add a new one in the caller's unit of work; this
+        process signs with it once the caller commits. Returns the new kid."""
         if self.from_settings:
             raise Conflict("signing keys come from settings: rotate them there")
-        now = datetime.now(UTC)
-        async with self.uow_factory() as uow:
-            repo = SigningKeyRepository(uow.session)
-            await repo.lock()
-            await repo.retire_active(now)
-            pem = new_private_key_pem()
-            await repo.add(key_pair(pem).kid, pem, now)
-            await uow.commit()
-        await self.load()
-        return self.signing_key().kid
+        now = utc_now()
+        repo = SigningKeyRepository(uow.session)
+        await repo.lock()
+        await repo.retire_active(now)
+        pem = new_private_key_pem()
+        kid = key_pair(pem).kid
+        await repo.add(kid, pem, now)
+        uow.after_commit(self.load)
+        return kid
 
     def _published_since(self) -> datetime:
-        return datetime.now(UTC) - timedelta(seconds=self.settings.access_token_ttl_seconds + 60)
+        return utc_now() - timedelta(seconds=self.settings.access_token_ttl_seconds + 60)
 
     def _install(self, signing: KeyPair | None, pairs: list[KeyPair]) -> None:
         self._signing = signing

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from jwt import PyJWK
 
-from auth.api import components
+from auth.api import Auth
 from auth.tokens.keys import KeyRing
 from auth.tokens.repository import SessionRepository
 from servicekit.auth import Caller, bearer_token
@@ -26,13 +26,12 @@ class LocalJwks:
         return key
 
 
-async def signed_in(request: Request,
+async def signed_in(request: Request, auth: Auth,
                     authorization: Annotated[str | None, Header()] = None) -> Caller:
     """The caller of a valid access token whose session is still live.
 
     Other services accept an access token until it expires; here a logged-out or revoked
     session stops working at once."""
-    auth = components(request)
     token = bearer_token(authorization)
     caller: Caller = await auth.verifier.verify(token)
     if caller.session_id is None:

@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from chat.accounts.guard import mark_purged
 from chat.accounts.repository import PurgeRepository
@@ -19,6 +17,7 @@ from servicekit.blobs import BlobStore
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
+
 
 def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
                          blob_store: Callable[[], BlobStore] | None = None,
@@ -40,13 +39,14 @@ def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
             files = await forget_user_files(uow, blob_store(), user_id)
         rows = await PurgeRepository(uow.session).purge_user(user_id)
 
-        def forget_after_commit(_: Session) -> None:
-            # the consumer commits; before that, a read would cache the rows again
+        async def forget_after_commit() -> None:
+            # the consumer commits; before that, a read would cache the rows again. Not
+            # awaited: the consumer does not wait for the cache
             task = asyncio.ensure_future(forget_cached(user_id))
             forgetting.add(task)
             task.add_done_callback(forgetting.discard)
 
-        event.listen(uow.session.sync_session, "after_commit", forget_after_commit, once=True)
+        uow.after_commit(forget_after_commit)
         log.info("user purged", user_id=user_id, rows=rows, files=files)
 
     return handle

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from chat.api import IdPath, components
+from chat.api import Chat, IdPath
 from chat.archive.repository import ArchiveFilter
 from chat.archive.service import PARTS, Part, open_stream
 from chat.domain import is_valid_id
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/internal/users/{user_id}", tags=["internal"],
             responses={200: {"content": {"application/x-ndjson": {}},
                              "description": "contracts.archive lines, header first, end last"}})
 async def export_stream(
-    user_id: IdPath, request: Request,
+    user_id: IdPath, chat: Chat,
     chat_ids: Annotated[list[str] | None, Query(max_length=10_000)] = None,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -37,7 +37,7 @@ async def export_stream(
     for chat_id in chat_ids or []:
         if not is_valid_id(chat_id):
             raise ValidationFailed("not a chat id", {"chat_id": chat_id[:80]})
-    engine = components(request).runtime.engine
+    engine = chat.runtime.engine
     assert engine is not None
     lines = await open_stream(engine, user_id, ArchiveFilter(chat_ids=chat_ids or None,
                                                              start=start, end=end),

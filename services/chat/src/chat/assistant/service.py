@@ -106,29 +106,58 @@ class Replies:
 
     # -- starting --------------------------------------------------------------------------
 
-    async def send(self, user_id: str, chat_id: str, incoming: Sequence[MessageIn]) -> Started:
-        """Store the user's message(s) and a `streaming` reply to the last one, then generate
-        it. A retried send (its last message id is stored already) starts nothing."""
+    async def send(self, uow: UnitOfWork, user_id: str, chat_id: str,
+                   incoming: Sequence[MessageIn]) -> Started:
+        """Store the user's message(s) and a `streaming` reply to the last one in the caller's
+        unit of work; the reply is generated once the caller commits. A retried send (its
+        last message id is stored already) starts nothing."""
         if incoming[-1].role != "user":
             raise ValidationFailed("a reply answers a user message: the last message's role "
                                    "must be 'user'", {"role": incoming[-1].role})
         await self.charge(user_id)
-        async with self.uow() as uow:
-            conversation = await messages.live_conversation(uow, user_id, chat_id)
-            last_id = incoming[-1].id  # a retried send: stored already, nothing to generate
-            if last_id and await MessageRepository(uow.session).existing(user_id, [last_id]):
-                stored = await messages.store(uow, self.settings, user_id, chat_id, incoming,
-                                              self.clock())
-                return Started(messages=stored.messages, reply=None)
-            provider = self.providers.for_model(conversation.model)
-            stored = await messages.store(uow, self.settings, user_id, chat_id,
-                                          [*incoming, self._placeholder(provider, conversation)],
+        conversation = await messages.live_conversation(uow, user_id, chat_id)
+        last_id = incoming[-1].id  # a retried send: stored already, nothing to generate
+        if last_id and await MessageRepository(uow.session).existing(user_id, [last_id]):
+            stored = await messages.store(uow, self.settings, user_id, chat_id, incoming,
                                           self.clock())
-            *sent, reply = stored.messages
-            prompt = await self._prompt(uow, conversation, reply, provider)
-            await uow.commit()
-        # launched before anything else can be awaited (a closing connection cannot orphan
-        # the stored reply), but it starts streaming only once `new_message` went out
+            return Started(messages=stored.messages, reply=None)
+        provider = self.providers.for_model(conversation.model)
+        stored = await messages.store(uow, self.settings, user_id, chat_id,
+                                      [*incoming, self._placeholder(provider, conversation)],
+                                      self.clock())
+        *sent, reply = stored.messages
+        prompt = await self._prompt(uow, conversation, reply, provider)
+        uow.after_commit(lambda: self._start(user_id, chat_id, reply, provider, prompt, sent))
+        return Started(messages=sent, reply=reply)
+
+    async def regenerate(self, uow: UnitOfWork, user_id: str, chat_id: str, message_id: str
+                         ) -> Started:
+        """A new reply beside `message_id` (an assistant message) or below it (a user
+        message): a sibling branch, which becomes the current one. Stored in the caller's
+        unit of work; generated once the caller commits."""
+        await self.charge(user_id)
+        conversation = await messages.live_conversation(uow, user_id, chat_id)
+        target = await MessageRepository(uow.session).get(user_id, chat_id, message_id)
+        if target is None:
+            raise messages.message_not_found(message_id)
+        parent = target.parent_id if target.role == "assistant" else target.id
+        if parent is None:
+            raise ValidationFailed("this message answers nothing to regenerate from",
+                                   {"message_id": message_id})
+        provider = self.providers.for_model(conversation.model)
+        placeholder = self._placeholder(provider, conversation, parent_id=parent)
+        stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
+                                      self.clock())
+        reply = stored.messages[0]
+        prompt = await self._prompt(uow, conversation, reply, provider)
+        uow.after_commit(lambda: self._start(user_id, chat_id, reply, provider, prompt, []))
+        return Started(messages=[], reply=reply)
+
+    async def _start(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider,
+                     prompt: Prompt, sent: list[MessageOut]) -> None:
+        """Once the reply's row is committed: generate it, and tell every device about the
+        user's messages. Launched before anything else can be awaited (a closing connection
+        cannot orphan the stored reply), but it streams only once `new_message` went out."""
         announced = asyncio.Event()
         self._launch(user_id, chat_id, reply, provider, prompt, announced)
         try:
@@ -139,35 +168,6 @@ class Replies:
                                    {"message": message.model_dump(mode="json")})
         finally:
             announced.set()
-        return Started(messages=sent, reply=reply)
-
-    async def regenerate(self, user_id: str, chat_id: str, message_id: str) -> Started:
-        """A new reply beside `message_id` (an assistant message) or below it (a user
-        message): a sibling branch, which becomes the current one."""
-        await self.charge(user_id)
-        async with self.uow() as uow:
-            conversation = await messages.live_conversation(uow, user_id, chat_id)
-            target = await MessageRepository(uow.session).get(user_id, chat_id, message_id)
-            if target is None:
-                raise messages.message_not_found(message_id)
-            parent = target.parent_id if target.role == "assistant" else target.id
-            if parent is None:
-                raise ValidationFailed("this message answers nothing to regenerate from",
-                                       {"message_id": message_id})
-            provider = self.providers.for_model(conversation.model)
-            placeholder = self._placeholder(provider, conversation, parent_id=parent)
-            stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
-                                          self.clock())
-            reply = stored.messages[0]
-            prompt = await self._prompt(uow, conversation, reply, provider)
-            await uow.commit()
-        announced = asyncio.Event()
-        self._launch(user_id, chat_id, reply, provider, prompt, announced)
-        try:
-            await self.cache.forget_chat(user_id, chat_id)
-        finally:
-            announced.set()
-        return Started(messages=[], reply=reply)
 
     async def charge(self, user_id: str) -> None:
         """Count one send against the user's per-minute limit (RateLimited over it). If Redis

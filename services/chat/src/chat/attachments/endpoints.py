@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
+from chat.api import Chat, CurrentCaller, Deleted, IdPath, Ok, ok
 from chat.attachments import domain, service
 from chat.attachments.multipart import FileField
 from chat.attachments.schemas import AttachmentData, AttachmentDetails, AttachmentList
@@ -31,8 +31,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 
 
 @public.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
-async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Request
-                            ) -> Ok[AttachmentData]:
+async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Request,
+                            chat: Chat) -> Ok[AttachmentData]:
     """Attach a file to one of your chats: multipart/form-data with the file in the field
     `file`, up to the size limit (413 above it). The type comes from the content: images
     (PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, Ogg, WebM, M4A/MP4) and UTF-8 text (plain,
@@ -43,7 +43,6 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
 
     A message refers to the file from its parts:
     `{"type": "attachment", "attachment_id": "<id>"}`."""
-    chat = components(request)
     # a short look before the body: no database connection is held while the bytes arrive
     async with chat.uow() as uow:
         await service.check_chat(uow, caller.user_id, chat_id)
@@ -70,10 +69,9 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
 @public.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
     200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
     304: {"description": "If-None-Match named this content"}})
-async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
-                              ) -> Response:
+async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request,
+                              chat: Chat) -> Response:
     """The file's bytes, streamed, as a download (never rendered inline); ETag = SHA-256."""
-    chat = components(request)
     async with chat.uow() as uow:
         stored = await service.get(uow, caller.user_id, attachment_id)
     meta = stored.attachment
@@ -88,19 +86,18 @@ async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, requ
 
 
 @public.get("/attachments/{attachment_id}/meta")
-async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, request: Request
+async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, chat: Chat
                           ) -> Ok[AttachmentData]:
-    async with components(request).uow() as uow:
+    async with chat.uow() as uow:
         stored = await service.get(uow, caller.user_id, attachment_id)
     return ok(AttachmentData(attachment=stored.attachment))
 
 
 @public.patch("/attachments/{attachment_id}")
 async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
-                            caller: CurrentCaller, request: Request) -> Ok[AttachmentData]:
+                            caller: CurrentCaller, chat: Chat) -> Ok[AttachmentData]:
     """Set ChatBot's `analysis_result` (text or any JSON) and `file_type` later; only the
     fields present change, `null` clears one."""
-    chat = components(request)
     async with chat.uow() as uow:
         result = await service.update(uow, chat.settings, caller.user_id, attachment_id, body)
         await uow.commit()
@@ -108,20 +105,19 @@ async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
 
 
 @public.get("/chats/{chat_id}/attachments")
-async def list_attachments(chat_id: IdPath, caller: CurrentCaller, request: Request,
+async def list_attachments(chat_id: IdPath, caller: CurrentCaller, chat: Chat,
                            page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                            limit: Annotated[int, Query(ge=1, le=100)] = 20,
                            ) -> Ok[AttachmentList]:
     """A chat's attachments, newest first."""
-    async with components(request).uow() as uow:
+    async with chat.uow() as uow:
         return ok(await service.list_for_chat(uow, caller.user_id, chat_id, page=page,
                                               limit=limit))
 
 
 @public.delete("/attachments/{attachment_id}")
-async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request
+async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, chat: Chat
                             ) -> Ok[Deleted]:
-    chat = components(request)
     async with chat.uow() as uow:
         blob_key = await service.delete(uow, caller.user_id, attachment_id, chat.clock())
         await uow.commit()
@@ -134,10 +130,9 @@ async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, reques
 @internal.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
     200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}})
 async def internal_attachment_content(user_id: IdPath, attachment_id: IdPath,
-                                      request: Request) -> StreamingResponse:
+                                      chat: Chat) -> StreamingResponse:
     """The bytes of the user's live attachment, streamed, for another Parley service:
     `X-Attachment-Filename` (percent-encoded UTF-8) and `X-Attachment-Sha256` describe it."""
-    chat = components(request)
     async with chat.uow() as uow:
         stored = await service.get(uow, user_id, attachment_id)
     content = await service.open_content(chat.blobs, stored)

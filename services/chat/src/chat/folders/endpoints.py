@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from chat.api import CurrentCaller, Deleted, IdPath, Ok, components, ok
+from chat.api import Chat, CurrentCaller, Deleted, IdPath, Ok, ok
 from chat.conversations import service as conversations
-from chat.conversations.endpoints import forget_chat
 from chat.conversations.schemas import ChatOut
 from chat.folders import service
 from chat.folders.schemas import (
@@ -22,16 +21,15 @@ router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
 
 
 @router.get("")
-async def list_folders(caller: CurrentCaller, request: Request) -> Ok[FolderList]:
+async def list_folders(caller: CurrentCaller, chat: Chat) -> Ok[FolderList]:
     """Every folder of the user, in their sort order (the client nests them by parent_id)."""
-    async with components(request).uow() as uow:
+    async with chat.uow() as uow:
         return ok(await service.list_folders(uow, caller.user_id))
 
 
 @router.post("", status_code=201)
-async def create_folder(body: FolderCreate, caller: CurrentCaller, request: Request,
+async def create_folder(body: FolderCreate, caller: CurrentCaller, chat: Chat,
                         response: Response) -> Ok[FolderOut]:
-    chat = components(request)
     async with chat.uow() as uow:
         folder, is_new = await service.create(uow, caller.user_id, body, chat.clock())
         await uow.commit()
@@ -41,9 +39,8 @@ async def create_folder(body: FolderCreate, caller: CurrentCaller, request: Requ
 
 
 @router.post("/reorder")
-async def reorder_folders(body: FolderOrder, caller: CurrentCaller, request: Request
+async def reorder_folders(body: FolderOrder, caller: CurrentCaller, chat: Chat
                           ) -> Ok[FolderList]:
-    chat = components(request)
     async with chat.uow() as uow:
         result = await service.reorder(uow, caller.user_id, body.folder_ids, chat.clock())
         await uow.commit()
@@ -51,16 +48,15 @@ async def reorder_folders(body: FolderOrder, caller: CurrentCaller, request: Req
 
 
 @router.get("/{folder_id}")
-async def get_folder(folder_id: IdPath, caller: CurrentCaller, request: Request
+async def get_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat
                      ) -> Ok[FolderOut]:
-    async with components(request).uow() as uow:
+    async with chat.uow() as uow:
         return ok(await service.get(uow, caller.user_id, folder_id))
 
 
 @router.patch("/{folder_id}")
 async def update_folder(folder_id: IdPath, body: FolderPatch, caller: CurrentCaller,
-                        request: Request) -> Ok[FolderOut]:
-    chat = components(request)
+                        chat: Chat) -> Ok[FolderOut]:
     async with chat.uow() as uow:
         result = await service.update(uow, caller.user_id, folder_id, body, chat.clock())
         await uow.commit()
@@ -68,10 +64,9 @@ async def update_folder(folder_id: IdPath, body: FolderPatch, caller: CurrentCal
 
 
 @router.delete("/{folder_id}")
-async def delete_folder(folder_id: IdPath, caller: CurrentCaller, request: Request
+async def delete_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat
                         ) -> Ok[Deleted]:
     """Delete the folder: its chats stay (outside any folder), its subfolders move up."""
-    chat = components(request)
     async with chat.uow() as uow:
         await service.delete(uow, caller.user_id, folder_id, chat.clock())
         await uow.commit()
@@ -81,26 +76,24 @@ async def delete_folder(folder_id: IdPath, caller: CurrentCaller, request: Reque
 
 @router.post("/{folder_id}/chats")
 async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
-                   request: Request) -> Ok[ChatOut]:
+                   chat: Chat) -> Ok[ChatOut]:
     """Put the chat in this folder too: a chat may sit in several (`folder_ids`), its
     `folder_id` is the first. Already in it: nothing changes."""
-    chat = components(request)
     async with chat.uow() as uow:
         row = await service.add_chat(uow, caller.user_id, folder_id, body.chat_id, chat.clock())
         result = await conversations.view(uow, row)
         await uow.commit()
-    await forget_chat(request, caller.user_id, body.chat_id)
+    await chat.cache.forget_chat(caller.user_id, body.chat_id)
     return ok(result)
 
 
 @router.delete("/{folder_id}/chats/{chat_id}")
 async def remove_chat(folder_id: IdPath, chat_id: IdPath, caller: CurrentCaller,
-                      request: Request) -> Ok[ChatOut]:
+                      chat: Chat) -> Ok[ChatOut]:
     """Take the chat out of this folder; it stays in its other folders."""
-    chat = components(request)
     async with chat.uow() as uow:
         row = await service.remove_chat(uow, caller.user_id, folder_id, chat_id, chat.clock())
         result = await conversations.view(uow, row)
         await uow.commit()
-    await forget_chat(request, caller.user_id, chat_id)
+    await chat.cache.forget_chat(caller.user_id, chat_id)
     return ok(result)

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -23,11 +22,12 @@ from chat.live.schemas import Frame, MessageRef, Ping, Resume, SendMessage, Typi
 from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageIn, MessageOut
+from servicekit.clock import utc_now
 from servicekit.errors import ServiceError
 from servicekit.revocation import CLOSE_REVOKED
 
 if TYPE_CHECKING:
-    from chat.main import Components
+    from chat.components import Components
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,7 @@ class LiveConnection:
                     self.chat.revocations.watching(self.session_id) as revoked:
                 await self.send(LiveEvent.of("connection_established", {
                     "chat_id": self.chat_id, "user_id": self.user_id,
-                    "server_time": datetime.now(UTC).isoformat()}))
+                    "server_time": utc_now().isoformat()}))
                 forward = asyncio.create_task(self._forward(listener))
                 receive = asyncio.create_task(self._receive())
                 ended = asyncio.create_task(self._close_when(revoked))
@@ -173,8 +173,10 @@ class LiveConnection:
         if frame.parent_id is not None:
             fields["parent_id"] = frame.parent_id
         try:
-            started = await self.chat.replies.send(self.user_id, self.chat_id,
-                                                   [MessageIn(**fields)])
+            async with self.chat.uow() as uow:
+                started = await self.chat.replies.send(uow, self.user_id, self.chat_id,
+                                                       [MessageIn(**fields)])
+                await uow.commit()  # and then the reply is generated (uow.after_commit)
         except ServiceError as exc:
             await self.error(exc.code, exc.message, details=exc.details,
                              client_message_id=frame.client_message_id)
@@ -193,7 +195,7 @@ class LiveConnection:
         await self._message(frame.message_id)
         await self.broadcast("read_receipt", {
             "message_id": frame.message_id, "user_id": self.user_id,
-            "read_at": datetime.now(UTC).isoformat()})
+            "read_at": utc_now().isoformat()})
 
     async def cancel(self, frame: MessageRef) -> None:
         message = await self._message(frame.message_id)
@@ -204,7 +206,7 @@ class LiveConnection:
         await self.chat.replies.cancel(self.user_id, frame.message_id)
 
     async def ping(self, frame: Ping) -> None:
-        await self.send(LiveEvent.of("pong", {"server_time": datetime.now(UTC).isoformat()}))
+        await self.send(LiveEvent.of("pong", {"server_time": utc_now().isoformat()}))
 
     async def resume(self, frame: Resume) -> None:
         """Send again what came after `after_message_id` on the current branch; a reply

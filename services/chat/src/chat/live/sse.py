@@ -18,7 +18,7 @@ from chat.assistant.service import Started
 from chat.live.hub import Listener, LiveEvent
 
 if TYPE_CHECKING:
-    from chat.main import Components
+    from chat.components import Components
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEP_ALIVE = 15.0  # seconds without an event before a comment line keeps proxies open

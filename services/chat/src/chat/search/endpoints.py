@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from chat.api import CurrentCaller, Ok, TagQuery, components, ok
+from chat.api import Chat, CurrentCaller, Ok, TagQuery, ok
 from chat.domain import ID_PATTERN, search_words
 from chat.search import service
 from chat.search.repository import SearchFilter
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
 @router.get("")
 async def search(
-    caller: CurrentCaller, request: Request,
+    caller: CurrentCaller, chat: Chat,
     q: Annotated[str, Query(max_length=500, description="words, \"a phrase\", -excluded, or")],
     folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
     tag: TagQuery = None,
@@ -36,7 +36,6 @@ async def search(
         raise ValidationFailed("the search query is empty", {"field": "q"})
     if start is not None and end is not None and start >= end:
         raise ValidationFailed("'from' must be before 'to'", {"from": str(start), "to": str(end)})
-    chat = components(request)
     f = SearchFilter(folder_id=folder_id, tag=tag, archived=archived, start=start, end=end,
                      role=role)
     async with chat.uow() as uow:

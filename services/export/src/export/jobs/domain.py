@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from export.archive_source import Include
-
 ExportType = Literal["all", "chats", "memories"]
+Include = Literal["folders", "conversations", "memories"]  # the parts of a user's archive
 QUEUED, PROCESSING, COMPLETED, FAILED, EXPIRED = (
     "queued", "processing", "completed", "failed", "expired")
 ACTIVE = (QUEUED, PROCESSING)

@@ -26,6 +26,7 @@ from export.jobs.schemas import ExportJobOut, ExportRequest, Filters, Options, P
 from export.models import ExportJob
 from export.settings import Settings
 from servicekit.blobs import BlobNotFound, BlobStore
+from servicekit.clock import utc_now
 from servicekit.errors import (
     Forbidden,
     NotFound,
@@ -176,7 +177,7 @@ class ExportJobs:
         """The job as the API shows it, with a fresh signed link when there is a file."""
         url = link_expires = None
         if job.status == domain.COMPLETED:
-            moment = (now or datetime.now(UTC)).timestamp()
+            moment = (now or utc_now()).timestamp()
             url = self.signer.url(job.id, job.user_id, moment)
             link_expires = datetime.fromtimestamp(
                 math.floor(moment) + self.signer.ttl_seconds, UTC)

@@ -17,7 +17,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
@@ -263,8 +262,3 @@ class ExportWorker:
             await JobRepository(uow.session).release(job.id, self.worker_id, code, message)
             await uow.commit()
         log.warning("export will be retried", job_id=job.id, error=message[:200])
-
-
-def default_blob_root() -> Path:
-    """Where the embedded default keeps artifacts: `.parley/blobs/export` under the cwd."""
-    return Path.cwd() / ".parley" / "blobs" / "export"

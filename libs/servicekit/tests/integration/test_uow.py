@@ -1,0 +1,95 @@
+"""The unit of work's after-commit callbacks, over the real database: they run once the
+data is durable (another connection sees it), and never after a rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from contracts.events.auth import UserRegistered
+from parley.testing import unique_name
+from servicekit.uow import UnitOfWork
+
+from .conftest import Service
+
+pytestmark = pytest.mark.integration
+
+
+async def events_of(service: Service, user_id: str) -> int:
+    """Outbox rows of `user_id`, read on a connection of its own (committed data only)."""
+    async with service.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM outbox WHERE key = :u"),
+                                       {"u": user_id})).scalar_one())
+
+
+def add_event(uow: UnitOfWork, service: Service, user_id: str) -> None:
+    uow.outbox.add(service.topic, UserRegistered(email=f"{user_id}@example.com",
+                                                 created_at=datetime.now(UTC)), user_id=user_id)
+
+
+async def test_callbacks_run_after_the_commit_and_see_its_data(service: Service) -> None:
+    user = unique_name("u")
+    seen: list[int] = []
+
+    async def look() -> None:
+        seen.append(await events_of(service, user))
+
+    async with service.uow() as uow:
+        add_event(uow, service, user)
+        uow.after_commit(look)
+        uow.after_commit(look)
+        assert seen == []  # registering runs nothing
+        await uow.commit()
+        assert seen == [1, 1]  # both ran, in order, once the row was visible to others
+
+
+async def test_no_callback_runs_when_the_work_is_rolled_back(service: Service) -> None:
+    user = unique_name("u")
+    ran: list[str] = []
+
+    async def note() -> None:
+        ran.append("ran")
+
+    async with service.uow() as uow:  # left without commit: rolled back
+        add_event(uow, service, user)
+        uow.after_commit(note)
+
+    async def fail_inside() -> None:
+        async with service.uow() as uow:
+            uow.after_commit(note)
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await fail_inside()
+    assert ran == []
+    assert await events_of(service, user) == 0
+
+    async with service.uow() as uow:  # the same kind of unit, reused: starts with none
+        await uow.commit()
+    assert ran == []
+
+
+async def test_a_failing_callback_leaves_the_data_committed_and_the_others_run(
+        service: Service) -> None:
+    user = unique_name("u")
+    ran: list[str] = []
+
+    async def fail() -> None:
+        raise RuntimeError("the cache is down")
+
+    async def note() -> None:
+        ran.append("second")
+
+    async def commit_with_both() -> None:
+        async with service.uow() as uow:
+            add_event(uow, service, user)
+            uow.after_commit(fail)
+            uow.after_commit(note)
+            await uow.commit()
+
+    with pytest.raises(RuntimeError, match="the cache is down"):
+        await commit_with_both()
+    assert ran == ["second"]
+    assert await events_of(service, user) == 1
