@@ -8,10 +8,10 @@ import asyncio
 import enum
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -23,6 +23,7 @@ from chat.attachments.schemas import AttachmentData, AttachmentDetails, Attachme
 from chat.domain import new_id
 from servicekit.auth import InternalOnly
 from servicekit.errors import PayloadTooLarge, ValidationFailed
+from servicekit.pagination import Paging
 
 public = APIRouter(prefix="/api/v1", tags=["attachments"])
 # never reachable through the gateway, which answers 404 to /internal/*
@@ -282,13 +283,10 @@ async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
 
 @public.get("/chats/{chat_id}/attachments")
 async def list_attachments(chat_id: IdPath, caller: CurrentCaller, request: Request,
-                           page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                           ) -> Ok[AttachmentList]:
+                           paging: Paging) -> Ok[AttachmentList]:
     """A chat's attachments, newest first."""
     async with components(request).uow() as uow:
-        return ok(await service.list_for_chat(uow, caller.user_id, chat_id, page=page,
-                                              limit=limit))
+        return ok(await service.list_for_chat(uow, caller.user_id, chat_id, paging))
 
 
 @public.delete("/attachments/{attachment_id}")
