@@ -8,11 +8,11 @@ per_page}`), the public shape clients already use.
         return ok(ThingList(things=things, pagination=Pagination.of(paging, total)))
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations`: FastAPI must read page_query's annotations,
+# which name its arguments, at run time
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
@@ -33,9 +33,9 @@ class PageRequest:
 
 
 def page_query(*, size_param: str = "limit", default_size: int = 20, max_size: int = 100,
-               max_page: int = 100_000) -> Any:
+               max_page: int | None = 100_000) -> Any:
     """A dependency reading `?page=` and the page size (`?limit=` unless named otherwise);
-    out-of-range values answer 400 VALIDATION_ERROR."""
+    out-of-range values answer 400 VALIDATION_ERROR (`max_page=None`: pages unbounded)."""
 
     def read(page: Annotated[int, Query(ge=1, le=max_page)] = 1,
              size: Annotated[int, Query(alias=size_param, ge=1, le=max_size)] = default_size,
@@ -59,7 +59,7 @@ class Pagination(BaseModel):
     per_page: int
 
     @classmethod
-    def of(cls, request: PageRequest, total: int) -> Pagination:
+    def of(cls, request: PageRequest, total: int) -> Self:
         pages = max(1, math.ceil(total / request.per_page))
         return cls(current_page=request.page, total_pages=pages, total=total,
                    has_next=request.page < pages, has_previous=request.page > 1,
@@ -72,3 +72,7 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     pagination: Pagination
+
+    @classmethod
+    def of(cls, items: list[T], request: PageRequest, total: int) -> Self:
+        return cls(items=items, pagination=Pagination.of(request, total))
