@@ -139,6 +139,16 @@ def drop_schemas(infra: InfraUrls, schemas: Iterable[str]) -> None:
 
 
 @asynccontextmanager
+async def migrated_schema(infra: InfraUrls, service: str) -> AsyncIterator[str]:
+    """A fresh schema brought to `service`'s newest migration, dropped afterwards."""
+    schema = (await asyncio.to_thread(create_schemas, infra, service))[service]
+    try:
+        yield schema
+    finally:
+        await asyncio.to_thread(drop_schemas, infra, [schema])
+
+
+@asynccontextmanager
 async def serving(app: Any, base_url: str = "http://service", *, keys: Any = None
                   ) -> AsyncIterator[httpx.AsyncClient]:
     """An ASGI app with its lifespan started, and a client talking HTTP to it in-process.

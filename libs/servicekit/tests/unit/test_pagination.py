@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from parley.testing import serving
 from servicekit.errors import install_error_handlers
 from servicekit.pagination import PageRequest, Pagination, Paging, page_query
 
@@ -31,8 +32,7 @@ def build_app() -> FastAPI:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with serving(build_app()) as c:
         yield c
 
 

@@ -20,8 +20,7 @@ from chat.settings import Settings
 from parley.stack.embedded import InfraUrls
 from parley.testing import (
     TokenMinter,
-    create_schemas,
-    drop_schemas,
+    migrated_schema,
     service_settings,
     serving,
     unique_name,
@@ -42,14 +41,11 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
-    schema = (await asyncio.to_thread(create_schemas, infra, "chat"))["chat"]
-    settings = service_settings(
-        Settings, infra, name="chat", schema=schema,
-        consumer_group_prefix=unique_name("test") + ".", internal_token=INTERNAL_TOKEN)
-    try:
+    async with migrated_schema(infra, "chat") as schema:
+        settings = service_settings(
+            Settings, infra, name="chat", schema=schema,
+            consumer_group_prefix=unique_name("test") + ".", internal_token=INTERNAL_TOKEN)
         yield Stack(infra, settings, TokenMinter())
-    finally:
-        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 @pytest.fixture

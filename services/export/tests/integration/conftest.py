@@ -30,8 +30,7 @@ from export.settings import Settings
 from parley.stack.embedded import InfraUrls
 from parley.testing import (
     TokenMinter,
-    create_schemas,
-    drop_schemas,
+    migrated_schema,
     service_settings,
     serving,
     unique_name,
@@ -85,16 +84,13 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls, tmp_path: Path) -> AsyncIterator[Stack]:
-    schema = (await asyncio.to_thread(create_schemas, infra, "export"))["export"]
-    settings = service_settings(
-        Settings, infra, name="export", schema=schema,
-        consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
-        download_signing_key="test-signing-key", lease_seconds=3.0,
-        sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
-    try:
+    async with migrated_schema(infra, "export") as schema:
+        settings = service_settings(
+            Settings, infra, name="export", schema=schema,
+            consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
+            download_signing_key="test-signing-key", lease_seconds=3.0,
+            sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
         yield Stack(infra, settings, TokenMinter())
-    finally:
-        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 @pytest.fixture
