@@ -46,7 +46,7 @@ def test_jitter_stays_within_its_fraction() -> None:
 async def test_retries_until_it_works_and_waits_between_tries() -> None:
     op = Flaky(3, OSError("down"))
     result, waits = await run(op, first=0.1, cap=0.3)
-    assert result == "done" and op.calls == 4
+    assert (result, op.calls) == ("done", 4)
     assert waits == pytest.approx([0.1, 0.2, 0.3])
 
 
@@ -67,11 +67,20 @@ async def test_an_error_not_retried_is_raised_at_once() -> None:
 async def test_a_predicate_chooses_what_is_retried() -> None:
     op = Flaky(2, ValueError("again"))
     result, _ = await run(op, first=0.1, on=lambda e: "again" in str(e))
-    assert result == "done" and op.calls == 3
+    assert (result, op.calls) == ("done", 3)
 
 
 async def test_until_gives_up_a_retry_without_a_limit() -> None:
     op = Flaky(10, OSError("down"))
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="down"):
         await run(op, first=0.1, until=lambda: op.calls >= 2)
     assert op.calls == 2
+
+
+async def test_each_failure_can_be_logged_with_the_wait(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    op = Flaky(1, OSError("down"))
+    result, _ = await run(op, first=0.25, warn="thing not ready yet", thing="t1")
+    assert result == "done"
+    line = capsys.readouterr().out
+    assert all(part in line for part in ("thing not ready yet", "t1", "0.25"))
