@@ -19,13 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import (
-    create_schemas,
-    drop_schemas,
-    service_env,
-    unique_name,
-    uvicorn_process,
-)
+from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"

@@ -23,13 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import (
-    create_schemas,
-    drop_schemas,
-    service_env,
-    unique_name,
-    uvicorn_process,
-)
+from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 PASSWORD = "correct horse battery"
 INTERNAL_TOKEN = "internal-test-credential"
