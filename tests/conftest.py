@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import create_schemas, drop_schemas, unique_name, uvicorn_process
+from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 STACK_INTERNAL_TOKEN = "internal-test-credential"
 # A fuzzer or a replayed app sends hundreds of requests from one address in minutes: the
@@ -41,14 +41,8 @@ class Stack:
 
 
 def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, str]:
-    env = {f"{prefix}DATABASE_URL": infra.database_as("postgres"),
-           f"{prefix}REDIS_URL": infra.redis, f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-           f"{prefix}REDIS_KEY_PREFIX": unique_name(prefix.lower().rstrip("_")) + ":",
-           f"{prefix}CONSUMER_GROUP_PREFIX": unique_name(prefix.lower().rstrip("_")),
-           f"{prefix}INTERNAL_TOKEN": STACK_INTERNAL_TOKEN, f"{prefix}LOG_LEVEL": "WARNING"}
-    if schema is not None:
-        env[f"{prefix}DB_SCHEMA"] = schema
-    return env
+    return service_env(prefix, infra, schema=schema, internal_token=STACK_INTERNAL_TOKEN,
+                       consumer_group_prefix=unique_name(prefix.lower().rstrip("_")))
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from parley.testing import (
     create_schemas,
     drop_schemas,
     listening,
+    service_settings,
     serving,
     unique_name,
 )
@@ -51,18 +52,15 @@ async def schemas(infra: InfraUrls) -> AsyncIterator[tuple[str, str]]:
 
 async def test_a_json_export_of_real_chat_data_is_exactly_chats_archive(
         infra: InfraUrls, schemas: tuple[str, str], tmp_path: Path) -> None:
-    url = infra.database_as("postgres")
     minter = TokenMinter()
-    common: dict[str, Any] = {"database_url": url, "redis_url": infra.redis,
-                              "kafka_bootstrap_servers": infra.kafka, "log_json": False,
-                              "log_level": "WARNING", "internal_token": TOKEN}
-    chat_app = create_chat(ChatSettings(db_schema=schemas[0],
-                                        redis_key_prefix=unique_name("chat") + ":", **common))
+    chat_app = create_chat(service_settings(ChatSettings, infra, name="chat", schema=schemas[0],
+                                            internal_token=TOKEN))
     async with serving(chat_app, base_url="http://chat", keys=minter) as chat:
         source = ChatArchiveSource("http://chat", TOKEN, chat)
-        export_app = create_export(ExportSettings(
-            db_schema=schemas[1], consumer_group_prefix=unique_name("export"),
-            blob_url=f"file://{tmp_path}/blobs", **common), source=source)
+        export_app = create_export(service_settings(
+            ExportSettings, infra, name="export", schema=schemas[1], internal_token=TOKEN,
+            consumer_group_prefix=unique_name("export"),
+            blob_url=f"file://{tmp_path}/blobs"), source=source)
         async with serving(export_app, keys=minter) as export:
             user = unique_name("user")
             headers = minter.headers(user)
@@ -132,18 +130,15 @@ async def finished_job(export: httpx.AsyncClient, headers: dict[str, str], job_i
 async def test_a_zip_export_holds_the_attachments_chat_stores(
         infra: InfraUrls, schemas: tuple[str, str], tmp_path: Path) -> None:
     minter = TokenMinter()
-    common: dict[str, Any] = {"database_url": infra.database_as("postgres"),
-                              "redis_url": infra.redis, "kafka_bootstrap_servers": infra.kafka,
-                              "log_json": False, "log_level": "WARNING",
-                              "internal_token": TOKEN}
-    chat_app = create_chat(ChatSettings(
-        db_schema=schemas[0], redis_key_prefix=unique_name("chat") + ":",
-        blob_url=(tmp_path / "chat-blobs").as_uri(), **common))
+    chat_app = create_chat(service_settings(
+        ChatSettings, infra, name="chat", schema=schemas[0], internal_token=TOKEN,
+        blob_url=(tmp_path / "chat-blobs").as_uri()))
     async with (listening(chat_app, keys=minter) as chat_url,
                 httpx.AsyncClient(base_url=chat_url) as chat):
-        export_app = create_export(ExportSettings(
-            db_schema=schemas[1], consumer_group_prefix=unique_name("export"),
-            blob_url=(tmp_path / "export-blobs").as_uri(), chat_url=chat_url, **common))
+        export_app = create_export(service_settings(
+            ExportSettings, infra, name="export", schema=schemas[1], internal_token=TOKEN,
+            consumer_group_prefix=unique_name("export"),
+            blob_url=(tmp_path / "export-blobs").as_uri(), chat_url=chat_url))
         async with serving(export_app, keys=minter) as export:
             user = unique_name("user")
             headers = minter.headers(user)
@@ -195,16 +190,13 @@ async def test_an_export_of_chosen_chats_over_real_chat_as_the_app_asks_for_it(
     by its link alone. Exports naming chats used to answer 503 (the dry run that checks
     them was read as a whole archive)."""
     minter = TokenMinter()
-    common: dict[str, Any] = {"database_url": infra.database_as("postgres"),
-                              "redis_url": infra.redis, "kafka_bootstrap_servers": infra.kafka,
-                              "log_json": False, "log_level": "WARNING",
-                              "internal_token": TOKEN}
-    chat_app = create_chat(ChatSettings(db_schema=schemas[0],
-                                        redis_key_prefix=unique_name("chat") + ":", **common))
+    chat_app = create_chat(service_settings(ChatSettings, infra, name="chat", schema=schemas[0],
+                                            internal_token=TOKEN))
     async with serving(chat_app, base_url="http://chat", keys=minter) as chat:
-        export_app = create_export(ExportSettings(
-            db_schema=schemas[1], consumer_group_prefix=unique_name("export"),
-            blob_url=f"file://{tmp_path}/blobs", **common),
+        export_app = create_export(service_settings(
+            ExportSettings, infra, name="export", schema=schemas[1], internal_token=TOKEN,
+            consumer_group_prefix=unique_name("export"),
+            blob_url=f"file://{tmp_path}/blobs"),
             source=ChatArchiveSource("http://chat", TOKEN, chat))
         async with serving(export_app, keys=minter) as export:
             user = unique_name("user")

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import create_schemas, drop_schemas, unique_name, uvicorn_process
+from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
@@ -48,10 +48,7 @@ def signing_key() -> Ed25519PrivateKey:
 
 
 def infra_env(prefix: str, infra: InfraUrls, schema: str) -> dict[str, str]:
-    return {f"{prefix}DATABASE_URL": infra.database_as("postgres"), f"{prefix}DB_SCHEMA": schema,
-            f"{prefix}REDIS_URL": infra.redis, f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-            f"{prefix}REDIS_KEY_PREFIX": unique_name(prefix.lower()) + ":",
-            f"{prefix}INTERNAL_TOKEN": INTERNAL_TOKEN, f"{prefix}LOG_LEVEL": "WARNING"}
+    return service_env(prefix, infra, schema=schema, internal_token=INTERNAL_TOKEN)
 
 
 @pytest.fixture(scope="module")

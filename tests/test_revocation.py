@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import create_schemas, drop_schemas, unique_name, uvicorn_process
+from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 PASSWORD = "correct horse battery"
 INTERNAL_TOKEN = "internal-test-credential"
@@ -40,11 +40,8 @@ class Urls:
 
 
 def infra_env(prefix: str, infra: InfraUrls, schema: str) -> dict[str, str]:
-    return {f"{prefix}DATABASE_URL": infra.database_as("postgres"), f"{prefix}DB_SCHEMA": schema,
-            f"{prefix}REDIS_URL": infra.redis, f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-            f"{prefix}REDIS_KEY_PREFIX": unique_name(prefix.lower()) + ":",
-            f"{prefix}CONSUMER_GROUP_PREFIX": unique_name(prefix.lower()) + ".",
-            f"{prefix}INTERNAL_TOKEN": INTERNAL_TOKEN, f"{prefix}LOG_LEVEL": "WARNING"}
+    return service_env(prefix, infra, schema=schema, internal_token=INTERNAL_TOKEN,
+                       consumer_group_prefix=unique_name(prefix.lower()) + ".")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from auth.settings import Settings
 from parley.cli import app as cli
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import unique_name
+from parley.testing import service_settings, unique_name
 from servicekit.migrations import upgrade
 
 MIGRATIONS = Path(__file__).parents[3] / "services" / "auth" / "migrations"
@@ -41,11 +41,9 @@ def auth_url(infra: InfraUrls) -> Iterator[str]:
     """The base URL of a running auth service with the service credential TOKEN."""
     schema, url = unique_name("auth"), infra.database_as("postgres")
     upgrade(MIGRATIONS, url, schema)
-    settings = Settings(
-        database_url=url, db_schema=schema, redis_url=infra.redis,
-        kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("auth") + ":",
-        internal_token=SecretStr(TOKEN), mail_sink="none", log_json=False,
-        log_level="WARNING", argon2_memory_kib=1024, argon2_time_cost=1)
+    settings = service_settings(
+        Settings, infra, name="auth", schema=schema, internal_token=SecretStr(TOKEN),
+        mail_sink="none", argon2_memory_kib=1024, argon2_time_cost=1)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning"))

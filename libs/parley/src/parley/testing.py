@@ -23,11 +23,12 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls, infrastructure
@@ -39,6 +40,37 @@ from parley.stack.services import discover
 def unique_name(prefix: str) -> str:
     """A name no other test (or test run) uses: schemas, topics, groups, key prefixes."""
     return f"{prefix}_{uuid7().hex[-12:]}"
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _infra_values(infra: InfraUrls, name: str, schema: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "database_url": infra.database_as("postgres"), "redis_url": infra.redis,
+        "kafka_bootstrap_servers": infra.kafka, "redis_key_prefix": unique_name(name) + ":",
+        "log_level": "WARNING"}
+    if schema is not None:
+        values["db_schema"] = schema
+    return values
+
+
+def service_settings(settings_type: type[S], infra: InfraUrls, *, name: str,
+                     schema: str | None = None, **overrides: Any) -> S:
+    """A service's settings for a test: this session's infrastructure, the test's own schema
+    and Redis key prefix, quiet plain-text logs, then `overrides`. What the settings type
+    does not have (a gateway has no database) is left out."""
+    values = {**_infra_values(infra, name, schema), "log_json": False, **overrides}
+    return settings_type(**{k: v for k, v in values.items() if k in settings_type.model_fields})
+
+
+def service_env(prefix: str, infra: InfraUrls, *, schema: str | None = None,
+                **overrides: Any) -> dict[str, str]:
+    """The same for a service in its own process, as its environment (`AUTH_DATABASE_URL`,
+    ...): `overrides` by setting name, e.g. `internal_token=TOKEN`."""
+    name = prefix.lower().rstrip("_")
+    values = {**_infra_values(infra, name, schema), **overrides}
+    return {f"{prefix}{k.upper()}": str(v) for k, v in values.items()}
 
 
 def _echo(name: str, line: str) -> None:
@@ -104,6 +136,16 @@ def drop_schemas(infra: InfraUrls, schemas: Iterable[str]) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+@asynccontextmanager
+async def migrated_schema(infra: InfraUrls, service: str) -> AsyncIterator[str]:
+    """A fresh schema brought to `service`'s newest migration, dropped afterwards."""
+    schema = (await asyncio.to_thread(create_schemas, infra, service))[service]
+    try:
+        yield schema
+    finally:
+        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 @asynccontextmanager

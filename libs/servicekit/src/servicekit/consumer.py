@@ -31,6 +31,7 @@ from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.topics import Topic
 from servicekit.metrics import EVENTS_DEAD_LETTERED, EVENTS_DUPLICATE, EVENTS_HANDLED
+from servicekit.retry import retrying
 from servicekit.telemetry import context_from_headers, tracer, tracing_enabled
 from servicekit.uow import UnitOfWork
 
@@ -79,6 +80,15 @@ class HandlerFailed(Exception):
     def __init__(self, event_id: UUID | None) -> None:
         super().__init__(f"handling failed on event {event_id or '(one of the batch)'}")
         self.event_id = event_id
+
+
+def _cause(failed: HandlerFailed) -> BaseException:
+    return failed.__cause__ if isinstance(failed.__cause__, Exception) else failed
+
+
+def _handler_own(exc: BaseException) -> bool:
+    """Retried: a handler's own failure (infrastructure failures rewind the batch instead)."""
+    return isinstance(exc, HandlerFailed) and not is_transient(_cause(exc))
 
 
 @dataclass
@@ -166,22 +176,20 @@ class EventConsumer:
 
     async def _handle_alone(self, item: _Decoded, tried: bool, error: BaseException) -> None:
         """First try (unless done), then `max_retries` retries with backoff, then the DLQ."""
-        failures = 1 if tried else 0
-        while True:
-            if failures > self.config.max_retries:
-                await self._dead_letter(item.record, "handler_failed", repr(error))
-                return
-            if failures:
-                await asyncio.sleep(self.config.base_backoff * 2 ** (failures - 1))
-            try:
-                await self._handle_together([item])
-                return
-            except HandlerFailed as failed:
-                error = failed.__cause__ if isinstance(failed.__cause__, Exception) else failed
-                if is_transient(error):
-                    await asyncio.sleep(self.config.unavailable_backoff)
-                    raise error from None
-                failures += 1
+        try:
+            async for attempt in retrying(attempts=1 + self.config.max_retries,
+                                          first=self.config.base_backoff, on=_handler_own):
+                with attempt:
+                    if tried:  # the batch made the first try: count it, do not repeat it
+                        tried = False
+                        raise HandlerFailed(item.envelope.event_id) from error
+                    await self._handle_together([item])
+        except HandlerFailed as failed:
+            cause = _cause(failed)
+            if is_transient(cause):  # the database went away: nothing is dead-lettered
+                await asyncio.sleep(self.config.unavailable_backoff)
+                raise cause from None
+            await self._dead_letter(item.record, "handler_failed", repr(cause))
 
     async def _claim(self, uow: UnitOfWork, ids: list[UUID]) -> set[UUID]:
         rows = await uow.session.execute(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicekit.clock import utc_now
 from servicekit.db import notify_channel
 from servicekit.metrics import OUTBOX_FAILED, OUTBOX_LATENCY, OUTBOX_PENDING, OUTBOX_PUBLISHED
+from servicekit.retry import backoff, retrying
 
 log = structlog.get_logger(__name__)
 Failures = dict[tuple[str, int], list[int]]  # (error, attempts so far) -> row ids
@@ -82,8 +82,7 @@ class RelayConfig:
 
 def backoff_delay(attempts: int, config: RelayConfig) -> float:
     """Exponential backoff with jitter for a row that failed `attempts` times before."""
-    delay: float = min(config.max_backoff, config.base_backoff * 2 ** attempts)
-    return delay * random.uniform(0.8, 1.2)
+    return backoff(attempts + 1, first=config.base_backoff, cap=config.max_backoff, jitter=0.2)
 
 
 class OutboxRelay:
@@ -191,19 +190,23 @@ class OutboxRelay:
             await self.producer.stop()
 
     async def _start_producer(self) -> None:
-        attempt = 0
-        while not self._stopping:
-            try:
-                await self.producer.start()
-                return
-            except Exception as exc:  # the broker may come up after us
-                await self.producer.stop()
-                self.producer = create_producer(self.bootstrap_servers, f"relay-{self.schema}")
-                delay = backoff_delay(attempt, self.config)
-                log.warning("outbox relay cannot reach the broker yet", error=repr(exc),
-                            retry_in=round(delay, 2))
-                attempt += 1
-                await self._pause(delay)
+        with contextlib.suppress(Exception):  # raised only once stopping: `run` then ends
+            async for attempt in retrying(  # the broker may come up after us
+                    first=self.config.base_backoff, cap=self.config.max_backoff, jitter=0.2,
+                    until=lambda: self._stopping, sleep=self._pause,
+                    warn="outbox relay cannot reach the broker yet"):
+                with attempt:
+                    if self._stopping:  # stop() cut the wait short
+                        return
+                    await self._start_producer_once()
+
+    async def _start_producer_once(self) -> None:
+        try:
+            await self.producer.start()
+        except Exception:  # a producer that failed to start is not started again: a new one
+            await self.producer.stop()
+            self.producer = create_producer(self.bootstrap_servers, f"relay-{self.schema}")
+            raise
 
     def stop(self) -> None:
         """Finish the current pass and return from `run`."""

@@ -34,6 +34,7 @@ from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
 from servicekit.openapi import install_public_openapi
 from servicekit.relay import OutboxRelay, RelayConfig
+from servicekit.retry import retrying
 from servicekit.revocation import Revocations
 from servicekit.settings import ServiceSettings
 from servicekit.telemetry import configure_tracing, instrument_app, instrument_engine
@@ -111,15 +112,10 @@ class ServiceRuntime:
             self._relaying = asyncio.create_task(self.relay.run(), name="outbox-relay")
 
     async def _connect_broker(self) -> None:
-        delay = 0.5
-        while True:
-            try:
+        # the broker may come up after the service: try until it does
+        async for attempt in retrying(first=0.5, cap=15, warn="cannot reach the broker yet"):
+            with attempt:
                 await self.broker.start()
-                return
-            except Exception as exc:  # the broker may come up after the service
-                log.warning("cannot reach the broker yet", error=repr(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15)
 
     async def stop(self) -> None:
         """Let the relay finish its batch, then close every connection `start` opened."""

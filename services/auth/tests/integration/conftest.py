@@ -19,7 +19,7 @@ from auth.components import Components
 from auth.main import create_app
 from auth.settings import Settings
 from parley.stack.embedded import InfraUrls
-from parley.testing import create_schemas, drop_schemas, unique_name
+from parley.testing import migrated_schema, service_settings, unique_name
 from parley.testing import serving as running
 
 PASSWORD = "correct horse battery"
@@ -38,23 +38,16 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
-    schema = (await asyncio.to_thread(create_schemas, infra, "auth"))["auth"]
-    url = infra.database_as("postgres")
-    settings = Settings(
-        database_url=url, db_schema=schema, redis_url=infra.redis,
-        kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("auth") + ":",
-        log_json=False, log_level="WARNING",
-        # the cheapest argon2id, so tests spend their time on behaviour (parameters are settings)
-        argon2_memory_kib=1024, argon2_time_cost=1,
-        # the log mail sink joins a consumer group per app; the test that needs it turns it on
-        mail_sink="none",
-        # so does the revocation consumer; auth checks its own sessions in its database
-        consume_revocations=False,
-    )
-    try:
-        yield Stack(infra, settings)
-    finally:
-        await asyncio.to_thread(drop_schemas, infra, [schema])
+    async with migrated_schema(infra, "auth") as schema:
+        yield Stack(infra, service_settings(
+            Settings, infra, name="auth", schema=schema,
+            # the cheapest argon2id: tests spend their time on behaviour (parameters are settings)
+            argon2_memory_kib=1024, argon2_time_cost=1,
+            # the log mail sink joins a consumer group per app; the test that needs it turns it on
+            mail_sink="none",
+            # so does the revocation consumer; auth checks its own sessions in its database
+            consume_revocations=False,
+        ))
 
 
 

@@ -1,25 +1,14 @@
-"""Page-numbered lists: the pagination block every list answers with."""
+"""The chat list's pagination block: servicekit's, with its total named `total_chats` (the
+shape clients use today). Every other list answers with `servicekit.pagination.Pagination`."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from pydantic import BaseModel
 
-
-class Pagination(BaseModel):
-    current_page: int
-    total_pages: int
-    total: int
-    has_next: bool
-    has_previous: bool
-    per_page: int
+from servicekit.pagination import PageRequest, Pagination
 
 
 class ChatPagination(BaseModel):
-    """The chat list's block, in the shape clients use today (`total_chats`)."""
-
     current_page: int
     total_pages: int
     total_chats: int
@@ -27,9 +16,7 @@ class ChatPagination(BaseModel):
     has_previous: bool
     per_page: int
 
-
-def pagination(page: int, limit: int, total: int) -> dict[str, Any]:
-    """The fields of a pagination block, but the total (whose name differs)."""
-    pages = max(1, math.ceil(total / limit))
-    return {"current_page": page, "total_pages": pages, "has_next": page < pages,
-            "has_previous": page > 1, "per_page": limit}
+    @classmethod
+    def of(cls, request: PageRequest, total: int) -> ChatPagination:
+        block = Pagination.of(request, total).model_dump(exclude={"total"})
+        return cls(**block, total_chats=total)

@@ -19,7 +19,13 @@ from chat.components import Components
 from chat.main import create_app
 from chat.settings import Settings
 from parley.stack.embedded import InfraUrls
-from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name
+from parley.testing import (
+    TokenMinter,
+    migrated_schema,
+    service_settings,
+    serving,
+    unique_name,
+)
 
 INTERNAL_TOKEN = "internal-test-credential"
 
@@ -36,17 +42,11 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
-    schema = (await asyncio.to_thread(create_schemas, infra, "chat"))["chat"]
-    url = infra.database_as("postgres")
-    settings = Settings(
-        database_url=url, db_schema=schema, redis_url=infra.redis,
-        kafka_bootstrap_servers=infra.kafka, redis_key_prefix=unique_name("chat") + ":",
-        consumer_group_prefix=unique_name("test") + ".",
-        internal_token=INTERNAL_TOKEN, log_json=False, log_level="WARNING")
-    try:
+    async with migrated_schema(infra, "chat") as schema:
+        settings = service_settings(
+            Settings, infra, name="chat", schema=schema,
+            consumer_group_prefix=unique_name("test") + ".", internal_token=INTERNAL_TOKEN)
         yield Stack(infra, settings, TokenMinter())
-    finally:
-        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@ blob store, chat stream client, link signer, worker and sweeper — and its cons
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI
 
 from contracts.topics import AUTH_USER, EXPORT_JOB, topics_published_by
@@ -43,24 +40,14 @@ def create_app(settings: Settings | None = None, *, source: ArchiveSource | None
         app.state.export = build_components(settings, runtime, blobs, source)
         app.state.export.start()
 
+    async def stop(app: FastAPI) -> None:
+        # the worker and sweeper end before the runtime (database, broker) closes under them
+        built: Components | None = getattr(app.state, "export", None)
+        if built is not None:
+            await built.stop()
+
     app = create_service_app(
         settings, title="Parley export", routers=[jobs_endpoints.router],
         publishes=list(topics_published_by("export")), subscriptions=subscriptions,
-        on_startup=start)
-
-    # The chassis has no shutdown hook: stop the worker and sweeper inside its lifespan,
-    # before the runtime (database, broker) closes under them.
-    chassis_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with chassis_lifespan(app):
-            try:
-                yield
-            finally:
-                built: Components | None = getattr(app.state, "export", None)
-                if built is not None:
-                    await built.stop()
-
-    app.router.lifespan_context = lifespan
+        on_startup=start, on_shutdown=stop)
     return app

@@ -28,7 +28,13 @@ from export.main import create_app
 from export.settings import Settings
 from parley.sample_archive import sample_archive
 from parley.stack.embedded import InfraUrls
-from parley.testing import TokenMinter, create_schemas, drop_schemas, serving, unique_name
+from parley.testing import (
+    TokenMinter,
+    migrated_schema,
+    service_settings,
+    serving,
+    unique_name,
+)
 
 
 @dataclass
@@ -78,18 +84,13 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: InfraUrls, tmp_path: Path) -> AsyncIterator[Stack]:
-    schema = (await asyncio.to_thread(create_schemas, infra, "export"))["export"]
-    url = infra.database_as("postgres")
-    settings = Settings(
-        database_url=url, db_schema=schema, redis_url=infra.redis,
-        kafka_bootstrap_servers=infra.kafka, log_json=False, log_level="WARNING",
-        consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
-        download_signing_key="test-signing-key", lease_seconds=3.0,
-        sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
-    try:
+    async with migrated_schema(infra, "export") as schema:
+        settings = service_settings(
+            Settings, infra, name="export", schema=schema,
+            consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
+            download_signing_key="test-signing-key", lease_seconds=3.0,
+            sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
         yield Stack(infra, settings, TokenMinter())
-    finally:
-        await asyncio.to_thread(drop_schemas, infra, [schema])
 
 
 @pytest.fixture

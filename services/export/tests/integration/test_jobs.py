@@ -205,6 +205,12 @@ async def test_too_many_running_exports_are_refused_with_429(stack: Stack,
         page = (await client.get("/api/v1/export?page=1&page_size=1", headers=headers)
                 ).json()["data"]
         assert (page["total"], len(page["items"]), page["has_more"]) == (2, 1, True)
+        assert (page["page"], page["page_size"]) == (1, 1)
+        # the pagination block every list answers with, beside the older flat fields
+        assert page["pagination"] == {"current_page": 1, "total_pages": 2, "total": 2,
+                                      "has_next": True, "has_previous": False, "per_page": 1}
+        too_big = await client.get("/api/v1/export?page_size=101", headers=headers)
+        assert error(too_big) == (400, "VALIDATION_ERROR")
 
 
 async def test_retention_sweep_deletes_the_file_and_expires_the_job(

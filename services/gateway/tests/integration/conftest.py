@@ -26,6 +26,8 @@ from parley.testing import (
     ServiceProcess,
     create_schemas,
     drop_schemas,
+    service_env,
+    service_settings,
     serving,
     unique_name,
     uvicorn_process,
@@ -69,15 +71,10 @@ def signing_key_pem() -> str:
 
 
 def auth_env(infra: InfraUrls, schema: str, pem: str) -> dict[str, str]:
-    return {
-        "AUTH_DATABASE_URL": infra.database_as("postgres"), "AUTH_DB_SCHEMA": schema,
-        "AUTH_REDIS_URL": infra.redis, "AUTH_KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-        "AUTH_REDIS_KEY_PREFIX": unique_name("auth") + ":",
-        "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
-        "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-        "AUTH_MAIL_SINK": "none", "AUTH_TRUSTED_PROXIES": "127.0.0.1",
-        "AUTH_LOG_LEVEL": "WARNING",
-    }
+    return service_env(
+        "AUTH_", infra, schema=schema, signing_keys=json.dumps([{"private_key_pem": pem}]),
+        argon2_memory_kib=1024, argon2_time_cost=1, mail_sink="none",
+        trusted_proxies="127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +109,9 @@ def dead_url() -> str:
 @pytest.fixture
 def settings(infra: InfraUrls, auth_service: ServiceProcess, test_upstream: ServiceProcess
              ) -> Settings:
-    return Settings(
-        auth_url=auth_service.url, chat_url=test_upstream.url, export_url=dead_url(),
-        sync_url=dead_url(), redis_url=infra.redis,
-        redis_key_prefix=unique_name("gw") + ":", log_json=False, log_level="WARNING",
-    )
+    return service_settings(
+        Settings, infra, name="gw", auth_url=auth_service.url, chat_url=test_upstream.url,
+        export_url=dead_url(), sync_url=dead_url())
 
 
 @pytest.fixture

@@ -11,24 +11,17 @@ request for that email (or from that IP) answers 429 until the window ends."""
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import datetime
 
 from redis.asyncio import Redis
 
 from auth.accounts.domain import sign_in_delay
-from servicekit.errors import RateLimited
+from servicekit.limits import Bucket, FixedWindows, RateSpec, rate_limited
 
 
 def _hashed(email: str) -> str:
     # hashed: the throttle should not keep a list of addresses people typed
     return hashlib.sha256(email.encode()).hexdigest()
-
-
-def _rate_limited(message: str, seconds: float) -> RateLimited:
-    retry_after = max(math.ceil(seconds), 1)
-    return RateLimited(message, {"retry_after": retry_after},
-                       headers={"Retry-After": str(retry_after)})
 
 
 class SignInThrottle:
@@ -44,41 +37,38 @@ class SignInThrottle:
                  base_delay_seconds: int, max_delay_seconds: int, max_per_ip: int) -> None:
         self.redis = redis
         self.prefix = f"{prefix}signin:"
+        self.windows = FixedWindows(redis, self.prefix)
         self.window = window_seconds
         self.free = free_failures
         self.base_delay = base_delay_seconds
         self.max_delay = max_delay_seconds
-        self.max_per_ip = max_per_ip
+        self.per_ip = RateSpec(max_per_ip, window_seconds)
 
     def _pairs_key(self, email: str) -> str:
         return f"{self.prefix}email:{_hashed(email)}"
 
-    def _ip_key(self, ip: str) -> str:
-        return f"{self.prefix}ip:{ip}"
+    def _ip(self, ip: str) -> Bucket:
+        return Bucket(f"ip:{ip}", self.per_ip)
 
     async def check(self, email: str, ip: str, now: datetime) -> None:
         """RateLimited (with Retry-After) while this pair waits out its delay, or when this IP
         reached its ceiling of failures in the window."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._ip_key(ip))
-            pipe.ttl(self._ip_key(ip))
-            pipe.hget(self._pairs_key(email), f"{ip}:until")
-            ip_failures, ip_ttl, until = await pipe.execute()
-        if ip_failures is not None and int(ip_failures) >= self.max_per_ip:
-            raise _rate_limited(self.message, int(ip_ttl))
+        [ip_failures] = await self.windows.peek([self._ip(ip)])
+        if ip_failures.full:
+            raise rate_limited(self.message, ip_failures.reset_seconds)
+        until = await self.redis.hget(self._pairs_key(email), f"{ip}:until")
         wait = float(until) - now.timestamp() if until is not None else 0.0
         if wait > 0:
-            raise _rate_limited(self.message, wait)
+            raise rate_limited(self.message, wait)
 
     async def record(self, email: str, ip: str, now: datetime) -> None:
         """Count one failure against the pair (and start its next delay) and the IP."""
-        pairs, ip_key = self._pairs_key(email), self._ip_key(ip)
+        pairs = self._pairs_key(email)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(pairs, f"{ip}:n", 1)
             pipe.expire(pairs, self.window)
-            pipe.set(ip_key, 0, ex=self.window, nx=True)  # the IP's window starts at its first
-            pipe.incr(ip_key)
             failures = (await pipe.execute())[0]
+        await self.windows.charge([self._ip(ip)])  # the IP's window starts at its first
         delay = sign_in_delay(int(failures), free=self.free, base_seconds=self.base_delay,
                               max_seconds=self.max_delay)
         if delay:
@@ -97,40 +87,26 @@ class SignInThrottle:
 
 
 class RequestThrottle:
+    """Requests per email and per IP, each counted in a fixed window from its first."""
+
     def __init__(self, redis: Redis, prefix: str, window_seconds: int,
                  max_per_email: int, max_per_ip: int, *, scope: str,
                  message: str) -> None:
-        self.redis = redis
-        self.prefix = f"{prefix}{scope}:"
+        self.windows = FixedWindows(redis, f"{prefix}{scope}:")
         self.message = message
-        self.window = window_seconds
-        self.max_per_email = max_per_email
-        self.max_per_ip = max_per_ip
+        self.per_email = RateSpec(max_per_email, window_seconds)
+        self.per_ip = RateSpec(max_per_ip, window_seconds)
 
-    def _email_key(self, email: str) -> str:
-        return f"{self.prefix}email:{_hashed(email)}"
-
-    def _ip_key(self, ip: str) -> str:
-        return f"{self.prefix}ip:{ip}"
+    def _buckets(self, email: str, ip: str) -> list[Bucket]:
+        return [Bucket(f"email:{_hashed(email)}", self.per_email),
+                Bucket(f"ip:{ip}", self.per_ip)]
 
     async def check(self, email: str, ip: str) -> None:
         """RateLimited (with Retry-After) when this email or this IP tried too often."""
-        keys = [self._email_key(email), self._ip_key(ip)]
-        limits = [self.max_per_email, self.max_per_ip]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
-                pipe.ttl(key)
-            answers = await pipe.execute()
-        for i, limit in enumerate(limits):
-            count, ttl = answers[2 * i], answers[2 * i + 1]
-            if count is not None and int(count) >= limit:
-                raise _rate_limited(self.message, int(ttl))
+        for count in await self.windows.peek(self._buckets(email, ip)):
+            if count.full:
+                raise rate_limited(self.message, count.reset_seconds)
 
     async def record(self, email: str, ip: str) -> None:
         """Count one request against both limits."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key in (self._email_key(email), self._ip_key(ip)):
-                pipe.set(key, 0, ex=self.window, nx=True)  # the window starts at the first
-                pipe.incr(key)
-            await pipe.execute()
+        await self.windows.charge(self._buckets(email, ip))

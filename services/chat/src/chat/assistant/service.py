@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageIn, MessageOut
 from chat.models import Conversation
 from chat.settings import Settings
-from servicekit.errors import RateLimited, ValidationFailed
+from servicekit.errors import ValidationFailed
+from servicekit.limits import Bucket, FixedWindows, RateSpec, rate_limited
+from servicekit.retry import retrying
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -52,7 +55,7 @@ REPLIES_FINISHED = Counter("chat_replies_total", "replies finished, by status", 
 
 HISTORY_MAX_MESSAGES = 200  # of the branch, before the character budget trims it
 LIVE_STATE_TTL = 3600
-STORE_END_ATTEMPTS = 4  # over about 7.5 s, before the end is left to the sweep
+STORE_END_ATTEMPTS = 4  # over about 3.5 s, before the end is left to the sweep
 INTERRUPTED = "INTERRUPTED"
 
 
@@ -102,6 +105,7 @@ class Replies:
         self.cache = cache
         self.clock = clock
         self.prefix = settings.redis_key_prefix
+        self.send_limits = FixedWindows(redis, self.prefix)
         self._running: dict[str, _Running] = {}
 
     # -- starting --------------------------------------------------------------------------
@@ -172,22 +176,17 @@ class Replies:
     async def charge(self, user_id: str) -> None:
         """Count one send against the user's per-minute limit (RateLimited over it). If Redis
         cannot count, the send goes ahead."""
-        window = int(time.time() // 60)
-        key = f"{self.prefix}send-limit:{user_id}:{window}"
+        limit = self.settings.send_rate_per_minute
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 120)
-                count, _ = await pipe.execute()
+            [sends] = await self.send_limits.charge(
+                [Bucket(f"send-limit:{user_id}", RateSpec(limit, 60))])
         except (RedisError, OSError) as exc:
             log.warning("send limit not counted", error=repr(exc))
             return
-        limit = self.settings.send_rate_per_minute
-        if int(count) > limit:
-            retry_after = 60 - int(time.time()) % 60
-            raise RateLimited(f"at most {limit} messages a minute: wait {retry_after} s",
-                              {"limit": limit, "retry_after": retry_after},
-                              headers={"Retry-After": str(retry_after)})
+        if sends.exceeded:
+            wait = max(math.ceil(sends.reset_seconds), 1)
+            raise rate_limited(f"at most {limit} messages a minute: wait {wait} s", wait,
+                               limit=limit)
 
     async def _prompt(self, uow: UnitOfWork, conversation: Conversation, reply: MessageOut,
                       provider: Provider) -> Prompt:
@@ -336,16 +335,13 @@ class Replies:
             meta["error_code"], meta["error_message"] = error
         out: MessageOut | None = None
         stored = False
-        for attempt in range(STORE_END_ATTEMPTS):
-            try:
-                out = await self._store_end(user_id, chat_id, reply_id, progress.text, status,
-                                            usage, meta, now)
-                stored = True
-                break
-            except Exception as exc:
-                log.warning("reply end not stored yet", message_id=reply_id,
-                            attempt=attempt + 1, error=repr(exc))
-                await asyncio.sleep(0.5 * 2 ** attempt)
+        with contextlib.suppress(Exception):
+            async for attempt in retrying(attempts=STORE_END_ATTEMPTS, first=0.5,
+                                          warn="reply end not stored yet", message_id=reply_id):
+                with attempt:
+                    out = await self._store_end(user_id, chat_id, reply_id, progress.text,
+                                                status, usage, meta, now)
+                    stored = True
         if not stored:  # its text stays in Redis: the sweep stores it with the failed row
             log.error("reply end not stored: left to the sweep", message_id=reply_id)
             error = ("STORAGE_UNAVAILABLE", "the reply could not be saved now: it will be "

@@ -5,10 +5,9 @@ services (export) read a user's files from."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from chat.api import Chat, CurrentCaller, Deleted, IdPath, Ok, ok
@@ -17,6 +16,7 @@ from chat.attachments.multipart import FileField
 from chat.attachments.schemas import AttachmentData, AttachmentDetails, AttachmentList
 from chat.domain import new_id
 from servicekit.auth import InternalOnly
+from servicekit.pagination import Paging
 
 public = APIRouter(prefix="/api/v1", tags=["attachments"])
 # never reachable through the gateway, which answers 404 to /internal/*
@@ -106,13 +106,10 @@ async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
 
 @public.get("/chats/{chat_id}/attachments")
 async def list_attachments(chat_id: IdPath, caller: CurrentCaller, chat: Chat,
-                           page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                           ) -> Ok[AttachmentList]:
+                           paging: Paging) -> Ok[AttachmentList]:
     """A chat's attachments, newest first."""
     async with chat.uow() as uow:
-        return ok(await service.list_for_chat(uow, caller.user_id, chat_id, page=page,
-                                              limit=limit))
+        return ok(await service.list_for_chat(uow, caller.user_id, chat_id, paging))
 
 
 @public.delete("/attachments/{attachment_id}")

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat.models import Attachment
-from chat.pagination import Pagination
+from servicekit.pagination import Pagination
 
 
 class AttachmentOut(BaseModel):

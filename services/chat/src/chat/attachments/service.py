@@ -19,7 +19,6 @@ from chat.attachments.schemas import AttachmentDetails, AttachmentList, Attachme
 from chat.domain import json_size
 from chat.messages.service import live_conversation
 from chat.models import Attachment
-from chat.pagination import Pagination, pagination
 from chat.settings import Settings
 from servicekit.blobs import BlobInfo, BlobNotFound, BlobStore
 from servicekit.errors import (
@@ -28,6 +27,7 @@ from servicekit.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from servicekit.pagination import PageRequest, Pagination
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -167,13 +167,13 @@ async def _starting_with(first: bytes, rest: AsyncIterator[bytes]) -> AsyncItera
         yield chunk
 
 
-async def list_for_chat(uow: UnitOfWork, user_id: str, conversation_id: str, *, page: int,
-                        limit: int) -> AttachmentList:
+async def list_for_chat(uow: UnitOfWork, user_id: str, conversation_id: str,
+                        paging: PageRequest) -> AttachmentList:
     await live_conversation(uow, user_id, conversation_id)
     rows, total = await AttachmentRepository(uow.session).page(
-        user_id, conversation_id, offset=(page - 1) * limit, limit=limit)
+        user_id, conversation_id, offset=paging.offset, limit=paging.per_page)
     return AttachmentList(attachments=[AttachmentOut.of(r) for r in rows],
-                          pagination=Pagination(**pagination(page, limit, total), total=total))
+                          pagination=Pagination.of(paging, total))
 
 
 async def delete(uow: UnitOfWork, user_id: str, attachment_id: str, now: datetime) -> str:

@@ -19,6 +19,7 @@ from chat.conversations.schemas import (
     FavoriteIn,
 )
 from chat.domain import ID_PATTERN, search_words
+from servicekit.pagination import PageRequest, Paging
 
 router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 
@@ -26,8 +27,7 @@ router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 @router.get("", response_model=Ok[ChatList])
 async def list_chats(
     caller: CurrentCaller, chat: Chat,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    paging: Paging,
     search: Annotated[str | None, Query(max_length=200)] = None,
     folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
     tag: TagQuery = None,
@@ -37,13 +37,13 @@ async def list_chats(
     """The user's chats, most recently changed first, each with its last message."""
     f = ListFilter(search=(search_words(search) or None) if search else None,
                    folder_id=folder_id, tag=tag, favorite=favorite, archived=archived)
-    limit = min(limit, chat.settings.page_max)
+    paging = PageRequest(paging.page, min(paging.per_page, chat.settings.page_max))
 
     async def produce() -> ChatList:
         async with chat.uow() as uow:
-            return await service.list_chats(uow, caller.user_id, f, page=page, limit=limit)
+            return await service.list_chats(uow, caller.user_id, f, paging)
 
-    variant = repr((page, limit, f))
+    variant = repr((paging.page, paging.per_page, f))
     return await cached_read(chat.cache, chat.cache.conversation_list(caller.user_id), variant,
                              produce)
 

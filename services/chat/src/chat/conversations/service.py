@@ -22,9 +22,10 @@ from chat.messages import service as messages
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageOut
 from chat.models import Conversation
-from chat.pagination import ChatPagination, pagination
+from chat.pagination import ChatPagination
 from chat.settings import Settings
 from servicekit.errors import PayloadTooLarge, ValidationFailed
+from servicekit.pagination import PageRequest
 from servicekit.uow import UnitOfWork
 
 
@@ -111,13 +112,13 @@ async def get(uow: UnitOfWork, user_id: str, conversation_id: str) -> ChatOut:
     return await view(uow, await messages.live_conversation(uow, user_id, conversation_id))
 
 
-async def list_chats(uow: UnitOfWork, user_id: str, f: ListFilter, *, page: int, limit: int
+async def list_chats(uow: UnitOfWork, user_id: str, f: ListFilter, paging: PageRequest
                      ) -> ChatList:
     rows, total = await ConversationRepository(uow.session).list_for_user(
-        user_id, f, offset=(page - 1) * limit, limit=limit)
+        user_id, f, offset=paging.offset, limit=paging.per_page)
     return ChatList(
         chats=[ChatOut.of(c, MessageOut.of(m) if m is not None else None) for c, m in rows],
-        pagination=ChatPagination(**pagination(page, limit, total), total_chats=total))
+        pagination=ChatPagination.of(paging, total))
 
 
 async def update(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,

@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
+from servicekit.retry import retrying
+
 log = structlog.get_logger(__name__)
 
 LIVE_PUBLISH_FAILURES = Counter("chat_live_publish_failures_total",
@@ -195,29 +197,28 @@ class LiveHub:
                 listener.deliver(event)
 
     async def _read(self) -> None:
-        assert self._pubsub is not None
-        backoff = 0.1
         while True:
-            try:
-                if not self._pubsub.subscribed:
-                    await self._pubsub.subscribe(self.control_channel, *self._channels)
-                    self._unsubscribed.clear()
-                elif self._unsubscribed:
-                    missing = [n for n in self._unsubscribed if n in self._channels]
-                    if missing:
-                        await self._pubsub.subscribe(*missing)
-                    self._unsubscribed.clear()
-                message = await self._pubsub.get_message(timeout=1.0)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("live hub lost Redis: retrying", error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            async for attempt in retrying(first=0.1, cap=5.0, on=(RedisError, OSError),
+                                          warn="live hub lost Redis: retrying"):
+                with attempt:
+                    message = await self._next_message()
             if message is not None:
                 await self._handle(message)
+
+    async def _next_message(self) -> dict[str, Any] | None:
+        """The next pub/sub message (None after a second without one), (re)subscribing first
+        to what Redis lost or refused."""
+        assert self._pubsub is not None
+        if not self._pubsub.subscribed:
+            await self._pubsub.subscribe(self.control_channel, *self._channels)
+            self._unsubscribed.clear()
+        elif self._unsubscribed:
+            missing = [n for n in self._unsubscribed if n in self._channels]
+            if missing:
+                await self._pubsub.subscribe(*missing)
+            self._unsubscribed.clear()
+        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=1.0)
+        return message
 
     async def _handle(self, message: dict[str, Any]) -> None:
         name = message["channel"]

@@ -12,6 +12,7 @@ from chat.domain import search_words
 from chat.memories import service
 from chat.memories.schemas import MemoryCreate, MemoryList, MemoryOut, MemoryPatch, MemorySearch
 from servicekit.errors import ValidationFailed
+from servicekit.pagination import Paging
 
 router = APIRouter(prefix="/api/v1/memories", tags=["memories"])
 
@@ -22,13 +23,10 @@ async def forget_searches(cache: ChatCache, user_id: str) -> None:
 
 @router.get("")
 async def list_memories(caller: CurrentCaller, chat: Chat,
-                        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-                        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                        tag: TagQuery = None,
+                        paging: Paging, tag: TagQuery = None,
                         ) -> Ok[MemoryList]:
     async with chat.uow() as uow:
-        return ok(await service.list_memories(uow, caller.user_id, page=page, limit=limit,
-                                               tag=tag))
+        return ok(await service.list_memories(uow, caller.user_id, paging, tag=tag))
 
 
 @router.get("/search", response_model=Ok[MemorySearch])

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chat.domain import ID_PATTERN
 from chat.models import Memory
-from chat.pagination import Pagination
+from servicekit.pagination import Pagination
 from servicekit.validation import Int32, Text
 
 

@@ -16,9 +16,9 @@ from chat.memories.schemas import (
     MemorySearch,
 )
 from chat.models import Memory
-from chat.pagination import Pagination, pagination
 from chat.settings import Settings
 from servicekit.errors import NotFound, ValidationFailed
+from servicekit.pagination import PageRequest, Pagination
 from servicekit.uow import UnitOfWork
 
 
@@ -59,12 +59,12 @@ async def get(uow: UnitOfWork, user_id: str, memory_id: str) -> MemoryOut:
     return MemoryOut.of(row)
 
 
-async def list_memories(uow: UnitOfWork, user_id: str, *, page: int, limit: int,
+async def list_memories(uow: UnitOfWork, user_id: str, paging: PageRequest, *,
                         tag: str | None) -> MemoryList:
     rows, total = await MemoryRepository(uow.session).page(
-        user_id, offset=(page - 1) * limit, limit=limit, tag=tag)
+        user_id, offset=paging.offset, limit=paging.per_page, tag=tag)
     return MemoryList(memories=[MemoryOut.of(r) for r in rows],
-                      pagination=Pagination(**pagination(page, limit, total), total=total))
+                      pagination=Pagination.of(paging, total))
 
 
 async def update(uow: UnitOfWork, settings: Settings, user_id: str, memory_id: str,

@@ -13,6 +13,7 @@ from chat.search import service
 from chat.search.repository import SearchFilter
 from chat.search.schemas import SearchResults
 from servicekit.errors import ValidationFailed
+from servicekit.pagination import PageRequest, page_query
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
@@ -21,14 +22,13 @@ router = APIRouter(prefix="/api/v1/search", tags=["search"])
 async def search(
     caller: CurrentCaller, chat: Chat,
     q: Annotated[str, Query(max_length=500, description="words, \"a phrase\", -excluded, or")],
+    paging: Annotated[PageRequest, page_query(max_page=10_000)],
     folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
     tag: TagQuery = None,
     archived: bool | None = None,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     role: Literal["user", "assistant", "system"] | None = None,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Ok[SearchResults]:
     """Titles, messages and memories that match, best first, with highlighted snippets."""
     words = search_words(q)
@@ -39,5 +39,5 @@ async def search(
     f = SearchFilter(folder_id=folder_id, tag=tag, archived=archived, start=start, end=end,
                      role=role)
     async with chat.uow() as uow:
-        return ok(await service.search(uow, caller.user_id, words, f, page=page,
-                                       limit=limit, fuzzy_titles=chat.fuzzy_titles))
+        return ok(await service.search(uow, caller.user_id, words, f, paging,
+                                       fuzzy_titles=chat.fuzzy_titles))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from chat.pagination import Pagination
+from servicekit.pagination import Pagination
 
 
 class SearchHit(BaseModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from export.components import Components
 from export.jobs.schemas import ExportJobOut, ExportRequest, JobPage
 from servicekit.auth import Caller, CurrentCaller, current_caller
+from servicekit.pagination import PageRequest, page_query
 from servicekit.responses import Deleted, Ok, ok
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
@@ -33,15 +34,15 @@ async def request_export(body: ExportRequest, caller: CurrentCaller, request: Re
 
 @router.get("")
 async def list_exports(caller: CurrentCaller, request: Request,
-                       page: Annotated[int, Query(ge=1)] = 1,
-                       page_size: Annotated[int, Query(ge=1, le=100)] = 20) -> Ok[JobPage]:
+                       paging: Annotated[PageRequest, page_query(size_param="page_size",
+                                                                 max_page=None)],
+                       ) -> Ok[JobPage]:
     """The caller's exports, newest first."""
     app = components(request)
     async with app.uow() as uow:
-        jobs, total = await app.jobs.list(uow, caller.user_id, page, page_size)
+        jobs, total = await app.jobs.list(uow, caller.user_id, paging)
         items = [app.jobs.view(j) for j in jobs]  # before the session closes
-    return ok(JobPage(items=items, total=total, page=page,
-                                        page_size=page_size, has_more=page * page_size < total))
+    return ok(JobPage.of(items, paging, total))
 
 
 @router.get("/{job_id}")

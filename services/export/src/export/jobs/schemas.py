@@ -18,6 +18,7 @@ from pydantic import (
 
 from contracts.events.export import ExportFormat
 from export.jobs.domain import ExportType
+from servicekit.pagination import Page, PageRequest, Pagination
 
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Chat's ids: UUIDv7s or an app's legacy ids (chat.domain.ID_PATTERN; services share no code)
@@ -107,9 +108,17 @@ class ExportJobOut(BaseModel):
     expires_at: datetime | None = Field(default=None, description="when the file is deleted")
 
 
-class JobPage(BaseModel):
-    items: list[ExportJobOut]
-    total: int
-    page: int
-    page_size: int
-    has_more: bool
+class JobPage(Page[ExportJobOut]):
+    """A page of jobs with the `pagination` block every list answers with; `total`, `page`,
+    `page_size` and `has_more` are the older flat fields, kept for existing clients."""
+
+    total: int = Field(description="deprecated: use pagination.total")
+    page: int = Field(description="deprecated: use pagination.current_page")
+    page_size: int = Field(description="deprecated: use pagination.per_page")
+    has_more: bool = Field(description="deprecated: use pagination.has_next")
+
+    @classmethod
+    def of(cls, items: list[ExportJobOut], request: PageRequest, total: int) -> Self:
+        block = Pagination.of(request, total)
+        return cls(items=items, pagination=block, total=total, page=block.current_page,
+                   page_size=block.per_page, has_more=block.has_next)

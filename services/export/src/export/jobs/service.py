@@ -35,6 +35,7 @@ from servicekit.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from servicekit.pagination import PageRequest
 from servicekit.uow import UnitOfWork
 
 
@@ -117,10 +118,10 @@ class ExportJobs:
             raise NotFound("no such export")
         return job
 
-    async def list(self, uow: UnitOfWork, user_id: str, page: int, page_size: int
+    async def list(self, uow: UnitOfWork, user_id: str, paging: PageRequest
                    ) -> tuple[list[ExportJob], int]:
         rows, total = await JobRepository(uow.session).list_for_user(
-            user_id, (page - 1) * page_size, page_size)
+            user_id, paging.offset, paging.per_page)
         return list(rows), total
 
     async def delete(self, uow: UnitOfWork, user_id: str, job_id: str) -> ExportJob:

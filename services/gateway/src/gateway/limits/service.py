@@ -1,10 +1,6 @@
 """Counting requests against their rate limits: in Redis, shared by every gateway process,
-in one atomic round trip; in this process's memory while Redis is unreachable.
-
-Why a Lua script rather than a MULTI/EXEC pipeline: both are one round trip and atomic, but
-the script also repairs a counter that lost its expiry (INCR on a key whose PEXPIRE never ran
-would otherwise count forever) and returns exactly the numbers the verdict needs, for any
-number of buckets, in one small EVALSHA."""
+all of a request's buckets in one atomic round trip (servicekit's `FixedWindows`, a Lua
+script); in this process's memory while Redis is unreachable."""
 
 from __future__ import annotations
 
@@ -17,25 +13,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.limits.domain import Bucket, Count, LocalWindows, Verdict
+from gateway.limits.domain import Bucket, LocalWindows, Verdict
+from servicekit.limits import FixedWindows
 
 log = structlog.get_logger(__name__)
-
-# KEYS: one counter per bucket; ARGV: each bucket's window in ms. Returns used, ttl_ms pairs.
-CHARGE = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local used = redis.call('INCR', key)
-  local ttl = redis.call('PTTL', key)
-  if ttl < 0 then
-    ttl = tonumber(ARGV[i])
-    redis.call('PEXPIRE', key, ttl)
-  end
-  out[#out + 1] = used
-  out[#out + 1] = ttl
-end
-return out
-"""
 
 
 def limiter_redis(url: str, timeout: float) -> Redis:
@@ -53,7 +34,7 @@ class RateLimiter:
         self.prefix = prefix
         self.retry_seconds = retry_seconds
         self.local = local or LocalWindows()
-        self._script = redis.register_script(CHARGE)
+        self.windows = FixedWindows(redis, prefix)
         self._redis_down_until = 0.0
 
     @property
@@ -65,16 +46,9 @@ class RateLimiter:
             return Verdict.of([])
         if not self.using_fallback:
             try:
-                return Verdict.of(await self._charge_redis(buckets))
+                return Verdict.of(await self.windows.charge(buckets))
             except (RedisError, OSError) as exc:
                 self._redis_down_until = time.monotonic() + self.retry_seconds
                 log.warning("rate limits fall back to this process: Redis is unreachable",
                             error=repr(exc), retry_in=self.retry_seconds)
         return Verdict.of(self.local.charge(buckets))
-
-    async def _charge_redis(self, buckets: Sequence[Bucket]) -> list[Count]:
-        keys = [self.prefix + b.key for b in buckets]
-        windows = [b.spec.window * 1000 for b in buckets]
-        answer = await self._script(keys=keys, args=windows)
-        return [Count(b, int(answer[2 * i]), int(answer[2 * i + 1]) / 1000)
-                for i, b in enumerate(buckets)]
