@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from parley.testing import serving
-from servicekit.errors import install_error_handlers
+from servicekit.error_handlers import install_error_handlers
 from servicekit.pagination import PageRequest, Pagination, Paging, page_query
 
 
