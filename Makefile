@@ -4,7 +4,7 @@ PYTHON ?= python3
 # uv from PATH, or the one `make uv` installs into this Python (run as `python3 -m uv`)
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(PYTHON) -m uv)
 
-.PHONY: run test lint typecheck imports contracts-check unit integration bench sync uv clean help k8s-topics
+.PHONY: run test lint format typecheck imports contracts-check unit integration bench sync uv clean help k8s-topics
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,8 +20,12 @@ sync: uv ## create .venv with every workspace member, exactly as uv.lock pins it
 run: sync ## start PostgreSQL, Redis, the Kafka broker and every service (Ctrl-C stops all)
 	@$(UV) run --frozen parley dev
 
-lint: sync ## ruff
+lint: sync ## ruff: the checks, and the one format every file is written in
 	@$(UV) run --frozen ruff check $(wildcard libs services tests bench deploy)
+	@$(UV) run --frozen ruff format --check --quiet $(wildcard libs services tests bench deploy)
+
+format: sync ## rewrite every file in ruff's format (what `make lint` checks)
+	@$(UV) run --frozen ruff format $(wildcard libs services tests bench deploy)
 
 typecheck: sync ## mypy (strict for libs/)
 	@$(UV) run --frozen mypy libs/contracts/src libs/servicekit/src libs/parley/src $(wildcard services/*/src)

@@ -81,14 +81,20 @@ def stats(samples: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
-    return {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99),
-            "mean": statistics.fmean(ordered) * 1000}
+    return {
+        "p50": pct(0.50),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+        "mean": statistics.fmean(ordered) * 1000,
+    }
 
 
 def line(label: str, s: dict[str, float], target: str = "", ok: bool | None = None) -> None:
     verdict = "" if ok is None else ("PASS" if ok else "MISS")
-    print(f"  {label:<48} p50 {s['p50']:7.2f} ms  p95 {s['p95']:7.2f} ms  "
-          f"p99 {s['p99']:7.2f} ms  {target} {verdict}")
+    print(
+        f"  {label:<48} p50 {s['p50']:7.2f} ms  p95 {s['p95']:7.2f} ms  "
+        f"p99 {s['p99']:7.2f} ms  {target} {verdict}"
+    )
 
 
 async def load(dsn: str, users: int, messages: int) -> dict[str, Any]:
@@ -109,13 +115,27 @@ async def load(dsn: str, users: int, messages: int) -> dict[str, Any]:
 
         async def flush(rows: list[tuple[Any, ...]]) -> None:
             await conn.copy_records_to_table(
-                "messages", records=rows, columns=[
-                    "user_id", "id", "conversation_id", "parent_id", "role", "content",
-                    "status", "metadata", "revision_count", "created_order", "version", "seq",
-                    "created_at", "updated_at"])
+                "messages",
+                records=rows,
+                columns=[
+                    "user_id",
+                    "id",
+                    "conversation_id",
+                    "parent_id",
+                    "role",
+                    "content",
+                    "status",
+                    "metadata",
+                    "revision_count",
+                    "created_order",
+                    "version",
+                    "seq",
+                    "created_at",
+                    "updated_at",
+                ],
+            )
 
-        plan: list[tuple[str, str, int]] = [
-            (user_ids[0], f"big-{n}", n) for n in BIG]
+        plan: list[tuple[str, str, int]] = [(user_ids[0], f"big-{n}", n) for n in BIG]
         for user in user_ids[1:]:
             for c in range(10):
                 plan.append((user, f"c{c}", per_user // 10))
@@ -128,9 +148,24 @@ async def load(dsn: str, users: int, messages: int) -> dict[str, Any]:
                 mid = f"{conversation}-m{i}"
                 at = base + timedelta(seconds=seq)
                 content = " ".join(rng.choices(words, k=rng.randint(8, 30)))
-                rows.append((user, mid, conversation, parent, "user" if i % 2 == 0
-                             else "assistant", content, "complete", "{}", 0, seq, 1, seq, at,
-                             at))
+                rows.append(
+                    (
+                        user,
+                        mid,
+                        conversation,
+                        parent,
+                        "user" if i % 2 == 0 else "assistant",
+                        content,
+                        "complete",
+                        "{}",
+                        0,
+                        seq,
+                        1,
+                        seq,
+                        at,
+                        at,
+                    )
+                )
                 parent = mid
                 if len(rows) >= 20_000:
                     await flush(rows)
@@ -140,28 +175,64 @@ async def load(dsn: str, users: int, messages: int) -> dict[str, Any]:
             total += count
             seq_of[user] = seq_of.get(user, 0) + 1
             at = base + timedelta(seconds=seq_of[user])
-            conv_rows.append((user, conversation, f"{conversation} {rng.choice(words)}",
-                              [], count, parent, "{}", "{}", 1, seq_of[user], base, at))
-        await conn.copy_records_to_table("conversations", records=conv_rows, columns=[
-            "user_id", "id", "title", "tags", "message_count", "current_leaf_id", "metadata",
-            "field_clocks", "version", "seq", "created_at", "updated_at"])
+            conv_rows.append(
+                (
+                    user,
+                    conversation,
+                    f"{conversation} {rng.choice(words)}",
+                    [],
+                    count,
+                    parent,
+                    "{}",
+                    "{}",
+                    1,
+                    seq_of[user],
+                    base,
+                    at,
+                )
+            )
+        await conn.copy_records_to_table(
+            "conversations",
+            records=conv_rows,
+            columns=[
+                "user_id",
+                "id",
+                "title",
+                "tags",
+                "message_count",
+                "current_leaf_id",
+                "metadata",
+                "field_clocks",
+                "version",
+                "seq",
+                "created_at",
+                "updated_at",
+            ],
+        )
         await conn.executemany(
-            "INSERT INTO user_seq (user_id, seq) VALUES ($1, $2)", list(seq_of.items()))
+            "INSERT INTO user_seq (user_id, seq) VALUES ($1, $2)", list(seq_of.items())
+        )
         loaded = time.perf_counter() - start
-        await conn.execute("CREATE INDEX messages_content_tsv_idx ON messages "
-                           "USING gin (content_tsv)")
+        await conn.execute(
+            "CREATE INDEX messages_content_tsv_idx ON messages USING gin (content_tsv)"
+        )
         await conn.execute("ANALYZE")
         indexed = time.perf_counter() - start - loaded
     finally:
         await conn.close()
-    print(f"  loaded {total:,} messages in {len(conv_rows):,} conversations of {users:,} "
-          f"users: COPY {loaded:.1f} s ({total / loaded:,.0f} rows/s), "
-          f"GIN index + ANALYZE {indexed:.1f} s")
+    print(
+        f"  loaded {total:,} messages in {len(conv_rows):,} conversations of {users:,} "
+        f"users: COPY {loaded:.1f} s ({total / loaded:,.0f} rows/s), "
+        f"GIN index + ANALYZE {indexed:.1f} s"
+    )
     return {"users": user_ids, "words": words}
 
 
-async def timed(n: int, call: Callable[[], Awaitable[httpx.Response]],
-                before: Callable[[], Awaitable[None]] | None = None) -> list[float]:
+async def timed(
+    n: int,
+    call: Callable[[], Awaitable[httpx.Response]],
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> list[float]:
     samples = []
     for _ in range(n):
         if before is not None:
@@ -174,8 +245,13 @@ async def timed(n: int, call: Callable[[], Awaitable[httpx.Response]],
 
 
 def counter(name: str) -> float:
-    return sum(s.value for m in REGISTRY.collect() if m.name == name.removesuffix("_total")
-               for s in m.samples if s.name == name)
+    return sum(
+        s.value
+        for m in REGISTRY.collect()
+        if m.name == name.removesuffix("_total")
+        for s in m.samples
+        if s.name == name
+    )
 
 
 async def run(args: argparse.Namespace, admin: str, redis: str, kafka: str) -> None:
@@ -187,10 +263,15 @@ async def run(args: argparse.Namespace, admin: str, redis: str, kafka: str) -> N
         await asyncio.to_thread(upgrade, MIGRATIONS, sa_url, SCHEMA)
         data = await load(url, args.users, args.messages)
         minter = TokenMinter()
-        settings = Settings(database_url=sa_url,
-                            db_schema=SCHEMA, redis_url=redis, kafka_bootstrap_servers=kafka,
-                            redis_key_prefix=unique_name("bench") + ":", log_json=False,
-                            log_level="WARNING")
+        settings = Settings(
+            database_url=sa_url,
+            db_schema=SCHEMA,
+            redis_url=redis,
+            kafka_bootstrap_servers=kafka,
+            redis_key_prefix=unique_name("bench") + ":",
+            log_json=False,
+            log_level="WARNING",
+        )
         app = create_app(settings)
         async with serving(app, "http://chat", keys=minter) as client:
             await measure(args, app, client, minter, data)
@@ -202,8 +283,13 @@ async def run(args: argparse.Namespace, admin: str, redis: str, kafka: str) -> N
             await conn.close()
 
 
-async def measure(args: argparse.Namespace, app: Any, client: httpx.AsyncClient,
-                  minter: TokenMinter, data: dict[str, Any]) -> None:
+async def measure(
+    args: argparse.Namespace,
+    app: Any,
+    client: httpx.AsyncClient,
+    minter: TokenMinter,
+    data: dict[str, Any],
+) -> None:
     cache = app.state.chat.cache
     big_user = data["users"][0]
     headers = minter.headers(big_user)
@@ -216,47 +302,73 @@ async def measure(args: argparse.Namespace, app: Any, client: httpx.AsyncClient,
     rng = random.Random(3)
 
     def batch() -> dict[str, Any]:
-        return {"messages": [{"role": "user" if i % 2 == 0 else "assistant",
-                              "content": " ".join(rng.choices(words, k=20))}
-                             for i in range(1000)]}
+        return {
+            "messages": [
+                {
+                    "role": "user" if i % 2 == 0 else "assistant",
+                    "content": " ".join(rng.choices(words, k=20)),
+                }
+                for i in range(1000)
+            ]
+        }
 
     samples = []
     for _ in range(max(5, n // 20)):
         body = batch()
         t = time.perf_counter()
-        response = await client.post(f"/api/v1/chats/{chat_id}/messages", json=body,
-                                     headers=headers)
+        response = await client.post(
+            f"/api/v1/chats/{chat_id}/messages", json=body, headers=headers
+        )
         samples.append(time.perf_counter() - t)
         assert response.status_code == 201, response.text[:300]
     s = stats(samples)
-    line(f"POST 1,000 messages ({len(samples)} batches)", s, "target < 200 ms",
-         s["p95"] < 200)
+    line(f"POST 1,000 messages ({len(samples)} batches)", s, "target < 200 ms", s["p95"] < 200)
 
     print("\n2. a page of 100 messages (current branch, newest page first)")
     for size in BIG:
         url = f"/api/v1/chats/big-{size}/messages?limit=100"
-        uncached = stats(await timed(n, lambda u=url: client.get(u, headers=headers),
-                                     before=lambda s=size: cache.invalidate(
-                                         [cache.messages(big_user, f"big-{s}")])))
+        uncached = stats(
+            await timed(
+                n,
+                lambda u=url: client.get(u, headers=headers),
+                before=lambda s=size: cache.invalidate([cache.messages(big_user, f"big-{s}")]),
+            )
+        )
         await client.get(url, headers=headers)
         cached = stats(await timed(n, lambda u=url: client.get(u, headers=headers)))
         deep = f"/api/v1/chats/big-{size}/messages?limit=100&before=big-{size}-m{size // 2}"
-        middle = stats(await timed(n, lambda u=deep: client.get(u, headers=headers),
-                                   before=lambda s=size: cache.invalidate(
-                                       [cache.messages(big_user, f"big-{s}")])))
+        middle = stats(
+            await timed(
+                n,
+                lambda u=deep: client.get(u, headers=headers),
+                before=lambda s=size: cache.invalidate([cache.messages(big_user, f"big-{s}")]),
+            )
+        )
         is_10k = size == 10_000
-        line(f"{size:>7,} messages, uncached", uncached,
-             "target p95 < 50 ms" if is_10k else "", uncached["p95"] < 50 if is_10k else None)
-        line(f"{size:>7,} messages, cached", cached,
-             "target p95 < 20 ms" if is_10k else "", cached["p95"] < 20 if is_10k else None)
+        line(
+            f"{size:>7,} messages, uncached",
+            uncached,
+            "target p95 < 50 ms" if is_10k else "",
+            uncached["p95"] < 50 if is_10k else None,
+        )
+        line(
+            f"{size:>7,} messages, cached",
+            cached,
+            "target p95 < 20 ms" if is_10k else "",
+            cached["p95"] < 20 if is_10k else None,
+        )
         line(f"{size:>7,} messages, uncached, from the middle", middle)
 
     print("\n3. the chat list (a user with 10 chats; user 0 with 4)")
     other = data["users"][1]
     other_headers = minter.headers(other)
-    uncached = stats(await timed(n, lambda: client.get("/api/v1/chats", headers=other_headers),
-                                 before=lambda: cache.invalidate(
-                                     [cache.conversation_list(other)])))
+    uncached = stats(
+        await timed(
+            n,
+            lambda: client.get("/api/v1/chats", headers=other_headers),
+            before=lambda: cache.invalidate([cache.conversation_list(other)]),
+        )
+    )
     cached = stats(await timed(n, lambda: client.get("/api/v1/chats", headers=other_headers)))
     line("GET /api/v1/chats, uncached", uncached, "target p95 < 20 ms", uncached["p95"] < 20)
     line("GET /api/v1/chats, cached", cached, "target p95 < 20 ms", cached["p95"] < 20)
@@ -268,8 +380,9 @@ async def measure(args: argparse.Namespace, app: Any, client: httpx.AsyncClient,
     async def search() -> httpx.Response:
         nonlocal i
         i += 1
-        return await client.get("/api/v1/search", params={"q": queries[i % len(queries)]},
-                                 headers=headers)
+        return await client.get(
+            "/api/v1/search", params={"q": queries[i % len(queries)]}, headers=headers
+        )
 
     s = stats(await timed(max(20, n // 4), search))
     line("GET /api/v1/search (1-3 words, a phrase)", s, "target p95 < 50 ms", s["p95"] < 50)
@@ -288,8 +401,11 @@ async def measure(args: argparse.Namespace, app: Any, client: httpx.AsyncClient,
             else:
                 await client.get(f"/api/v1/chats/{chat}/messages?limit=50", headers=h)
         else:
-            await client.post(f"/api/v1/chats/{chat}/messages", headers=h,
-                              json={"role": "user", "content": f"write {i}"})
+            await client.post(
+                f"/api/v1/chats/{chat}/messages",
+                headers=h,
+                json={"role": "user", "content": f"write {i}"},
+            )
 
     for i in range(len(mix) * 10):  # warm-up: every user opens their chats
         await step(i)
@@ -300,13 +416,16 @@ async def measure(args: argparse.Namespace, app: Any, client: httpx.AsyncClient,
     hits = counter("chat_cache_hits_total") - hits0
     misses = counter("chat_cache_misses_total") - misses0
     rate = hits / max(1, hits + misses)
-    print(f"  {requests:,} requests: {hits:,.0f} hits, {misses:,.0f} misses: hit rate "
-          f"{rate:.1%}  target >= 90 % {'PASS' if rate >= 0.9 else 'MISS'}")
+    print(
+        f"  {requests:,} requests: {hits:,.0f} hits, {misses:,.0f} misses: hit rate "
+        f"{rate:.1%}  target >= 90 % {'PASS' if rate >= 0.9 else 'MISS'}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=200, help="requests per measurement")
@@ -315,8 +434,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp, infrastructure(
-            Path(tmp), sink, postgres_admin=args.database_url, redis=args.redis_url) as infra:
+    with (
+        tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp,
+        infrastructure(
+            Path(tmp), sink, postgres_admin=args.database_url, redis=args.redis_url
+        ) as infra,
+    ):
         print(f"chat benchmark: {args.users:,} users, {args.messages:,} messages")
         asyncio.run(run(args, infra.postgres_admin, infra.redis, infra.kafka))
 

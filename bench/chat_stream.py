@@ -81,8 +81,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def dist(ms: list[float], digits: int = 2) -> str:
-    return "   ".join(f"p{int(q * 100)} {pct(ms, q):7.{digits}f}" for q in (0.5, 0.95, 0.99)) \
+    return (
+        "   ".join(f"p{int(q * 100)} {pct(ms, q):7.{digits}f}" for q in (0.5, 0.95, 0.99))
         + f"   max {max(ms, default=float('nan')):7.{digits}f} ms"
+    )
 
 
 def verdict(value: float) -> str:
@@ -94,6 +96,7 @@ def sentence(words: int, salt: str) -> str:
 
 
 # --- one reply, as a client sees it ------------------------------------------------------------
+
 
 @dataclass
 class Reply:
@@ -108,22 +111,28 @@ class Reply:
         """Every chunk, in order from 0, the last with text and `is_complete`: the whole echo
         and no more."""
         indexes = [i for i, _, _ in self.chunks]
-        return (indexes == list(range(len(indexes))) and len(indexes) >= 2
-                and self.chunks[-1][2] and all(text for _, text, _ in self.chunks)
-                and not any(done for _, _, done in self.chunks[:-1])
-                and "".join(text for _, text, _ in self.chunks) == expected
-                and self.completed is not None)
+        return (
+            indexes == list(range(len(indexes)))
+            and len(indexes) >= 2
+            and self.chunks[-1][2]
+            and all(text for _, text, _ in self.chunks)
+            and not any(done for _, _, done in self.chunks[:-1])
+            and "".join(text for _, text, _ in self.chunks) == expected
+            and self.completed is not None
+        )
 
 
 def frame(type_: str, **data: Any) -> str:
     return json.dumps({"type": type_, "data": data})
 
 
-async def open_socket(base: str, chat_id: str, token: str, compression: str | None
-                      ) -> ClientConnection:
+async def open_socket(
+    base: str, chat_id: str, token: str, compression: str | None
+) -> ClientConnection:
     url = base.replace("http://", "ws://") + f"/api/v1/chats/{chat_id}/ws?token={token}"
-    ws = await connect(url, compression=compression, ping_interval=None, open_timeout=60,
-                       max_size=2**22)
+    ws = await connect(
+        url, compression=compression, ping_interval=None, open_timeout=60, max_size=2**22
+    )
     hello = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     if hello["type"] != "connection_established":
         raise RuntimeError(f"the chat refused the WebSocket: {hello}")
@@ -144,8 +153,11 @@ async def converse(ws: ClientConnection, content: str) -> Reply:
             reply.completed = now
         elif event["type"] == "error":
             raise RuntimeError(f"the chat answered an error: {data}")
-        elif (event["type"] == "typing_indicator" and data["user_id"] == "assistant"
-              and not data["is_typing"]):
+        elif (
+            event["type"] == "typing_indicator"
+            and data["user_id"] == "assistant"
+            and not data["is_typing"]
+        ):
             return reply
 
 
@@ -190,6 +202,7 @@ class Receiver:
 
 # --- the services ------------------------------------------------------------------------------
 
+
 @dataclass
 class Chat:
     process: ServiceProcess
@@ -200,8 +213,11 @@ class Chat:
         return self.process.url
 
     def new_chat(self, title: str) -> str:
-        response = httpx.post(self.url + "/api/v1/chats", json={"title": title},
-                              headers={"Authorization": f"Bearer {self.token}"})
+        response = httpx.post(
+            self.url + "/api/v1/chats",
+            json={"title": title},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         response.raise_for_status()
         chat_id: str = response.json()["data"]["chat"]["id"]
         return chat_id
@@ -216,29 +232,59 @@ class Chat:
 @contextmanager
 def services(infra: InfraUrls, schemas: dict[str, str], log_dir: Path) -> Iterator[Chat]:
     def env(prefix: str, service: str) -> dict[str, str]:
-        return {f"{prefix}DATABASE_URL": infra.database_as("postgres"),
-                f"{prefix}DB_SCHEMA": schemas[service], f"{prefix}REDIS_URL": infra.redis,
-                f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-                f"{prefix}REDIS_KEY_PREFIX": unique_name(f"bench_{service}") + ":",
-                f"{prefix}LOG_LEVEL": "WARNING", "UVICORN_LOG_LEVEL": "warning"}
+        return {
+            f"{prefix}DATABASE_URL": infra.database_as("postgres"),
+            f"{prefix}DB_SCHEMA": schemas[service],
+            f"{prefix}REDIS_URL": infra.redis,
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
+            f"{prefix}REDIS_KEY_PREFIX": unique_name(f"bench_{service}") + ":",
+            f"{prefix}LOG_LEVEL": "WARNING",
+            "UVICORN_LOG_LEVEL": "warning",
+        }
 
     with ExitStack() as stack:
-        auth = stack.enter_context(uvicorn_process("auth", "auth.main:create_app", {
-            **env("AUTH_", "auth"), "AUTH_ARGON2_MEMORY_KIB": "1024",
-            "AUTH_ARGON2_TIME_COST": "1", "AUTH_MAIL_SINK": "none"}, log_dir))
-        chat = stack.enter_context(uvicorn_process("chat", "chat.main:create_app", {
-            **env("CHAT_", "chat"), "CHAT_AUTH_URL": auth.url,
-            "CHAT_ASSISTANT_PROVIDER": "echo", "CHAT_ECHO_PACE_MS": "0",
-            "CHAT_SEND_RATE_PER_MINUTE": "1000000", "CHAT_BLOB_URL": f"file://{log_dir}/blobs"},
-            log_dir))
-        registered = httpx.post(auth.url + "/api/v1/auth/register", json={
-            "email": f"bench-{secrets.token_hex(3)}@example.com", "password": PASSWORD,
-            "name": "Bench"})
+        auth = stack.enter_context(
+            uvicorn_process(
+                "auth",
+                "auth.main:create_app",
+                {
+                    **env("AUTH_", "auth"),
+                    "AUTH_ARGON2_MEMORY_KIB": "1024",
+                    "AUTH_ARGON2_TIME_COST": "1",
+                    "AUTH_MAIL_SINK": "none",
+                },
+                log_dir,
+            )
+        )
+        chat = stack.enter_context(
+            uvicorn_process(
+                "chat",
+                "chat.main:create_app",
+                {
+                    **env("CHAT_", "chat"),
+                    "CHAT_AUTH_URL": auth.url,
+                    "CHAT_ASSISTANT_PROVIDER": "echo",
+                    "CHAT_ECHO_PACE_MS": "0",
+                    "CHAT_SEND_RATE_PER_MINUTE": "1000000",
+                    "CHAT_BLOB_URL": f"file://{log_dir}/blobs",
+                },
+                log_dir,
+            )
+        )
+        registered = httpx.post(
+            auth.url + "/api/v1/auth/register",
+            json={
+                "email": f"bench-{secrets.token_hex(3)}@example.com",
+                "password": PASSWORD,
+                "name": "Bench",
+            },
+        )
         registered.raise_for_status()
         yield Chat(chat, registered.json()["data"]["tokens"]["access_token"])
 
 
 # --- the phases --------------------------------------------------------------------------------
+
 
 async def first_chunk(a: argparse.Namespace, chat: Chat) -> None:
     ws = await open_socket(chat.url, chat.new_chat("first chunk"), chat.token, a.compression)
@@ -253,20 +299,31 @@ async def first_chunk(a: argparse.Namespace, chat: Chat) -> None:
             reply = await converse(ws, content)
             broken += not reply.intact(f"Echo: {content}")
             latencies.append((reply.times[0] - reply.sent) * 1000)
-        server_ms = (chat.gauge("reply_time_to_first_chunk_seconds_sum") - server_sum) * 1000 \
+        server_ms = (
+            (chat.gauge("reply_time_to_first_chunk_seconds_sum") - server_sum)
+            * 1000
             / max(1.0, chat.gauge("reply_time_to_first_chunk_seconds_count") - server_count)
+        )
         extensions = [type(e).__name__ for e in ws.protocol.extensions]
-    print(f"\n1. send_message -> first bot_response_chunk: {a.sends} sends of 4 words, "
-          f"one at a time, one connection   ({load()})")
+    print(
+        f"\n1. send_message -> first bot_response_chunk: {a.sends} sends of 4 words, "
+        f"one at a time, one connection   ({load()})"
+    )
     print(f"  {dist(latencies)}   {verdict(pct(latencies, 0.99))}")
     tenth = max(1, a.sends // 10)
-    print(f"  p50 of the first {tenth} sends (history 20-{18 + 2 * tenth} messages) "
-          f"{pct(latencies[:tenth], 0.5):.2f} ms, of the last {tenth} (history "
-          f"{20 + 2 * (a.sends - tenth)}-{18 + 2 * a.sends}) {pct(latencies[-tenth:], 0.5):.2f} ms")
-    print(f"  the server's own mean, user message stored -> first chunk published: "
-          f"{server_ms:.2f} ms (reply_time_to_first_chunk_seconds)")
-    print(f"  replies intact: {a.sends - broken}/{a.sends}; WebSocket extensions negotiated: "
-          f"{', '.join(extensions) or 'none'}")
+    print(
+        f"  p50 of the first {tenth} sends (history 20-{18 + 2 * tenth} messages) "
+        f"{pct(latencies[:tenth], 0.5):.2f} ms, of the last {tenth} (history "
+        f"{20 + 2 * (a.sends - tenth)}-{18 + 2 * a.sends}) {pct(latencies[-tenth:], 0.5):.2f} ms"
+    )
+    print(
+        f"  the server's own mean, user message stored -> first chunk published: "
+        f"{server_ms:.2f} ms (reply_time_to_first_chunk_seconds)"
+    )
+    print(
+        f"  replies intact: {a.sends - broken}/{a.sends}; WebSocket extensions negotiated: "
+        f"{', '.join(extensions) or 'none'}"
+    )
 
 
 async def per_chunk(a: argparse.Namespace, chat: Chat) -> None:
@@ -286,18 +343,24 @@ async def per_chunk(a: argparse.Namespace, chat: Chat) -> None:
             chunks += len(times)
             streaming += times[-1] - times[0]
         used = sum(server.cpu_times()[:2]) - sum(cpu[:2])
-    print(f"\n2. per chunk: {a.sends} replies of {a.words + 1} content chunks "
-          f"('Echo:' + {a.words} words), one at a time   ({load()})")
-    print(f"  per reply, (last - first chunk) / intervals: {dist(per, 3)}   "
-          f"{verdict(pct(per, 0.99))}")
+    print(
+        f"\n2. per chunk: {a.sends} replies of {a.words + 1} content chunks "
+        f"('Echo:' + {a.words} words), one at a time   ({load()})"
+    )
+    print(
+        f"  per reply, (last - first chunk) / intervals: {dist(per, 3)}   {verdict(pct(per, 0.99))}"
+    )
     print(f"  between two chunks, every gap:              {dist(gaps, 3)}")
-    print(f"  {chunks / streaming:,.0f} chunks/s while streaming; server CPU "
-          f"{used * 1e6 / chunks:,.0f} µs per chunk (all its work, saves included)")
+    print(
+        f"  {chunks / streaming:,.0f} chunks/s while streaming; server CPU "
+        f"{used * 1e6 / chunks:,.0f} µs per chunk (all its work, saves included)"
+    )
     print(f"  replies intact: {a.sends - broken}/{a.sends}")
 
 
-async def open_many(chat: Chat, chat_id: str, n: int, compression: str | None
-                    ) -> list[ClientConnection]:
+async def open_many(
+    chat: Chat, chat_id: str, n: int, compression: str | None
+) -> list[ClientConnection]:
     gate = asyncio.Semaphore(25)  # handshakes in flight: each takes a DB connection briefly
 
     async def one() -> ClientConnection:
@@ -320,12 +383,16 @@ async def fan_out(a: argparse.Namespace, chat: Chat) -> None:
     await asyncio.sleep(2.0)
     after = server.memory_info().rss
     active = chat.gauge("websocket_active_connections")
-    print(f"\n3. idle connections: {a.connections} WebSockets to one chat, opened in "
-          f"{opened:.1f} s ({a.connections / opened:,.0f}/s; compression "
-          f"{a.compression or 'none'})   ({load()})")
-    print(f"  server RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB: "
-          f"{(after - before) / 1024 / a.connections:.1f} KiB per idle connection; "
-          f"the server counts {active:.0f} open")
+    print(
+        f"\n3. idle connections: {a.connections} WebSockets to one chat, opened in "
+        f"{opened:.1f} s ({a.connections / opened:,.0f}/s; compression "
+        f"{a.compression or 'none'})   ({load()})"
+    )
+    print(
+        f"  server RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB: "
+        f"{(after - before) / 1024 / a.connections:.1f} KiB per idle connection; "
+        f"the server counts {active:.0f} open"
+    )
 
     news = asyncio.Event()
     receivers = [Receiver(ws, news) for ws in sockets]
@@ -342,19 +409,25 @@ async def fan_out(a: argparse.Namespace, chat: Chat) -> None:
             sent_at.append(time.perf_counter())
             await sender.send(frame("send_message", content=content))
             deadline = time.monotonic() + TIMEOUT
-            while (not all(r.finished() > i or r.failure for r in receivers)
-                   and time.monotonic() < deadline):
+            while (
+                not all(r.finished() > i or r.failure for r in receivers)
+                and time.monotonic() < deadline
+            ):
                 news.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(news.wait(), deadline - time.monotonic())
-            arrived = [r.replies[i] for r in receivers
-                       if len(r.replies) > i and r.replies[i].completed is not None]
+            arrived = [
+                r.replies[i]
+                for r in receivers
+                if len(r.replies) > i and r.replies[i].completed is not None
+            ]
             if len(arrived) < len(receivers):
-                print(f"  send {i}: only {len(arrived)}/{len(receivers)} connections got "
-                      f"message_complete within {TIMEOUT:.0f} s")
+                print(
+                    f"  send {i}: only {len(arrived)}/{len(receivers)} connections got "
+                    f"message_complete within {TIMEOUT:.0f} s"
+                )
             if arrived:
-                last_complete.append((max(r.completed or 0 for r in arrived) - sent_at[i])
-                                     * 1000)
+                last_complete.append((max(r.completed or 0 for r in arrived) - sent_at[i]) * 1000)
                 first_chunk_all.append((max(r.times[0] for r in arrived) - sent_at[i]) * 1000)
             await asyncio.sleep(0.2)  # the trailing typing_indicator, before the next send
         used = sum(server.cpu_times()[:2]) - sum(cpu[:2])
@@ -362,30 +435,40 @@ async def fan_out(a: argparse.Namespace, chat: Chat) -> None:
         for r in receivers:
             r.task.cancel()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    whole = sum(all(len(r.replies) > i and r.replies[i].intact(text)
-                    for i, text in enumerate(expected))
-                and len(r.replies) == len(expected) for r in receivers)
+    whole = sum(
+        all(len(r.replies) > i and r.replies[i].intact(text) for i, text in enumerate(expected))
+        and len(r.replies) == len(expected)
+        for r in receivers
+    )
     chunks = a.fanout_words + 2
     frames = len(receivers) * len(expected) * (chunks + 4)  # + new_message, typing x2, complete
-    print(f"\n4. fan-out: {a.fanout_sends} replies of {chunks} chunks each to all "
-          f"{a.connections} connections, one reply at a time   ({load()})")
-    print(f"  connections that received every chunk of every reply, in order: "
-          f"{whole}/{len(receivers)}   [{'PASS' if whole == len(receivers) else 'MISS'}]")
+    print(
+        f"\n4. fan-out: {a.fanout_sends} replies of {chunks} chunks each to all "
+        f"{a.connections} connections, one reply at a time   ({load()})"
+    )
+    print(
+        f"  connections that received every chunk of every reply, in order: "
+        f"{whole}/{len(receivers)}   [{'PASS' if whole == len(receivers) else 'MISS'}]"
+    )
     for r in receivers:
         if r.failure:
             print(f"  a connection failed: {r.failure}")
             break
     print(f"  send -> first chunk at the last connection:     {dist(first_chunk_all, 1)}")
     print(f"  send -> message_complete at the last connection: {dist(last_complete, 1)}")
-    print(f"  {frames / (sum(last_complete) / 1000):,.0f} frames/s delivered while replies "
-          f"streamed; "
-          f"server CPU {used * 1e6 / frames:,.1f} µs per frame delivered, "
-          f"{used * 1e3 / max(1, len(expected)):,.0f} ms per reply")
+    print(
+        f"  {frames / (sum(last_complete) / 1000):,.0f} frames/s delivered while replies "
+        f"streamed; "
+        f"server CPU {used * 1e6 / frames:,.1f} µs per frame delivered, "
+        f"{used * 1e3 / max(1, len(expected)):,.0f} ms per reply"
+    )
 
 
 async def bench(a: argparse.Namespace, chat: Chat) -> None:
-    print(f"  chat service pid {chat.process.pid} (uvicorn, one worker), echo provider at "
-          f"zero pace; auth its own process; client: this process")
+    print(
+        f"  chat service pid {chat.process.pid} (uvicorn, one worker), echo provider at "
+        f"zero pace; auth its own process; client: this process"
+    )
     await first_chunk(a, chat)
     await per_chunk(a, chat)
     await fan_out(a, chat)
@@ -401,16 +484,23 @@ async def drop_database(admin: str, database: str) -> None:
 
 def run(a: argparse.Namespace, log_dir: Path) -> None:
     plain = a.database_url and a.database_url.replace("+asyncpg", "", 1)
-    with infrastructure(log_dir, sink, postgres_admin=plain, redis=a.redis_url,
-                        kafka=a.kafka) as servers:
-        print(f"  PostgreSQL {'external' if a.database_url else 'embedded'}, Redis "
-              f"{'external' if a.redis_url else 'embedded'}, Kafka "
-              f"{'external' if a.kafka else 'embedded (Tansu)'}")
+    with infrastructure(
+        log_dir, sink, postgres_admin=plain, redis=a.redis_url, kafka=a.kafka
+    ) as servers:
+        print(
+            f"  PostgreSQL {'external' if a.database_url else 'embedded'}, Redis "
+            f"{'external' if a.redis_url else 'embedded'}, Kafka "
+            f"{'external' if a.kafka else 'embedded (Tansu)'}"
+        )
         admin, database = servers.postgres_admin, unique_name("parley_bench_live")
         asyncio.run(ensure_database(admin, database))
         try:
-            infra = InfraUrls(postgres_admin=admin, database=admin.rsplit("/", 1)[0] + "/"
-                              + database, redis=servers.redis, kafka=servers.kafka)
+            infra = InfraUrls(
+                postgres_admin=admin,
+                database=admin.rsplit("/", 1)[0] + "/" + database,
+                redis=servers.redis,
+                kafka=servers.kafka,
+            )
             schemas = create_schemas(infra, "auth", "chat")
             with services(infra, schemas, log_dir) as chat:
                 asyncio.run(bench(a, chat))
@@ -422,18 +512,26 @@ def run(a: argparse.Namespace, log_dir: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Live chat benchmark: first chunk, per-chunk overhead, idle memory per "
-                    "WebSocket and fan-out to many connections. Always exits 0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "WebSocket and fan-out to many connections. Always exits 0.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add = parser.add_argument
     add("--connections", type=int, default=500, help="WebSockets open to one chat (3, 4)")
     add("--sends", type=int, default=200, help="replies measured one at a time (1, 2)")
     add("--words", type=int, default=200, help="words of each long message (2)")
     add("--fanout-sends", type=int, default=10, help="replies sent to every connection (4)")
     add("--fanout-words", type=int, default=20, help="words of each fan-out message (4)")
-    add("--compression", choices=("deflate", "none"), default="deflate",
-        help="what the client offers: browsers offer permessage-deflate")
-    add("--quick", action="store_true", help="a smoke run: 50 connections, 20 sends, "
-        "3 fan-out sends")
+    add(
+        "--compression",
+        choices=("deflate", "none"),
+        default="deflate",
+        help="what the client offers: browsers offer permessage-deflate",
+    )
+    add(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 50 connections, 20 sends, 3 fan-out sends",
+    )
     add("--database-url", help="external PostgreSQL admin URL; unset: embedded")
     add("--redis-url", help="external Redis URL; unset: embedded")
     add("--kafka", help="external Kafka bootstrap servers; unset: embedded Tansu")
@@ -448,8 +546,10 @@ def main() -> int:
     if soft < wanted and (hard == resource.RLIM_INFINITY or hard >= wanted):
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the server inherits it
     print("Parley live chat benchmark")
-    print(f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
-          f"Python {platform.python_version()}, {load()}")
+    print(
+        f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}, {load()}"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="parley-bench-live-") as tmp:
             run(args, Path(tmp))

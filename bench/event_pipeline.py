@@ -75,8 +75,12 @@ class Setup:
     args: argparse.Namespace
 
     def settings(self) -> ServiceSettings:
-        return ServiceSettings(service_name="auth", database_url=self.database_url,
-                               db_schema=SCHEMA, kafka_bootstrap_servers=self.kafka)
+        return ServiceSettings(
+            service_name="auth",
+            database_url=self.database_url,
+            db_schema=SCHEMA,
+            kafka_bootstrap_servers=self.kafka,
+        )
 
     def topic_model(self) -> Topic:
         return Topic(self.topic, (UserRegistered,))
@@ -93,8 +97,10 @@ def quiet_logs() -> None:
 
 # --- the producing service: producers and its outbox relay -----------------------------------
 
-async def commit_tx(sessions: Sessions, topic: Topic, user: str, size: int,
-                    results: mp.Queue[Any]) -> None:
+
+async def commit_tx(
+    sessions: Sessions, topic: Topic, user: str, size: int, results: mp.Queue[Any]
+) -> None:
     """One producing transaction: `size` events for one user."""
     async with UnitOfWork(sessions, "auth") as uow:
         ids = []
@@ -105,10 +111,12 @@ async def commit_tx(sessions: Sessions, topic: Topic, user: str, size: int,
     results.put(("committed", ids, time.time()))
 
 
-async def throughput(a: argparse.Namespace, sessions: Sessions, topic: Topic,
-                     results: mp.Queue[Any]) -> None:
-    sizes = [a.tx_size] * (a.events // a.tx_size) + ([a.events % a.tx_size] if a.events %
-                                                       a.tx_size else [])
+async def throughput(
+    a: argparse.Namespace, sessions: Sessions, topic: Topic, results: mp.Queue[Any]
+) -> None:
+    sizes = [a.tx_size] * (a.events // a.tx_size) + (
+        [a.events % a.tx_size] if a.events % a.tx_size else []
+    )
     jobs = iter(enumerate(sizes))
 
     async def producer() -> None:
@@ -118,30 +126,40 @@ async def throughput(a: argparse.Namespace, sessions: Sessions, topic: Topic,
     await asyncio.gather(*(producer() for _ in range(a.producers)))
 
 
-async def paced(a: argparse.Namespace, sessions: Sessions, topic: Topic,
-                results: mp.Queue[Any]) -> None:
+async def paced(
+    a: argparse.Namespace, sessions: Sessions, topic: Topic, results: mp.Queue[Any]
+) -> None:
     interval = a.paced_tx_size / a.rate
     loop, tasks = asyncio.get_running_loop(), []
     start = loop.time()
     for k in range(max(1, round(a.seconds / interval))):  # open loop: never waits a commit
         await asyncio.sleep(max(0.0, start + k * interval - loop.time()))
-        tasks.append(asyncio.create_task(
-            commit_tx(sessions, topic, f"user-{k % a.users}", a.paced_tx_size, results)))
+        tasks.append(
+            asyncio.create_task(
+                commit_tx(sessions, topic, f"user-{k % a.users}", a.paced_tx_size, results)
+            )
+        )
     await asyncio.gather(*tasks)
 
 
-async def producing_service(setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]
-                            ) -> None:
+async def producing_service(setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]) -> None:
     settings = setup.settings()
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     topic = setup.topic_model()
-    relay = OutboxRelay(engine, setup.kafka, SCHEMA, listen_dsn=settings.asyncpg_dsn,
-                        config=RelayConfig(batch_size=setup.args.relay_batch))
+    relay = OutboxRelay(
+        engine,
+        setup.kafka,
+        SCHEMA,
+        listen_dsn=settings.asyncpg_dsn,
+        config=RelayConfig(batch_size=setup.args.relay_batch),
+    )
     relay_task = asyncio.create_task(relay.run())
-    phases = {"warmup": lambda: commit_tx(sessions, topic, "user-warmup", 10, results),
-              "throughput": lambda: throughput(setup.args, sessions, topic, results),
-              "paced": lambda: paced(setup.args, sessions, topic, results)}
+    phases = {
+        "warmup": lambda: commit_tx(sessions, topic, "user-warmup", 10, results),
+        "throughput": lambda: throughput(setup.args, sessions, topic, results),
+        "paced": lambda: paced(setup.args, sessions, topic, results),
+    }
     try:
         while (command := await asyncio.to_thread(commands.get)) != "stop":
             if command == "cpu":
@@ -156,6 +174,7 @@ async def producing_service(setup: Setup, commands: mp.Queue[Any], results: mp.Q
 
 
 # --- the consuming service: inbox consumers ----------------------------------------------------
+
 
 class TimedUnitOfWork(UnitOfWork):
     """The consumer's unit of work: reports its events as handled once their effects commit."""
@@ -176,17 +195,20 @@ async def handler(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
     uow.touched.append(envelope.event_id)
 
 
-async def consuming_service(setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]
-                            ) -> None:
+async def consuming_service(setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]) -> None:
     engine = create_engine(setup.settings())
     sessions = create_sessionmaker(engine)
     quiet = logging.getLogger("bench.faststream")  # FastStream's warnings and errors only
     quiet.setLevel(logging.WARNING)
     broker = KafkaBroker(setup.kafka, logger=quiet)
     consumer = EventConsumer(
-        setup.topic_model(), "bench", handler,
-        uow_factory=lambda: TimedUnitOfWork(sessions, results), publish=broker.publish,
-        config=ConsumerConfig(max_records=setup.args.max_records))
+        setup.topic_model(),
+        "bench",
+        handler,
+        uow_factory=lambda: TimedUnitOfWork(sessions, results),
+        publish=broker.publish,
+        config=ConsumerConfig(max_records=setup.args.max_records),
+    )
     for _ in range(setup.args.consumers):  # group members share the partitions, like replicas
         consumer.register(broker)
     await broker.start()
@@ -199,8 +221,9 @@ async def consuming_service(setup: Setup, commands: mp.Queue[Any], results: mp.Q
         await engine.dispose()
 
 
-def service_process(role: str, setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]
-                    ) -> None:
+def service_process(
+    role: str, setup: Setup, commands: mp.Queue[Any], results: mp.Queue[Any]
+) -> None:
     """Entry point of a child process."""
     quiet_logs()
     run = producing_service if role == "producer" else consuming_service
@@ -212,6 +235,7 @@ def service_process(role: str, setup: Setup, commands: mp.Queue[Any], results: m
 
 
 # --- the parent: drives the phases and does the arithmetic ------------------------------------
+
 
 class Collector:
     """Commit and handled wall-clock stamps per event id, fed by both service processes."""
@@ -253,16 +277,16 @@ class Collector:
         return not missing
 
     def latencies_ms(self, ids: list[UUID]) -> list[float]:
-        return sorted((self.handled[i] - self.committed[i]) * 1000 for i in ids
-                      if i in self.handled)
+        return sorted(
+            (self.handled[i] - self.committed[i]) * 1000 for i in ids if i in self.handled
+        )
 
 
 def summary(ms: list[float]) -> str:
     if not ms:
         return "no events handled"
     p = {q: ms[min(len(ms) - 1, int(q * len(ms)))] for q in (0.50, 0.95, 0.99)}
-    return (f"p50 {p[0.50]:7.1f}   p95 {p[0.95]:7.1f}   p99 {p[0.99]:7.1f}   "
-            f"max {ms[-1]:7.1f} ms")
+    return f"p50 {p[0.50]:7.1f}   p95 {p[0.95]:7.1f}   p99 {p[0.99]:7.1f}   max {ms[-1]:7.1f} ms"
 
 
 def load() -> str:
@@ -288,39 +312,50 @@ class Services:
     def cpu(self) -> float:
         self.producer.put("cpu")
         self.consumer.put("cpu")
-        return float(self.collector.wait("cpu:producer", 30) +
-                     self.collector.wait("cpu:consumer", 30))
+        return float(
+            self.collector.wait("cpu:producer", 30) + self.collector.wait("cpu:consumer", 30)
+        )
 
 
 def report_throughput(a: argparse.Namespace, svc: Services) -> None:
-    print(f"\nPhase 1 - throughput: {a.events:,} events, {a.tx_size} per transaction, "
-          f"{a.producers} producers, {a.users} users   ({load()})")
+    print(
+        f"\nPhase 1 - throughput: {a.events:,} events, {a.tx_size} per transaction, "
+        f"{a.producers} producers, {a.users} users   ({load()})"
+    )
     ids, cpu, wall = svc.run_phase("throughput", a.timeout)
     c = svc.collector
     first, last_commit = c.committed[ids[0]], max(c.committed[i] for i in ids)
-    print(f"  committed   {len(ids):,} events in {last_commit - first:.2f} s "
-          f"({len(ids) / max(last_commit - first, 1e-9):,.0f} events/s commit rate)")
+    print(
+        f"  committed   {len(ids):,} events in {last_commit - first:.2f} s "
+        f"({len(ids) / max(last_commit - first, 1e-9):,.0f} events/s commit rate)"
+    )
     done = [c.handled[i] for i in ids if i in c.handled]
     elapsed = max(done, default=first) - first
     rate = len(done) / elapsed if elapsed else 0.0
-    print(f"  end to end  {rate:,.0f} events/s (first commit -> last handled, {elapsed:.2f} s; "
-          f"the two service processes used {cpu / wall:.2f} cores)   "
-          f"target >= {TARGET_RATE:,}/s: {'PASS' if rate >= TARGET_RATE else 'MISS'}")
+    print(
+        f"  end to end  {rate:,.0f} events/s (first commit -> last handled, {elapsed:.2f} s; "
+        f"the two service processes used {cpu / wall:.2f} cores)   "
+        f"target >= {TARGET_RATE:,}/s: {'PASS' if rate >= TARGET_RATE else 'MISS'}"
+    )
     print(f"  latency     {summary(c.latencies_ms(ids))}")
 
 
 def report_paced(a: argparse.Namespace, svc: Services) -> None:
     interval = a.paced_tx_size / a.rate
-    print(f"\nPhase 2 - paced: {a.rate:g} events/s for {a.seconds:g} s "
-          f"({a.paced_tx_size} events every {interval * 1000:.0f} ms)   ({load()})")
+    print(
+        f"\nPhase 2 - paced: {a.rate:g} events/s for {a.seconds:g} s "
+        f"({a.paced_tx_size} events every {interval * 1000:.0f} ms)   ({load()})"
+    )
     ids, _, _ = svc.run_phase("paced", a.timeout + a.seconds)
     c = svc.collector
     span = max(c.committed[i] for i in ids) - c.committed[ids[0]]
     print(f"  committed   {len(ids):,} events at {len(ids) / max(span, 1e-9):,.0f} events/s")
     ms = c.latencies_ms(ids)
     ok = bool(ms) and len(ms) == len(ids) and ms[int(0.99 * len(ms))] < TARGET_P99_MS
-    print(f"  latency     {summary(ms)}   "
-          f"target p99 < {TARGET_P99_MS:.0f} ms: {'PASS' if ok else 'MISS'}")
+    print(
+        f"  latency     {summary(ms)}   "
+        f"target p99 < {TARGET_P99_MS:.0f} ms: {'PASS' if ok else 'MISS'}"
+    )
 
 
 async def checks(url: str, c: Collector) -> None:
@@ -329,17 +364,23 @@ async def checks(url: str, c: Collector) -> None:
         async with engine.connect() as conn:
             effects = {r[0] for r in await conn.execute(text("SELECT event_id FROM effects"))}
             inbox = (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one()
-            pending, sent = (await conn.execute(text(
-                "SELECT count(*) FILTER (WHERE sent_at IS NULL), count(sent_at) FROM outbox"
-            ))).one()
+            pending, sent = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE sent_at IS NULL), count(sent_at) FROM outbox"
+                    )
+                )
+            ).one()
     finally:
         await engine.dispose()
     committed = set(c.committed)
     once = effects == committed and inbox == len(committed) and not c.duplicates
     print(f"\nChecks   ({load()})")
-    print(f"  exactly once  {len(committed):,} committed, {len(effects):,} effect rows, "
-          f"{inbox:,} inbox rows, {len(committed - effects)} missing, {len(effects - committed)} "
-          f"unknown, {c.duplicates} handled twice: {'OK' if once else 'FAILED'}")
+    print(
+        f"  exactly once  {len(committed):,} committed, {len(effects):,} effect rows, "
+        f"{inbox:,} inbox rows, {len(committed - effects)} missing, {len(effects - committed)} "
+        f"unknown, {c.duplicates} handled twice: {'OK' if once else 'FAILED'}"
+    )
     print(f"  outbox empty  {pending} pending, {sent:,} sent: {'OK' if not pending else 'FAILED'}")
 
 
@@ -347,23 +388,30 @@ async def prepare(url: str, kafka: str, topic: str) -> None:
     await asyncio.to_thread(upgrade, MIGRATIONS, url, SCHEMA)
     engine = create_engine(ServiceSettings(database_url=url, db_schema=SCHEMA))
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "CREATE TABLE effects (event_id uuid PRIMARY KEY, handled_at timestamptz NOT NULL)"))
+        await conn.execute(
+            text(
+                "CREATE TABLE effects (event_id uuid PRIMARY KEY, handled_at timestamptz NOT NULL)"
+            )
+        )
     await engine.dispose()
     await ensure_topics(kafka, [topic, topic + ".dlq"], partitions=6)
 
 
 def pipeline(a: argparse.Namespace, url: str, kafka: str, topic: str) -> None:
     asyncio.run(prepare(url, kafka, topic))
-    print(f"  pipeline: topic {topic} (6 partitions); producing service process: "
-          f"{a.producers} producers + relay (batch {a.relay_batch}); consuming service process: "
-          f"{a.consumers} consumers in one group (max_records {a.max_records})")
+    print(
+        f"  pipeline: topic {topic} (6 partitions); producing service process: "
+        f"{a.producers} producers + relay (batch {a.relay_batch}); consuming service process: "
+        f"{a.consumers} consumers in one group (max_records {a.max_records})"
+    )
     setup = Setup(url, kafka, topic, a)
     ctx = mp.get_context("spawn")
     results: mp.Queue[Any] = ctx.Queue()
     commands = {role: ctx.Queue() for role in ("producer", "consumer")}
-    procs = [ctx.Process(target=service_process, args=(role, setup, commands[role], results),
-                         name=role) for role in commands]
+    procs = [
+        ctx.Process(target=service_process, args=(role, setup, commands[role], results), name=role)
+        for role in commands
+    ]
     for proc in procs:
         proc.start()
     svc = Services(commands["producer"], commands["consumer"], Collector(results))
@@ -418,10 +466,11 @@ async def delete_topics(kafka: str, names: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Outbox -> relay -> broker -> consumer benchmark on the real stack "
-                    "(embedded unless told otherwise), producing and consuming services in "
-                    "separate processes. Always exits 0: timings are reported against "
-                    "targets, never enforced.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "(embedded unless told otherwise), producing and consuming services in "
+        "separate processes. Always exits 0: timings are reported against "
+        "targets, never enforced.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add = parser.add_argument
     add("--events", type=int, default=20_000, help="phase 1: events to commit")
     add("--tx-size", type=int, default=100, help="phase 1: events per transaction")
@@ -432,25 +481,46 @@ def main() -> int:
     add("--paced-tx-size", type=int, default=10, help="phase 2: events per transaction")
     add("--relay-batch", type=int, default=RelayConfig.batch_size, help="RelayConfig.batch_size")
     add("--max-records", type=int, default=500, help="ConsumerConfig.max_records")
-    add("--consumers", type=int, default=2,
-        help="consumer instances in the group (each takes a share of the 6 partitions)")
+    add(
+        "--consumers",
+        type=int,
+        default=2,
+        help="consumer instances in the group (each takes a share of the 6 partitions)",
+    )
     add("--timeout", type=float, default=120, help="seconds to wait for a phase to be handled")
-    add("--database-url", help="external PostgreSQL admin URL, e.g. postgresql://postgres@"
-        "127.0.0.1:5432/postgres; a bench database is created there and dropped after")
+    add(
+        "--database-url",
+        help="external PostgreSQL admin URL, e.g. postgresql://postgres@"
+        "127.0.0.1:5432/postgres; a bench database is created there and dropped after",
+    )
     add("--kafka", help="external Kafka bootstrap servers, e.g. 127.0.0.1:9092")
     args = parser.parse_args()
     quiet_logs()
 
     print("Parley event pipeline benchmark")
-    print(f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
-          f"Python {platform.python_version()}, {load()}")
-    print("  backend: " + ", ".join([
-        f"PostgreSQL {'external' if args.database_url else 'embedded 16 (pgserver, fsync off)'}",
-        f"Kafka {'external ' + args.kafka if args.kafka else 'embedded Tansu (in memory)'}"]))
-    with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp, infrastructure(
-            Path(tmp), sink, kafka=args.kafka,
+    print(
+        f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}, {load()}"
+    )
+    print(
+        "  backend: "
+        + ", ".join(
+            [
+                "PostgreSQL "
+                + ("external" if args.database_url else "embedded 16 (pgserver, fsync off)"),
+                f"Kafka {'external ' + args.kafka if args.kafka else 'embedded Tansu (in memory)'}",
+            ]
+        )
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp,
+        infrastructure(
+            Path(tmp),
+            sink,
+            kafka=args.kafka,
             postgres_admin=args.database_url and args.database_url.replace("+asyncpg", "", 1),
-    ) as servers:
+        ) as servers,
+    ):
         bench(args, servers.postgres_admin, servers.kafka)
     return 0
 

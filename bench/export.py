@@ -37,8 +37,7 @@ if sys.path and Path(sys.path[0]).resolve() == _HERE:
     sys.path.pop(0)  # `export` must be the service's package, not this file
 
 
-def write_one(fmt: str, messages: int, per_conversation: int, root: str,
-              answer: Any) -> None:
+def write_one(fmt: str, messages: int, per_conversation: int, root: str, answer: Any) -> None:
     """Child process: render `messages` messages in `fmt` to a local blob; report figures."""
 
     async def main() -> dict[str, Any]:
@@ -52,17 +51,26 @@ def write_one(fmt: str, messages: int, per_conversation: int, root: str,
         conversations = max(1, messages // per_conversation)
 
         async def records():  # type: ignore[no-untyped-def]
-            for record in sample_archive("bench-user", conversations=conversations,
-                                         messages_per_conversation=per_conversation,
-                                         memories=0, folders=0, tricky=False):
+            for record in sample_archive(
+                "bench-user",
+                conversations=conversations,
+                messages_per_conversation=per_conversation,
+                memories=0,
+                folders=0,
+                tricky=False,
+            ):
                 yield record
 
         store = LocalBlobStore(root)
         started = time.perf_counter()
         cpu = time.process_time()
         info = await store.put(f"bench/export.{fmt}", render(records(), RenderOptions()))
-        return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-                "size": info.size, "messages": conversations * per_conversation}
+        return {
+            "seconds": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu,
+            "size": info.size,
+            "messages": conversations * per_conversation,
+        }
 
     figures = asyncio.run(main())
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -93,7 +101,10 @@ async def copy_rate(admin_url: str, messages: int, per_conversation: int) -> dic
             "AS role, now() AS created_at, now() AS updated_at, "
             "'Message ' || n || ' of the benchmark, with a sentence or two of ordinary text "
             "in it, like most messages have.' AS content "
-            "FROM generate_series(0, $1 - 1) AS n", messages, per_conversation)
+            "FROM generate_series(0, $1 - 1) AS n",
+            messages,
+            per_conversation,
+        )
         sink = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after COPY
 
         async def write(data: bytes) -> None:
@@ -102,7 +113,9 @@ async def copy_rate(admin_url: str, messages: int, per_conversation: int) -> dic
         started = time.perf_counter()
         await conn.copy_from_query(
             "SELECT * FROM bench_export_messages ORDER BY conversation_id, id",
-            output=write, format="csv")
+            output=write,
+            format="csv",
+        )
         seconds = time.perf_counter() - started
         size = sink.tell()
         sink.close()
@@ -113,42 +126,57 @@ async def copy_rate(admin_url: str, messages: int, per_conversation: int) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--per-conversation", type=int, default=50)
     parser.add_argument("--database-url", help="an admin URL; default: embedded PostgreSQL")
     args = parser.parse_args()
-    print(f"cores {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}, "
-          f"load {os.getloadavg()[0]:.2f}")
-    print(f"{args.messages:,} messages, {args.per_conversation} per conversation; writers fed "
-          "with generated archive records (not yet chat's stream)")
+    print(
+        f"cores {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{args.messages:,} messages, {args.per_conversation} per conversation; writers fed "
+        "with generated archive records (not yet chat's stream)"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="parley-bench-export-") as tmp:
             if args.database_url:
-                copy = asyncio.run(copy_rate(args.database_url, args.messages,
-                                             args.per_conversation))
+                copy = asyncio.run(
+                    copy_rate(args.database_url, args.messages, args.per_conversation)
+                )
                 backend = "external"
             else:
                 from parley.stack.embedded import infrastructure
 
                 with infrastructure(Path(tmp) / "stack", lambda name, line: None) as servers:
-                    copy = asyncio.run(copy_rate(servers.postgres_admin, args.messages,
-                                                 args.per_conversation))
+                    copy = asyncio.run(
+                        copy_rate(servers.postgres_admin, args.messages, args.per_conversation)
+                    )
                 backend = "embedded"
             copy_rate_s = copy["messages"] / copy["seconds"]
-            print(f"\nCOPY ... TO STDOUT (csv, {backend} PostgreSQL): {copy['seconds']:.2f} s, "
-                  f"{copy_rate_s:,.0f} rows/s, {copy['size'] / 1e6:.0f} MB")
+            print(
+                f"\nCOPY ... TO STDOUT (csv, {backend} PostgreSQL): {copy['seconds']:.2f} s, "
+                f"{copy_rate_s:,.0f} rows/s, {copy['size'] / 1e6:.0f} MB"
+            )
             for fmt in ("json", "csv"):
                 figures = run_child(fmt, args.messages, args.per_conversation, tmp + "/blobs")
                 rate = figures["messages"] / figures["seconds"]
                 share = rate / copy_rate_s * 100
-                print(f"\n{fmt}: {figures['seconds']:.2f} s ({figures['cpu']:.2f} s CPU), "
-                      f"{rate:,.0f} messages/s, {figures['size'] / 1e6:.0f} MB")
-                print(f"  vs COPY: {share:.0f} % (target >= 30 %): "
-                      f"{'PASS' if share >= 30 else 'MISS'}")
-                print(f"  peak RSS of the writer process: {figures['peak_rss_mb']:.0f} MB "
-                      f"(target < 200 MB): {'PASS' if figures['peak_rss_mb'] < 200 else 'MISS'}")
+                print(
+                    f"\n{fmt}: {figures['seconds']:.2f} s ({figures['cpu']:.2f} s CPU), "
+                    f"{rate:,.0f} messages/s, {figures['size'] / 1e6:.0f} MB"
+                )
+                print(
+                    f"  vs COPY: {share:.0f} % (target >= 30 %): "
+                    f"{'PASS' if share >= 30 else 'MISS'}"
+                )
+                print(
+                    f"  peak RSS of the writer process: {figures['peak_rss_mb']:.0f} MB "
+                    f"(target < 200 MB): {'PASS' if figures['peak_rss_mb'] < 200 else 'MISS'}"
+                )
             print(f"\nload at the end {os.getloadavg()[0]:.2f}")
             print(json.dumps({"copy_rows_per_s": round(copy_rate_s)}))
     except Exception:

@@ -64,8 +64,11 @@ def load() -> str:
 
 def percentiles(ms: list[float]) -> dict[float, float]:
     ms = sorted(ms)
-    return {q: ms[min(len(ms) - 1, int(q * len(ms)))] for q in (0.50, 0.95, 0.99)} if ms else {
-        0.50: float("nan"), 0.95: float("nan"), 0.99: float("nan")}
+    return (
+        {q: ms[min(len(ms) - 1, int(q * len(ms)))] for q in (0.50, 0.95, 0.99)}
+        if ms
+        else {0.50: float("nan"), 0.95: float("nan"), 0.99: float("nan")}
+    )
 
 
 def verdict(ok: bool) -> str:
@@ -73,6 +76,7 @@ def verdict(ok: bool) -> str:
 
 
 # --- the services, as processes ----------------------------------------------------------------
+
 
 @contextmanager
 def uvicorn(name: str, app: str, env: dict[str, str], log_dir: Path) -> Iterator[str]:
@@ -97,15 +101,16 @@ def echo_server(port: int) -> None:
 
 # --- load --------------------------------------------------------------------------------------
 
-def http_worker(url: str, headers: dict[str, str], connections: int, seconds: float
-                ) -> tuple[list[float], int]:
+
+def http_worker(
+    url: str, headers: dict[str, str], connections: int, seconds: float
+) -> tuple[list[float], int]:
     """One load process: `connections` requests in flight for `seconds`; (latencies ms, errors)."""
 
     async def run() -> tuple[list[float], int]:
         latencies: list[float] = []
         errors = 0
-        limits = httpx.Limits(max_connections=connections,
-                              max_keepalive_connections=connections)
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
             end = time.perf_counter() + seconds
 
@@ -129,13 +134,19 @@ def http_worker(url: str, headers: dict[str, str], connections: int, seconds: fl
     return asyncio.run(run())
 
 
-def drive(pool: ProcessPoolExecutor, a: argparse.Namespace, url: str,
-          headers: dict[str, str]) -> tuple[float, list[float], int]:
-    per = [a.connections // a.workers + (1 if i < a.connections % a.workers else 0)
-           for i in range(a.workers)]
+def drive(
+    pool: ProcessPoolExecutor, a: argparse.Namespace, url: str, headers: dict[str, str]
+) -> tuple[float, list[float], int]:
+    per = [
+        a.connections // a.workers + (1 if i < a.connections % a.workers else 0)
+        for i in range(a.workers)
+    ]
     started = time.perf_counter()
-    results = list(pool.map(http_worker, [url] * a.workers, [headers] * a.workers, per,
-                            [a.seconds] * a.workers))
+    results = list(
+        pool.map(
+            http_worker, [url] * a.workers, [headers] * a.workers, per, [a.seconds] * a.workers
+        )
+    )
     wall = time.perf_counter() - started
     latencies = [ms for lat, _ in results for ms in lat]
     errors = sum(e for _, e in results)
@@ -144,8 +155,10 @@ def drive(pool: ProcessPoolExecutor, a: argparse.Namespace, url: str,
 
 def line(label: str, rate: float, latencies: list[float], errors: int) -> str:
     p = percentiles(latencies)
-    return (f"  {label:<22} {rate:8.0f} req/s   p50 {p[0.50]:6.1f}   p95 {p[0.95]:6.1f}   "
-            f"p99 {p[0.99]:6.1f} ms   errors {errors}   ({load()})")
+    return (
+        f"  {label:<22} {rate:8.0f} req/s   p50 {p[0.50]:6.1f}   p95 {p[0.95]:6.1f}   "
+        f"p99 {p[0.99]:6.1f} ms   errors {errors}   ({load()})"
+    )
 
 
 async def frame_latencies(url: str, headers: dict[str, str], frames: int) -> list[float]:
@@ -167,6 +180,7 @@ async def frame_latencies(url: str, headers: dict[str, str], frames: int) -> lis
 
 # --- the run -----------------------------------------------------------------------------------
 
+
 async def admin_sql(admin_url: str, sql: str) -> None:
     conn = await asyncpg.connect(admin_url)
     try:
@@ -177,91 +191,157 @@ async def admin_sql(admin_url: str, sql: str) -> None:
 
 def bench(a: argparse.Namespace, admin_url: str, redis: str, kafka: str, log_dir: Path) -> None:
     database = f"parley_bench_gw_{secrets.token_hex(4)}"
-    db_url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://",
-                                                 1) + "/" + database
+    db_url = (
+        admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        + "/"
+        + database
+    )
     asyncio.run(admin_sql(admin_url, f'CREATE DATABASE "{database}"'))
-    service = "chat" if a.route.startswith(("/api/v1/chats", "/api/v1/folders",
-                                            "/api/v1/memories", "/api/v1/search")) else "auth"
+    service = (
+        "chat"
+        if a.route.startswith(
+            ("/api/v1/chats", "/api/v1/folders", "/api/v1/memories", "/api/v1/search")
+        )
+        else "auth"
+    )
     try:
         names = ["auth"] + (["chat"] if service == "chat" else [])
         for name in names:
             upgrade(ROOT / f"services/{name}/migrations", db_url, name)
 
         def env(prefix: str, name: str) -> dict[str, str]:
-            return {f"{prefix}DATABASE_URL": db_url, f"{prefix}DB_SCHEMA": name,
-                    f"{prefix}REDIS_URL": redis, f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
-                    f"{prefix}LOG_LEVEL": "WARNING"}
+            return {
+                f"{prefix}DATABASE_URL": db_url,
+                f"{prefix}DB_SCHEMA": name,
+                f"{prefix}REDIS_URL": redis,
+                f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
+                f"{prefix}LOG_LEVEL": "WARNING",
+            }
 
         echo_port = free_port()
         import multiprocessing
 
-        echo = multiprocessing.get_context("spawn").Process(target=echo_server,
-                                                            args=(echo_port,), daemon=True)
+        echo = multiprocessing.get_context("spawn").Process(
+            target=echo_server, args=(echo_port,), daemon=True
+        )
         echo.start()
         with ExitStack() as stack:
-            auth = stack.enter_context(uvicorn("auth", "auth.main:create_app", {
-                **env("AUTH_", "auth"), "AUTH_ARGON2_MEMORY_KIB": "1024",
-                "AUTH_ARGON2_TIME_COST": "1", "AUTH_MAIL_SINK": "none"}, log_dir))
+            auth = stack.enter_context(
+                uvicorn(
+                    "auth",
+                    "auth.main:create_app",
+                    {
+                        **env("AUTH_", "auth"),
+                        "AUTH_ARGON2_MEMORY_KIB": "1024",
+                        "AUTH_ARGON2_TIME_COST": "1",
+                        "AUTH_MAIL_SINK": "none",
+                    },
+                    log_dir,
+                )
+            )
             upstreams = {"auth": auth}
             if service == "chat":
-                upstreams["chat"] = stack.enter_context(uvicorn(
-                    "chat", "chat.main:create_app", {**env("CHAT_", "chat"),
-                                                     "CHAT_AUTH_URL": auth}, log_dir))
-            gateway = stack.enter_context(uvicorn("gateway", "gateway.main:create_app", {
-                "GATEWAY_AUTH_URL": auth, "GATEWAY_CHAT_URL": upstreams.get("chat", auth),
-                "GATEWAY_SYNC_URL": f"http://127.0.0.1:{echo_port}",
-                "GATEWAY_REDIS_URL": redis, "GATEWAY_LOG_LEVEL": "WARNING",
-                "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
-                "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m"}, log_dir))
-            registered = httpx.post(auth + "/api/v1/auth/register", json={
-                "email": f"bench-{secrets.token_hex(3)}@example.com", "password": PASSWORD,
-                "name": "Bench"}).json()
+                upstreams["chat"] = stack.enter_context(
+                    uvicorn(
+                        "chat",
+                        "chat.main:create_app",
+                        {**env("CHAT_", "chat"), "CHAT_AUTH_URL": auth},
+                        log_dir,
+                    )
+                )
+            gateway = stack.enter_context(
+                uvicorn(
+                    "gateway",
+                    "gateway.main:create_app",
+                    {
+                        "GATEWAY_AUTH_URL": auth,
+                        "GATEWAY_CHAT_URL": upstreams.get("chat", auth),
+                        "GATEWAY_SYNC_URL": f"http://127.0.0.1:{echo_port}",
+                        "GATEWAY_REDIS_URL": redis,
+                        "GATEWAY_LOG_LEVEL": "WARNING",
+                        "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
+                        "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m",
+                    },
+                    log_dir,
+                )
+            )
+            registered = httpx.post(
+                auth + "/api/v1/auth/register",
+                json={
+                    "email": f"bench-{secrets.token_hex(3)}@example.com",
+                    "password": PASSWORD,
+                    "name": "Bench",
+                },
+            ).json()
             token = registered["data"]["tokens"]["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             if service == "chat":
                 for i in range(a.chats):
-                    httpx.post(upstreams["chat"] + "/api/v1/chats", headers=headers,
-                               json={"title": f"chat {i}"}).raise_for_status()
-            print(f"  processes: auth, {'chat, ' if service == 'chat' else ''}gateway (uvicorn, "
-                  f"one worker each); load: {a.workers} processes, {a.connections} connections")
-            print(f"\n1. GET {a.route} for {a.seconds:.0f} s each, {a.connections} in flight"
-                  + (f" ({a.chats} chats in the list)" if service == "chat" else ""))
+                    httpx.post(
+                        upstreams["chat"] + "/api/v1/chats",
+                        headers=headers,
+                        json={"title": f"chat {i}"},
+                    ).raise_for_status()
+            print(
+                f"  processes: auth, {'chat, ' if service == 'chat' else ''}gateway (uvicorn, "
+                f"one worker each); load: {a.workers} processes, {a.connections} connections"
+            )
+            print(
+                f"\n1. GET {a.route} for {a.seconds:.0f} s each, {a.connections} in flight"
+                + (f" ({a.chats} chats in the list)" if service == "chat" else "")
+            )
             direct_url = upstreams[service] + a.route
             gateway_url = gateway + a.route
-            rounds: dict[str, list[tuple[float, list[float], int]]] = {"direct": [],
-                                                                       "gateway": []}
+            rounds: dict[str, list[tuple[float, list[float], int]]] = {"direct": [], "gateway": []}
             with ProcessPoolExecutor(a.workers) as pool:
-                drive(pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), gateway_url,
-                      headers)  # warm up both paths
-                drive(pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), direct_url,
-                      headers)
+                drive(
+                    pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), gateway_url, headers
+                )  # warm up both paths
+                drive(pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), direct_url, headers)
                 for _ in range(a.rounds):
                     for label, url in (("direct", direct_url), ("gateway", gateway_url)):
                         result = drive(pool, a, url, headers)
                         rounds[label].append(result)
-                        print(line(f"{label} ({service})" if label == "direct" else
-                                   "through the gateway", *result))
+                        print(
+                            line(
+                                f"{label} ({service})"
+                                if label == "direct"
+                                else "through the gateway",
+                                *result,
+                            )
+                        )
             rate = {k: sum(r[0] for r in v) / len(v) for k, v in rounds.items()}
             lat = {k: [ms for r in v for ms in r[1]] for k, v in rounds.items()}
             ratio = rate["gateway"] / max(rate["direct"], 1e-9)
             p95 = percentiles(lat["gateway"])[0.95]
-            print(f"  gateway / direct throughput: {ratio:.0%}   "
-                  f"[{verdict(ratio >= TARGET_RATIO)} >= {TARGET_RATIO:.0%}]")
-            print(f"  gateway p95 {p95:.1f} ms   [{verdict(p95 < TARGET_P95_MS)} < "
-                  f"{TARGET_P95_MS:.0f} ms]   direct p95 {percentiles(lat['direct'])[0.95]:.1f} ms")
+            print(
+                f"  gateway / direct throughput: {ratio:.0%}   "
+                f"[{verdict(ratio >= TARGET_RATIO)} >= {TARGET_RATIO:.0%}]"
+            )
+            print(
+                f"  gateway p95 {p95:.1f} ms   [{verdict(p95 < TARGET_P95_MS)} < "
+                f"{TARGET_P95_MS:.0f} ms]   direct p95 {percentiles(lat['direct'])[0.95]:.1f} ms"
+            )
 
             print(f"\n2. WebSocket echo, {a.frames} frames of 64 bytes, one at a time")
-            direct_ws = asyncio.run(frame_latencies(
-                f"ws://127.0.0.1:{echo_port}/api/v1/sync/ws", {}, a.frames))
-            gateway_ws = asyncio.run(frame_latencies(
-                gateway.replace("http://", "ws://") + "/api/v1/sync/ws", headers, a.frames))
+            direct_ws = asyncio.run(
+                frame_latencies(f"ws://127.0.0.1:{echo_port}/api/v1/sync/ws", {}, a.frames)
+            )
+            gateway_ws = asyncio.run(
+                frame_latencies(
+                    gateway.replace("http://", "ws://") + "/api/v1/sync/ws", headers, a.frames
+                )
+            )
             d, g = percentiles(direct_ws), percentiles(gateway_ws)
             for label, p in (("direct", d), ("through the gateway", g)):
-                print(f"  {label:<22} p50 {p[0.50]:6.3f}   p95 {p[0.95]:6.3f}   "
-                      f"p99 {p[0.99]:6.3f} ms")
+                print(
+                    f"  {label:<22} p50 {p[0.50]:6.3f}   p95 {p[0.95]:6.3f}   p99 {p[0.99]:6.3f} ms"
+                )
             added = g[0.99] - d[0.99]
-            print(f"  added per frame: p50 {g[0.50] - d[0.50]:.3f} ms, p99 {added:.3f} ms   "
-                  f"[{verdict(added < TARGET_WS_P99_MS)} < {TARGET_WS_P99_MS:.0f} ms]")
+            print(
+                f"  added per frame: p50 {g[0.50] - d[0.50]:.3f} ms, p99 {added:.3f} ms   "
+                f"[{verdict(added < TARGET_WS_P99_MS)} < {TARGET_WS_P99_MS:.0f} ms]"
+            )
         echo.terminate()
     finally:
         asyncio.run(admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -271,11 +351,15 @@ def bench(a: argparse.Namespace, admin_url: str, redis: str, kafka: str, log_dir
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Gateway benchmark: a route through the gateway vs. straight at its "
-                    "service, and the latency added per WebSocket frame. Always exits 0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "service, and the latency added per WebSocket frame. Always exits 0.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add = parser.add_argument
-    add("--route", default="/api/v1/chats",
-        help="the GET route measured; /api/v1/auth/me measures auth instead of chat")
+    add(
+        "--route",
+        default="/api/v1/chats",
+        help="the GET route measured; /api/v1/auth/me measures auth instead of chat",
+    )
     add("--connections", type=int, default=100, help="requests in flight, in total")
     add("--workers", type=int, default=2, help="load-generating processes")
     add("--seconds", type=float, default=8.0, help="length of one measured run")
@@ -287,12 +371,19 @@ def main() -> int:
     if min(args.connections, args.workers, args.rounds, args.frames) < 1 or args.seconds <= 0:
         parser.error("every count must be at least 1 and --seconds above 0")
     print("Parley gateway benchmark")
-    print(f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
-          f"Python {platform.python_version()}, {load()}")
+    print(
+        f"  machine: {os.cpu_count()} cores, {platform.platform()}, "
+        f"Python {platform.python_version()}, {load()}"
+    )
     try:
-        with tempfile.TemporaryDirectory(prefix="parley-bench-gw-") as tmp, infrastructure(
-                Path(tmp), sink, postgres_admin=args.database_url and
-                args.database_url.replace("+asyncpg", "", 1)) as servers:
+        with (
+            tempfile.TemporaryDirectory(prefix="parley-bench-gw-") as tmp,
+            infrastructure(
+                Path(tmp),
+                sink,
+                postgres_admin=args.database_url and args.database_url.replace("+asyncpg", "", 1),
+            ) as servers,
+        ):
             bench(args, servers.postgres_admin, servers.redis, servers.kafka, Path(tmp))
     except Exception:  # a benchmark reports; it never fails the caller
         traceback.print_exc()

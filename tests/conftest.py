@@ -41,8 +41,13 @@ class Stack:
 
 
 def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, str]:
-    return service_env(prefix, infra, schema=schema, internal_token=STACK_INTERNAL_TOKEN,
-                       consumer_group_prefix=unique_name(prefix.lower().rstrip("_")))
+    return service_env(
+        prefix,
+        infra,
+        schema=schema,
+        internal_token=STACK_INTERNAL_TOKEN,
+        consumer_group_prefix=unique_name(prefix.lower().rstrip("_")),
+    )
 
 
 @contextmanager
@@ -52,34 +57,82 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
     schemas = create_schemas(infra, "auth", "chat", "export")
     try:
         with ExitStack() as running:
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption()).decode()
-            auth = running.enter_context(uvicorn_process("auth", "auth.main:create_app", {
-                **_infra_env("AUTH_", infra, schemas["auth"]),
-                "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
-                "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-                "AUTH_MAIL_SINK": "none", "AUTH_TRUST_FORWARDED_FOR": "true",
-                "AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
-                "AUTH_PASSWORD_RESET_MAX_PER_IP": "1000000"}, log_dir)).url
-            chat = running.enter_context(uvicorn_process("chat", "chat.main:create_app", {
-                **_infra_env("CHAT_", infra, schemas["chat"]), "CHAT_AUTH_URL": auth,
-                "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(), "CHAT_ECHO_PACE_MS": "5",
-                "CHAT_SEND_RATE_PER_MINUTE": "100000"}, log_dir)).url
-            export = running.enter_context(uvicorn_process("export", "export.main:create_app", {
-                **_infra_env("EXPORT_", infra, schemas["export"]), "EXPORT_AUTH_URL": auth,
-                "EXPORT_CHAT_URL": chat, "EXPORT_BLOB_URL": (log_dir / "export-blobs").as_uri(),
-                "EXPORT_MAX_CONCURRENT_JOBS": "1000"}, log_dir)).url
-            gateway = running.enter_context(uvicorn_process("gateway", "gateway.main:create_app", {
-                "GATEWAY_AUTH_URL": auth, "GATEWAY_CHAT_URL": chat, "GATEWAY_EXPORT_URL": export,
-                "GATEWAY_SYNC_URL": f"http://127.0.0.1:{free_port()}",  # not built: 503
-                "GATEWAY_REDIS_URL": infra.redis,
-                "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
-                "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_INTERNAL_TOKEN": STACK_INTERNAL_TOKEN,
-                "GATEWAY_RATE_LIMIT_PER_IP": GENEROUS, "GATEWAY_RATE_LIMIT_PER_USER": GENEROUS,
-                "GATEWAY_RATE_LIMIT_SIGN_IN": GENEROUS,
-                "GATEWAY_CONNECT_TIMEOUT_SECONDS": "2", "GATEWAY_TIMEOUT_SECONDS": "20"},
-                log_dir)).url
+            pem = (
+                Ed25519PrivateKey.generate()
+                .private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                .decode()
+            )
+            auth = running.enter_context(
+                uvicorn_process(
+                    "auth",
+                    "auth.main:create_app",
+                    {
+                        **_infra_env("AUTH_", infra, schemas["auth"]),
+                        "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
+                        "AUTH_ARGON2_MEMORY_KIB": "1024",
+                        "AUTH_ARGON2_TIME_COST": "1",
+                        "AUTH_MAIL_SINK": "none",
+                        "AUTH_TRUST_FORWARDED_FOR": "true",
+                        "AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+                        "AUTH_PASSWORD_RESET_MAX_PER_IP": "1000000",
+                    },
+                    log_dir,
+                )
+            ).url
+            chat = running.enter_context(
+                uvicorn_process(
+                    "chat",
+                    "chat.main:create_app",
+                    {
+                        **_infra_env("CHAT_", infra, schemas["chat"]),
+                        "CHAT_AUTH_URL": auth,
+                        "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(),
+                        "CHAT_ECHO_PACE_MS": "5",
+                        "CHAT_SEND_RATE_PER_MINUTE": "100000",
+                    },
+                    log_dir,
+                )
+            ).url
+            export = running.enter_context(
+                uvicorn_process(
+                    "export",
+                    "export.main:create_app",
+                    {
+                        **_infra_env("EXPORT_", infra, schemas["export"]),
+                        "EXPORT_AUTH_URL": auth,
+                        "EXPORT_CHAT_URL": chat,
+                        "EXPORT_BLOB_URL": (log_dir / "export-blobs").as_uri(),
+                        "EXPORT_MAX_CONCURRENT_JOBS": "1000",
+                    },
+                    log_dir,
+                )
+            ).url
+            gateway = running.enter_context(
+                uvicorn_process(
+                    "gateway",
+                    "gateway.main:create_app",
+                    {
+                        "GATEWAY_AUTH_URL": auth,
+                        "GATEWAY_CHAT_URL": chat,
+                        "GATEWAY_EXPORT_URL": export,
+                        "GATEWAY_SYNC_URL": f"http://127.0.0.1:{free_port()}",  # not built: 503
+                        "GATEWAY_REDIS_URL": infra.redis,
+                        "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
+                        "GATEWAY_LOG_LEVEL": "WARNING",
+                        "GATEWAY_INTERNAL_TOKEN": STACK_INTERNAL_TOKEN,
+                        "GATEWAY_RATE_LIMIT_PER_IP": GENEROUS,
+                        "GATEWAY_RATE_LIMIT_PER_USER": GENEROUS,
+                        "GATEWAY_RATE_LIMIT_SIGN_IN": GENEROUS,
+                        "GATEWAY_CONNECT_TIMEOUT_SECONDS": "2",
+                        "GATEWAY_TIMEOUT_SECONDS": "20",
+                    },
+                    log_dir,
+                )
+            ).url
             yield Stack(gateway=gateway, auth=auth, chat=chat, export=export, log_dir=log_dir)
     finally:
         drop_schemas(infra, schemas.values())

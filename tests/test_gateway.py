@@ -28,8 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @contextmanager
-def service(name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None
-            ) -> Iterator[str]:
+def service(
+    name: str, app: str, env: dict[str, str], log_dir: Path, port: int | None = None
+) -> Iterator[str]:
     """`app` served by uvicorn on loopback, yielded once it answers /health/ready."""
     with uvicorn_process(name, app, env, log_dir, port=port) as process:
         yield process.url
@@ -57,15 +58,20 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def auth_url(infra: InfraUrls, schemas: dict[str, str], signing_key: Ed25519PrivateKey,
-             log_dir: Path) -> Iterator[str]:
-    pem = signing_key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-    env = {**infra_env("AUTH_", infra, schemas["auth"]),
-           "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
-           "AUTH_ARGON2_MEMORY_KIB": "1024", "AUTH_ARGON2_TIME_COST": "1",
-           "AUTH_MAIL_SINK": "none", "AUTH_TRUSTED_PROXIES": "127.0.0.1"}
+def auth_url(
+    infra: InfraUrls, schemas: dict[str, str], signing_key: Ed25519PrivateKey, log_dir: Path
+) -> Iterator[str]:
+    pem = signing_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    env = {
+        **infra_env("AUTH_", infra, schemas["auth"]),
+        "AUTH_SIGNING_KEYS": json.dumps([{"private_key_pem": pem}]),
+        "AUTH_ARGON2_MEMORY_KIB": "1024",
+        "AUTH_ARGON2_TIME_COST": "1",
+        "AUTH_MAIL_SINK": "none",
+        "AUTH_TRUSTED_PROXIES": "127.0.0.1",
+    }
     with service("auth", "auth.main:create_app", env, log_dir) as url:
         yield url
 
@@ -77,28 +83,38 @@ def chat_port() -> int:
 
 @contextmanager
 def chat(infra: InfraUrls, schema: str, auth: str, log_dir: Path, port: int) -> Iterator[str]:
-    env = {**infra_env("CHAT_", infra, schema), "CHAT_AUTH_URL": auth,
-           "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(), "CHAT_ECHO_PACE_MS": "5"}
+    env = {
+        **infra_env("CHAT_", infra, schema),
+        "CHAT_AUTH_URL": auth,
+        "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(),
+        "CHAT_ECHO_PACE_MS": "5",
+    }
     with service("chat", "chat.main:create_app", env, log_dir, port) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def chat_url(infra: InfraUrls, schemas: dict[str, str], auth_url: str, log_dir: Path,
-             chat_port: int) -> Iterator[str]:
+def chat_url(
+    infra: InfraUrls, schemas: dict[str, str], auth_url: str, log_dir: Path, chat_port: int
+) -> Iterator[str]:
     with chat(infra, schemas["chat"], auth_url, log_dir, chat_port) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def gateway_url(infra: InfraUrls, auth_url: str, chat_url: str, log_dir: Path
-                ) -> Iterator[str]:
+def gateway_url(infra: InfraUrls, auth_url: str, chat_url: str, log_dir: Path) -> Iterator[str]:
     dead = f"http://127.0.0.1:{free_port()}"
-    env = {"GATEWAY_AUTH_URL": auth_url, "GATEWAY_CHAT_URL": chat_url,
-           "GATEWAY_EXPORT_URL": dead, "GATEWAY_SYNC_URL": dead,
-           "GATEWAY_REDIS_URL": infra.redis,
-           "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":", "GATEWAY_LOG_LEVEL": "WARNING",
-           "GATEWAY_CONNECT_TIMEOUT_SECONDS": "1", "GATEWAY_TIMEOUT_SECONDS": "5"}
+    env = {
+        "GATEWAY_AUTH_URL": auth_url,
+        "GATEWAY_CHAT_URL": chat_url,
+        "GATEWAY_EXPORT_URL": dead,
+        "GATEWAY_SYNC_URL": dead,
+        "GATEWAY_REDIS_URL": infra.redis,
+        "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
+        "GATEWAY_TIMEOUT_SECONDS": "5",
+    }
     with service("gateway", "gateway.main:create_app", env, log_dir) as url:
         yield url
 
@@ -110,8 +126,9 @@ def bearer(token: str) -> dict[str, str]:
 def test_register_log_in_and_use_a_chat_only_through_the_gateway(gateway_url: str) -> None:
     with httpx.Client(base_url=gateway_url, timeout=10) as client:
         email = f"{unique_name('ada')}@example.com"
-        registered = client.post("/api/v1/auth/register", json={
-            "email": email, "password": PASSWORD, "name": "Ada"})
+        registered = client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
+        )
         assert registered.status_code == 201, registered.text
         login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert login.status_code == 200, login.text
@@ -131,22 +148,26 @@ def test_register_log_in_and_use_a_chat_only_through_the_gateway(gateway_url: st
 def signed_in(client: httpx.Client) -> str:
     """A new user registered and logged in through the gateway: their access token."""
     email = f"{unique_name('live')}@example.com"
-    assert client.post("/api/v1/auth/register", json={
-        "email": email, "password": PASSWORD, "name": "Live"}).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Live"}
+        ).status_code
+        == 201
+    )
     login = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     token: str = login.json()["data"]["tokens"]["access_token"]
     return token
 
 
-def test_a_live_chat_through_the_gateway_websocket_sse_and_attachments(gateway_url: str
-                                                                      ) -> None:
+def test_a_live_chat_through_the_gateway_websocket_sse_and_attachments(gateway_url: str) -> None:
     from websockets.sync.client import connect
 
     with httpx.Client(base_url=gateway_url, timeout=20) as client:
         token = signed_in(client)
         auth = bearer(token)
-        chat_id = client.post("/api/v1/chats", json={"title": "live"},
-                              headers=auth).json()["data"]["chat"]["id"]
+        chat_id = client.post("/api/v1/chats", json={"title": "live"}, headers=auth).json()["data"][
+            "chat"
+        ]["id"]
 
         ws_url = gateway_url.replace("http://", "ws://") + f"/api/v1/chats/{chat_id}/ws"
         with connect(f"{ws_url}?token={token}") as ws:
@@ -158,20 +179,27 @@ def test_a_live_chat_through_the_gateway_websocket_sse_and_attachments(gateway_u
         chunks = [f["data"]["chunk"] for f in frames if f["type"] == "bot_response_chunk"]
         assert "".join(chunks) == frames[-1]["data"]["message"]["content"] == "Echo: via the door"
 
-        with client.stream("POST", f"/api/v1/chats/{chat_id}/messages",
-                           json={"role": "user", "content": "and over sse"},
-                           headers={**auth, "Accept": "text/event-stream"}) as response:
+        with client.stream(
+            "POST",
+            f"/api/v1/chats/{chat_id}/messages",
+            json={"role": "user", "content": "and over sse"},
+            headers={**auth, "Accept": "text/event-stream"},
+        ) as response:
             assert response.status_code == 200
             body = "".join(response.iter_text())
-        events = [line.removeprefix("event: ") for line in body.splitlines()
-                  if line.startswith("event: ")]
+        events = [
+            line.removeprefix("event: ") for line in body.splitlines() if line.startswith("event: ")
+        ]
         assert events[0] == "new_message"
         assert "message_complete" in events
         assert "Echo: and over sse" in body
 
         png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-        uploaded = client.post(f"/api/v1/chats/{chat_id}/attachments", headers=auth,
-                               files={"file": ("pic.png", png, "image/png")})
+        uploaded = client.post(
+            f"/api/v1/chats/{chat_id}/attachments",
+            headers=auth,
+            files={"file": ("pic.png", png, "image/png")},
+        )
         assert uploaded.status_code == 201, uploaded.text
         attachment = uploaded.json()["data"]["attachment"]
         download = client.get(f"/api/v1/attachments/{attachment['id']}", headers=auth)
@@ -180,48 +208,81 @@ def test_a_live_chat_through_the_gateway_websocket_sse_and_attachments(gateway_u
 
 
 def test_no_bad_or_expired_token_is_401_at_the_gateway_and_at_each_service(
-        gateway_url: str, auth_url: str, chat_url: str, signing_key: Ed25519PrivateKey) -> None:
+    gateway_url: str, auth_url: str, chat_url: str, signing_key: Ed25519PrivateKey
+) -> None:
     kid = httpx.get(auth_url + "/.well-known/jwks.json").json()["keys"][0]["kid"]
     now = int(time.time())
-    expired = jwt.encode({"sub": "u1", "iat": now - 7200, "exp": now - 3600, "type": "access",
-                          "sid": "s", "role": "user", "jti": "j"}, signing_key,
-                         algorithm="EdDSA", headers={"kid": kid})
+    expired = jwt.encode(
+        {
+            "sub": "u1",
+            "iat": now - 7200,
+            "exp": now - 3600,
+            "type": "access",
+            "sid": "s",
+            "role": "user",
+            "jti": "j",
+        },
+        signing_key,
+        algorithm="EdDSA",
+        headers={"kid": kid},
+    )
     stranger = Ed25519PrivateKey.generate()
-    forged = jwt.encode({"sub": "u1", "iat": now, "exp": now + 600, "type": "access"},
-                        stranger, algorithm="EdDSA", headers={"kid": kid})
-    cases = {None: "UNAUTHORIZED", "Bearer garbage": "INVALID_TOKEN",
-             f"Bearer {forged}": "INVALID_TOKEN", f"Bearer {expired}": "TOKEN_EXPIRED"}
+    forged = jwt.encode(
+        {"sub": "u1", "iat": now, "exp": now + 600, "type": "access"},
+        stranger,
+        algorithm="EdDSA",
+        headers={"kid": kid},
+    )
+    cases = {
+        None: "UNAUTHORIZED",
+        "Bearer garbage": "INVALID_TOKEN",
+        f"Bearer {forged}": "INVALID_TOKEN",
+        f"Bearer {expired}": "TOKEN_EXPIRED",
+    }
     for authorization, code in cases.items():
         headers = {"Authorization": authorization} if authorization else {}
-        for base, path in ((gateway_url, "/api/v1/chats"), (gateway_url, "/api/v1/auth/me"),
-                           (chat_url, "/api/v1/chats"), (auth_url, "/api/v1/auth/me")):
+        for base, path in (
+            (gateway_url, "/api/v1/chats"),
+            (gateway_url, "/api/v1/auth/me"),
+            (chat_url, "/api/v1/chats"),
+            (auth_url, "/api/v1/auth/me"),
+        ):
             response = httpx.get(base + path, headers=headers)
             assert response.status_code == 401, (base, path, authorization)
             assert response.json()["error"] == code, (base, path, authorization)
 
 
-def test_internal_routes_are_unreachable_through_the_gateway(gateway_url: str,
-                                                             auth_url: str) -> None:
+def test_internal_routes_are_unreachable_through_the_gateway(
+    gateway_url: str, auth_url: str
+) -> None:
     credential = {"X-Internal-Token": INTERNAL_TOKEN}
     email = f"{unique_name('eve')}@example.com"
-    registered = httpx.post(gateway_url + "/api/v1/auth/register", json={
-        "email": email, "password": PASSWORD, "name": "Eve"})
+    registered = httpx.post(
+        gateway_url + "/api/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "name": "Eve"},
+    )
     assert registered.status_code == 201
-    through = httpx.post(gateway_url + "/internal/admins", json={"email": email},
-                         headers=credential)  # even with the right service credential
+    through = httpx.post(
+        gateway_url + "/internal/admins", json={"email": email}, headers=credential
+    )  # even with the right service credential
     assert through.status_code == 404
     assert through.json()["error"] == "NOT_FOUND"
     token = registered.json()["data"]["tokens"]["access_token"]
     me = httpx.get(gateway_url + "/api/v1/auth/me", headers=bearer(token))
     assert me.json()["data"]["role"] == "user"
-    direct = httpx.post(auth_url + "/internal/admins", json={"email": email},
-                        headers=credential)
+    direct = httpx.post(auth_url + "/internal/admins", json={"email": email}, headers=credential)
     assert direct.status_code == 200, direct.text  # the route exists, around the gateway
 
 
 def test_a_stopped_upstream_answers_503_quickly_and_recovers(
-        infra: InfraUrls, schemas: dict[str, str], auth_url: str, log_dir: Path,
-        chat_port: int, gateway_url: str, chat_url: str) -> None:
+    infra: InfraUrls,
+    schemas: dict[str, str],
+    auth_url: str,
+    log_dir: Path,
+    chat_port: int,
+    gateway_url: str,
+    chat_url: str,
+) -> None:
     with httpx.Client(base_url=gateway_url, timeout=10) as client:
         anonymous = client.post("/api/v1/auth/anonymous", json={})
         assert anonymous.status_code == 201, anonymous.text

@@ -24,12 +24,30 @@ def test_parley_dev_serves_the_real_services(tmp_path: Path) -> None:
     log = tmp_path / "dev.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "parley", "dev", "--data-dir", str(tmp_path / "data"),
-             "--pg-port", str(free_port()), "--redis-port", str(free_port()),
-             "--kafka-port", str(free_port()), "--service-port", f"auth={auth_port}",
-             "--service-port", f"gateway={gateway_port}"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "parley",
+                "dev",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--pg-port",
+                str(free_port()),
+                "--redis-port",
+                str(free_port()),
+                "--kafka-port",
+                str(free_port()),
+                "--service-port",
+                f"auth={auth_port}",
+                "--service-port",
+                f"gateway={gateway_port}",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         deadline = time.monotonic() + 120
         while "parley | ready in" not in log.read_text():
@@ -37,22 +55,28 @@ def test_parley_dev_serves_the_real_services(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         base = f"http://127.0.0.1:{auth_port}/api/v1"
-        registered = httpx.post(f"{base}/auth/register", json={
-            "email": "Ada@Example.com ", "password": "correct horse battery", "name": "Ada"})
+        registered = httpx.post(
+            f"{base}/auth/register",
+            json={"email": "Ada@Example.com ", "password": "correct horse battery", "name": "Ada"},
+        )
         assert registered.status_code == 201, registered.text
         token = registered.json()["data"]["tokens"]["access_token"]
         me = httpx.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200
         assert me.json()["data"]["email"] == "Ada@Example.com"  # trimmed, casing kept
-        again = httpx.post(f"{base}/auth/register", json={
-            "email": "ada@example.com", "password": "another password", "name": "Ada"})
+        again = httpx.post(
+            f"{base}/auth/register",
+            json={"email": "ada@example.com", "password": "another password", "name": "Ada"},
+        )
         assert again.status_code == 409
         assert again.json()["error"] == "EMAIL_EXISTS"
 
         # and the same through the one public door
         gateway = f"http://127.0.0.1:{gateway_port}"
-        door = httpx.post(f"{gateway}/api/v1/auth/login", json={
-            "email": "ada@example.com", "password": "correct horse battery"})
+        door = httpx.post(
+            f"{gateway}/api/v1/auth/login",
+            json={"email": "ada@example.com", "password": "correct horse battery"},
+        )
         assert door.status_code == 200, door.text
         assert "x-ratelimit-remaining" in door.headers
         token = door.json()["data"]["tokens"]["access_token"]

@@ -59,8 +59,11 @@ class Failure:
     log_lines: list[str] = field(default_factory=list)
 
     def report(self) -> str:
-        lines = [f"{self.operation}: {self.method} {self.url} -> {self.status}",
-                 f"  body:   {self.body[:600]}", f"  answer: {self.answer[:300]}"]
+        lines = [
+            f"{self.operation}: {self.method} {self.url} -> {self.status}",
+            f"  body:   {self.body[:600]}",
+            f"  answer: {self.answer[:300]}",
+        ]
         lines += [f"  log: {line[:800]}" for line in self.log_lines[:8]]
         return "\n".join(lines)
 
@@ -68,8 +71,11 @@ class Failure:
 def signed_in(gateway: str) -> str:
     """A new user's access token, through the gateway."""
     email = f"{unique_name('fuzz')}@example.com"
-    response = httpx.post(gateway + "/api/v1/auth/register", timeout=30, json={
-        "email": email, "password": PASSWORD, "name": "Fuzz"})
+    response = httpx.post(
+        gateway + "/api/v1/auth/register",
+        timeout=30,
+        json={"email": email, "password": PASSWORD, "name": "Fuzz"},
+    )
     assert response.status_code == 201, response.text
     token: str = response.json()["data"]["tokens"]["access_token"]
     return token
@@ -81,34 +87,48 @@ def seed(gateway: str, token: str) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=gateway, headers=auth, timeout=30) as client:
         for path, body in (
-                ("/api/v1/folders", {"id": "f1", "title": "Folder"}),
-                ("/api/v1/chats", {"id": "c1", "title": "Chat", "folder_id": "f1"}),
-                ("/api/v1/chats/c1/messages", {"id": "m1", "role": "user", "content": "hi"}),
-                ("/api/v1/memories", {"id": "r1", "question": "Name?", "answer": "Ada"})):
+            ("/api/v1/folders", {"id": "f1", "title": "Folder"}),
+            ("/api/v1/chats", {"id": "c1", "title": "Chat", "folder_id": "f1"}),
+            ("/api/v1/chats/c1/messages", {"id": "m1", "role": "user", "content": "hi"}),
+            ("/api/v1/memories", {"id": "r1", "question": "Name?", "answer": "Ada"}),
+        ):
             response = client.post(path, json=body)
             assert response.status_code in (200, 201), (path, response.text)
 
 
 def fuzz_config(gateway: str, token: str) -> schemathesis.Config:
     """The run's settings, in the keys of schemathesis' config file (schemathesis.toml)."""
-    return schemathesis.Config.from_dict({
-        "base-url": gateway,
-        "headers": {"Authorization": f"Bearer {token}"},
-        "seed": 20261205,
-        "workers": 1,
-        "request-timeout": 15,
-        "continue-on-failure": True,
-        "cache": {"enabled": False},  # what one run learned must not change the next
-        # values that broke services before, mixed into what is generated
-        "dictionaries": {"hostile-strings": {"values": HOSTILE_STRINGS},
-                         "huge-integers": {"values": HUGE_INTEGERS}},
-        "generation": {"max-examples": EXAMPLES, "database": "none", "dictionaries": {
-            "string": {"dictionary": "hostile-strings", "probability": 0.1},
-            "integer": {"dictionary": "huge-integers", "probability": 0.1}}},
-        "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
-        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
-                   "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
-    })
+    return schemathesis.Config.from_dict(
+        {
+            "base-url": gateway,
+            "headers": {"Authorization": f"Bearer {token}"},
+            "seed": 20261205,
+            "workers": 1,
+            "request-timeout": 15,
+            "continue-on-failure": True,
+            "cache": {"enabled": False},  # what one run learned must not change the next
+            # values that broke services before, mixed into what is generated
+            "dictionaries": {
+                "hostile-strings": {"values": HOSTILE_STRINGS},
+                "huge-integers": {"values": HUGE_INTEGERS},
+            },
+            "generation": {
+                "max-examples": EXAMPLES,
+                "database": "none",
+                "dictionaries": {
+                    "string": {"dictionary": "hostile-strings", "probability": 0.1},
+                    "integer": {"dictionary": "huge-integers", "probability": 0.1},
+                },
+            },
+            "checks": {"enabled": False, "not_a_server_error": {"enabled": True}},
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
 
 
 def server_errors(stream: Any) -> tuple[list[Failure], int]:
@@ -118,7 +138,8 @@ def server_errors(stream: Any) -> tuple[list[Failure], int]:
     for event in stream:
         if isinstance(event, events.NonFatalError):
             failures[(event.label, type(event.value).__name__, "")] = Failure(
-                event.label, "", "", "", "no answer", f"{event.info.title}: {event.value}")
+                event.label, "", "", "", "no answer", f"{event.info.title}: {event.value}"
+            )
             continue
         if not isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
             continue
@@ -132,9 +153,18 @@ def server_errors(stream: Any) -> tuple[list[Failure], int]:
             node = event.recorder.cases.get(case_id)
             operation = node.value.operation.label if node is not None else event.recorder.label
             ids = response.headers.get("x-request-id") or [None]
-            failures.setdefault((request.method, request.uri, body), Failure(
-                operation, request.method, request.uri, body, response.status_code,
-                response.content.decode(errors="replace"), ids[0]))
+            failures.setdefault(
+                (request.method, request.uri, body),
+                Failure(
+                    operation,
+                    request.method,
+                    request.uri,
+                    body,
+                    response.status_code,
+                    response.content.decode(errors="replace"),
+                    ids[0],
+                ),
+            )
     return list(failures.values()), sent
 
 
@@ -142,8 +172,12 @@ def logged_for(logs: dict[str, str], request_id: str | None) -> list[str]:
     """The services' log lines that name this request."""
     if not request_id:
         return []
-    return [f"{name}: {error_summary(line) or line}" for name, text in logs.items()
-            for line in text.splitlines() if request_id in line]
+    return [
+        f"{name}: {error_summary(line) or line}"
+        for name, text in logs.items()
+        for line in text.splitlines()
+        if request_id in line
+    ]
 
 
 def error_summary(line: str) -> str | None:
@@ -158,7 +192,7 @@ def error_summary(line: str) -> str | None:
     lines = traceback.splitlines()
     frames = [i for i, f in enumerate(lines) if f.strip().startswith("File ")]
     ours = [lines[i].strip() for i in frames if "/src/" in lines[i]] or ["?"]
-    after = lines[frames[-1] + 1:] if frames else lines
+    after = lines[frames[-1] + 1 :] if frames else lines
     exception = next((x for x in after if x and not x.startswith(" ")), "?")
     return f"{ours[-1]}\n    {exception[:300]}"
 
@@ -180,13 +214,17 @@ def report(failures: list[Failure], sent: int, errors: Counter[str]) -> str:
     groups: dict[tuple[str, int | str], list[Failure]] = {}
     for failure in failures:
         groups.setdefault((failure.operation, failure.status), []).append(failure)
-    parts = [f"{len(failures)} of {sent} generated requests got a 5xx or no answer, "
-             f"in {len(groups)} groups (operation, status):"]
+    parts = [
+        f"{len(failures)} of {sent} generated requests got a 5xx or no answer, "
+        f"in {len(groups)} groups (operation, status):"
+    ]
     for (operation, status), group in sorted(groups.items(), key=lambda g: str(g[0])):
         parts.append(f"\n=== {operation} -> {status}: {len(group)} requests")
         parts += [f.report() for f in sorted(group, key=lambda f: len(f.body) + len(f.url))[:3]]
-    parts.append("\n=== unhandled errors in the service logs (count, service: our innermost "
-                 "frame, exception):")
+    parts.append(
+        "\n=== unhandled errors in the service logs (count, service: our innermost "
+        "frame, exception):"
+    )
     parts += [f"{count} x {error}" for error, count in errors.most_common(20)]
     return "\n".join(parts)
 
@@ -194,8 +232,9 @@ def report(failures: list[Failure], sent: int, errors: Counter[str]) -> str:
 def test_no_generated_request_gets_a_5xx_from_the_public_api(stack: Stack) -> None:
     token = signed_in(stack.gateway)
     seed(stack.gateway, token)
-    schema = schemathesis.openapi.from_url(stack.gateway + "/api/v1/openapi.json",
-                                           config=fuzz_config(stack.gateway, token), timeout=30)
+    schema = schemathesis.openapi.from_url(
+        stack.gateway + "/api/v1/openapi.json", config=fuzz_config(stack.gateway, token), timeout=30
+    )
     schema = schema.include(path_regex="^/api/v1/")
     for method, path in SPARED:
         schema = schema.exclude(method=method, path=path)

@@ -26,11 +26,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 # What the app's device_info_plus wrapper sends with register and login.
-DEVICE_INFO = {"platform": "android", "model": "Pixel 8", "app_version": "2.3.1",
-               "device_id": "5f0c1e2a-9b7d-4c1e-8a3f-2d6b7e9c0a14"}
+DEVICE_INFO = {
+    "platform": "android",
+    "model": "Pixel 8",
+    "app_version": "2.3.1",
+    "device_id": "5f0c1e2a-9b7d-4c1e-8a3f-2d6b7e9c0a14",
+}
 # What the app attaches to a message it transcribed from speech.
-VOICE_METADATA = {"input_mode": "voice", "language": "en-US", "confidence": 0.93,
-                  "audio_duration_ms": 2140}
+VOICE_METADATA = {
+    "input_mode": "voice",
+    "language": "en-US",
+    "confidence": 0.93,
+    "audio_duration_ms": 2140,
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +50,25 @@ def gateway(stack: Stack) -> Iterator[httpx.Client]:
 def register(client: httpx.Client) -> tuple[str, str]:
     """A new account as the app's sign-up screen creates it: (email, access token)."""
     email = f"{unique_name('speechbot')}@example.com"
-    response = client.post("/api/v1/auth/register", json={
-        "email": email, "password": PASSWORD, "name": "Sam Speaker",
-        "device_info": DEVICE_INFO})
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": PASSWORD,
+            "name": "Sam Speaker",
+            "device_info": DEVICE_INFO,
+        },
+    )
     assert response.status_code == 201, response.text
     return email, response.json()["data"]["tokens"]["access_token"]
 
 
 def login(client: httpx.Client, email: str) -> dict[str, Any]:
     """The app's sign-in: the `data` of the answer (user and tokens)."""
-    response = client.post("/api/v1/auth/login", json={
-        "email": email, "password": PASSWORD, "device_info": DEVICE_INFO})
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"email": email, "password": PASSWORD, "device_info": DEVICE_INFO},
+    )
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
     return data
@@ -72,8 +88,11 @@ def token(gateway: httpx.Client) -> str:
 
 def create_chat(client: httpx.Client, token: str, content: str) -> httpx.Response:
     """The app's "new chat" button: the first thing said opens the chat (no role, no title)."""
-    return client.post("/api/v1/chats", headers=bearer(token), json={
-        "initial_message": {"content": content, "metadata": VOICE_METADATA}})
+    return client.post(
+        "/api/v1/chats",
+        headers=bearer(token),
+        json={"initial_message": {"content": content, "metadata": VOICE_METADATA}},
+    )
 
 
 def blank_chat(client: httpx.Client, token: str) -> str:
@@ -94,8 +113,11 @@ def talk(stack: Stack, token: str, chat_id: str, content: str) -> list[dict[str,
     with connect(url, open_timeout=20) as ws:
         first = json.loads(ws.recv(timeout=20))
         assert first["type"] == "connection_established", first
-        ws.send(json.dumps({"type": "send_message",
-                            "data": {"content": content, "metadata": VOICE_METADATA}}))
+        ws.send(
+            json.dumps(
+                {"type": "send_message", "data": {"content": content, "metadata": VOICE_METADATA}}
+            )
+        )
         while not frames or frames[-1]["type"] not in ("message_complete", "error"):
             frames.append(json.loads(ws.recv(timeout=30)))
     return frames
@@ -115,16 +137,26 @@ def today() -> str:
 
 def export_markdown(client: httpx.Client, token: str, chat_id: str) -> dict[str, Any]:
     """The app's "export this chat" action: the job once it has finished."""
-    requested = client.post("/api/v1/export", headers=bearer(token), json={
-        "export_type": "chats", "format": "markdown",
-        "filters": {"chat_ids": [chat_id], "date_range": {"start": "2024-01-01", "end": today()}},
-        "options": {"include_timestamps": True, "include_metadata": False}})
+    requested = client.post(
+        "/api/v1/export",
+        headers=bearer(token),
+        json={
+            "export_type": "chats",
+            "format": "markdown",
+            "filters": {
+                "chat_ids": [chat_id],
+                "date_range": {"start": "2024-01-01", "end": today()},
+            },
+            "options": {"include_timestamps": True, "include_metadata": False},
+        },
+    )
     assert requested.status_code == 202, requested.text
     job_id = requested.json()["data"]["id"]
     deadline = time.monotonic() + 60  # only stops a hung test
     while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/api/v1/export/{job_id}",
-                                         headers=bearer(token)).json()["data"]
+        job: dict[str, Any] = client.get(f"/api/v1/export/{job_id}", headers=bearer(token)).json()[
+            "data"
+        ]
         if job["status"] in ("completed", "failed"):
             return job
         time.sleep(0.2)
@@ -140,8 +172,9 @@ def download_by_link(stack: Stack, job: dict[str, Any]) -> httpx.Response:
 def test_register_and_login_carry_the_apps_device_info(gateway: httpx.Client) -> None:
     email, _ = register(gateway)
     signed_in = login(gateway, email)
-    sessions = gateway.get("/api/v1/auth/sessions",
-                           headers=bearer(signed_in["tokens"]["access_token"]))
+    sessions = gateway.get(
+        "/api/v1/auth/sessions", headers=bearer(signed_in["tokens"]["access_token"])
+    )
     assert sessions.status_code == 200, sessions.text
     listed = sessions.json()["data"]["items"]
     assert len(listed) == 2  # the sign-up's and the sign-in's
@@ -149,7 +182,8 @@ def test_register_and_login_carry_the_apps_device_info(gateway: httpx.Client) ->
 
 
 def test_preferences_start_at_the_apps_defaults_and_a_put_changes_only_what_it_sends(
-        gateway: httpx.Client) -> None:
+    gateway: httpx.Client,
+) -> None:
     email, _ = register(gateway)
     auth = bearer(login(gateway, email)["tokens"]["access_token"])
     seeded = gateway.get("/api/v1/preferences", headers=auth)
@@ -168,8 +202,7 @@ def test_preferences_start_at_the_apps_defaults_and_a_put_changes_only_what_it_s
     assert after == {**defaults, "chat_font_size": 18.0, "theme_dark_mode": False}
 
 
-def test_a_chat_created_with_the_apps_initial_message(gateway: httpx.Client, token: str
-                                                      ) -> None:
+def test_a_chat_created_with_the_apps_initial_message(gateway: httpx.Client, token: str) -> None:
     created = create_chat(gateway, token, "What's the weather like in Lisbon?")
     assert created.status_code == 201, created.text
     data = created.json()["data"]
@@ -180,11 +213,13 @@ def test_a_chat_created_with_the_apps_initial_message(gateway: httpx.Client, tok
     assert message["metadata"] == VOICE_METADATA
     stored = messages_of(gateway, token, data["chat"]["id"])
     assert [(m["id"], m["role"], m["metadata"]) for m in stored] == [
-        (message["id"], "user", VOICE_METADATA)]
+        (message["id"], "user", VOICE_METADATA)
+    ]
 
 
 def test_send_message_with_metadata_over_the_apps_websocket_path(
-        stack: Stack, gateway: httpx.Client, token: str) -> None:
+    stack: Stack, gateway: httpx.Client, token: str
+) -> None:
     chat_id = blank_chat(gateway, token)
     frames = talk(stack, token, chat_id, "tell me a joke")
     errors = [f for f in frames if f["type"] == "error"]
@@ -204,12 +239,15 @@ def test_send_message_with_metadata_over_the_apps_websocket_path(
 
     stored = messages_of(gateway, token, chat_id)
     assert [(m["role"], m["content"]) for m in stored] == [
-        ("user", "tell me a joke"), ("assistant", "Echo: tell me a joke")]
+        ("user", "tell me a joke"),
+        ("assistant", "Echo: tell me a joke"),
+    ]
     assert stored[0]["metadata"] == VOICE_METADATA
 
 
-def test_rest_paths_without_api_answer_as_the_app_calls_them(gateway: httpx.Client,
-                                                             token: str) -> None:
+def test_rest_paths_without_api_answer_as_the_app_calls_them(
+    gateway: httpx.Client, token: str
+) -> None:
     chat_id = blank_chat(gateway, token)
     aliased = gateway.get(f"/v1/chats/{chat_id}", headers=bearer(token))
     assert aliased.status_code == 200, aliased.text
@@ -217,12 +255,16 @@ def test_rest_paths_without_api_answer_as_the_app_calls_them(gateway: httpx.Clie
 
 
 def test_one_chat_exported_as_markdown_over_a_date_only_range_and_downloaded_by_link(
-        stack: Stack, gateway: httpx.Client, token: str) -> None:
+    stack: Stack, gateway: httpx.Client, token: str
+) -> None:
     chat_id = blank_chat(gateway, token)
     other = blank_chat(gateway, token)
     for chat, text in ((chat_id, "remember the milk"), (other, "not this one")):
-        stored = gateway.post(f"/api/v1/chats/{chat}/messages", headers=bearer(token),
-                              json={"role": "user", "content": text})
+        stored = gateway.post(
+            f"/api/v1/chats/{chat}/messages",
+            headers=bearer(token),
+            json={"role": "user", "content": text},
+        )
         assert stored.status_code == 201, stored.text
 
     job = export_markdown(gateway, token, chat_id)
@@ -236,8 +278,7 @@ def test_one_chat_exported_as_markdown_over_a_date_only_range_and_downloaded_by_
     assert "not this one" not in download.text
 
 
-def test_deleting_a_chat_twice_answers_200_both_times(gateway: httpx.Client, token: str
-                                                      ) -> None:
+def test_deleting_a_chat_twice_answers_200_both_times(gateway: httpx.Client, token: str) -> None:
     chat_id = blank_chat(gateway, token)
     first = gateway.delete(f"/api/v1/chats/{chat_id}", headers=bearer(token))
     assert first.status_code == 200, first.text
@@ -252,10 +293,17 @@ def test_the_whole_speechbot_flow_in_one_go(stack: Stack, gateway: httpx.Client)
     token = signed_in["tokens"]["access_token"]
     auth = bearer(token)
     preferences = gateway.get("/api/v1/preferences", headers=auth).json()["data"]["preferences"]
-    assert (preferences["theme_dark_mode"], preferences["chat_persona"],
-            preferences["chat_font_size"]) == (True, "Friendly", 16.0)
-    assert gateway.put("/api/v1/preferences", headers=auth,
-                       json={"chat_persona": "Concise"}).status_code == 200
+    assert (
+        preferences["theme_dark_mode"],
+        preferences["chat_persona"],
+        preferences["chat_font_size"],
+    ) == (True, "Friendly", 16.0)
+    assert (
+        gateway.put(
+            "/api/v1/preferences", headers=auth, json={"chat_persona": "Concise"}
+        ).status_code
+        == 200
+    )
 
     created = create_chat(gateway, token, "good morning")
     assert created.status_code == 201, created.text
@@ -267,9 +315,11 @@ def test_the_whole_speechbot_flow_in_one_go(stack: Stack, gateway: httpx.Client)
     assert chunks[0]["chunk_index"] == 0
     assert chunks[-1]["is_complete"] is True
     assert chunks[-1]["chunk"]
-    assert [(m["content"], m["metadata"]) for m in messages_of(gateway, token, chat_id)
-            if m["role"] == "user"] == [("good morning", VOICE_METADATA),
-                                        ("how far is the moon?", VOICE_METADATA)]
+    assert [
+        (m["content"], m["metadata"])
+        for m in messages_of(gateway, token, chat_id)
+        if m["role"] == "user"
+    ] == [("good morning", VOICE_METADATA), ("how far is the moon?", VOICE_METADATA)]
 
     job = export_markdown(gateway, token, chat_id)
     assert job["status"] == "completed", job

@@ -32,8 +32,20 @@ def port(spec: dict[str, str]) -> str:
 
 def serve(spec: dict[str, str]) -> int:
     """Replace this process with uvicorn serving the service (PID 1 gets the signals)."""
-    argv = ["uvicorn", "--factory", spec["app"], "--host", "0.0.0.0", "--port", port(spec),  # noqa: S104
-            "--no-access-log", "--lifespan", "on", "--timeout-graceful-shutdown", "25"]
+    argv = [
+        "uvicorn",
+        "--factory",
+        spec["app"],
+        "--host",
+        "0.0.0.0",  # noqa: S104 - in a container, every interface is the pod's own
+        "--port",
+        port(spec),
+        "--no-access-log",
+        "--lifespan",
+        "on",
+        "--timeout-graceful-shutdown",
+        "25",
+    ]
     os.execvp(argv[0], argv)  # noqa: S606
     return 1  # not reached
 

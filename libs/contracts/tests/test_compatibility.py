@@ -134,8 +134,9 @@ def test_removing_an_event_or_topic_is_breaking() -> None:
     assert compatibility.breaking_changes(old, empty) == ["topic test.thing.v1 was removed"]
 
 
-def test_check_command_refuses_a_breaking_change(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path, capsys) -> None:
+def test_check_command_refuses_a_breaking_change(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
     path = tmp_path / "snapshot.json"
     before = _snap(Before)
     path.write_text(json.dumps(before))

@@ -21,8 +21,13 @@ def test_uuid7_is_version_7_time_ordered_and_monotonic() -> None:
 
 
 def test_round_trip_through_the_codec_keeps_the_typed_payload() -> None:
-    event = Envelope(type="user.deleted", producer="auth", user_id="u1", seq=3,
-                     payload=UserDeleted(deleted_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    event = Envelope(
+        type="user.deleted",
+        producer="auth",
+        user_id="u1",
+        seq=3,
+        payload=UserDeleted(deleted_at=datetime(2026, 1, 1, tzinfo=UTC)),
+    )
     back = codec.decode(AUTH_USER, codec.encode(event))
     assert back.event_id == event.event_id
     assert isinstance(back.payload, UserDeleted)
@@ -30,9 +35,15 @@ def test_round_trip_through_the_codec_keeps_the_typed_payload() -> None:
 
 
 def test_unknown_fields_from_a_newer_producer_are_kept() -> None:
-    raw = codec.encode(Envelope(type="user.registered", producer="auth", user_id="u1", seq=1,
-                                payload=UserRegistered(created_at=datetime.now(UTC),
-                                                       email="a@b.c", future_field=1)))
+    raw = codec.encode(
+        Envelope(
+            type="user.registered",
+            producer="auth",
+            user_id="u1",
+            seq=1,
+            payload=UserRegistered(created_at=datetime.now(UTC), email="a@b.c", future_field=1),
+        )
+    )
     back = codec.decode(AUTH_USER, raw)
     assert back.payload.model_dump()["future_field"] == 1
 

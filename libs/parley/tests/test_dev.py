@@ -74,20 +74,43 @@ def services_dir(tmp_path: Path) -> Path:
     (folder / "sample" / "pyproject.toml").write_text(
         '[project]\nname = "sample"\nversion = "0"\n\n'
         f'[tool.parley.service]\nname = "sample"\nport = {port}\n'
-        'app = "sample_app:create_app"\nmigrations = "migrations"\n')
+        'app = "sample_app:create_app"\nmigrations = "migrations"\n'
+    )
     return folder
 
 
-def start_dev(tmp_path: Path, services_dir: Path, *extra: str, ports: dict[str, int] | None = None,
-              name: str = "dev") -> DevProcess:
+def start_dev(
+    tmp_path: Path,
+    services_dir: Path,
+    *extra: str,
+    ports: dict[str, int] | None = None,
+    name: str = "dev",
+) -> DevProcess:
     ports = ports or {"pg": free_port(), "redis": free_port(), "kafka": free_port()}
     log = tmp_path / f"{name}.log"
     handle = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parley.cli", "dev", "--data-dir", str(tmp_path / "data"),
-         "--services-dir", str(services_dir), "--pg-port", str(ports["pg"]),
-         "--redis-port", str(ports["redis"]), "--kafka-port", str(ports["kafka"]), *extra],
-        stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "parley.cli",
+            "dev",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--services-dir",
+            str(services_dir),
+            "--pg-port",
+            str(ports["pg"]),
+            "--redis-port",
+            str(ports["redis"]),
+            "--kafka-port",
+            str(ports["kafka"]),
+            *extra,
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     return DevProcess(proc, log, ports)
@@ -114,20 +137,29 @@ def psql(tmp_path: Path, port: int, sql: str) -> str:
 
 
 def test_dev_starts_answers_ready_and_leaves_nothing_behind(
-        running: DevProcess, services_dir: Path, tmp_path: Path) -> None:
+    running: DevProcess, services_dir: Path, tmp_path: Path
+) -> None:
     running.wait_for_line("parley | ready in", timeout=90)
     port = sample_port(services_dir)
     response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
     assert response.status_code == 200
     assert response.json()["components"]["kafka"]["status"] == "up"
     # one schema and role per service, migrated, with the version table inside it
-    tables = psql(tmp_path, running.ports["pg"],
-                  "SELECT string_agg(table_name, ',' ORDER BY table_name) "
-                  "FROM information_schema.tables WHERE table_schema = 'sample'")
+    tables = psql(
+        tmp_path,
+        running.ports["pg"],
+        "SELECT string_agg(table_name, ',' ORDER BY table_name) "
+        "FROM information_schema.tables WHERE table_schema = 'sample'",
+    )
     assert tables == "alembic_version,inbox,outbox,user_seq"
-    assert psql(tmp_path, running.ports["pg"],
-                "SELECT schema_owner FROM information_schema.schemata "
-                "WHERE schema_name = 'sample'") == "sample"
+    assert (
+        psql(
+            tmp_path,
+            running.ports["pg"],
+            "SELECT schema_owner FROM information_schema.schemata WHERE schema_name = 'sample'",
+        )
+        == "sample"
+    )
     # log lines are prefixed by component when there is no terminal
     output = running.output()
     assert "postgres | " in output
@@ -150,8 +182,11 @@ def test_dev_starts_answers_ready_and_leaves_nothing_behind(
 def test_a_restart_keeps_data_and_reset_wipes_it(tmp_path: Path, services_dir: Path) -> None:
     first = start_dev(tmp_path, services_dir, name="first")
     first.wait_for_line("parley | ready in", timeout=90)
-    psql(tmp_path, first.ports["pg"],
-         "CREATE TABLE public.kept (x int); INSERT INTO public.kept VALUES (42)")
+    psql(
+        tmp_path,
+        first.ports["pg"],
+        "CREATE TABLE public.kept (x int); INSERT INTO public.kept VALUES (42)",
+    )
     assert first.interrupt() == 0
 
     second = start_dev(tmp_path, services_dir, ports=first.ports, name="second")
@@ -162,8 +197,10 @@ def test_a_restart_keeps_data_and_reset_wipes_it(tmp_path: Path, services_dir: P
 
     third = start_dev(tmp_path, services_dir, "--reset", ports=first.ports, name="third")
     third.wait_for_line("parley | ready in", timeout=90)
-    assert psql(tmp_path, third.ports["pg"],
-                "SELECT count(*) FROM pg_tables WHERE tablename = 'kept'") == "0"
+    assert (
+        psql(tmp_path, third.ports["pg"], "SELECT count(*) FROM pg_tables WHERE tablename = 'kept'")
+        == "0"
+    )
     assert third.interrupt() == 0
 
 
@@ -172,8 +209,9 @@ def test_a_taken_port_fails_fast_with_a_clear_message(tmp_path: Path, services_d
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         taken = blocker.getsockname()[1]
-        dev = start_dev(tmp_path, services_dir,
-                        ports={"pg": free_port(), "redis": taken, "kafka": free_port()})
+        dev = start_dev(
+            tmp_path, services_dir, ports={"pg": free_port(), "redis": taken, "kafka": free_port()}
+        )
         assert dev.proc.wait(60) == 1
     assert f"port {taken} for redis is already in use" in dev.output()
     assert dev.descendants() == []

@@ -42,11 +42,19 @@ def auth_url(infra: InfraUrls) -> Iterator[str]:
     schema, url = unique_name("auth"), infra.database_as("postgres")
     upgrade(MIGRATIONS, url, schema)
     settings = service_settings(
-        Settings, infra, name="auth", schema=schema, internal_token=SecretStr(TOKEN),
-        mail_sink="none", argon2_memory_kib=1024, argon2_time_cost=1)
+        Settings,
+        infra,
+        name="auth",
+        schema=schema,
+        internal_token=SecretStr(TOKEN),
+        mail_sink="none",
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, name="auth-uvicorn", daemon=True)
     thread.start()
     try:
@@ -64,15 +72,18 @@ def auth_url(infra: InfraUrls) -> Iterator[str]:
 
 def register(auth_url: str) -> str:
     email = f"{unique_name('op')}@example.com"
-    response = httpx.post(f"{auth_url}/api/v1/auth/register",
-                          json={"email": email, "password": PASSWORD, "name": "Op"})
+    response = httpx.post(
+        f"{auth_url}/api/v1/auth/register",
+        json={"email": email, "password": PASSWORD, "name": "Op"},
+    )
     assert response.status_code == 201, response.text
     return email
 
 
 def role_of(auth_url: str, email: str) -> str:
-    response = httpx.post(f"{auth_url}/api/v1/auth/login",
-                          json={"email": email, "password": PASSWORD})
+    response = httpx.post(
+        f"{auth_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
     assert response.status_code == 200, response.text
     role: str = response.json()["data"]["user"]["role"]
     return role
@@ -101,21 +112,24 @@ def test_grant_admin_makes_the_account_an_admin_with_the_dev_credential(
     assert role_of(auth_url, email) == "admin"
 
 
-def test_grant_admin_takes_the_credential_as_an_option(auth_url: str, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grant_admin_takes_the_credential_as_an_option(
+    auth_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # no .parley/internal-token here
     email = register(auth_url)
 
-    result = CliRunner().invoke(cli, ["grant-admin", email, "--auth-url", auth_url,
-                                      "--internal-token", TOKEN])
+    result = CliRunner().invoke(
+        cli, ["grant-admin", email, "--auth-url", auth_url, "--internal-token", TOKEN]
+    )
 
     assert result.exit_code == 0, result.output
     assert role_of(auth_url, email) == "admin"
 
 
 def test_an_unknown_email_fails_with_exit_code_1(auth_url: str, repo: Path) -> None:
-    result = CliRunner().invoke(cli, ["grant-admin", "nobody-at-all@example.com",
-                                      "--auth-url", auth_url])
+    result = CliRunner().invoke(
+        cli, ["grant-admin", "nobody-at-all@example.com", "--auth-url", auth_url]
+    )
 
     assert result.exit_code == 1
     assert "NOT_FOUND" in result.output
@@ -125,8 +139,9 @@ def test_an_unknown_email_fails_with_exit_code_1(auth_url: str, repo: Path) -> N
 def test_a_wrong_credential_fails_and_grants_nothing(auth_url: str, repo: Path) -> None:
     email = register(auth_url)
 
-    result = CliRunner().invoke(cli, ["grant-admin", email, "--auth-url", auth_url,
-                                      "--internal-token", "wrong"])
+    result = CliRunner().invoke(
+        cli, ["grant-admin", email, "--auth-url", auth_url, "--internal-token", "wrong"]
+    )
 
     assert result.exit_code == 1
     assert "UNAUTHORIZED" in result.output
@@ -143,8 +158,9 @@ def test_an_unreachable_service_fails_with_a_clear_message(repo: Path) -> None:
     assert f"cannot reach the auth service at {nowhere}" in result.output
 
 
-def test_no_credential_anywhere_fails_before_calling(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_credential_anywhere_fails_before_calling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = []\n")
     monkeypatch.chdir(tmp_path)
 

@@ -10,12 +10,12 @@ from parley.stack.services import ServiceSpec
 
 
 def spec(name: str, port: int, tmp_path: Path) -> ServiceSpec:
-    return ServiceSpec(name=name, port=port, app=f"{name}.main:create_app", root=tmp_path,
-                       migrations=None)
+    return ServiceSpec(
+        name=name, port=port, app=f"{name}.main:create_app", root=tmp_path, migrations=None
+    )
 
 
-def test_services_behind_the_gateway_trust_it_and_the_gateway_trusts_no_one(
-        tmp_path: Path) -> None:
+def test_services_behind_the_gateway_trust_it_and_the_gateway_trusts_no_one(tmp_path: Path) -> None:
     stack = EmbeddedStack(tmp_path, Ports(), lambda _name, _line: None)
     auth, gateway = spec("auth", 8001, tmp_path), spec("gateway", 8000, tmp_path)
     assert stack.service_env(auth, [auth, gateway])["AUTH_TRUSTED_PROXIES"] == "127.0.0.1,::1"

@@ -26,8 +26,9 @@ from parley.testing import listening
 
 DEFAULT_PIECES = ("Hello", ", ", "world", "!")
 DEFAULT_USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
-DEFAULT_ERROR = {"error": {"message": "the fake provider failed", "type": "server_error",
-                           "code": None}}
+DEFAULT_ERROR = {
+    "error": {"message": "the fake provider failed", "type": "server_error", "code": None}
+}
 
 
 @dataclass
@@ -68,8 +69,9 @@ class FakeOpenAI:
         self.requests: list[ReceivedRequest] = []
         self.url = ""
         self._closing = asyncio.Event()
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self._completions,
-                                           methods=["POST"])])
+        self.app = Starlette(
+            routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])]
+        )
 
     @property
     def last_request(self) -> ReceivedRequest:
@@ -88,15 +90,21 @@ class FakeOpenAI:
         model = body.get("model", "") if isinstance(body, dict) else ""
         options = body.get("stream_options") if isinstance(body, dict) else None
         with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return StreamingResponse(self._events(script, model, with_usage),
-                                 media_type="text/event-stream")
+        return StreamingResponse(
+            self._events(script, model, with_usage), media_type="text/event-stream"
+        )
 
-    async def _events(self, script: Script, model: str, with_usage: bool
-                      ) -> AsyncIterator[str]:
+    async def _events(self, script: Script, model: str, with_usage: bool) -> AsyncIterator[str]:
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
-            return _data({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                          "created": 0, "model": model, "choices": [
-                              {"index": 0, "delta": delta, "finish_reason": finish_reason}]})
+            return _data(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
+            )
 
         yield ": keep-alive\n\n"  # a comment, as some servers send: clients must skip it
         yield chunk({"role": "assistant", "content": ""})
@@ -118,8 +126,16 @@ class FakeOpenAI:
         if script.send_finish:
             yield chunk({}, script.finish_reason)
         if with_usage and script.usage is not None:
-            yield _data({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                         "created": 0, "model": model, "choices": [], "usage": script.usage})
+            yield _data(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
+                    "choices": [],
+                    "usage": script.usage,
+                }
+            )
         if script.send_done:
             yield "data: [DONE]\n\n"
 

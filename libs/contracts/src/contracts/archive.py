@@ -77,15 +77,18 @@ class ConversationRecord(ArchiveRecord):
     system_prompt: str | None = None
     folder_id: str | None = Field(default=None, description="the first of folder_ids")
     folder_ids: list[str] | None = Field(
-        default=None, description="every folder the chat is in, first added first; absent "
-                                  "from archives written before chats had several folders "
-                                  "(read folder_id alone then)")
+        default=None,
+        description="every folder the chat is in, first added first; absent "
+        "from archives written before chats had several folders "
+        "(read folder_id alone then)",
+    )
     tags: list[str] = Field(default_factory=list)
     is_favorite: bool = False
     is_archived: bool = False
     archived_at: datetime | None = None
     current_leaf_id: str | None = Field(
-        default=None, description="the last message of the branch the user is on")
+        default=None, description="the last message of the branch the user is on"
+    )
     message_count: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -29,16 +29,15 @@ def snapshot(topics: Iterable[Topic] = ALL_TOPICS) -> Schema:
     """{"envelope": schema, "topics": {topic: {event_type: payload schema}}}."""
     return {
         "envelope": envelope_json_schema(),
-        "topics": {
-            t.name: {e.event_type: e.model_json_schema() for e in t.events} for t in topics
-        },
+        "topics": {t.name: {e.event_type: e.model_json_schema() for e in t.events} for t in topics},
     }
 
 
 def breaking_changes(old: Schema, new: Schema) -> list[str]:
     """Every breaking difference between two snapshots, as readable sentences."""
-    problems = _compare_object("envelope", old["envelope"], old["envelope"], new["envelope"],
-                               new["envelope"])
+    problems = _compare_object(
+        "envelope", old["envelope"], old["envelope"], new["envelope"], new["envelope"]
+    )
     for topic, old_events in old["topics"].items():
         new_events = new["topics"].get(topic)
         if new_events is None:
@@ -89,8 +88,9 @@ def _enum_values(node: Schema, root: Schema) -> set[str] | None:
     return None
 
 
-def _compare_node(where: str, old: Schema, old_root: Schema, new: Schema, new_root: Schema
-                  ) -> list[str]:
+def _compare_node(
+    where: str, old: Schema, old_root: Schema, new: Schema, new_root: Schema
+) -> list[str]:
     old_types, new_types = _types(old, old_root), _types(new, new_root)
     if "any" not in new_types and not old_types <= new_types:
         return [f"{where}: type changed from {sorted(old_types)} to {sorted(new_types)}"]
@@ -102,13 +102,15 @@ def _compare_node(where: str, old: Schema, old_root: Schema, new: Schema, new_ro
     if old_r.get("type") == "object" and new_r.get("type") == "object":
         problems += _compare_object(where, old_r, old_root, new_r, new_root)
     if old_r.get("type") == "array" and new_r.get("type") == "array":
-        problems += _compare_node(f"{where}[]", old_r.get("items", {}), old_root,
-                                  new_r.get("items", {}), new_root)
+        problems += _compare_node(
+            f"{where}[]", old_r.get("items", {}), old_root, new_r.get("items", {}), new_root
+        )
     return problems
 
 
-def _compare_object(where: str, old: Schema, old_root: Schema, new: Schema, new_root: Schema
-                    ) -> list[str]:
+def _compare_object(
+    where: str, old: Schema, old_root: Schema, new: Schema, new_root: Schema
+) -> list[str]:
     problems: list[str] = []
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     old_req, new_req = set(old.get("required", [])), set(new.get("required", []))

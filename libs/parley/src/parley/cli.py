@@ -42,16 +42,21 @@ def _service_ports(pairs: list[str]) -> dict[str, int]:
 @app.command()
 def dev(
     reset: Annotated[bool, typer.Option(help="wipe the embedded data first")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="where PostgreSQL keeps its data [default: <repo>/.parley]")] = None,
-    services_dir: Annotated[Path | None, typer.Option(
-        help="where services are discovered [default: <repo>/services]")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="where PostgreSQL keeps its data [default: <repo>/.parley]")
+    ] = None,
+    services_dir: Annotated[
+        Path | None, typer.Option(help="where services are discovered [default: <repo>/services]")
+    ] = None,
     pg_port: Annotated[int, typer.Option(help="PostgreSQL port")] = Ports.postgres,
     redis_port: Annotated[int, typer.Option(help="Redis port")] = Ports.redis,
     kafka_port: Annotated[int, typer.Option(help="Kafka-protocol broker port")] = Ports.kafka,
-    service_port: Annotated[list[str] | None, typer.Option(
-        help="NAME=PORT: serve a service on another port than its manifest says (repeatable)",
-    )] = None,
+    service_port: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=PORT: serve a service on another port than its manifest says (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Run all of Parley locally: PostgreSQL 16, Redis, the Kafka broker and every service.
 
@@ -92,11 +97,16 @@ def request_admin_grant(email: str, auth_url: str, internal_token: str) -> str:
     """Ask the auth service (over HTTP, with the service credential: libs never import a
     service) to make the account with `email` an admin; the one-line outcome, or GrantFailed."""
     try:
-        response = httpx.post(auth_url.rstrip("/") + "/internal/admins", json={"email": email},
-                              headers={"X-Internal-Token": internal_token}, timeout=10.0)
+        response = httpx.post(
+            auth_url.rstrip("/") + "/internal/admins",
+            json={"email": email},
+            headers={"X-Internal-Token": internal_token},
+            timeout=10.0,
+        )
     except httpx.HTTPError as exc:
-        raise GrantFailed(f"cannot reach the auth service at {auth_url} ({exc}): "
-                          "is it running (`parley dev`)?") from exc
+        raise GrantFailed(
+            f"cannot reach the auth service at {auth_url} ({exc}): is it running (`parley dev`)?"
+        ) from exc
     try:
         body = response.json()
     except ValueError:
@@ -105,8 +115,10 @@ def request_admin_grant(email: str, auth_url: str, internal_token: str) -> str:
         body = {}
     if response.is_success and body.get("success") is True:
         user = body["data"]["user"]
-        return f"{user['email']} is now an admin (user {user['id']}); their next sign-in " \
+        return (
+            f"{user['email']} is now an admin (user {user['id']}); their next sign-in "
             "carries the role"
+        )
     code = body.get("error") or f"HTTP {response.status_code}"
     message = body.get("message") or response.reason_phrase
     hint = " (check --internal-token)" if response.status_code == 401 else ""
@@ -123,17 +135,24 @@ def default_internal_token(root: Path) -> str | None:
 def grant_admin(
     email: Annotated[str, typer.Argument(help="the email of the account to make an admin")],
     auth_url: Annotated[str, typer.Option(help="the auth service")] = "http://127.0.0.1:8001",
-    internal_token: Annotated[str | None, typer.Option(
-        help="the service credential (default: the content of <repo>/.parley/internal-token, "
-        "which `parley dev` writes)")] = None,
+    internal_token: Annotated[
+        str | None,
+        typer.Option(
+            help="the service credential (default: the content of <repo>/.parley/internal-token, "
+            "which `parley dev` writes)"
+        ),
+    ] = None,
 ) -> None:
     """Give an account the admin role (it may then manage feature flags and keys).
 
     Calls the auth service's internal endpoint; the role is in the account's next token."""
     token = internal_token or default_internal_token(workspace_root())
     if not token:
-        typer.echo("error: no service credential: pass --internal-token, or run `parley dev` "
-                   "once (it writes .parley/internal-token)", err=True)
+        typer.echo(
+            "error: no service credential: pass --internal-token, or run `parley dev` "
+            "once (it writes .parley/internal-token)",
+            err=True,
+        )
         raise typer.Exit(1)
     try:
         typer.echo(request_admin_grant(email, auth_url, token))

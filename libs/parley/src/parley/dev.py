@@ -59,8 +59,9 @@ class DevRunner:
         with self._print_lock:
             if self.interactive:
                 color = COLORS[hash(name) % len(COLORS)]
-                self.console.print(f"[{color}]{name:>8} |[/] {line}", markup=True,
-                                   highlight=False, soft_wrap=True)
+                self.console.print(
+                    f"[{color}]{name:>8} |[/] {line}", markup=True, highlight=False, soft_wrap=True
+                )
             else:
                 print(f"{name:>8} | {line}", flush=True)
 
@@ -75,16 +76,19 @@ class DevRunner:
         """Start everything, supervise until asked to stop, stop everything. Exit code."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        services = [replace(s, port=self.service_ports.get(s.name, s.port))
-                    for s in discover(self.services_dir)]
+        services = [
+            replace(s, port=self.service_ports.get(s.name, s.port))
+            for s in discover(self.services_dir)
+        ]
         stack = EmbeddedStack(self.data_dir, self.ports, self.log_line, reset=self.reset)
         try:
             self.say(f"starting PostgreSQL, Redis and the Kafka broker (data in {self.data_dir})")
             urls = stack.start(services)
             for c in stack.components:
                 self.rows[c.name] = Row(c.name, c.url, "up")
-            self.say("infrastructure up: " + ", ".join(f"{c.name} {c.url}"
-                                                        for c in stack.components))
+            self.say(
+                "infrastructure up: " + ", ".join(f"{c.name} {c.url}" for c in stack.components)
+            )
             for spec in services:
                 self._migrate(spec, stack)
             for spec in services:
@@ -105,8 +109,13 @@ class DevRunner:
         if spec.migrations is None:
             return
         self.say(f"migrating {spec.name}")
-        argv = [*migrate_argv(spec), "--database-url", stack.urls.database_as(spec.name),
-                "--schema", spec.name]
+        argv = [
+            *migrate_argv(spec),
+            "--database-url",
+            stack.urls.database_as(spec.name),
+            "--schema",
+            spec.name,
+        ]
         result = subprocess.run(argv, capture_output=True, text=True, cwd=spec.root, check=False)
         for line in (result.stdout + result.stderr).splitlines():
             self.log_line(spec.name, line)
@@ -116,8 +125,11 @@ class DevRunner:
     def _supervise(self, stack: EmbeddedStack, services: list[ServiceSpec], db: str) -> int:
         ready_announced = False
         started = time.monotonic()
-        live = Live(self._table(), console=self.console, refresh_per_second=2,
-                    transient=False) if self.interactive else None
+        live = (
+            Live(self._table(), console=self.console, refresh_per_second=2, transient=False)
+            if self.interactive
+            else None
+        )
         if live:
             live.start()
         try:
@@ -127,15 +139,18 @@ class DevRunner:
                         self.say(f"{component.name} stopped unexpectedly; shutting down")
                         return 1
                     self.rows[component.name].health = (
-                        "up" if wait_listening(component.port, 0.5) else "down")
+                        "up" if wait_listening(component.port, 0.5) else "down"
+                    )
                 for spec, proc in zip(services, self.processes, strict=True):
                     self.rows[spec.name].health = self._service_health(spec, proc)
                 all_ready = all(r.health in ("up", "ready") for r in self.rows.values())
                 if all_ready and not ready_announced:
                     ready_announced = True
                     took = time.monotonic() - started
-                    self.say(f"ready in {took:.1f}s — " + "; ".join(
-                        f"{r.component} {r.url}" for r in self.rows.values()))
+                    self.say(
+                        f"ready in {took:.1f}s — "
+                        + "; ".join(f"{r.component} {r.url}" for r in self.rows.values())
+                    )
                     self.say("press Ctrl-C to stop everything")
                 if live:
                     live.update(self._table())
@@ -155,8 +170,9 @@ class DevRunner:
             return "starting"
         if response.status_code == 200:
             return "ready"
-        down = [k for k, v in response.json().get("components", {}).items()
-                if v.get("status") != "up"]
+        down = [
+            k for k, v in response.json().get("components", {}).items() if v.get("status") != "up"
+        ]
         return "waiting for " + ", ".join(down) if down else f"HTTP {response.status_code}"
 
     def _table(self) -> Table:

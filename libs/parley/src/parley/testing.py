@@ -47,16 +47,25 @@ S = TypeVar("S", bound=BaseModel)
 
 def _infra_values(infra: InfraUrls, name: str, schema: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "database_url": infra.database_as("postgres"), "redis_url": infra.redis,
-        "kafka_bootstrap_servers": infra.kafka, "redis_key_prefix": unique_name(name) + ":",
-        "log_level": "WARNING"}
+        "database_url": infra.database_as("postgres"),
+        "redis_url": infra.redis,
+        "kafka_bootstrap_servers": infra.kafka,
+        "redis_key_prefix": unique_name(name) + ":",
+        "log_level": "WARNING",
+    }
     if schema is not None:
         values["db_schema"] = schema
     return values
 
 
-def service_settings(settings_type: type[S], infra: InfraUrls, *, name: str,
-                     schema: str | None = None, **overrides: Any) -> S:
+def service_settings(
+    settings_type: type[S],
+    infra: InfraUrls,
+    *,
+    name: str,
+    schema: str | None = None,
+    **overrides: Any,
+) -> S:
     """A service's settings for a test: this session's infrastructure, the test's own schema
     and Redis key prefix, quiet plain-text logs, then `overrides`. What the settings type
     does not have (a gateway has no database) is left out."""
@@ -64,8 +73,9 @@ def service_settings(settings_type: type[S], infra: InfraUrls, *, name: str,
     return settings_type(**{k: v for k, v in values.items() if k in settings_type.model_fields})
 
 
-def service_env(prefix: str, infra: InfraUrls, *, schema: str | None = None,
-                **overrides: Any) -> dict[str, str]:
+def service_env(
+    prefix: str, infra: InfraUrls, *, schema: str | None = None, **overrides: Any
+) -> dict[str, str]:
     """The same for a service in its own process, as its environment (`AUTH_DATABASE_URL`,
     ...): `overrides` by setting name, e.g. `internal_token=TOKEN`."""
     name = prefix.lower().rstrip("_")
@@ -92,16 +102,21 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
 
     Whatever is not given by a PARLEY_TEST_* variable is started embedded."""
     with infrastructure(
-        tmp_path_factory.mktemp("stack"), _echo,
+        tmp_path_factory.mktemp("stack"),
+        _echo,
         postgres_admin=os.environ.get("PARLEY_TEST_DATABASE_URL"),
-        redis=os.environ.get("PARLEY_TEST_REDIS_URL"), kafka=os.environ.get("PARLEY_TEST_KAFKA"),
+        redis=os.environ.get("PARLEY_TEST_REDIS_URL"),
+        kafka=os.environ.get("PARLEY_TEST_KAFKA"),
     ) as servers:
         admin, database = servers.postgres_admin, unique_name("parley_test")
         asyncio.run(ensure_database(admin, database))
         try:
-            yield InfraUrls(postgres_admin=admin,
-                            database=admin.rsplit("/", 1)[0] + "/" + database,
-                            redis=servers.redis, kafka=servers.kafka)
+            yield InfraUrls(
+                postgres_admin=admin,
+                database=admin.rsplit("/", 1)[0] + "/" + database,
+                redis=servers.redis,
+                kafka=servers.kafka,
+            )
         finally:
             asyncio.run(_drop_database(admin, database))
 
@@ -149,8 +164,9 @@ async def migrated_schema(infra: InfraUrls, service: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving(app: Any, base_url: str = "http://service", *, keys: Any = None
-                  ) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(
+    app: Any, base_url: str = "http://service", *, keys: Any = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An ASGI app with its lifespan started, and a client talking HTTP to it in-process.
 
     With `keys` (a `servicekit.auth.KeySource`, e.g. a `TokenMinter`), the app verifies
@@ -166,8 +182,9 @@ async def serving(app: Any, base_url: str = "http://service", *, keys: Any = Non
 
 
 @asynccontextmanager
-async def listening(app: Any, *, keys: Any = None, lifespan: Literal["on", "off"] = "on"
-                    ) -> AsyncIterator[str]:
+async def listening(
+    app: Any, *, keys: Any = None, lifespan: Literal["on", "off"] = "on"
+) -> AsyncIterator[str]:
     """An ASGI app served by uvicorn in this event loop on a free loopback port, for what an
     in-process client cannot do (WebSockets, several replicas, a stand-in server another
     process calls); yields its base URL. `keys` as for `serving`."""
@@ -178,8 +195,9 @@ async def listening(app: Any, *, keys: Any = None, lifespan: Literal["on", "off"
     # bound here, so nothing can take the port between choosing it and listening on it
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan,
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -241,9 +259,19 @@ class TokenMinter:
         import jwt
 
         now = int(time.time())
-        return jwt.encode({"sub": user_id, "type": "access", "role": role, "iat": now,
-                           "exp": now + int(ttl), "jti": uuid7().hex}, self._private,
-                          algorithm="EdDSA", headers={"kid": self.kid})
+        return jwt.encode(
+            {
+                "sub": user_id,
+                "type": "access",
+                "role": role,
+                "iat": now,
+                "exp": now + int(ttl),
+                "jti": uuid7().hex,
+            },
+            self._private,
+            algorithm="EdDSA",
+            headers={"kid": self.kid},
+        )
 
     def headers(self, user_id: str) -> dict[str, str]:
         """The Authorization header of a fresh token for `user_id`."""
@@ -279,21 +307,44 @@ class ServiceProcess:
 
 
 @contextmanager
-def uvicorn_process(name: str, app: str, env: dict[str, str], log_dir: Path, *,
-                    port: int | None = None, app_dir: Path | None = None,
-                    timeout: float = 90.0) -> Iterator[ServiceProcess]:
+def uvicorn_process(
+    name: str,
+    app: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    app_dir: Path | None = None,
+    timeout: float = 90.0,
+) -> Iterator[ServiceProcess]:
     """`uvicorn --factory app` on loopback with `env` added to this environment, yielded once
     `/health/ready` answers (any status below 500), stopped on exit. Used by the
     cross-process tests and the benchmarks; RuntimeError with its log if it never comes up."""
     port = port or free_port()
-    argv = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log", "--lifespan", "on"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--lifespan",
+        "on",
+    ]
     if app_dir is not None:
         argv += ["--app-dir", str(app_dir)]
     log = log_dir / f"{name}-{port}.log"
     with log.open("ab") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+        popen = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        )
     process = ServiceProcess(name, f"http://127.0.0.1:{port}", popen, log)
     try:
         deadline = time.monotonic() + timeout

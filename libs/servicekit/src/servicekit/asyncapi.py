@@ -19,8 +19,7 @@ from faststream.specification import AsyncAPI
 
 def asyncapi_document(broker: KafkaBroker, title: str, version: str) -> Any:
     """The AsyncAPI 3.0 specification object of `broker` (`.to_yaml()`, `.to_jsonable()`)."""
-    return AsyncAPI(broker, title=title, version=version, schema_version="3.0.0"
-                    ).to_specification()
+    return AsyncAPI(broker, title=title, version=version, schema_version="3.0.0").to_specification()
 
 
 def asyncapi_yaml(spec: Any) -> str:
@@ -30,8 +29,9 @@ def asyncapi_yaml(spec: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the AsyncAPI YAML of the service whose app factory is named."""
-    parser = argparse.ArgumentParser(prog="python -m servicekit.asyncapi",
-                                     description="Generate a service's AsyncAPI document.")
+    parser = argparse.ArgumentParser(
+        prog="python -m servicekit.asyncapi", description="Generate a service's AsyncAPI document."
+    )
     parser.add_argument("app_factory", help="module:function returning the service's FastAPI app")
     parser.add_argument("output", type=Path, help="where to write the YAML ('-' for stdout)")
     args = parser.parse_args(argv)

@@ -49,8 +49,9 @@ class KeySource(Protocol):
 class JwksCache:
     """The auth service's public keys by `kid`; two may be live during a rotation."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, min_refresh_interval: float = 10.0
-                 ) -> None:
+    def __init__(
+        self, url: str, client: httpx.AsyncClient, min_refresh_interval: float = 10.0
+    ) -> None:
         self.url = url
         self.client = client
         self.min_refresh_interval = min_refresh_interval
@@ -101,10 +102,17 @@ class TokenVerifier:
     With `revocations`, every call (cached or not) also asks whether the token's session was
     revoked — one Redis lookup — so a signed-out session is refused within a second."""
 
-    def __init__(self, jwks: KeySource, audience: str | None = None, issuer: str | None = None,
-                 leeway: float = 5.0, cache_size: int = 10_000, cache_ttl: float = 60.0,
-                 clock: Callable[[], float] = time.time,
-                 revocations: SessionCheck | None = None) -> None:
+    def __init__(
+        self,
+        jwks: KeySource,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: float = 5.0,
+        cache_size: int = 10_000,
+        cache_ttl: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        revocations: SessionCheck | None = None,
+    ) -> None:
         self.jwks = jwks
         self.revocations = revocations
         self.audience = audience
@@ -148,9 +156,16 @@ class TokenVerifier:
             raise InvalidToken("the access token is not signed by a known key")
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key=key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                leeway=self.leeway, options={"require": ["sub", "exp", "iat", "type"],
-                                             "verify_aud": self.audience is not None},
+                token,
+                key=key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={
+                    "require": ["sub", "exp", "iat", "type"],
+                    "verify_aud": self.audience is not None,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("the access token has expired: refresh it") from exc
@@ -158,8 +173,12 @@ class TokenVerifier:
             raise InvalidToken("the access token is not valid") from exc
         if claims.get("type") != "access":
             raise InvalidToken("this is not an access token")
-        caller = Caller(user_id=str(claims["sub"]), session_id=claims.get("sid"),
-                        role=str(claims.get("role", "user")), token_id=claims.get("jti"))
+        caller = Caller(
+            user_id=str(claims["sub"]),
+            session_id=claims.get("sid"),
+            role=str(claims.get("role", "user")),
+            token_id=claims.get("jti"),
+        )
         return caller, float(claims["exp"])
 
 
@@ -181,8 +200,9 @@ def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and all(value.split("."))
 
 
-def websocket_token(query: Mapping[str, str], subprotocols: Sequence[str]
-                    ) -> tuple[str | None, str | None]:
+def websocket_token(
+    query: Mapping[str, str], subprotocols: Sequence[str]
+) -> tuple[str | None, str | None]:
     """The access token of a WebSocket handshake, and the subprotocol to accept.
 
     Browsers cannot set headers on a WebSocket, so the token comes as `?token=` (or
@@ -197,8 +217,9 @@ def websocket_token(query: Mapping[str, str], subprotocols: Sequence[str]
     return token or None, (subprotocols[0] if subprotocols else None)
 
 
-async def current_caller(request: Request,
-                         authorization: Annotated[str | None, Header()] = None) -> Caller:
+async def current_caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
     """FastAPI dependency: the verified caller of this request."""
     verifier: TokenVerifier = request.app.state.verifier
     caller = await verifier.verify(bearer_token(authorization))
@@ -208,8 +229,11 @@ async def current_caller(request: Request,
 
 def internal_credential_ok(presented: str | None, expected: str) -> bool:
     """Constant-time check of the service credential; an unset credential admits no one."""
-    return bool(expected) and presented is not None and hmac.compare_digest(
-        presented.encode(), expected.encode())
+    return (
+        bool(expected)
+        and presented is not None
+        and hmac.compare_digest(presented.encode(), expected.encode())
+    )
 
 
 async def require_internal(

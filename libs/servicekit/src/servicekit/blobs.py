@@ -47,8 +47,9 @@ class BlobInfo:
 class BlobStore(Protocol):
     """Where artifacts and attachments live."""
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes],
-                  content_type: str = "application/octet-stream") -> BlobInfo:
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str = "application/octet-stream"
+    ) -> BlobInfo:
         """Store the bytes `chunks` yields under `key` (replacing any blob there)."""
         ...
 
@@ -84,8 +85,9 @@ class LocalBlobStore:
         """The file that holds `key`."""
         return self.root / check_key(key)
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes],
-                  content_type: str = "application/octet-stream") -> BlobInfo:
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str = "application/octet-stream"
+    ) -> BlobInfo:
         """Stream `chunks` to a temporary file, then rename it to the key's path."""
         target = self.path(key)
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
@@ -149,16 +151,28 @@ class S3BlobStore:
     boto3 is synchronous: each call runs in a worker thread, one part at a time, so at most
     one part (`part_size`) is held in memory."""
 
-    def __init__(self, bucket: str, *, endpoint: str | None = None, region: str | None = None,
-                 access_key_id: str | None = None, secret_access_key: str | None = None,
-                 prefix: str = "", part_size: int = S3_PART_SIZE, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        prefix: str = "",
+        part_size: int = S3_PART_SIZE,
+        client: Any = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.part_size = max(part_size, 5 * 1024 * 1024)
         self._client = client
-        self._client_args = {"endpoint_url": endpoint, "region_name": region,
-                             "aws_access_key_id": access_key_id,
-                             "aws_secret_access_key": secret_access_key}
+        self._client_args = {
+            "endpoint_url": endpoint,
+            "region_name": region,
+            "aws_access_key_id": access_key_id,
+            "aws_secret_access_key": secret_access_key,
+        }
 
     @property
     def client(self) -> Any:
@@ -175,8 +189,9 @@ class S3BlobStore:
         check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes],
-                  content_type: str = "application/octet-stream") -> BlobInfo:
+    async def put(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str = "application/octet-stream"
+    ) -> BlobInfo:
         """Upload in parts of `part_size`; a blob smaller than one part is a single put."""
         name = self.object_key(key)
         digest, size = hashlib.sha256(), 0
@@ -191,42 +206,65 @@ class S3BlobStore:
                 while len(buffer) >= self.part_size:
                     if upload_id is None:
                         created = await asyncio.to_thread(
-                            self.client.create_multipart_upload, Bucket=self.bucket, Key=name,
-                            ContentType=content_type)
+                            self.client.create_multipart_upload,
+                            Bucket=self.bucket,
+                            Key=name,
+                            ContentType=content_type,
+                        )
                         upload_id = created["UploadId"]
-                    part, buffer = bytes(buffer[:self.part_size]), buffer[self.part_size:]
+                    part, buffer = bytes(buffer[: self.part_size]), buffer[self.part_size :]
                     parts.append(await self._upload_part(name, upload_id, len(parts) + 1, part))
             if upload_id is None:
-                await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=name,
-                                        Body=bytes(buffer), ContentType=content_type)
+                await asyncio.to_thread(
+                    self.client.put_object,
+                    Bucket=self.bucket,
+                    Key=name,
+                    Body=bytes(buffer),
+                    ContentType=content_type,
+                )
             else:
                 if buffer:
-                    parts.append(await self._upload_part(name, upload_id, len(parts) + 1,
-                                                         bytes(buffer)))
+                    parts.append(
+                        await self._upload_part(name, upload_id, len(parts) + 1, bytes(buffer))
+                    )
                 await asyncio.to_thread(
-                    self.client.complete_multipart_upload, Bucket=self.bucket, Key=name,
-                    UploadId=upload_id, MultipartUpload={"Parts": parts})
+                    self.client.complete_multipart_upload,
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
         except BaseException:
             if upload_id is not None:  # no orphaned parts left billing in the bucket
-                await asyncio.shield(asyncio.to_thread(
-                    self.client.abort_multipart_upload, Bucket=self.bucket, Key=name,
-                    UploadId=upload_id))
+                await asyncio.shield(
+                    asyncio.to_thread(
+                        self.client.abort_multipart_upload,
+                        Bucket=self.bucket,
+                        Key=name,
+                        UploadId=upload_id,
+                    )
+                )
             raise
         return BlobInfo(key, size, digest.hexdigest())
 
-    async def _upload_part(self, name: str, upload_id: str, number: int, body: bytes
-                           ) -> dict[str, Any]:
+    async def _upload_part(
+        self, name: str, upload_id: str, number: int, body: bytes
+    ) -> dict[str, Any]:
         answer = await asyncio.to_thread(
-            self.client.upload_part, Bucket=self.bucket, Key=name, UploadId=upload_id,
-            PartNumber=number, Body=body)
+            self.client.upload_part,
+            Bucket=self.bucket,
+            Key=name,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+        )
         return {"ETag": answer["ETag"], "PartNumber": number}
 
     async def get(self, key: str, chunk_size: int = DEFAULT_CHUNK) -> AsyncIterator[bytes]:
         """The object's bytes in chunks, read from the response stream."""
         name = self.object_key(key)
         try:
-            answer = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket,
-                                             Key=name)
+            answer = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=name)
         except Exception as exc:
             if _is_missing(exc):
                 raise BlobNotFound(key) from None
@@ -240,14 +278,16 @@ class S3BlobStore:
 
     async def delete(self, key: str) -> None:
         """Delete the object (S3 answers the same for a missing one)."""
-        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket,
-                                Key=self.object_key(key))
+        await asyncio.to_thread(
+            self.client.delete_object, Bucket=self.bucket, Key=self.object_key(key)
+        )
 
     async def exists(self, key: str) -> bool:
         """Whether the object exists (a HEAD request)."""
         try:
-            await asyncio.to_thread(self.client.head_object, Bucket=self.bucket,
-                                    Key=self.object_key(key))
+            await asyncio.to_thread(
+                self.client.head_object, Bucket=self.bucket, Key=self.object_key(key)
+            )
         except Exception as exc:
             if _is_missing(exc):
                 return False
@@ -278,11 +318,14 @@ def blob_store_from_url(url: str) -> LocalBlobStore | S3BlobStore:
         if not parts.netloc:
             raise ValueError(f"an s3 blob store needs a bucket: {url!r}")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        return S3BlobStore(parts.netloc, endpoint=query.get("endpoint"),
-                           region=query.get("region"),
-                           access_key_id=query.get("access_key_id"),
-                           secret_access_key=query.get("secret_access_key"),
-                           prefix=unquote(parts.path))
+        return S3BlobStore(
+            parts.netloc,
+            endpoint=query.get("endpoint"),
+            region=query.get("region"),
+            access_key_id=query.get("access_key_id"),
+            secret_access_key=query.get("secret_access_key"),
+            prefix=unquote(parts.path),
+        )
     raise ValueError(f"unknown blob store URL {url!r}: use file:///path or s3://bucket")
 
 

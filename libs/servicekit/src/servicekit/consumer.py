@@ -66,8 +66,15 @@ def is_transient(exc: BaseException) -> bool:
     """True for infrastructure failures (retry later), False for a handler's own failure."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, OSError | ConnectionError | TimeoutError | sa_exc.InterfaceError
-                      | sa_exc.OperationalError | sa_exc.DisconnectionError)
+    return isinstance(
+        exc,
+        OSError
+        | ConnectionError
+        | TimeoutError
+        | sa_exc.InterfaceError
+        | sa_exc.OperationalError
+        | sa_exc.DisconnectionError,
+    )
 
 
 async def _raw_bytes(message: StreamMessage[Any]) -> Any:
@@ -100,9 +107,15 @@ class _Decoded:
 class EventConsumer:
     """Handles one topic's events for one consumer group."""
 
-    def __init__(self, topic: Topic, group: str, handler: Handler,
-                 uow_factory: Callable[[], UnitOfWork], publish: Publish,
-                 config: ConsumerConfig | None = None) -> None:
+    def __init__(
+        self,
+        topic: Topic,
+        group: str,
+        handler: Handler,
+        uow_factory: Callable[[], UnitOfWork],
+        publish: Publish,
+        config: ConsumerConfig | None = None,
+    ) -> None:
         self.topic = topic
         self.group = group
         self.handler = handler
@@ -114,8 +127,11 @@ class EventConsumer:
         """Subscribe on `broker` (batch mode, offsets committed after processing)."""
 
         @broker.subscriber(
-            self.topic.name, group_id=self.group, batch=True,
-            max_records=self.config.max_records, auto_offset_reset="earliest",
+            self.topic.name,
+            group_id=self.group,
+            batch=True,
+            max_records=self.config.max_records,
+            auto_offset_reset="earliest",
             fetch_max_wait_ms=self.config.fetch_max_wait_ms,
             batch_timeout_ms=self.config.batch_timeout_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -145,8 +161,12 @@ class EventConsumer:
             if is_transient(cause):
                 await asyncio.sleep(self.config.unavailable_backoff)
                 raise cause from None
-            log.info("batch failed; handling its events one by one", error=repr(cause),
-                     topic=self.topic.name, size=len(decoded))
+            log.info(
+                "batch failed; handling its events one by one",
+                error=repr(cause),
+                topic=self.topic.name,
+                size=len(decoded),
+            )
             for item in decoded:  # the event that failed has had its first try already
                 tried = item.envelope.event_id == failed.event_id
                 await self._handle_alone(item, tried=tried, error=cause)
@@ -168,8 +188,9 @@ class EventConsumer:
             except Exception as exc:  # e.g. a constraint the handler's writes broke
                 if is_transient(exc):
                     raise
-                raise HandlerFailed(items[0].envelope.event_id if len(items) == 1 else None
-                                    ) from exc
+                raise HandlerFailed(
+                    items[0].envelope.event_id if len(items) == 1 else None
+                ) from exc
         EVENTS_HANDLED.labels(self.group, self.topic.name).inc(handled)
         if handled < len(items):
             EVENTS_DUPLICATE.labels(self.group, self.topic.name).inc(len(items) - handled)
@@ -177,8 +198,11 @@ class EventConsumer:
     async def _handle_alone(self, item: _Decoded, tried: bool, error: BaseException) -> None:
         """First try (unless done), then `max_retries` retries with backoff, then the DLQ."""
         try:
-            async for attempt in retrying(attempts=1 + self.config.max_retries,
-                                          first=self.config.base_backoff, on=_handler_own):
+            async for attempt in retrying(
+                attempts=1 + self.config.max_retries,
+                first=self.config.base_backoff,
+                on=_handler_own,
+            ):
                 with attempt:
                     if tried:  # the batch made the first try: count it, do not repeat it
                         tried = False
@@ -193,7 +217,8 @@ class EventConsumer:
 
     async def _claim(self, uow: UnitOfWork, ids: list[UUID]) -> set[UUID]:
         rows = await uow.session.execute(
-            _CLAIM, {"consumer": self.group, "topic": self.topic.name, "ids": ids})
+            _CLAIM, {"consumer": self.group, "topic": self.topic.name, "ids": ids}
+        )
         return {row[0] for row in rows}
 
     async def _call(self, uow: UnitOfWork, item: _Decoded) -> None:
@@ -202,26 +227,38 @@ class EventConsumer:
             return
         headers = {k: v.decode(errors="replace") for k, v in item.record.headers or ()}
         with _tracer.start_as_current_span(
-            f"{self.topic.name} process", context=context_from_headers(headers),
+            f"{self.topic.name} process",
+            context=context_from_headers(headers),
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic.name,
-                        "messaging.consumer.group.name": self.group,
-                        "messaging.message.id": str(item.envelope.event_id)},
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self.topic.name,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(item.envelope.event_id),
+            },
         ):
             await self.handler(uow, item.envelope)
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str,
-                           error: str) -> None:
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, error: str
+    ) -> None:
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-        headers.update({
-            "x-dlq-reason": reason,
-            "x-dlq-error": error[:1000],
-            "x-dlq-consumer": self.group,
-            "x-original-topic": record.topic,
-            "x-original-partition": str(record.partition),
-            "x-original-offset": str(record.offset),
-        })
+        headers.update(
+            {
+                "x-dlq-reason": reason,
+                "x-dlq-error": error[:1000],
+                "x-dlq-consumer": self.group,
+                "x-original-topic": record.topic,
+                "x-original-partition": str(record.partition),
+                "x-original-offset": str(record.offset),
+            }
+        )
         await self.publish(record.value, topic=self.topic.dlq, key=record.key, headers=headers)
         EVENTS_DEAD_LETTERED.labels(self.group, self.topic.name, reason).inc()
-        log.warning("event dead-lettered", topic=record.topic, offset=record.offset,
-                    reason=reason, error=error[:200])
+        log.warning(
+            "event dead-lettered",
+            topic=record.topic,
+            offset=record.offset,
+            reason=reason,
+            error=error[:200],
+        )

@@ -94,8 +94,12 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"search_path": settings.db_schema,
-                                          "application_name": settings.service_name}},
+        connect_args={
+            "server_settings": {
+                "search_path": settings.db_schema,
+                "application_name": settings.service_name,
+            }
+        },
     )
 
 

@@ -20,9 +20,17 @@ log = structlog.get_logger(__name__)
 
 
 _HTTP_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED", 503: "SERVICE_UNAVAILABLE",
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 
@@ -37,14 +45,18 @@ _BAD_VALUE_CLASS, _NOT_NULL_VIOLATION = "22", "23502"
 
 def internal_error_response() -> JSONResponse:
     """The 500 of an unexpected error: the public body, nothing about the cause."""
-    return JSONResponse(error_body("INTERNAL_ERROR", "something went wrong on our side"),
-                        status_code=500)
+    return JSONResponse(
+        error_body("INTERNAL_ERROR", "something went wrong on our side"), status_code=500
+    )
 
 
 def _validation_details(exc: RequestValidationError | ValidationError) -> dict[str, Any]:
     fields = [
-        {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-         "message": err.get("msg", "invalid"), "type": err.get("type", "")}
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
     return {"fields": fields}
@@ -55,8 +67,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        return JSONResponse(error_body(exc.code, exc.message, exc.details),
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         # a pydantic ValidationError raised in a handler validated client data there too
@@ -70,24 +85,37 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         fallback = "ERROR" if exc.status_code >= 500 else "BAD_REQUEST"
         code = _HTTP_CODES.get(exc.status_code, fallback)
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
         if sqlstate in _UNSTORABLE_TEXT:
-            return JSONResponse(error_body(
-                "VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters"),
-                status_code=400)
+            return JSONResponse(
+                error_body("VALIDATION_ERROR", "text may not contain NUL (\\u0000) characters"),
+                status_code=400,
+            )
         if sqlstate.startswith(_BAD_VALUE_CLASS) or sqlstate == _NOT_NULL_VIOLATION:
             # logged: a schema that let this through wants a servicekit.validation type
-            log.warning("a value the database refused", sqlstate=sqlstate,
-                        error=str(exc.orig)[:200], path=request.url.path)
-            return JSONResponse(error_body(
-                "VALIDATION_ERROR", "a value in the request cannot be stored: a number out of "
-                "range, text that is not valid Unicode, or a missing required value",
-                {"sqlstate": sqlstate}), status_code=400)
+            log.warning(
+                "a value the database refused",
+                sqlstate=sqlstate,
+                error=str(exc.orig)[:200],
+                path=request.url.path,
+            )
+            return JSONResponse(
+                error_body(
+                    "VALIDATION_ERROR",
+                    "a value in the request cannot be stored: a number out of "
+                    "range, text that is not valid Unicode, or a missing required value",
+                    {"sqlstate": sqlstate},
+                ),
+                status_code=400,
+            )
         return await unexpected(request, exc)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

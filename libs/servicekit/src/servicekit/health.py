@@ -43,8 +43,11 @@ def health_router(checks: dict[str, Check], timeout: float = 2.0) -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
-    @router.get("/ready", response_model=Readiness,
-                responses={503: {"model": Readiness, "description": "a dependency is down"}})
+    @router.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "a dependency is down"}},
+    )
     async def ready() -> JSONResponse:
         names = list(checks)
         results = await asyncio.gather(*(_probe(checks[n], timeout) for n in names))

@@ -72,7 +72,12 @@ class RequestContextMiddleware:
             if not path.startswith(_QUIET_PATHS):
                 query = scope.get("query_string", b"").decode("latin-1")
                 # the query only redacted: links carry tokens and signatures in it
-                access_log.info("request", method=method, path=path, status=status,
-                                duration_ms=round(elapsed * 1000, 2),
-                                **({"query": redact_query(query)} if query else {}))
+                access_log.info(
+                    "request",
+                    method=method,
+                    path=path,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    **({"query": redact_query(query)} if query else {}),
+                )
             clear_request_context()

@@ -68,13 +68,16 @@ class FixedWindows:
 
     @staticmethod
     def _counts(buckets: Sequence[Bucket], answer: Any) -> list[Count]:
-        return [Count(b, int(answer[2 * i]), int(answer[2 * i + 1]) / 1000)
-                for i, b in enumerate(buckets)]
+        return [
+            Count(b, int(answer[2 * i]), int(answer[2 * i + 1]) / 1000)
+            for i, b in enumerate(buckets)
+        ]
 
 
 def rate_limited(message: str, retry_after: float, **details: Any) -> RateLimited:
     """The 429 for a refused request: Retry-After (whole seconds, at least 1) in the header
     and in the details."""
     seconds = max(math.ceil(retry_after), 1)
-    return RateLimited(message, {**details, "retry_after": seconds},
-                       headers={"Retry-After": str(seconds)})
+    return RateLimited(
+        message, {**details, "retry_after": seconds}, headers={"Retry-After": str(seconds)}
+    )

@@ -21,10 +21,19 @@ def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 # Query parameters that carry a credential: a WebSocket's `?access_token=`, an emailed link's
 # `?token=`, a download link's `?signature=`. Redacted wherever they appear in a log line.
-SECRET_QUERY_PARAMS = ("token", "access_token", "refresh_token", "signature", "sig", "code",
-                       "key", "password")
+SECRET_QUERY_PARAMS = (
+    "token",
+    "access_token",
+    "refresh_token",
+    "signature",
+    "sig",
+    "code",
+    "key",
+    "password",
+)
 _SECRET_QUERY = re.compile(
-    r"(?i)((?:^|[?&;\s\"'])(?:" + "|".join(SECRET_QUERY_PARAMS) + r")=)[^&;\s\"']*")
+    r"(?i)((?:^|[?&;\s\"'])(?:" + "|".join(SECRET_QUERY_PARAMS) + r")=)[^&;\s\"']*"
+)
 
 
 def redact_query(text: str) -> str:
@@ -79,8 +88,9 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         lambda _, __, event: {**event, "service": service},
         _redact_secrets,
     ]
-    renderer: Any = (structlog.processors.JSONRenderer() if json
-                     else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -88,11 +98,16 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

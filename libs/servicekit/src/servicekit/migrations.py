@@ -60,13 +60,18 @@ def run_env(target_metadata: MetaData | None = None) -> None:
 
     def run(connection: Connection) -> None:
         exists = connection.execute(
-            text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).scalar()
+            text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}
+        ).scalar()
         if not exists:  # checked first: a service role may own its schema but not the database
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         connection.execute(text(f'SET search_path TO "{schema}"'))
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          version_table=VERSION_TABLE, version_table_schema=schema,
-                          include_schemas=False)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=VERSION_TABLE,
+            version_table_schema=schema,
+            include_schemas=False,
+        )
         with context.begin_transaction():
             context.run_migrations()
 
@@ -83,8 +88,9 @@ def run_env(target_metadata: MetaData | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m servicekit.migrations upgrade DIR --database-url URL --schema NAME`."""
-    parser = argparse.ArgumentParser(prog="python -m servicekit.migrations",
-                                     description="Run one service's Alembic migrations.")
+    parser = argparse.ArgumentParser(
+        prog="python -m servicekit.migrations", description="Run one service's Alembic migrations."
+    )
     parser.add_argument("action", choices=["upgrade"])
     parser.add_argument("migrations_dir", type=Path)
     parser.add_argument("--database-url", required=True)

@@ -20,7 +20,7 @@ _FASTAPI_422 = ("HTTPValidationError", "ValidationError")
 
 ERRORS = {
     400: "VALIDATION_ERROR (or BAD_REQUEST): the request is not valid; `details.fields` "
-         "names each field",
+    "names each field",
     401: "UNAUTHORIZED, INVALID_TOKEN or TOKEN_EXPIRED: no valid access token",
     404: "NOT_FOUND: no such resource (or not yours)",
     409: "CONFLICT: the resource changed or exists (e.g. a stale base_version)",
@@ -39,12 +39,15 @@ class ErrorBody(BaseModel):
 
 
 def _takes_bearer_token(operation: dict[str, Any]) -> bool:
-    return any(p.get("in") == "header" and p.get("name", "").lower() == "authorization"
-               for p in operation.get("parameters", []))
+    return any(
+        p.get("in") == "header" and p.get("name", "").lower() == "authorization"
+        for p in operation.get("parameters", [])
+    )
 
 
-def _error_statuses(method: str, path: str, operation: dict[str, Any],
-                    protected: bool) -> list[int]:
+def _error_statuses(
+    method: str, path: str, operation: dict[str, Any], protected: bool
+) -> list[int]:
     statuses = [400]
     if protected:
         statuses.append(401)
@@ -64,15 +67,19 @@ def publish_errors_and_auth(document: dict[str, Any]) -> dict[str, Any]:
     responses with the public error body, and no 422."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas[ERROR_BODY] = ErrorBody.model_json_schema(
-        ref_template="#/components/schemas/{model}")
+    schemas[ERROR_BODY] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     shared = components.setdefault("responses", {})
     for status, description in ERRORS.items():
-        shared[f"Error{status}"] = {"description": description,
-                                    "content": {"application/json": {"schema": _ERROR_REF}}}
+        shared[f"Error{status}"] = {
+            "description": description,
+            "content": {"application/json": {"schema": _ERROR_REF}},
+        }
     components.setdefault("securitySchemes", {})[BEARER] = {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "the access token from /api/v1/auth/login, register or refresh"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "the access token from /api/v1/auth/login, register or refresh",
+    }
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -80,17 +87,19 @@ def publish_errors_and_auth(document: dict[str, Any]) -> dict[str, Any]:
             protected = _takes_bearer_token(operation)
             if protected:
                 operation["parameters"] = [
-                    p for p in operation["parameters"]
-                    if not (p.get("in") == "header" and p.get("name", "").lower()
-                            == "authorization")]
+                    p
+                    for p in operation["parameters"]
+                    if not (
+                        p.get("in") == "header" and p.get("name", "").lower() == "authorization"
+                    )
+                ]
                 if not operation["parameters"]:
                     del operation["parameters"]
                 operation.setdefault("security", [{BEARER: []}])
             responses = operation["responses"]
             responses.pop("422", None)
             for status in _error_statuses(method, path, operation, protected):
-                responses.setdefault(str(status),
-                                     {"$ref": f"#/components/responses/Error{status}"})
+                responses.setdefault(str(status), {"$ref": f"#/components/responses/Error{status}"})
     used = repr(document.get("paths", {}))
     for name in _FASTAPI_422:
         if f"/{name}'" not in used:
@@ -103,10 +112,15 @@ def install_public_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = publish_errors_and_auth(get_openapi(
-                title=app.title, version=app.version, openapi_version=app.openapi_version,
-                description=app.description, routes=app.routes))
+            app.openapi_schema = publish_errors_and_auth(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    openapi_version=app.openapi_version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
-

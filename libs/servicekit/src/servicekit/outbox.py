@@ -79,8 +79,9 @@ class Outbox:
         """Events added but not yet written."""
         return len(self._pending)
 
-    def add(self, topic: Topic, payload: EventPayload, *, user_id: str,
-            seq: int | None = None) -> UUID:
+    def add(
+        self, topic: Topic, payload: EventPayload, *, user_id: str, seq: int | None = None
+    ) -> UUID:
         """Add one event for `user_id` (the partition key) to this transaction; returns its id.
 
         Without `seq` the event takes the user's next sequence number when the unit of work
@@ -106,7 +107,8 @@ class Outbox:
         if wanted:
             users = sorted(wanted)  # one lock order for every writer: no deadlocks
             rows = await self.session.execute(
-                _TAKE_SEQS, {"users": users, "counts": [wanted[u] for u in users]})
+                _TAKE_SEQS, {"users": users, "counts": [wanted[u] for u in users]}
+            )
             next_free = {user: last - wanted[user] + 1 for user, last in rows}
             for p in pending:
                 if p.seq is None:
@@ -119,8 +121,19 @@ class Outbox:
     def _row(self, p: _Pending) -> dict[str, Any]:
         assert p.seq is not None
         envelope: Envelope[Any] = Envelope(
-            event_id=p.event_id, type=p.payload.event_type, occurred_at=p.occurred_at,
-            producer=self.producer, user_id=p.user_id, seq=p.seq, payload=p.payload)
-        return {"event_id": p.event_id, "topic": p.topic.name, "key": p.user_id,
-                "event_type": envelope.type, "body": codec.encode(envelope),
-                "headers": p.headers}
+            event_id=p.event_id,
+            type=p.payload.event_type,
+            occurred_at=p.occurred_at,
+            producer=self.producer,
+            user_id=p.user_id,
+            seq=p.seq,
+            payload=p.payload,
+        )
+        return {
+            "event_id": p.event_id,
+            "topic": p.topic.name,
+            "key": p.user_id,
+            "event_type": envelope.type,
+            "body": codec.encode(envelope),
+            "headers": p.headers,
+        }

@@ -32,14 +32,20 @@ class PageRequest:
         return (self.page - 1) * self.per_page
 
 
-def page_query(*, size_param: str = "limit", default_size: int = 20, max_size: int = 100,
-               max_page: int | None = 100_000) -> Any:
+def page_query(
+    *,
+    size_param: str = "limit",
+    default_size: int = 20,
+    max_size: int = 100,
+    max_page: int | None = 100_000,
+) -> Any:
     """A dependency reading `?page=` and the page size (`?limit=` unless named otherwise);
     out-of-range values answer 400 VALIDATION_ERROR (`max_page=None`: pages unbounded)."""
 
-    def read(page: Annotated[int, Query(ge=1, le=max_page)] = 1,
-             size: Annotated[int, Query(alias=size_param, ge=1, le=max_size)] = default_size,
-             ) -> PageRequest:
+    def read(
+        page: Annotated[int, Query(ge=1, le=max_page)] = 1,
+        size: Annotated[int, Query(alias=size_param, ge=1, le=max_size)] = default_size,
+    ) -> PageRequest:
         return PageRequest(page, size)
 
     return Depends(read)
@@ -61,9 +67,14 @@ class Pagination(BaseModel):
     @classmethod
     def of(cls, request: PageRequest, total: int) -> Self:
         pages = max(1, math.ceil(total / request.per_page))
-        return cls(current_page=request.page, total_pages=pages, total=total,
-                   has_next=request.page < pages, has_previous=request.page > 1,
-                   per_page=request.per_page)
+        return cls(
+            current_page=request.page,
+            total_pages=pages,
+            total=total,
+            has_next=request.page < pages,
+            has_previous=request.page > 1,
+            per_page=request.per_page,
+        )
 
 
 class Page(BaseModel, Generic[T]):

@@ -34,8 +34,9 @@ def _trusted(address: str, trusted: Sequence[Network | str]) -> bool:
     return any(parsed in (n if not isinstance(n, str) else ip_network(n)) for n in trusted)
 
 
-def client_address(peer: str | None, forwarded_for: Iterable[str],
-                   trusted: Sequence[Network | str]) -> str:
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted: Sequence[Network | str]
+) -> str:
     """The client's address given the TCP `peer`, the `X-Forwarded-For` header values in
     order, and the trusted proxy networks: the last X-Forwarded-For entry when the peer is
     trusted, else the peer."""

@@ -23,8 +23,10 @@ class RateSpec:
         """`1000/15m`, `5/s`, `20/1h`: a count, a slash, an optional number and a unit."""
         match = _SPEC.match(text)
         if not match:
-            raise ValueError(f"a rate limit looks like '1000/15m' (requests / window, the "
-                             f"window in s, m, h or d), not {text!r}")
+            raise ValueError(
+                f"a rate limit looks like '1000/15m' (requests / window, the "
+                f"window in s, m, h or d), not {text!r}"
+            )
         count, amount, unit = match.groups()
         window = int(amount or 1) * _UNIT_SECONDS[unit]
         if int(count) < 1 or window < 1:

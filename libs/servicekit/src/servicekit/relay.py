@@ -88,8 +88,14 @@ def backoff_delay(attempts: int, config: RelayConfig) -> float:
 class OutboxRelay:
     """Moves one schema's committed outbox rows to the broker."""
 
-    def __init__(self, engine: AsyncEngine, bootstrap_servers: str, schema: str,
-                 listen_dsn: str | None = None, config: RelayConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bootstrap_servers: str,
+        schema: str,
+        listen_dsn: str | None = None,
+        config: RelayConfig | None = None,
+    ) -> None:
         self.engine = engine
         self.bootstrap_servers = bootstrap_servers
         self.producer = create_producer(bootstrap_servers, f"relay-{schema}")
@@ -107,8 +113,9 @@ class OutboxRelay:
             keys = list((await conn.execute(_LOCK_DUE_KEYS, {"window": window})).scalars())
             if not keys:
                 return 0
-            rows = (await conn.execute(
-                _CLAIM, {"keys": keys, "limit": self.config.batch_size})).all()
+            rows = (
+                await conn.execute(_CLAIM, {"keys": keys, "limit": self.config.batch_size})
+            ).all()
             if not rows:
                 return 0
             sent, failed = await self._publish(rows)
@@ -122,7 +129,8 @@ class OutboxRelay:
         by_id = {r.id: r for r in rows}
         for row_id in sent:
             OUTBOX_LATENCY.labels(self.schema).observe(
-                (now - by_id[row_id].created_at).total_seconds())
+                (now - by_id[row_id].created_at).total_seconds()
+            )
         return len(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], Failures]:
@@ -131,8 +139,11 @@ class OutboxRelay:
         for row in rows:
             headers = [(k, v.encode()) for k, v in (row.headers or {}).items()]
             try:
-                futures.append(await self.producer.send(
-                    row.topic, value=row.body, key=row.key.encode(), headers=headers))
+                futures.append(
+                    await self.producer.send(
+                        row.topic, value=row.body, key=row.key.encode(), headers=headers
+                    )
+                )
             except Exception as exc:  # no metadata / broker gone: the rest of the batch waits
                 send_error = exc
                 break
@@ -148,8 +159,9 @@ class OutboxRelay:
         if failed:
             count = sum(len(ids) for ids in failed.values())
             OUTBOX_FAILED.labels(self.schema).inc(count)
-            log.warning("outbox publish failed; will retry", rows=count,
-                        error=next(iter(failed))[0])
+            log.warning(
+                "outbox publish failed; will retry", rows=count, error=next(iter(failed))[0]
+            )
         return sent, failed
 
     async def housekeeping(self) -> int:
@@ -192,9 +204,13 @@ class OutboxRelay:
     async def _start_producer(self) -> None:
         with contextlib.suppress(Exception):  # raised only once stopping: `run` then ends
             async for attempt in retrying(  # the broker may come up after us
-                    first=self.config.base_backoff, cap=self.config.max_backoff, jitter=0.2,
-                    until=lambda: self._stopping, sleep=self._pause,
-                    warn="outbox relay cannot reach the broker yet"):
+                first=self.config.base_backoff,
+                cap=self.config.max_backoff,
+                jitter=0.2,
+                until=lambda: self._stopping,
+                sleep=self._pause,
+                warn="outbox relay cannot reach the broker yet",
+            ):
                 with attempt:
                     if self._stopping:  # stop() cut the wait short
                         return

@@ -48,8 +48,9 @@ class _Backoff(wait_base):
         self.first, self.cap, self.jitter = first, cap, jitter
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        return backoff(retry_state.attempt_number, first=self.first, cap=self.cap,
-                       jitter=self.jitter)
+        return backoff(
+            retry_state.attempt_number, first=self.first, cap=self.cap, jitter=self.jitter
+        )
 
 
 class _Until(stop_base):
@@ -66,11 +67,18 @@ def _retry_on(on: RetryOn) -> retry_base:
     return retry_if_exception(on)
 
 
-def retrying(*, first: float, cap: float = math.inf, jitter: float = 0.0,
-             attempts: int | None = None, on: RetryOn = Exception,
-             until: Callable[[], bool] | None = None,
-             sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-             warn: str | None = None, **fields: Any) -> AsyncRetrying:
+def retrying(
+    *,
+    first: float,
+    cap: float = math.inf,
+    jitter: float = 0.0,
+    attempts: int | None = None,
+    on: RetryOn = Exception,
+    until: Callable[[], bool] | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    warn: str | None = None,
+    **fields: Any,
+) -> AsyncRetrying:
     """Retry what fails with `on`, at most `attempts` tries in all (None: until it works or
     `until()` says to give up); then the last error is raised. `sleep` may be interruptible
     (a stop event); `warn` logs each failure with `fields`, the error and the wait."""
@@ -78,13 +86,18 @@ def retrying(*, first: float, cap: float = math.inf, jitter: float = 0.0,
     def warning(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(warn, error=repr(error), attempt=state.attempt_number,
-                    retry_in=round(wait, 2), **fields)
+        log.warning(
+            warn, error=repr(error), attempt=state.attempt_number, retry_in=round(wait, 2), **fields
+        )
 
     stop: stop_base = stop_never if attempts is None else stop_after_attempt(attempts)
     if until is not None:
         stop = stop | _Until(until)
     return AsyncRetrying(
-        retry=_retry_on(on), stop=stop, wait=_Backoff(first, cap, jitter), sleep=sleep,
-        before_sleep=warning if warn else None, reraise=True,
+        retry=_retry_on(on),
+        stop=stop,
+        wait=_Backoff(first, cap, jitter),
+        sleep=sleep,
+        before_sleep=warning if warn else None,
+        reraise=True,
     )

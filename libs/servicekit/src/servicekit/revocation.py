@@ -64,8 +64,9 @@ class Revocations:
     `watching(session_id)` gives an `asyncio.Event` set when the session is revoked; one
     pub/sub connection per process serves every watcher (started by `start`)."""
 
-    def __init__(self, redis: Redis, reconnect_delay: float = 1.0,
-                 retry_seconds: float = 2.0) -> None:
+    def __init__(
+        self, redis: Redis, reconnect_delay: float = 1.0, retry_seconds: float = 2.0
+    ) -> None:
         self.redis = redis
         self.reconnect_delay = reconnect_delay
         self.retry_seconds = retry_seconds
@@ -98,8 +99,12 @@ class Revocations:
             await self.record(payload.session_ids, payload.reason, payload.access_expires_by)
         except RedisError as exc:  # transient for the consumer: rewind, deliver again later
             raise ConnectionError(f"cannot record revocations: {exc!r}") from exc
-        log.info("sessions revoked", user_id=envelope.user_id, reason=payload.reason,
-                 sessions=len(payload.session_ids))
+        log.info(
+            "sessions revoked",
+            user_id=envelope.user_id,
+            reason=payload.reason,
+            sessions=len(payload.session_ids),
+        )
 
     # -- checking (every request) ------------------------------------------------------------
 
@@ -112,8 +117,11 @@ class Revocations:
             return bool(await self.redis.exists(marker_key(session_id)))
         except RedisError as exc:
             self._unchecked_until = time.monotonic() + self.retry_seconds
-            log.warning("cannot check revocations: tokens accepted meanwhile",
-                        error=repr(exc), retry_in=self.retry_seconds)
+            log.warning(
+                "cannot check revocations: tokens accepted meanwhile",
+                error=repr(exc),
+                retry_in=self.retry_seconds,
+            )
             return False
 
     async def check(self, session_id: str | None) -> None:

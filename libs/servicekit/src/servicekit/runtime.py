@@ -59,8 +59,13 @@ def create_broker(settings: ServiceSettings) -> KafkaBroker:
         from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 
         middlewares.append(KafkaTelemetryMiddleware())
-    return KafkaBroker(settings.kafka_bootstrap_servers, acks="all",
-                       client_id=settings.service_name, middlewares=middlewares, logger=None)
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        client_id=settings.service_name,
+        middlewares=middlewares,
+        logger=None,
+    )
 
 
 def document_publications(broker: KafkaBroker, topics: Sequence[Topic]) -> None:
@@ -68,7 +73,8 @@ def document_publications(broker: KafkaBroker, topics: Sequence[Topic]) -> None:
     for topic in topics:
         for model in topic.events:
             broker.publisher(
-                topic.name, title=f"{topic.name}:{model.event_type}",
+                topic.name,
+                title=f"{topic.name}:{model.event_type}",
                 description=(model.__doc__ or model.event_type).strip(),
                 schema=Envelope[model],  # type: ignore[valid-type]
             )
@@ -99,16 +105,21 @@ class ServiceRuntime:
         the background, so the service starts even while Kafka is still coming up."""
         self.engine = create_engine(self.settings)
         self.sessions = create_sessionmaker(self.engine)
-        self.redis = Redis.from_url(self.settings.redis_url, socket_timeout=2,
-                                    socket_connect_timeout=2)
+        self.redis = Redis.from_url(
+            self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
         self.http = httpx.AsyncClient(timeout=5.0)
         self.revocations = Revocations(self.redis)
         await self.revocations.start()
         self._connecting = asyncio.create_task(self._connect_broker(), name="broker-connect")
         if self.settings.relay_enabled:
-            self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap_servers,
-                                     self.settings.db_schema, listen_dsn=self.settings.asyncpg_dsn,
-                                     config=RelayConfig(batch_size=self.settings.relay_batch_size))
+            self.relay = OutboxRelay(
+                self.engine,
+                self.settings.kafka_bootstrap_servers,
+                self.settings.db_schema,
+                listen_dsn=self.settings.asyncpg_dsn,
+                config=RelayConfig(batch_size=self.settings.relay_batch_size),
+            )
             self._relaying = asyncio.create_task(self.relay.run(), name="outbox-relay")
 
     async def _connect_broker(self) -> None:
@@ -190,8 +201,11 @@ def create_service_app(
         subscriptions = [*subscriptions, Subscription(AUTH_SESSION, record_revocations)]
     for sub in subscriptions:
         EventConsumer(
-            sub.topic, sub.group or default_group(settings, sub.topic), sub.handler,
-            uow_factory=runtime.uow, publish=runtime.broker.publish,
+            sub.topic,
+            sub.group or default_group(settings, sub.topic),
+            sub.handler,
+            uow_factory=runtime.uow,
+            publish=runtime.broker.publish,
             config=ConsumerConfig(max_retries=settings.consumer_max_retries),
         ).register(runtime.broker)
 
@@ -201,10 +215,11 @@ def create_service_app(
         try:
             assert runtime.http is not None
             app.state.verifier = TokenVerifier(
-                JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json",
-                          runtime.http),
-                audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-                revocations=runtime.revocations)
+                JwksCache(settings.auth_url.rstrip("/") + "/.well-known/jwks.json", runtime.http),
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                revocations=runtime.revocations,
+            )
             app.state.revocations = runtime.revocations
             if tracing:
                 instrument_engine(runtime.engine)
@@ -219,8 +234,14 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan,
-                  openapi_url="/api/v1/openapi.json", docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.internal_token = settings.internal_token.get_secret_value()
@@ -228,9 +249,15 @@ def create_service_app(
         instrument_app(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health_router({"postgres": runtime.check_postgres,
-                                      "redis": runtime.check_redis,
-                                      "kafka": runtime.check_kafka}))
+    app.include_router(
+        health_router(
+            {
+                "postgres": runtime.check_postgres,
+                "redis": runtime.check_redis,
+                "kafka": runtime.check_kafka,
+            }
+        )
+    )
     app.include_router(metrics_router)
     for router in routers:
         app.include_router(router)

@@ -67,19 +67,25 @@ class ServiceSettings(BaseSettings):
     )
     # Who may say who the client is (servicekit.proxies.client_ip)
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
-        default_factory=list, description="addresses or networks (comma-separated or a JSON "
+        default_factory=list,
+        description="addresses or networks (comma-separated or a JSON "
         "list) whose X-Forwarded-For is believed: the gateway in front of a service, the load "
-        "balancer in front of the gateway; empty: the TCP peer is the client")
+        "balancer in front of the gateway; empty: the TCP peer is the client",
+    )
     # Outbox relay and consumers
     relay_enabled: bool = True
     relay_batch_size: int = 1000
     consumer_max_retries: int = 3
     consume_revocations: bool = Field(
-        default=True, description="consume auth.session.v1 and record revoked sessions in "
-        "Redis (servicekit.revocation); every service reads them either way")
+        default=True,
+        description="consume auth.session.v1 and record revoked sessions in "
+        "Redis (servicekit.revocation); every service reads them either way",
+    )
     consumer_group_prefix: str = Field(
-        default="", description="prepended to every consumer group name: tests give each app "
-        "its own groups, so one test's members never hold up another's rebalance")
+        default="",
+        description="prepended to every consumer group name: tests give each app "
+        "its own groups, so one test's members never hold up another's rebalance",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -1,11 +1,11 @@
 """The unit of work: one transaction, rolled back unless the entrypoint commits it.
 
-    async with uow_factory() as uow:
-        ...                           # repositories use uow.session and only flush
-        uow.outbox.add(topic, payload, user_id=...)
-        uow.after_commit(start_work)  # e.g. a task that reads what this transaction wrote
-        await uow.commit()            # data and events become visible together, then
-                                      # the after-commit callbacks run
+async with uow_factory() as uow:
+    ...                           # repositories use uow.session and only flush
+    uow.outbox.add(topic, payload, user_id=...)
+    uow.after_commit(start_work)  # e.g. a task that reads what this transaction wrote
+    await uow.commit()            # data and events become visible together, then
+                                  # the after-commit callbacks run
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ class UnitOfWork:
         event.listen(self.session.sync_session, "before_commit", self._refuse_pending_events)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if not self._committed:
                 self._after_commit.clear()  # rolled back: what was to follow never happens
@@ -78,10 +82,12 @@ class UnitOfWork:
     def _refuse_pending_events(self, _: Any) -> None:
         if self.outbox.pending:
             raise EventsWouldBeLost(
-                f"{self.outbox.pending} outbox events are pending: commit with uow.commit()")
+                f"{self.outbox.pending} outbox events are pending: commit with uow.commit()"
+            )
 
 
-def uow_factory(sessions: async_sessionmaker[AsyncSession], producer: str
-                ) -> Callable[[], UnitOfWork]:
+def uow_factory(
+    sessions: async_sessionmaker[AsyncSession], producer: str
+) -> Callable[[], UnitOfWork]:
     """A factory the composition root injects: one fresh UnitOfWork per use."""
     return lambda: UnitOfWork(sessions, producer)

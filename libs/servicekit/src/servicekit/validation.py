@@ -26,8 +26,9 @@ def storable_text(value: str) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("text must be valid Unicode: a lone surrogate "
-                             "(\\ud800-\\udfff) is not a character") from None
+            raise ValueError(
+                "text must be valid Unicode: a lone surrogate (\\ud800-\\udfff) is not a character"
+            ) from None
     if "\x00" in value:
         raise ValueError("text may not contain NUL (\\u0000) characters")
     return value
@@ -43,8 +44,11 @@ def _storable_json(value: Any) -> Any:
     elif isinstance(value, list):
         for item in value:
             _storable_json(item)
-    elif isinstance(value, int) and not isinstance(value, bool) and not (
-            INT64_MIN <= value <= INT64_MAX):
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not (INT64_MIN <= value <= INT64_MAX)
+    ):
         raise ValueError("a number in a JSON value must fit in 64 bits")
     return value
 
@@ -72,5 +76,6 @@ JsonValue = Annotated[Any, AfterValidator(_storable_json)]
 def secrets_equal(presented: str, expected: str) -> bool:
     """Constant-time comparison of a client-presented secret (a signature, a token) with the
     expected one. On bytes: `hmac.compare_digest` refuses non-ASCII str with a TypeError."""
-    return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
-                               expected.encode("utf-8", "surrogatepass"))
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )

@@ -18,5 +18,10 @@ async def on_message(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
 
 def create_app() -> FastAPI:
     settings = ServiceSettings(service_name="sample", _env_file=None)  # type: ignore[call-arg]
-    return create_service_app(settings, title="Sample", version="1.2.3", publishes=[AUTH_USER],
-                              subscriptions=[Subscription(CHAT_MESSAGE, on_message)])
+    return create_service_app(
+        settings,
+        title="Sample",
+        version="1.2.3",
+        publishes=[AUTH_USER],
+        subscriptions=[Subscription(CHAT_MESSAGE, on_message)],
+    )

@@ -42,8 +42,12 @@ class Service:
 
 def service_settings(infra: InfraUrls, schema: str, **overrides: object) -> ServiceSettings:
     return ServiceSettings(
-        service_name="auth", database_url=infra.database_as("postgres"), db_schema=schema,
-        redis_url=infra.redis, kafka_bootstrap_servers=infra.kafka, **overrides,
+        service_name="auth",
+        database_url=infra.database_as("postgres"),
+        db_schema=schema,
+        redis_url=infra.redis,
+        kafka_bootstrap_servers=infra.kafka,
+        **overrides,
     )
 
 
@@ -67,12 +71,18 @@ async def service(infra: InfraUrls) -> AsyncIterator[Service]:
         await engine.dispose()
 
 
-async def read_topic(kafka: str, topic: str, expected: int, timeout: float = 30.0,
-                     settle: float = 0.5) -> list:
+async def read_topic(
+    kafka: str, topic: str, expected: int, timeout: float = 30.0, settle: float = 0.5
+) -> list:
     """Every record on `topic` from the start: waits for `expected`, then a little longer
     so that extra (duplicate) records would show up too."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=unique_name("reader"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        group_id=unique_name("reader"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list = []
     try:

@@ -46,10 +46,12 @@ def routes() -> APIRouter:
     return router
 
 
-
-
-async def poll(client: httpx.AsyncClient, path: str, until: Callable[[httpx.Response], bool],
-               seconds: float = 30.0) -> httpx.Response:
+async def poll(
+    client: httpx.AsyncClient,
+    path: str,
+    until: Callable[[httpx.Response], bool],
+    seconds: float = 30.0,
+) -> httpx.Response:
     """GET `path` until `until(response)`; the last response either way."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
@@ -69,6 +71,7 @@ async def client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
 
 # --- probes and metrics ---------------------------------------------------------------------
 
+
 async def test_liveness_answers(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live")
 
@@ -83,7 +86,10 @@ async def test_ready_once_postgres_redis_and_kafka_answer(client: httpx.AsyncCli
     body = response.json()
     assert body["status"] == "ready"
     assert {name: c["status"] for name, c in body["components"].items()} == {
-        "postgres": "up", "redis": "up", "kafka": "up"}
+        "postgres": "up",
+        "redis": "up",
+        "kafka": "up",
+    }
 
 
 async def test_metrics_show_requests_and_the_outbox_backlog(
@@ -96,14 +102,20 @@ async def test_metrics_show_requests_and_the_outbox_backlog(
 
     assert response.status_code == 200
     assert backlog in response.text
-    assert re.search(r'parley_http_requests_total\{method="GET",route="/health/live",'
-                     r'status="200"\} [1-9]', response.text)
+    assert re.search(
+        r'parley_http_requests_total\{method="GET",route="/health/live",'
+        r'status="200"\} [1-9]',
+        response.text,
+    )
 
     # a path no route matches is counted under one label, not one series per raw path
     assert (await client.get("/no/such/route")).status_code == 404
     metrics = (await client.get("/metrics")).text
-    assert re.search(r'parley_http_requests_total\{method="GET",route="unmatched",'
-                     r'status="404"\} [1-9]', metrics)
+    assert re.search(
+        r'parley_http_requests_total\{method="GET",route="unmatched",'
+        r'status="404"\} [1-9]',
+        metrics,
+    )
     assert "/no/such/route" not in metrics
 
 
@@ -115,8 +127,10 @@ def get_latency(metrics: str) -> tuple[float, float]:
             if s.labels.get("method") == "GET":  # summed over routes
                 key = (s.name, s.labels.get("le"))
                 samples[key] = samples.get(key, 0.0) + s.value
-    return (samples.get(("parley_http_request_seconds_count", None), 0.0),
-            samples.get(("parley_http_request_seconds_bucket", "10.0"), 0.0))
+    return (
+        samples.get(("parley_http_request_seconds_count", None), 0.0),
+        samples.get(("parley_http_request_seconds_bucket", "10.0"), 0.0),
+    )
 
 
 async def test_request_latency_is_recorded_as_the_requests_own_duration(
@@ -133,14 +147,13 @@ async def test_request_latency_is_recorded_as_the_requests_own_duration(
 
 async def test_not_ready_names_redis_when_redis_is_down(service: Service) -> None:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    settings = service.settings.model_copy(update={"redis_url": dead_redis,
-                                                   "relay_enabled": False})
+    settings = service.settings.model_copy(update={"redis_url": dead_redis, "relay_enabled": False})
     app = create_service_app(settings, title="Test")
 
     async with running(app) as client:
         response = await poll(
-            client, "/health/ready",
-            lambda r: r.json()["components"]["kafka"]["status"] == "up")
+            client, "/health/ready", lambda r: r.json()["components"]["kafka"]["status"] == "up"
+        )
 
     assert response.status_code == 503
     body = response.json()
@@ -154,9 +167,14 @@ async def test_not_ready_names_redis_when_redis_is_down(service: Service) -> Non
 
 # --- request ids ----------------------------------------------------------------------------
 
+
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
-    responses = [await client.get("/health/live"), await client.get("/api/v1/chats/c1"),
-                 await client.get("/no/such/route"), await client.get("/api/v1/boom")]
+    responses = [
+        await client.get("/health/live"),
+        await client.get("/api/v1/chats/c1"),
+        await client.get("/no/such/route"),
+        await client.get("/api/v1/boom"),
+    ]
 
     assert [r.status_code for r in responses] == [200, 404, 404, 500]
     ids = [r.headers.get("x-request-id") for r in responses]
@@ -194,6 +212,7 @@ async def test_openapi_document_is_served_under_api_v1(client: httpx.AsyncClient
 
 # --- AsyncAPI -------------------------------------------------------------------------------
 
+
 async def on_event(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
     """Only the document matters in these tests."""
 
@@ -207,14 +226,20 @@ def resolve(document: dict[str, Any], ref: str) -> Any:
 
 async def test_asyncapi_documents_published_and_consumed_topics(infra: InfraUrls) -> None:
     published, consumed = await make_topic(infra.kafka), await make_topic(infra.kafka)
-    app = create_service_app(service_settings(infra, "public"), title="Test", publishes=[published],
-                             subscriptions=[Subscription(consumed, on_event)])
+    app = create_service_app(
+        service_settings(infra, "public"),
+        title="Test",
+        publishes=[published],
+        subscriptions=[Subscription(consumed, on_event)],
+    )
 
     document = asyncapi.asyncapi_document(app.state.runtime.broker, "x", "1").to_jsonable()
 
     assert document["asyncapi"] == "3.0.0"
-    actions = {(document["channels"][op["channel"]["$ref"].rsplit("/", 1)[1]]["address"],
-                op["action"]) for op in document["operations"].values()}
+    actions = {
+        (document["channels"][op["channel"]["$ref"].rsplit("/", 1)[1]]["address"], op["action"])
+        for op in document["operations"].values()
+    }
     assert (published.name, "send") in actions
     assert (consumed.name, "receive") in actions
     sent = [op for op in document["operations"].values() if op["action"] == "send"]

@@ -32,10 +32,12 @@ def routes() -> APIRouter:
     @router.post("/rows")
     async def insert(row: Row, request: Request) -> dict[str, Any]:
         async with request.app.state.runtime.uow() as uow:
-            await uow.session.execute(text(
-                "CREATE TABLE IF NOT EXISTS bad_values (small int, label text NOT NULL)"))
-            await uow.session.execute(text("INSERT INTO bad_values VALUES (:small, :label)"),
-                                      row.model_dump())
+            await uow.session.execute(
+                text("CREATE TABLE IF NOT EXISTS bad_values (small int, label text NOT NULL)")
+            )
+            await uow.session.execute(
+                text("INSERT INTO bad_values VALUES (:small, :label)"), row.model_dump()
+            )
             await uow.commit()
         return {"ok": True}
 
@@ -50,18 +52,26 @@ def routes() -> APIRouter:
 
 @pytest.fixture
 async def client(service: Service) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_service_app(service.settings.model_copy(update={"relay_enabled": False}),
-                             title="Test", routers=[routes()])
+    app = create_service_app(
+        service.settings.model_copy(update={"relay_enabled": False}),
+        title="Test",
+        routers=[routes()],
+    )
     async with serving(app) as c:
         yield c
 
 
 async def test_values_the_database_refuses_are_400(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/v1/rows", json={})).status_code == 200
-    for body in (b'{"small": 2147483648}', b'{"small": -99999999999999999999}',
-                 b'{"label": "a\\ud800"}', b'{"label": null}'):
-        response = await client.post("/api/v1/rows", content=body,
-                                     headers={"content-type": "application/json"})
+    for body in (
+        b'{"small": 2147483648}',
+        b'{"small": -99999999999999999999}',
+        b'{"label": "a\\ud800"}',
+        b'{"label": null}',
+    ):
+        response = await client.post(
+            "/api/v1/rows", content=body, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400, (body, response.text)
         assert response.json()["error"] == "VALIDATION_ERROR"
     assert (await client.get("/api/v1/rows")).json() == {"rows": 1}  # nothing half-written

@@ -15,10 +15,10 @@ HERE = Path(__file__).resolve().parent
 
 
 async def test_the_connection_survives_an_error(tmp_path: Path) -> None:
-    with uvicorn_process("errors", "errors_app:create_app", {}, tmp_path,
-                         app_dir=HERE) as process:
-        async with httpx.AsyncClient(base_url=process.url,
-                                     limits=httpx.Limits(max_connections=1)) as client:
+    with uvicorn_process("errors", "errors_app:create_app", {}, tmp_path, app_dir=HERE) as process:
+        async with httpx.AsyncClient(
+            base_url=process.url, limits=httpx.Limits(max_connections=1)
+        ) as client:
             port = (await client.post("/port")).json()["port"]
             for path in ("/boom", "/missing", "/boom"):
                 failed = await client.post(path, content=b'{"a": 1}')

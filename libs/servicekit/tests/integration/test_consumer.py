@@ -25,8 +25,12 @@ pytestmark = pytest.mark.integration
 
 async def create_effects_table(service: Service) -> None:
     async with service.engine.begin() as conn:
-        await conn.execute(text(
-            "CREATE TABLE effects (id bigserial PRIMARY KEY, event_id uuid NOT NULL, email text)"))
+        await conn.execute(
+            text(
+                "CREATE TABLE effects"
+                " (id bigserial PRIMARY KEY, event_id uuid NOT NULL, email text)"
+            )
+        )
 
 
 async def effects(service: Service) -> list[Any]:
@@ -38,12 +42,18 @@ async def record_effect(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> No
     """A handler with a visible effect: one row per handling (no unique key of its own)."""
     await uow.session.execute(
         text("INSERT INTO effects (event_id, email) VALUES (:id, :email)"),
-        {"id": envelope.event_id, "email": getattr(envelope.payload, "email", None)})
+        {"id": envelope.event_id, "email": getattr(envelope.payload, "email", None)},
+    )
 
 
 def event(n: int, user: str = "user-1") -> Envelope[Any]:
-    return Envelope(type="user.registered", producer="auth", user_id=user, seq=n,
-                    payload=UserRegistered(email=f"u{n}@example.com", created_at=datetime.now(UTC)))
+    return Envelope(
+        type="user.registered",
+        producer="auth",
+        user_id=user,
+        seq=n,
+        payload=UserRegistered(email=f"u{n}@example.com", created_at=datetime.now(UTC)),
+    )
 
 
 @pytest.fixture
@@ -53,13 +63,23 @@ async def broker(service: Service) -> AsyncIterator[KafkaBroker]:
     await broker.stop()
 
 
-def consumer_for(service: Service, broker: KafkaBroker, handler: Any = record_effect,
-                 group: str | None = None, subscribe: bool = True, **config: Any
-                 ) -> EventConsumer:
+def consumer_for(
+    service: Service,
+    broker: KafkaBroker,
+    handler: Any = record_effect,
+    group: str | None = None,
+    subscribe: bool = True,
+    **config: Any,
+) -> EventConsumer:
     """An inbox consumer; with subscribe=False the test feeds it batches itself."""
-    consumer = EventConsumer(service.topic, group or unique_name("group"), handler,
-                             uow_factory=service.uow, publish=broker.publish,
-                             config=ConsumerConfig(**{"base_backoff": 0.01, **config}))
+    consumer = EventConsumer(
+        service.topic,
+        group or unique_name("group"),
+        handler,
+        uow_factory=service.uow,
+        publish=broker.publish,
+        config=ConsumerConfig(**{"base_backoff": 0.01, **config}),
+    )
     if subscribe:
         consumer.register(broker)
     return consumer
@@ -69,8 +89,9 @@ async def publish(broker: KafkaBroker, topic: str, body: bytes, key: bytes = b"u
     await broker.publish(body, topic=topic, key=key)
 
 
-async def test_redelivered_events_have_no_second_effect(service: Service,
-                                                        broker: KafkaBroker) -> None:
+async def test_redelivered_events_have_no_second_effect(
+    service: Service, broker: KafkaBroker
+) -> None:
     await create_effects_table(service)
     consumer = consumer_for(service, broker)
     await broker.start()
@@ -92,7 +113,8 @@ async def _count_is(service: Service, n: int) -> bool:
 
 
 async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
-        service: Service, broker: KafkaBroker) -> None:
+    service: Service, broker: KafkaBroker
+) -> None:
     await create_effects_table(service)
     attempts: list[str] = []
 
@@ -105,11 +127,17 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
 
     consumer_for(service, broker, fail_on_bad_email, max_retries=2)
     await broker.start()
-    bad_schema = (b'{"type": "user.registered", "producer": "auth", "user_id": "u", '
-                  b'"seq": 1, "payload": {"email": 5}}')
-    handler_fails = Envelope(type="user.registered", producer="auth", user_id="user-1", seq=2,
-                             payload=UserRegistered(email="bad@example.com",
-                                                    created_at=datetime.now(UTC)))
+    bad_schema = (
+        b'{"type": "user.registered", "producer": "auth", "user_id": "u", '
+        b'"seq": 1, "payload": {"email": 5}}'
+    )
+    handler_fails = Envelope(
+        type="user.registered",
+        producer="auth",
+        user_id="user-1",
+        seq=2,
+        payload=UserRegistered(email="bad@example.com", created_at=datetime.now(UTC)),
+    )
     good = event(3)
     for body in (b"this is not json", bad_schema, codec.encode(handler_fails), codec.encode(good)):
         await publish(broker, service.topic.name, body)
@@ -125,8 +153,9 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
     assert len(attempts) == 1 + 2  # the first try and two retries
 
 
-async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(service: Service,
-                                                                   broker: KafkaBroker) -> None:
+async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(
+    service: Service, broker: KafkaBroker
+) -> None:
     await create_effects_table(service)
 
     async def flaky(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
@@ -151,14 +180,16 @@ async def publish_raw(service: Service, envelope: Envelope[Any]) -> None:
     broker = KafkaBroker(service.kafka, logger=None)
     await broker.start()
     try:
-        await broker.publish(codec.encode(envelope), topic=service.topic.name,
-                             key=envelope.user_id.encode())
+        await broker.publish(
+            codec.encode(envelope), topic=service.topic.name, key=envelope.user_id.encode()
+        )
     finally:
         await broker.stop()
 
 
 async def test_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
-        service: Service, broker: KafkaBroker) -> None:
+    service: Service, broker: KafkaBroker
+) -> None:
     await create_effects_table(service)
     down = {"on": True}
 
@@ -178,8 +209,9 @@ async def test_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     assert dead == []
 
 
-async def test_one_event_deleted_user_payload_round_trip(service: Service,
-                                                        broker: KafkaBroker) -> None:
+async def test_one_event_deleted_user_payload_round_trip(
+    service: Service, broker: KafkaBroker
+) -> None:
     seen: list[EventPayload] = []
 
     async def keep(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
@@ -187,8 +219,13 @@ async def test_one_event_deleted_user_payload_round_trip(service: Service,
 
     consumer_for(service, broker, keep)
     await broker.start()
-    deleted = Envelope(type="user.deleted", producer="auth", user_id="u", seq=1,
-                       payload=UserDeleted(deleted_at=datetime(2026, 1, 2, tzinfo=UTC)))
+    deleted = Envelope(
+        type="user.deleted",
+        producer="auth",
+        user_id="u",
+        seq=1,
+        payload=UserDeleted(deleted_at=datetime(2026, 1, 2, tzinfo=UTC)),
+    )
     await publish(broker, service.topic.name, codec.encode(deleted))
     await wait_for(lambda: len(seen) == 1)
     assert isinstance(seen[0], UserDeleted)
@@ -196,15 +233,20 @@ async def test_one_event_deleted_user_payload_round_trip(service: Service,
 
 
 async def test_a_failure_at_commit_time_dead_letters_only_the_event_that_caused_it(
-        service: Service, broker: KafkaBroker) -> None:
+    service: Service, broker: KafkaBroker
+) -> None:
     async with service.engine.begin() as conn:
-        await conn.execute(text(
-            "CREATE TABLE emails (email text, CONSTRAINT one_each UNIQUE (email) "
-            "DEFERRABLE INITIALLY DEFERRED)"))
+        await conn.execute(
+            text(
+                "CREATE TABLE emails (email text, CONSTRAINT one_each UNIQUE (email) "
+                "DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
 
     async def remember_email(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
-        await uow.session.execute(text("INSERT INTO emails VALUES (:e)"),
-                                  {"e": getattr(envelope.payload, "email", None)})
+        await uow.session.execute(
+            text("INSERT INTO emails VALUES (:e)"), {"e": getattr(envelope.payload, "email", None)}
+        )
 
     consumer = consumer_for(service, broker, remember_email, subscribe=False, max_retries=1)
     first, same_email, other = event(1), event(2), event(3)

@@ -53,22 +53,31 @@ def own_broker() -> Iterator[Broker]:
 
 async def outbox_state(service: Service) -> tuple[int, int]:
     async with service.engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT count(*) FILTER (WHERE sent_at IS NULL), coalesce(max(attempts), 0) "
-            "FROM outbox"))).one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE sent_at IS NULL), coalesce(max(attempts), 0) "
+                    "FROM outbox"
+                )
+            )
+        ).one()
     return int(row[0]), int(row[1])
 
 
 async def test_outage_and_crashes_lose_nothing_and_double_nothing(
-        service: Service, own_broker: Broker) -> None:
+    service: Service, own_broker: Broker
+) -> None:
     kafka = own_broker.url
     topic = service.topic
     await ensure_topics(kafka, [topic.name, topic.dlq], partitions=3)
     await create_effects_table(service)
     relay = RelayThatDiesAfterPublishing(
-        service.engine, kafka, service.settings.db_schema,
+        service.engine,
+        kafka,
+        service.settings.db_schema,
         listen_dsn=service.settings.asyncpg_dsn,
-        config=RelayConfig(batch_size=200, poll_interval=0.2, base_backoff=0.2, max_backoff=1.0))
+        config=RelayConfig(batch_size=200, poll_interval=0.2, base_backoff=0.2, max_backoff=1.0),
+    )
     relay_task = asyncio.create_task(relay.run())
     try:
         await asyncio.sleep(1.0)  # the relay is connected
@@ -78,9 +87,13 @@ async def test_outage_and_crashes_lose_nothing_and_double_nothing(
         for chunk in range(10):
             async with service.uow() as uow:
                 for n in range(EVENTS // 10):
-                    uow.outbox.add(topic, UserRegistered(
-                        email=f"{chunk}-{n}@example.com", created_at=datetime.now(UTC)),
-                        user_id=f"user-{n % 7}")
+                    uow.outbox.add(
+                        topic,
+                        UserRegistered(
+                            email=f"{chunk}-{n}@example.com", created_at=datetime.now(UTC)
+                        ),
+                        user_id=f"user-{n % 7}",
+                    )
                 await uow.commit()
         await wait_for(lambda: _has_failed_attempts(service), timeout=60)
 
@@ -98,16 +111,22 @@ async def test_outage_and_crashes_lose_nothing_and_double_nothing(
     # 3. A consumer handles a first batch, commits its database transaction, and dies
     #    before committing its offsets.
     group = unique_name("group")
-    reader = AIOKafkaConsumer(topic.name, bootstrap_servers=kafka, group_id=group,
-                              auto_offset_reset="earliest", enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        topic.name,
+        bootstrap_servers=kafka,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await reader.start()
     first: list[Any] = []
     while len(first) < 100:
         for records in (await reader.getmany(timeout_ms=500, max_records=100)).values():
             first.extend(records)
     broker = KafkaBroker(kafka, logger=None)
-    consumer = EventConsumer(topic, group, record_effect, uow_factory=service.uow,
-                             publish=broker.publish)
+    consumer = EventConsumer(
+        topic, group, record_effect, uow_factory=service.uow, publish=broker.publish
+    )
     await consumer.handle_batch(first)
     await reader.stop()  # no commit: the broker will deliver these again
 

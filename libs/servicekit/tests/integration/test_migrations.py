@@ -46,8 +46,9 @@ async def migrate(infra: InfraUrls, db: asyncpg.Connection) -> AsyncIterator[Mig
 
 
 async def tables(db: asyncpg.Connection, schema: str) -> set[str]:
-    rows = await db.fetch("SELECT table_name FROM information_schema.tables "
-                          "WHERE table_schema = $1", schema)
+    rows = await db.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+    )
     return {r["table_name"] for r in rows}
 
 
@@ -80,7 +81,9 @@ async def test_outbox_trigger_is_installed(db: asyncpg.Connection, migrate: Migr
 
     triggers = await db.fetch(
         "SELECT trigger_name FROM information_schema.triggers "
-        "WHERE event_object_schema = $1 AND event_object_table = 'outbox'", schema)
+        "WHERE event_object_schema = $1 AND event_object_table = 'outbox'",
+        schema,
+    )
     assert {t["trigger_name"] for t in triggers} == {"outbox_notify"}
 
 
@@ -96,7 +99,8 @@ async def test_inserting_into_the_outbox_notifies_the_schemas_channel(
         await use(db, schema)
         await db.execute(
             "INSERT INTO outbox (event_id, topic, key, event_type, body) "
-            "VALUES (gen_random_uuid(), 'auth.user.v1', 'u1', 'user.registered', '\\x00')")
+            "VALUES (gen_random_uuid(), 'auth.user.v1', 'u1', 'user.registered', '\\x00')"
+        )
 
         assert await asyncio.wait_for(notified.get(), 10) == f"outbox_{schema}"
     finally:

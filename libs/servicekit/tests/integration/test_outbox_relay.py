@@ -27,8 +27,11 @@ def registered(n: int) -> UserRegistered:
 
 async def pending(service: Service) -> int:
     async with service.engine.connect() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                                       )).scalar_one())
+        return int(
+            (
+                await conn.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            ).scalar_one()
+        )
 
 
 async def drain(service: Service, *relays: OutboxRelay) -> None:
@@ -46,16 +49,20 @@ async def _zero(service: Service) -> bool:
 
 
 def relay_for(service: Service, **config: float) -> OutboxRelay:
-    return OutboxRelay(service.engine, service.kafka, service.settings.db_schema,
-                       listen_dsn=service.settings.asyncpg_dsn, config=RelayConfig(**config))
+    return OutboxRelay(
+        service.engine,
+        service.kafka,
+        service.settings.db_schema,
+        listen_dsn=service.settings.asyncpg_dsn,
+        config=RelayConfig(**config),
+    )
 
 
 async def test_committed_events_arrive_and_rolled_back_ones_never_do(service: Service) -> None:
     committed = []
     async with service.uow() as uow:
         for n in range(20):
-            committed.append(
-                uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
+            committed.append(uow.outbox.add(service.topic, registered(n), user_id=f"user-{n % 3}"))
         await uow.commit()
     async with service.uow() as uow:
         for n in range(10):
@@ -108,8 +115,11 @@ async def test_a_batch_takes_consecutive_seqs_in_one_statement(service: Service)
         await uow.commit()
     await drain(service, relay_for(service))
     records = await read_topic(service.kafka, service.topic.name, expected=1)
-    assert [codec.decode(service.topic, r.value).seq for r in records
-            if codec.decode(service.topic, r.value).event_id == after] == [5]
+    assert [
+        codec.decode(service.topic, r.value).seq
+        for r in records
+        if codec.decode(service.topic, r.value).event_id == after
+    ] == [5]
 
 
 async def test_outbox_refuses_a_topic_the_service_does_not_own(service: Service) -> None:
@@ -149,8 +159,9 @@ async def test_relay_wakes_on_notify(service: Service) -> None:
     try:
         await asyncio.sleep(0.5)
         async with service.uow() as uow:
-            uow.outbox.add(service.topic, UserDeleted(deleted_at=datetime.now(UTC)),
-                                 user_id="user-1")
+            uow.outbox.add(
+                service.topic, UserDeleted(deleted_at=datetime.now(UTC)), user_id="user-1"
+            )
             await uow.commit()
         await wait_for(lambda: _zero(service), timeout=10)
     finally:
@@ -164,7 +175,8 @@ async def test_relay_wakes_on_notify(service: Service) -> None:
 
 
 async def test_housekeeping_counts_pending_rows_and_purges_sent_ones_past_retention(
-        service: Service) -> None:
+    service: Service,
+) -> None:
     async with service.uow() as uow:
         for n in range(3):
             uow.outbox.add(service.topic, registered(n), user_id="user-1")

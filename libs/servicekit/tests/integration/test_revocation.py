@@ -31,7 +31,8 @@ async def redis(infra: InfraUrls) -> AsyncIterator[Redis]:
 
 
 async def test_a_recorded_session_is_refused_until_its_tokens_would_have_expired(
-        redis: Redis) -> None:
+    redis: Redis,
+) -> None:
     recorder, checker = Revocations(redis), Revocations(redis)  # two processes
     gone, kept = unique_name("sid"), unique_name("sid")
     until = datetime.now(UTC) + timedelta(minutes=10)
@@ -51,10 +52,15 @@ async def test_the_consumed_event_records_its_sessions(redis: Redis) -> None:
     revocations = Revocations(redis)
     ids = [unique_name("sid"), unique_name("sid")]
     now = datetime.now(UTC)
-    event = SessionsRevoked(session_ids=ids, reason="password_reset", revoked_at=now,
-                            access_expires_by=now + timedelta(hours=1))
-    envelope = Envelope[SessionsRevoked](type=event.event_type, producer="auth",
-                                         user_id="user-1", seq=3, payload=event)
+    event = SessionsRevoked(
+        session_ids=ids,
+        reason="password_reset",
+        revoked_at=now,
+        access_expires_by=now + timedelta(hours=1),
+    )
+    envelope = Envelope[SessionsRevoked](
+        type=event.event_type, producer="auth", user_id="user-1", seq=3, payload=event
+    )
     await revocations.on_event(None, envelope)  # type: ignore[arg-type]  # no database used
     await revocations.on_event(None, envelope)  # type: ignore[arg-type]  # redelivered
     for session_id in ids:
@@ -87,7 +93,8 @@ async def test_a_socket_opened_after_the_notice_still_learns_of_it(redis: Redis)
 
 
 async def test_a_revocation_while_the_listener_was_away_is_found_when_it_returns(
-        redis: Redis) -> None:
+    redis: Redis,
+) -> None:
     recorder, watcher = Revocations(redis), Revocations(redis, reconnect_delay=0.1)
     session_id = unique_name("sid")
     async with watcher.watching(session_id) as revoked:

@@ -39,14 +39,17 @@ def spans() -> InMemorySpanExporter:
     return exporter
 
 
-async def test_the_consumer_continues_the_writers_trace(service: Service,
-                                                       spans: InMemorySpanExporter) -> None:
+async def test_the_consumer_continues_the_writers_trace(
+    service: Service, spans: InMemorySpanExporter
+) -> None:
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("POST /api/v1/auth/register") as request_span:
         async with service.uow() as uow:
-            uow.outbox.add(service.topic, UserRegistered(email="t@example.com",
-                                                         created_at=datetime.now(UTC)),
-                           user_id="user-1")
+            uow.outbox.add(
+                service.topic,
+                UserRegistered(email="t@example.com", created_at=datetime.now(UTC)),
+                user_id="user-1",
+            )
             await uow.commit()
     writer_trace = request_span.get_span_context().trace_id
 
@@ -58,8 +61,13 @@ async def test_the_consumer_continues_the_writers_trace(service: Service,
         seen.append(trace.get_current_span().get_span_context().trace_id)
 
     broker = KafkaBroker(service.kafka, logger=None)
-    EventConsumer(service.topic, unique_name("group"), handler, uow_factory=service.uow,
-                  publish=broker.publish).register(broker)
+    EventConsumer(
+        service.topic,
+        unique_name("group"),
+        handler,
+        uow_factory=service.uow,
+        publish=broker.publish,
+    ).register(broker)
     await broker.start()
     try:
         await wait_for(lambda: seen)
@@ -68,7 +76,8 @@ async def test_the_consumer_continues_the_writers_trace(service: Service,
         await relay_task
         await broker.stop()
     assert seen == [writer_trace]
-    consumer_spans = [s for s in spans.get_finished_spans()
-                      if s.name == f"{service.topic.name} process"]
+    consumer_spans = [
+        s for s in spans.get_finished_spans() if s.name == f"{service.topic.name} process"
+    ]
     assert [s.context.trace_id for s in consumer_spans] == [writer_trace]
     assert consumer_spans[0].kind == trace.SpanKind.CONSUMER

@@ -20,13 +20,21 @@ pytestmark = pytest.mark.integration
 async def events_of(service: Service, user_id: str) -> int:
     """Outbox rows of `user_id`, read on a connection of its own (committed data only)."""
     async with service.engine.connect() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM outbox WHERE key = :u"),
-                                       {"u": user_id})).scalar_one())
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE key = :u"), {"u": user_id}
+                )
+            ).scalar_one()
+        )
 
 
 def add_event(uow: UnitOfWork, service: Service, user_id: str) -> None:
-    uow.outbox.add(service.topic, UserRegistered(email=f"{user_id}@example.com",
-                                                 created_at=datetime.now(UTC)), user_id=user_id)
+    uow.outbox.add(
+        service.topic,
+        UserRegistered(email=f"{user_id}@example.com", created_at=datetime.now(UTC)),
+        user_id=user_id,
+    )
 
 
 async def test_callbacks_run_after_the_commit_and_see_its_data(service: Service) -> None:
@@ -72,7 +80,8 @@ async def test_no_callback_runs_when_the_work_is_rolled_back(service: Service) -
 
 
 async def test_a_failing_callback_leaves_the_data_committed_and_the_others_run(
-        service: Service) -> None:
+    service: Service,
+) -> None:
     user = unique_name("u")
     ran: list[str] = []
 

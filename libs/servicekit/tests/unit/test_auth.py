@@ -48,8 +48,9 @@ class SigningKey:
         return {**public, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def sign(self, **overrides: Any) -> str:
-        return jwt.encode(claims(**overrides), self.private, algorithm=self.alg,
-                          headers={"kid": self.kid})
+        return jwt.encode(
+            claims(**overrides), self.private, algorithm=self.alg, headers={"kid": self.kid}
+        )
 
 
 def ed25519_key(kid: str = "ed-1") -> SigningKey:
@@ -62,8 +63,15 @@ def es256_key(kid: str = "ec-1") -> SigningKey:
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"sub": "user-1", "sid": "session-1", "role": "user", "type": "access",
-            "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    base = {
+        "sub": "user-1",
+        "sid": "session-1",
+        "role": "user",
+        "type": "access",
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -113,6 +121,7 @@ async def rejection(verifier: TokenVerifier, token: str) -> Unauthorized:
 
 # --- TokenVerifier ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("key_index", [0, 1], ids=["EdDSA", "ES256"])
 async def test_valid_access_token_names_the_caller(
     server: JwksServer, http: httpx.AsyncClient, key_index: int
@@ -161,8 +170,12 @@ async def test_unsigned_token_is_rejected(server: JwksServer, http: httpx.AsyncC
 
 
 async def test_hs256_token_is_rejected(server: JwksServer, http: httpx.AsyncClient) -> None:
-    token = jwt.encode(claims(), "a-shared-secret-that-is-long-enough!", algorithm="HS256",
-                       headers={"kid": server.keys[0].kid})
+    token = jwt.encode(
+        claims(),
+        "a-shared-secret-that-is-long-enough!",
+        algorithm="HS256",
+        headers={"kid": server.keys[0].kid},
+    )
 
     await rejection(verifier_for(http), token)
 
@@ -233,14 +246,17 @@ async def test_cached_keys_keep_working_while_jwks_is_down(
 
 # --- header and credential parsing --------------------------------------------------------
 
-@pytest.mark.parametrize("header", ["Bearer abc.def.ghi", "bearer abc.def.ghi",
-                                    "Bearer  abc.def.ghi "])
+
+@pytest.mark.parametrize(
+    "header", ["Bearer abc.def.ghi", "bearer abc.def.ghi", "Bearer  abc.def.ghi "]
+)
 def test_bearer_token_takes_the_token(header: str) -> None:
     assert bearer_token(header) == "abc.def.ghi"
 
 
-@pytest.mark.parametrize("header", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer   ",
-                                    "abc.def.ghi"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer   ", "abc.def.ghi"]
+)
 def test_bearer_token_rejects_other_headers(header: str | None) -> None:
     with pytest.raises(Unauthorized):
         bearer_token(header)
@@ -260,6 +276,7 @@ def test_internal_credential_must_match() -> None:
 
 
 # --- the dependencies in an app -----------------------------------------------------------
+
 
 @pytest.fixture
 async def service(http: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
@@ -331,6 +348,7 @@ async def test_internal_route_does_not_accept_a_user_token(
 
 
 # --- the verified-token cache ----------------------------------------------------------------
+
 
 @dataclass
 class CountingKeys:
@@ -406,7 +424,8 @@ class RevokedSessions:
 
 
 async def test_a_revoked_session_is_refused_even_while_its_token_is_cached(
-        server: JwksServer, http: httpx.AsyncClient) -> None:
+    server: JwksServer, http: httpx.AsyncClient
+) -> None:
     revoked = RevokedSessions()
     verifier = TokenVerifier(JwksCache(JWKS_URL, http), revocations=revoked)
     token = server.keys[0].sign(sid="session-1")

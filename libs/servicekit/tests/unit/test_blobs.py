@@ -45,7 +45,8 @@ def s3_endpoint() -> Iterator[str]:
 def _s3(endpoint: str, bucket: str) -> S3BlobStore:
     store = blob_store_from_url(
         f"s3://{bucket}/exports?endpoint={endpoint}&region=us-east-1"
-        "&access_key_id=testing&secret_access_key=testing")
+        "&access_key_id=testing&secret_access_key=testing"
+    )
     assert isinstance(store, S3BlobStore)
     store.part_size = 5 * MiB
     store.client.create_bucket(Bucket=bucket)
@@ -62,7 +63,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalBlobStore | S3
 
 async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 async def _read(store: LocalBlobStore | S3BlobStore, key: str) -> bytes:
@@ -70,7 +71,8 @@ async def _read(store: LocalBlobStore | S3BlobStore, key: str) -> bytes:
 
 
 async def test_a_blob_larger_than_several_parts_comes_back_byte_for_byte(
-        store: LocalBlobStore | S3BlobStore) -> None:
+    store: LocalBlobStore | S3BlobStore,
+) -> None:
     data = os.urandom(12 * MiB + 12345)  # three parts on S3: 5 MiB, 5 MiB and the rest
     info = await store.put("user-1/job-1.json", _chunks(data))
     assert info.size == len(data)
@@ -97,8 +99,7 @@ async def test_an_empty_blob_is_a_blob(store: LocalBlobStore | S3BlobStore) -> N
     assert await _read(store, "empty") == b""
 
 
-async def test_a_put_that_fails_midway_leaves_no_blob(store: LocalBlobStore | S3BlobStore
-                                                      ) -> None:
+async def test_a_put_that_fails_midway_leaves_no_blob(store: LocalBlobStore | S3BlobStore) -> None:
     async def broken() -> AsyncIterator[bytes]:
         yield os.urandom(6 * MiB)  # past one S3 part: a multipart upload is under way
         raise RuntimeError("the source was cut")
@@ -132,7 +133,8 @@ def test_the_url_chooses_the_store(tmp_path: Path) -> None:
 
 
 def test_a_service_without_a_blob_url_keeps_its_files_under_parley(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     local = blob_store_for("", "chat")
     assert isinstance(local, LocalBlobStore)

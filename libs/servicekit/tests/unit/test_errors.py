@@ -53,8 +53,12 @@ async def test_not_found_is_404_with_public_body(client: httpx.AsyncClient) -> N
     response = await client.get("/chats/c1")
 
     assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "NOT_FOUND",
-                               "message": "no conversation c1", "details": {}}
+    assert response.json() == {
+        "success": False,
+        "error": "NOT_FOUND",
+        "message": "no conversation c1",
+        "details": {},
+    }
 
 
 async def test_conflict_carries_its_details(client: httpx.AsyncClient) -> None:
@@ -105,8 +109,9 @@ async def test_wrong_field_type_is_400_naming_the_field(client: httpx.AsyncClien
 
 
 async def test_malformed_json_is_400_not_500(client: httpx.AsyncClient) -> None:
-    response = await client.post("/chats", content=b'{"title": ',
-                                 headers={"content-type": "application/json"})
+    response = await client.post(
+        "/chats", content=b'{"title": ', headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 400
     body = response.json()
@@ -118,8 +123,12 @@ async def test_unknown_route_is_404_in_public_body(client: httpx.AsyncClient) ->
     response = await client.get("/no/such/route")
 
     assert response.status_code == 404
-    assert response.json() == {"success": False, "error": "NOT_FOUND",
-                               "message": "Not Found", "details": {}}
+    assert response.json() == {
+        "success": False,
+        "error": "NOT_FOUND",
+        "message": "Not Found",
+        "details": {},
+    }
 
 
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:

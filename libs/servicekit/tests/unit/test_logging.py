@@ -13,21 +13,29 @@ from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging, redact_query, unredacted
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/x?token=abc&y=1", "/x?token=[REDACTED]&y=1"),
-    ('"WebSocket /v1/chats/1/ws?access_token=a.b.c" [accepted]',
-     '"WebSocket /v1/chats/1/ws?access_token=[REDACTED]" [accepted]'),
-    ("GET http://export/x/download?expires=9&signature=Zz%2F&sig=1",
-     "GET http://export/x/download?expires=9&signature=[REDACTED]&sig=[REDACTED]"),
-    ("refresh_token=r&Token=T", "refresh_token=[REDACTED]&Token=[REDACTED]"),
-    ("mytoken=1&keyboard=2 no secrets", "mytoken=1&keyboard=2 no secrets"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/x?token=abc&y=1", "/x?token=[REDACTED]&y=1"),
+        (
+            '"WebSocket /v1/chats/1/ws?access_token=a.b.c" [accepted]',
+            '"WebSocket /v1/chats/1/ws?access_token=[REDACTED]" [accepted]',
+        ),
+        (
+            "GET http://export/x/download?expires=9&signature=Zz%2F&sig=1",
+            "GET http://export/x/download?expires=9&signature=[REDACTED]&sig=[REDACTED]",
+        ),
+        ("refresh_token=r&Token=T", "refresh_token=[REDACTED]&Token=[REDACTED]"),
+        ("mytoken=1&keyboard=2 no secrets", "mytoken=1&keyboard=2 no secrets"),
+    ],
+)
 def test_redact_query(line: str, expected: str) -> None:
     assert redact_query(line) == expected
 
 
 async def test_access_log_and_library_lines_are_redacted(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     configure_logging("test", "INFO", json=True)
     app = FastAPI()
     app.add_middleware(RequestContextMiddleware)
@@ -45,9 +53,9 @@ async def test_access_log_and_library_lines_are_redacted(
     assert '"query": "signature=[REDACTED]&expires=1"' in out
     # uvicorn writes its WebSocket lines through handlers of its own (set up by whichever
     # server ran first in this process): the redaction is the logger's filter, before any
-    assert uvicorn_line('%s - "WebSocket %s" [accepted]', "127.0.0.1",
-                        "/api/v1/chats/1/ws?access_token=t0k3n") == (
-        '127.0.0.1 - "WebSocket /api/v1/chats/1/ws?access_token=[REDACTED]" [accepted]')
+    assert uvicorn_line(
+        '%s - "WebSocket %s" [accepted]', "127.0.0.1", "/api/v1/chats/1/ws?access_token=t0k3n"
+    ) == ('127.0.0.1 - "WebSocket /api/v1/chats/1/ws?access_token=[REDACTED]" [accepted]')
 
 
 def uvicorn_line(message: str, *args: str) -> str:
@@ -75,8 +83,9 @@ def uvicorn_line(message: str, *args: str) -> str:
 
 def test_a_line_may_keep_a_named_field_unredacted(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("test", "INFO", json=True)
-    structlog.get_logger("mail").info("email", link="http://x/reset?token=abc",
-                                      other="http://x/?token=def", **unredacted("link"))
+    structlog.get_logger("mail").info(
+        "email", link="http://x/reset?token=abc", other="http://x/?token=def", **unredacted("link")
+    )
     out = capsys.readouterr().out
     assert '"link": "http://x/reset?token=abc"' in out
     assert '"other": "http://x/?token=[REDACTED]"' in out

@@ -43,8 +43,11 @@ def test_bearer_auth_is_declared_on_protected_routes_only() -> None:
     doc = document()
     validate(doc)
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-        "description": "the access token from /api/v1/auth/login, register or refresh"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "the access token from /api/v1/auth/login, register or refresh",
+    }
     get_note = doc["paths"]["/api/v1/notes/{note_id}"]["get"]
     assert get_note["security"] == [{"bearerAuth": []}]
     assert [p["name"] for p in get_note["parameters"]] == ["note_id"]  # no Authorization
@@ -60,7 +63,8 @@ def test_the_real_error_responses_with_the_public_body_and_no_422() -> None:
     assert set(error["properties"]) == {"success", "error", "message", "details"}
     responses = doc["components"]["responses"]
     assert responses["Error400"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ErrorBody"}
+        "$ref": "#/components/schemas/ErrorBody"
+    }
 
     def statuses(path: str, method: str) -> set[str]:
         return set(doc["paths"][path][method]["responses"])
@@ -69,4 +73,5 @@ def test_the_real_error_responses_with_the_public_body_and_no_422() -> None:
     assert statuses("/api/v1/notes", "post") == {"201", "400", "401", "409", "413", "429"}
     assert statuses("/api/v1/sign-in", "post") == {"200", "400", "409", "413", "429"}
     assert doc["paths"]["/api/v1/notes"]["post"]["responses"]["400"] == {
-        "$ref": "#/components/responses/Error400"}
+        "$ref": "#/components/responses/Error400"
+    }

@@ -23,8 +23,9 @@ def build_app() -> FastAPI:
         return {"page": paging.page, "per_page": paging.per_page, "offset": paging.offset}
 
     @app.get("/jobs")
-    async def jobs(paging: Annotated[PageRequest, page_query(size_param="page_size",
-                                                             max_page=None)]) -> dict[str, int]:
+    async def jobs(
+        paging: Annotated[PageRequest, page_query(size_param="page_size", max_page=None)],
+    ) -> dict[str, int]:
         return {"page": paging.page, "per_page": paging.per_page}
 
     return app
@@ -59,8 +60,14 @@ async def test_the_size_parameter_can_keep_another_name(client: httpx.AsyncClien
 
 def test_the_block_counts_pages() -> None:
     block = Pagination.of(PageRequest(page=2, per_page=10), total=25)
-    assert block.model_dump() == {"current_page": 2, "total_pages": 3, "total": 25,
-                                  "has_next": True, "has_previous": True, "per_page": 10}
+    assert block.model_dump() == {
+        "current_page": 2,
+        "total_pages": 3,
+        "total": 25,
+        "has_next": True,
+        "has_previous": True,
+        "per_page": 10,
+    }
 
 
 def test_an_empty_list_has_one_page() -> None:

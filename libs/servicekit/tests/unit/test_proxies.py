@@ -40,8 +40,11 @@ async def test_client_ip_reads_the_apps_trusted_proxies() -> None:
         return app
 
     forwarded = {"X-Forwarded-For": "6.6.6.6"}
-    for app, expected in ((app_trusting(), "127.0.0.1"), (app_trusting("127.0.0.1"), "6.6.6.6"),
-                          (app_trusting("10.0.0.0/8"), "127.0.0.1")):
+    for app, expected in (
+        (app_trusting(), "127.0.0.1"),
+        (app_trusting("127.0.0.1"), "6.6.6.6"),
+        (app_trusting("10.0.0.0/8"), "127.0.0.1"),
+    ):
         transport = httpx.ASGITransport(app=app)  # the peer is 127.0.0.1
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/ip", headers=forwarded)).json() == {"ip": expected}

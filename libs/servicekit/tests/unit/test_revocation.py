@@ -39,6 +39,6 @@ async def test_an_unreachable_redis_accepts_the_token_and_is_left_alone_a_while(
 
 def test_notices_that_are_not_ours_wake_nobody() -> None:
     assert _notice_ids(b'{"session_ids": ["a", "b"]}') == ["a", "b"]
-    for junk in (b"not json", b"{}", b'{"session_ids": "a"}', None, b'[1]'):
+    for junk in (b"not json", b"{}", b'{"session_ids": "a"}', None, b"[1]"):
         assert _notice_ids(junk) == []
     assert _notice_ids(b'{"session_ids": ["a", 3]}') == ["a"]

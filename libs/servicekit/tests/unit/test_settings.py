@@ -6,8 +6,13 @@ import pytest
 
 from servicekit.settings import ServiceSettings, service_config
 
-SHARED_VARS = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS",
-               "OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_LEVEL")
+SHARED_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "LOG_LEVEL",
+)
 
 
 class Settings(ServiceSettings):

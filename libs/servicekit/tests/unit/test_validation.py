@@ -42,22 +42,27 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    (b'{"title": "a\\ud800b"}', "title"),
-    (b'{"title": "ok", "text": "\\udfff"}', "text"),
-    (b'{"title": "nul\\u0000"}', "title"),
-    (b'{"title": null}', "title"),
-    (b'{"title": "ok", "position": 2147483648}', "position"),
-    (b'{"title": "ok", "position": -2147483649}', "position"),
-    (b'{"title": "ok", "seq": 9223372036854775808}', "seq"),
-    (b'{"title": "ok", "metadata": {"k": ["\\ud83d"]}}', "metadata"),
-    (b'{"title": "ok", "metadata": {"\\ud83d": 1}}', "metadata"),
-    (b'{"title": "ok", "metadata": {"n": 99999999999999999999999}}', "metadata"),
-])
-async def test_unstorable_input_is_a_400_naming_the_field(client: httpx.AsyncClient,
-                                                         body: bytes, field: str) -> None:
-    response = await client.post("/notes", content=body,
-                                 headers={"content-type": "application/json"})
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"title": "a\\ud800b"}', "title"),
+        (b'{"title": "ok", "text": "\\udfff"}', "text"),
+        (b'{"title": "nul\\u0000"}', "title"),
+        (b'{"title": null}', "title"),
+        (b'{"title": "ok", "position": 2147483648}', "position"),
+        (b'{"title": "ok", "position": -2147483649}', "position"),
+        (b'{"title": "ok", "seq": 9223372036854775808}', "seq"),
+        (b'{"title": "ok", "metadata": {"k": ["\\ud83d"]}}', "metadata"),
+        (b'{"title": "ok", "metadata": {"\\ud83d": 1}}', "metadata"),
+        (b'{"title": "ok", "metadata": {"n": 99999999999999999999999}}', "metadata"),
+    ],
+)
+async def test_unstorable_input_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, body: bytes, field: str
+) -> None:
+    response = await client.post(
+        "/notes", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["error"] == "VALIDATION_ERROR"
@@ -65,8 +70,13 @@ async def test_unstorable_input_is_a_400_naming_the_field(client: httpx.AsyncCli
 
 
 async def test_valid_unicode_and_edge_integers_pass(client: httpx.AsyncClient) -> None:
-    note = {"title": "café 😀", "text": "\U0001f600", "position": 2**31 - 1,
-            "seq": -(2**63), "metadata": {"emoji": ["😀"], "n": 2**63 - 1}}
+    note = {
+        "title": "café 😀",
+        "text": "\U0001f600",
+        "position": 2**31 - 1,
+        "seq": -(2**63),
+        "metadata": {"emoji": ["😀"], "n": 2**63 - 1},
+    }
     response = await client.post("/notes", json=note)
     assert response.status_code == 200, response.text
     assert response.json() == note

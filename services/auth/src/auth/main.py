@@ -32,40 +32,66 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
     keys = KeyRing(settings, runtime.uow)
     await keys.load()
     passwords = await asyncio.to_thread(  # hashes a dummy password: CPU work, off the loop
-        Passwords, settings.argon2_memory_kib, settings.argon2_time_cost,
-        settings.argon2_parallelism)
+        Passwords,
+        settings.argon2_memory_kib,
+        settings.argon2_time_cost,
+        settings.argon2_parallelism,
+    )
     throttle = SignInThrottle(
-        runtime.redis, settings.redis_key_prefix, window_seconds=settings.login_window_seconds,
+        runtime.redis,
+        settings.redis_key_prefix,
+        window_seconds=settings.login_window_seconds,
         free_failures=settings.login_free_failures,
         base_delay_seconds=settings.login_delay_base_seconds,
         max_delay_seconds=settings.login_delay_max_seconds,
-        max_per_ip=settings.login_max_failures_per_ip)
+        max_per_ip=settings.login_max_failures_per_ip,
+    )
     forgot_throttle = RequestThrottle(
-        runtime.redis, settings.redis_key_prefix, settings.password_reset_window_seconds,
-        settings.password_reset_max_per_email, settings.password_reset_max_per_ip,
-        scope="forgot", message="too many password reset requests: try again later")
+        runtime.redis,
+        settings.redis_key_prefix,
+        settings.password_reset_window_seconds,
+        settings.password_reset_max_per_email,
+        settings.password_reset_max_per_ip,
+        scope="forgot",
+        message="too many password reset requests: try again later",
+    )
     tokens = Tokens(keys, settings)
     accounts = Accounts(passwords, throttle, tokens)
-    verifier = TokenVerifier(LocalJwks(keys), audience=settings.jwt_audience,
-                             issuer=settings.jwt_issuer, revocations=runtime.revocations)
-    return Components(settings=settings, runtime=runtime, keys=keys, verifier=verifier,
-                      accounts=accounts, tokens=tokens,
-                      email_links=EmailLinks(accounts, forgot_throttle, settings))
+    verifier = TokenVerifier(
+        LocalJwks(keys),
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        revocations=runtime.revocations,
+    )
+    return Components(
+        settings=settings,
+        runtime=runtime,
+        keys=keys,
+        verifier=verifier,
+        accounts=accounts,
+        tokens=tokens,
+        email_links=EmailLinks(accounts, forgot_throttle, settings),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The auth service's ASGI app (uvicorn --factory auth.main:create_app)."""
     settings = settings or Settings()
     app = create_service_app(
-        settings, title="Parley auth",
-        routers=[accounts_endpoints.router, tokens_endpoints.router,
-                 tokens_endpoints.jwks_router, emails_endpoints.router,
-                 preferences_endpoints.router, flags_endpoints.router,
-                 accounts_endpoints.internal_router],
+        settings,
+        title="Parley auth",
+        routers=[
+            accounts_endpoints.router,
+            tokens_endpoints.router,
+            tokens_endpoints.jwks_router,
+            emails_endpoints.router,
+            preferences_endpoints.router,
+            flags_endpoints.router,
+            accounts_endpoints.internal_router,
+        ],
         publishes=list(topics_published_by("auth")),
         # no mail provider yet: in development the links land in auth's own log
-        subscriptions=[Subscription(AUTH_EMAIL, log_email)] if settings.mail_sink == "log"
-        else [],
+        subscriptions=[Subscription(AUTH_EMAIL, log_email)] if settings.mail_sink == "log" else [],
         on_startup=start_components,
     )
     return app

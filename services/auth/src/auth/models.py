@@ -38,15 +38,14 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), default="user", server_default="user")
     is_anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_ip: Mapped[str | None] = mapped_column(String(64))
     # segments an admin assigned (beta, premium, ...); the derived ones are not stored
-    segments: Mapped[list[str]] = mapped_column(JSONB, default=list,
-                                                server_default=text("'[]'::jsonb"))
+    segments: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
 
     __table_args__ = (Index("users_email_lower_key", func.lower(email), unique=True),)
 
@@ -73,8 +72,9 @@ class RefreshToken(Base):
     __tablename__ = "refresh_tokens"
 
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"),
-                                            index=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -113,8 +113,9 @@ class SigningKey(Base):
 class Preferences(Base):
     __tablename__ = "preferences"
 
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
-                                         primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
     values: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     versions: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,11 +24,15 @@ class Settings(ServiceSettings):
         "Empty: keys live in the database (one is generated on first start).",
     )
     generate_signing_key: bool = Field(
-        default=True, description="generate and store a key in the database when none exists")
+        default=True, description="generate and store a key in the database when none exists"
+    )
     key_reload_seconds: float = Field(default=60.0, description="how often keys are re-read")
     refresh_reuse_grace_seconds: float = Field(
-        default=10.0, ge=0, description="a refresh token presented again this soon after its "
-        "use gets the same new pair (two requests raced); later, reuse revokes the session")
+        default=10.0,
+        ge=0,
+        description="a refresh token presented again this soon after its "
+        "use gets the same new pair (two requests raced); later, reuse revokes the session",
+    )
 
     # Passwords: argon2id, OWASP's recommended minimum (m=19 MiB, t=2, p=1)
     argon2_memory_kib: int = 19 * 1024
@@ -38,11 +42,14 @@ class Settings(ServiceSettings):
     # Brute-force throttle (Redis): growing delays per (email, IP), a ceiling per IP
     redis_key_prefix: str = Field(default="auth:", description="prefix of every Redis key")
     login_window_seconds: int = Field(
-        default=15 * 60, ge=1, description="failures are forgotten this long after the last")
+        default=15 * 60, ge=1, description="failures are forgotten this long after the last"
+    )
     login_free_failures: int = Field(
-        default=4, ge=0, description="failed sign-ins in a row per (email, IP) before delays")
+        default=4, ge=0, description="failed sign-ins in a row per (email, IP) before delays"
+    )
     login_delay_base_seconds: int = Field(
-        default=1, ge=1, description="the first delay; each further failure doubles it")
+        default=1, ge=1, description="the first delay; each further failure doubles it"
+    )
     login_delay_max_seconds: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_ip: int = 20
 
@@ -53,12 +60,15 @@ class Settings(ServiceSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="where emailed links point: the client (through the gateway) takes the "
-        "token from /verify-email?token=... or /reset-password?token=... and posts it back")
+        "token from /verify-email?token=... or /reset-password?token=... and posts it back",
+    )
     verify_email_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     password_reset_ttl_seconds: int = Field(default=3600, ge=1)
     password_reset_window_seconds: int = 3600
     password_reset_max_per_email: int = 5
     password_reset_max_per_ip: int = 20
     mail_sink: Literal["log", "none"] = Field(
-        default="log", description="log: this service consumes auth.email.v1 and logs each "
-        "link (development); none: another consumer delivers the mail")
+        default="log",
+        description="log: this service consumes auth.email.v1 and logs each "
+        "link (development); none: another consumer delivers the mail",
+    )

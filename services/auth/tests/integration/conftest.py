@@ -39,17 +39,24 @@ class Stack:
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
     async with migrated_schema(infra, "auth") as schema:
-        yield Stack(infra, service_settings(
-            Settings, infra, name="auth", schema=schema,
-            # the cheapest argon2id: tests spend their time on behaviour (parameters are settings)
-            argon2_memory_kib=1024, argon2_time_cost=1,
-            # the log mail sink joins a consumer group per app; the test that needs it turns it on
-            mail_sink="none",
-            # so does the revocation consumer; auth checks its own sessions in its database
-            consume_revocations=False,
-        ))
-
-
+        yield Stack(
+            infra,
+            service_settings(
+                Settings,
+                infra,
+                name="auth",
+                schema=schema,
+                # the cheapest argon2id: tests spend their time on behaviour
+                # (parameters are settings)
+                argon2_memory_kib=1024,
+                argon2_time_cost=1,
+                # the log mail sink joins a consumer group per app; the test that needs it
+                # turns it on
+                mail_sink="none",
+                # so does the revocation consumer; auth checks its own sessions in its database
+                consume_revocations=False,
+            ),
+        )
 
 
 @pytest.fixture
@@ -79,11 +86,18 @@ Register = Callable[..., Awaitable[dict[str, Any]]]
 def register(client: httpx.AsyncClient) -> Register:
     """Register a fresh user; returns the response's data ({user, tokens})."""
 
-    async def make(email: str | None = None, password: str = PASSWORD, name: str = "Ada",
-                   **extra: Any) -> dict[str, Any]:
-        response = await client.post("/api/v1/auth/register", json={
-            "email": email or f"{unique_name('user')}@example.com", "password": password,
-            "name": name, **extra})
+    async def make(
+        email: str | None = None, password: str = PASSWORD, name: str = "Ada", **extra: Any
+    ) -> dict[str, Any]:
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={
+                "email": email or f"{unique_name('user')}@example.com",
+                "password": password,
+                "name": name,
+                **extra,
+            },
+        )
         assert response.status_code == 201, response.text
         data: dict[str, Any] = response.json()["data"]
         return data
@@ -104,8 +118,9 @@ async def make_admin(app: FastAPI, user_id: str) -> None:
     """Give the user the admin role straight in the database (test_admins covers the
     internal endpoint `parley grant-admin` calls)."""
     async with components(app).uow() as uow:
-        await uow.session.execute(text("UPDATE users SET role = 'admin' WHERE id = :id"),
-                                  {"id": user_id})
+        await uow.session.execute(
+            text("UPDATE users SET role = 'admin' WHERE id = :id"), {"id": user_id}
+        )
         await uow.commit()
 
 
@@ -113,22 +128,30 @@ async def outbox_events(app: FastAPI, user_id: str) -> list[tuple[str, str]]:
     """(topic, event type) of every event written for `user_id`, in order."""
     async with components(app).uow() as uow:
         rows = await uow.session.execute(
-            text("SELECT topic, event_type FROM outbox WHERE key = :k ORDER BY id"),
-            {"k": user_id})
+            text("SELECT topic, event_type FROM outbox WHERE key = :k ORDER BY id"), {"k": user_id}
+        )
         return [(r[0], r[1]) for r in rows]
 
 
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
-                **extra: Any) -> httpx.Response:
-    return await client.post("/api/v1/auth/login",
-                             json={"email": email, "password": password, **extra})
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password, **extra}
+    )
 
 
-async def first_event(kafka: str, topic: str, user_id: str, event_type: str,
-                      timeout: float = 30.0) -> dict[str, Any]:
+async def first_event(
+    kafka: str, topic: str, user_id: str, event_type: str, timeout: float = 30.0
+) -> dict[str, Any]:
     """The first `event_type` envelope for `user_id` on the real broker, read from the start."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=unique_name("reader"),
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        group_id=unique_name("reader"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         loop = asyncio.get_running_loop()
@@ -151,5 +174,6 @@ async def outbox_payloads(app: FastAPI, topic: str, event_type: str) -> list[dic
     async with components(app).uow() as uow:
         rows = await uow.session.execute(
             text("SELECT body FROM outbox WHERE topic = :t AND event_type = :e ORDER BY id"),
-            {"t": topic, "e": event_type})
+            {"t": topic, "e": event_type},
+        )
         return [json.loads(r[0])["payload"] for r in rows]

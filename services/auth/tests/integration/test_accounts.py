@@ -31,8 +31,10 @@ async def test_register_answers_201_with_the_user_and_tokens(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     email = f"{unique_name('ada')}@Example.com"
-    response = await client.post("/api/v1/auth/register", json={
-        "email": f"  {email}\t", "password": PASSWORD, "name": "  Ada Lovelace "})
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": f"  {email}\t", "password": PASSWORD, "name": "  Ada Lovelace "},
+    )
 
     assert response.status_code == 201, response.text
     body = response.json()
@@ -57,23 +59,28 @@ async def test_an_email_is_taken_whatever_its_case_or_spacing(
     email = f"{unique_name('grace')}@example.com"
     await register(email=email)
 
-    response = await client.post("/api/v1/auth/register", json={
-        "email": variant(email), "password": PASSWORD, "name": "Someone"})
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": variant(email), "password": PASSWORD, "name": "Someone"},
+    )
 
     assert error(response) == (409, "EMAIL_EXISTS")
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("password", "x" * 7),
-    ("password", "x" * 1025),
-    ("name", ""),
-    ("name", "   "),
-    ("name", "n" * 256),
-    ("email", "not-an-email"),
-    ("email", "two@@example.com"),
-    ("email", "a@b"),
-    ("email", f"{'x' * 320}@example.com"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("password", "x" * 7),
+        ("password", "x" * 1025),
+        ("name", ""),
+        ("name", "   "),
+        ("name", "n" * 256),
+        ("email", "not-an-email"),
+        ("email", "two@@example.com"),
+        ("email", "a@b"),
+        ("email", f"{'x' * 320}@example.com"),
+    ],
+)
 async def test_register_refuses_bad_fields_naming_them(
     client: httpx.AsyncClient, field: str, value: str
 ) -> None:
@@ -88,23 +95,36 @@ async def test_register_refuses_bad_fields_naming_them(
 
 async def test_password_limits_are_inclusive(client: httpx.AsyncClient) -> None:
     for password, name in (("x" * 8, "n"), ("y" * 1024, "n" * 255)):
-        response = await client.post("/api/v1/auth/register", json={
-            "email": f"{unique_name('edge')}@example.com", "password": password, "name": name})
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={
+                "email": f"{unique_name('edge')}@example.com",
+                "password": password,
+                "name": name,
+            },
+        )
         assert response.status_code == 201, response.text
 
 
 async def test_unknown_json_fields_are_refused(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/auth/register", json={
-        "email": f"{unique_name('u')}@example.com", "password": PASSWORD, "name": "Ada",
-        "role": "admin"})
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": f"{unique_name('u')}@example.com",
+            "password": PASSWORD,
+            "name": "Ada",
+            "role": "admin",
+        },
+    )
 
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json()["details"]["fields"][0]["field"] == "role"
 
 
 async def test_a_body_that_is_not_json_is_a_validation_error(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/auth/register", content=b"{not json",
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/api/v1/auth/register", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
 
     assert error(response) == (400, "VALIDATION_ERROR")
 
@@ -157,15 +177,20 @@ async def test_an_unknown_email_costs_one_argon2_verification_like_a_wrong_passw
     passwords = components(app).accounts.passwords
     email = (await register())["user"]["email"]
     params = passwords.hasher
-    counting = CountingHasher(time_cost=params.time_cost, memory_cost=params.memory_cost,
-                              parallelism=params.parallelism, hash_len=params.hash_len,
-                              salt_len=params.salt_len, type=params.type)
+    counting = CountingHasher(
+        time_cost=params.time_cost,
+        memory_cost=params.memory_cost,
+        parallelism=params.parallelism,
+        hash_len=params.hash_len,
+        salt_len=params.salt_len,
+        type=params.type,
+    )
     passwords.hasher = counting
 
     await login(client, email, "not the password")
     after_wrong = list(counting.verified)
     await login(client, f"{unique_name('nobody')}@example.com", "not the password")
-    after_unknown = counting.verified[len(after_wrong):]
+    after_unknown = counting.verified[len(after_wrong) :]
 
     assert len(after_wrong) == 1
     assert len(after_unknown) == 1
@@ -183,25 +208,31 @@ SPEECHBOT_REGISTER = (
 
 
 async def test_speechbots_register_body_is_accepted_and_its_device_info_kept(
-    client: httpx.AsyncClient
+    client: httpx.AsyncClient,
 ) -> None:
     email = f"{unique_name('speech')}@example.com"
 
-    response = await client.post("/api/v1/auth/register",
-                                 content=SPEECHBOT_REGISTER % email.encode(),
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/api/v1/auth/register",
+        content=SPEECHBOT_REGISTER % email.encode(),
+        headers={"Content-Type": "application/json"},
+    )
 
     assert response.status_code == 201, response.text
     data = response.json()["data"]
     assert data["user"]["email"] == email
     assert data["user"]["name"] == "Speech Bot User"
-    sessions = await client.get("/api/v1/auth/sessions",
-                                headers=bearer(data["tokens"]["access_token"]))
+    sessions = await client.get(
+        "/api/v1/auth/sessions", headers=bearer(data["tokens"]["access_token"])
+    )
     [session] = sessions.json()["data"]["items"]
     assert session["current"] is True
-    assert session["device_info"] == {"platform": "android", "model": "Pixel 7",
-                                      "app_version": "1.2.0",
-                                      "device_id": "3f2a9c1e-7b4d-4e8a-9f01-2c3d4e5f6a7b"}
+    assert session["device_info"] == {
+        "platform": "android",
+        "model": "Pixel 7",
+        "app_version": "1.2.0",
+        "device_id": "3f2a9c1e-7b4d-4e8a-9f01-2c3d4e5f6a7b",
+    }
 
 
 async def test_me_needs_a_valid_token(client: httpx.AsyncClient) -> None:
@@ -226,7 +257,9 @@ async def test_patch_me_renames_and_announces_it(
     assert renamed.status_code == 200, renamed.text
     assert me.json()["data"]["name"] == "Countess"
     assert await outbox_events(app, data["user"]["id"]) == [
-        ("auth.user.v1", "user.registered"), ("auth.user.v1", "user.updated")]
+        ("auth.user.v1", "user.registered"),
+        ("auth.user.v1", "user.updated"),
+    ]
 
 
 @pytest.mark.parametrize("body", [{"name": ""}, {"name": "x" * 256}, {"email": "a@b.co"}, {}])
@@ -235,8 +268,9 @@ async def test_patch_me_refuses_bad_input(
 ) -> None:
     data = await register()
 
-    response = await client.patch("/api/v1/auth/me", json=body,
-                                  headers=bearer(data["tokens"]["access_token"]))
+    response = await client.patch(
+        "/api/v1/auth/me", json=body, headers=bearer(data["tokens"]["access_token"])
+    )
 
     assert error(response) == (400, "VALIDATION_ERROR")
 
@@ -254,31 +288,42 @@ async def test_deleting_the_account_signs_out_and_publishes_user_deleted(
     assert deleted.json()["data"]["user_id"] == user_id
     assert error(await client.get("/api/v1/auth/me", headers=headers)) == (401, "INVALID_TOKEN")
     assert error(await login(client, email)) == (401, "INVALID_CREDENTIALS")
-    refreshed = await client.post("/api/v1/auth/refresh",
-                                  json={"refresh_token": data["tokens"]["refresh_token"]})
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": data["tokens"]["refresh_token"]}
+    )
     assert error(refreshed) == (401, "INVALID_TOKEN")
     envelope = await first_event(stack.infra.kafka, AUTH_USER.name, user_id, "user.deleted")
     assert envelope["producer"] == "auth"
     assert envelope["payload"]["deleted_at"]
     # the email is free again
-    again = await client.post("/api/v1/auth/register",
-                              json={"email": email, "password": PASSWORD, "name": "New"})
+    again = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "New"}
+    )
     assert again.status_code == 201
     assert again.json()["data"]["user"]["id"] != user_id
 
 
 async def stored_hash(app: FastAPI, user_id: str) -> str:
     async with app.state.runtime.uow() as uow:
-        return str((await uow.session.execute(
-            text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id})).scalar_one())
+        return str(
+            (
+                await uow.session.execute(
+                    text("SELECT password_hash FROM users WHERE id = :id"), {"id": user_id}
+                )
+            ).scalar_one()
+        )
 
 
 async def test_a_password_stored_with_older_argon2_parameters_is_rehashed_at_sign_in(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     email = f"{unique_name('old')}@example.com"
     async with running(stack.app()) as old_client:  # m=1024 KiB, t=1
-        registered = (await old_client.post("/api/v1/auth/register", json={
-            "email": email, "password": PASSWORD, "name": "Ada"})).json()["data"]
+        registered = (
+            await old_client.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
+            )
+        ).json()["data"]
     stronger = stack.app(argon2_memory_kib=2048, argon2_time_cost=2)
     async with running(stronger) as client:
         user_id = registered["user"]["id"]

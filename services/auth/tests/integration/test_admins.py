@@ -33,8 +33,9 @@ async def internal_client(internal_app: FastAPI) -> AsyncIterator[httpx.AsyncCli
 
 async def register(client: httpx.AsyncClient) -> str:
     email = f"{unique_name('admin')}@example.com"
-    response = await client.post("/api/v1/auth/register",
-                                 json={"email": email, "password": PASSWORD, "name": "Ada"})
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
+    )
     assert response.status_code == 201, response.text
     return email
 
@@ -46,10 +47,13 @@ async def test_granting_admin_sets_the_role_and_publishes_user_updated(
     email = await register(client)
     before = (await login(client, email)).json()["data"]["tokens"]["access_token"]
     assert error(await client.get("/api/v1/flags/admin", headers=bearer(before))) == (
-        403, "FORBIDDEN")
+        403,
+        "FORBIDDEN",
+    )
 
-    granted = await client.post("/internal/admins", headers=CREDENTIAL,
-                                json={"email": f"  {email.upper()} "})
+    granted = await client.post(
+        "/internal/admins", headers=CREDENTIAL, json={"email": f"  {email.upper()} "}
+    )
 
     assert granted.status_code == 200, granted.text
     assert granted.json()["data"]["user"]["role"] == "admin"
@@ -68,21 +72,23 @@ async def test_granting_admin_to_an_unknown_email_is_404(
     internal_client: httpx.AsyncClient,
 ) -> None:
     response = await internal_client.post(
-        "/internal/admins", headers=CREDENTIAL,
-        json={"email": f"{unique_name('nobody')}@example.com"})
+        "/internal/admins",
+        headers=CREDENTIAL,
+        json={"email": f"{unique_name('nobody')}@example.com"},
+    )
 
     assert error(response) == (404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-Internal-Token": "wrong"},
-                                     {"X-Internal-Token": ""}])
+@pytest.mark.parametrize("headers", [{}, {"X-Internal-Token": "wrong"}, {"X-Internal-Token": ""}])
 async def test_granting_admin_needs_the_service_credential(
     internal_client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     email = await register(internal_client)
 
-    response = await internal_client.post("/internal/admins", headers=headers,
-                                          json={"email": email})
+    response = await internal_client.post(
+        "/internal/admins", headers=headers, json={"email": email}
+    )
 
     assert error(response) == (401, "UNAUTHORIZED")
     signed_in = await login(internal_client, email)
@@ -94,8 +100,9 @@ async def test_with_no_credential_configured_nobody_is_admitted(
 ) -> None:
     email = await register(client)
 
-    response = await client.post("/internal/admins", headers={"X-Internal-Token": ""},
-                                 json={"email": email})
+    response = await client.post(
+        "/internal/admins", headers={"X-Internal-Token": ""}, json={"email": email}
+    )
 
     assert error(response) == (401, "UNAUTHORIZED")
 
@@ -103,7 +110,8 @@ async def test_with_no_credential_configured_nobody_is_admitted(
 async def test_granting_admin_rejects_unknown_fields(
     internal_client: httpx.AsyncClient,
 ) -> None:
-    response = await internal_client.post("/internal/admins", headers=CREDENTIAL,
-                                          json={"email": "a@example.com", "role": "root"})
+    response = await internal_client.post(
+        "/internal/admins", headers=CREDENTIAL, json={"email": "a@example.com", "role": "root"}
+    )
 
     assert error(response) == (400, "VALIDATION_ERROR")

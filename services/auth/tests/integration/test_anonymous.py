@@ -40,8 +40,11 @@ async def test_upgrade_keeps_the_user_id_and_allows_signing_in(
     headers = bearer(data["tokens"]["access_token"])  # type: ignore[index]
     email = f"{unique_name('up')}@example.com"
 
-    upgraded = await client.post("/api/v1/auth/upgrade", headers=headers,
-                                 json={"email": email, "password": PASSWORD, "name": "Lin"})
+    upgraded = await client.post(
+        "/api/v1/auth/upgrade",
+        headers=headers,
+        json={"email": email, "password": PASSWORD, "name": "Lin"},
+    )
 
     assert upgraded.status_code == 200, upgraded.text
     user = upgraded.json()["data"]["user"]
@@ -51,7 +54,9 @@ async def test_upgrade_keeps_the_user_id_and_allows_signing_in(
     # the device's own session goes on working
     assert (await client.get("/api/v1/auth/me", headers=headers)).status_code == 200
     assert await outbox_events(app, user_id) == [
-        ("auth.user.v1", "user.registered"), ("auth.user.v1", "user.upgraded")]
+        ("auth.user.v1", "user.registered"),
+        ("auth.user.v1", "user.upgraded"),
+    ]
 
 
 async def test_upgrade_refuses_a_taken_email_and_a_full_account(
@@ -61,15 +66,25 @@ async def test_upgrade_refuses_a_taken_email_and_a_full_account(
     data = await anonymous(client)
     headers = bearer(data["tokens"]["access_token"])  # type: ignore[index]
 
-    clash = await client.post("/api/v1/auth/upgrade", headers=headers, json={
-        "email": taken["user"]["email"].upper(), "password": PASSWORD, "name": "X"})
+    clash = await client.post(
+        "/api/v1/auth/upgrade",
+        headers=headers,
+        json={"email": taken["user"]["email"].upper(), "password": PASSWORD, "name": "X"},
+    )
     twice = await client.post(
-        "/api/v1/auth/upgrade", headers=bearer(taken["tokens"]["access_token"]),
-        json={"email": f"{unique_name('x')}@example.com", "password": PASSWORD, "name": "X"})
-    short = await client.post("/api/v1/auth/upgrade", headers=headers, json={
-        "email": f"{unique_name('x')}@example.com", "password": "short", "name": "X"})
-    unsigned = await client.post("/api/v1/auth/upgrade", json={
-        "email": f"{unique_name('x')}@example.com", "password": PASSWORD, "name": "X"})
+        "/api/v1/auth/upgrade",
+        headers=bearer(taken["tokens"]["access_token"]),
+        json={"email": f"{unique_name('x')}@example.com", "password": PASSWORD, "name": "X"},
+    )
+    short = await client.post(
+        "/api/v1/auth/upgrade",
+        headers=headers,
+        json={"email": f"{unique_name('x')}@example.com", "password": "short", "name": "X"},
+    )
+    unsigned = await client.post(
+        "/api/v1/auth/upgrade",
+        json={"email": f"{unique_name('x')}@example.com", "password": PASSWORD, "name": "X"},
+    )
 
     assert error(clash) == (409, "EMAIL_EXISTS")
     assert error(twice) == (409, "CONFLICT")

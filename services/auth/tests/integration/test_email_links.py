@@ -41,8 +41,11 @@ def token_of(link: str) -> str:
 
 async def last_link(app: FastAPI, kind: str) -> str:
     """The link of the last `kind` email written to the outbox."""
-    emails = [p for p in await outbox_payloads(app, AUTH_EMAIL.name, "email.requested")
-              if p["kind"] == kind]
+    emails = [
+        p
+        for p in await outbox_payloads(app, AUTH_EMAIL.name, "email.requested")
+        if p["kind"] == kind
+    ]
     assert emails, f"no {kind} email"
     link: str = emails[-1]["link"]
     return link
@@ -51,7 +54,8 @@ async def last_link(app: FastAPI, kind: str) -> str:
 async def expire_links(app: FastAPI) -> None:
     async with components(app).uow() as uow:
         await uow.session.execute(
-            text("UPDATE email_tokens SET expires_at = now() - interval '1 second'"))
+            text("UPDATE email_tokens SET expires_at = now() - interval '1 second'")
+        )
         await uow.commit()
 
 
@@ -61,8 +65,9 @@ async def test_a_verification_link_arrives_on_the_broker_and_verifies_the_email_
     app = stack.app(public_url="https://app.example/")
     async with running(app) as client:
         email = f"{unique_name('verify')}@example.com"
-        registered = await client.post("/api/v1/auth/register", json={
-            "email": email, "password": PASSWORD, "name": "Ada"})
+        registered = await client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
+        )
         user_id = registered.json()["data"]["user"]["id"]
         headers = bearer(registered.json()["data"]["tokens"]["access_token"])
         before = datetime.now(UTC)
@@ -71,24 +76,26 @@ async def test_a_verification_link_arrives_on_the_broker_and_verifies_the_email_
 
         assert requested.status_code == 202, requested.text
         assert requested.json()["data"]["to"] == email
-        envelope = await first_event(stack.infra.kafka, AUTH_EMAIL.name, user_id,
-                                     "email.requested")
+        envelope = await first_event(stack.infra.kafka, AUTH_EMAIL.name, user_id, "email.requested")
         payload = envelope["payload"]
         assert payload["kind"] == "verify_email"
         assert payload["to"] == email
         assert payload["link"].startswith("https://app.example/verify-email?token=")
         expires_at = datetime.fromisoformat(payload["expires_at"])
-        assert timedelta(hours=23, minutes=59) < expires_at - before < timedelta(hours=24,
-                                                                                   minutes=1)
+        assert (
+            timedelta(hours=23, minutes=59) < expires_at - before < timedelta(hours=24, minutes=1)
+        )
         token = token_of(payload["link"])
         assert len(token) >= 43  # 256 random bits, URL-safe
         async with components(app).uow() as uow:
-            stored = (await uow.session.execute(text("SELECT token_hash FROM email_tokens"))
-                      ).scalars().all()
+            stored = (
+                (await uow.session.execute(text("SELECT token_hash FROM email_tokens")))
+                .scalars()
+                .all()
+            )
         assert stored == [hashlib.sha256(token.encode()).digest()]  # only the hash is kept
 
-        confirmed = await client.post("/api/v1/auth/verify-email/confirm",
-                                      json={"token": token})
+        confirmed = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
 
         assert confirmed.status_code == 200, confirmed.text
         assert confirmed.json()["data"]["user"]["email_verified"] is True
@@ -98,8 +105,10 @@ async def test_a_verification_link_arrives_on_the_broker_and_verifies_the_email_
         again = await client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
         assert error(again) == (401, "INVALID_TOKEN")
         # verified: there is nothing left to verify
-        assert error(await client.post("/api/v1/auth/verify-email/request",
-                                       headers=headers)) == (409, "CONFLICT")
+        assert error(await client.post("/api/v1/auth/verify-email/request", headers=headers)) == (
+            409,
+            "CONFLICT",
+        )
 
 
 async def test_a_verified_user_is_in_the_verified_flag_segment(
@@ -109,17 +118,27 @@ async def test_a_verified_user_is_in_the_verified_flag_segment(
     await make_admin(app, admin["user"]["id"])
     admin_login = await login(client, admin["user"]["email"])
     admin_headers = bearer(admin_login.json()["data"]["tokens"]["access_token"])
-    put = await client.put("/api/v1/flags/beta", headers=admin_headers, json={
-        "enabled": True, "rollout_percentage": 100, "segments": ["verified"], "config": {},
-        "description": "verified users only"})
+    put = await client.put(
+        "/api/v1/flags/beta",
+        headers=admin_headers,
+        json={
+            "enabled": True,
+            "rollout_percentage": 100,
+            "segments": ["verified"],
+            "config": {},
+            "description": "verified users only",
+        },
+    )
     assert put.status_code == 200, put.text
     user = await register()
     headers = bearer(user["tokens"]["access_token"])
 
     before = await client.get("/api/v1/flags", headers=headers)
     await client.post("/api/v1/auth/verify-email/request", headers=headers)
-    await client.post("/api/v1/auth/verify-email/confirm",
-                      json={"token": token_of(await last_link(app, "verify_email"))})
+    await client.post(
+        "/api/v1/auth/verify-email/confirm",
+        json={"token": token_of(await last_link(app, "verify_email"))},
+    )
     after = await client.get("/api/v1/flags", headers=headers)
 
     assert before.json()["data"]["flags"]["beta"]["enabled"] is False
@@ -155,13 +174,14 @@ async def test_an_anonymous_account_has_no_email_to_verify(client: httpx.AsyncCl
 async def test_verification_needs_a_signed_in_caller_and_a_known_token(
     client: httpx.AsyncClient,
 ) -> None:
-    assert error(await client.post("/api/v1/auth/verify-email/request")) == (
-        401, "UNAUTHORIZED")
-    unknown = await client.post("/api/v1/auth/verify-email/confirm",
-                                json={"token": "not-a-token-we-sent"})
+    assert error(await client.post("/api/v1/auth/verify-email/request")) == (401, "UNAUTHORIZED")
+    unknown = await client.post(
+        "/api/v1/auth/verify-email/confirm", json={"token": "not-a-token-we-sent"}
+    )
     assert error(unknown) == (401, "INVALID_TOKEN")
-    extra = await client.post("/api/v1/auth/verify-email/confirm",
-                              json={"token": "x", "user_id": "someone"})
+    extra = await client.post(
+        "/api/v1/auth/verify-email/confirm", json={"token": "x", "user_id": "someone"}
+    )
     assert error(extra) == (400, "VALIDATION_ERROR")
 
 
@@ -172,15 +192,15 @@ async def test_forgot_answers_the_same_whether_or_not_the_email_has_an_account(
     email = user["user"]["email"]
 
     known = await client.post("/api/v1/auth/password/forgot", json={"email": email.upper()})
-    unknown = await client.post("/api/v1/auth/password/forgot",
-                                json={"email": f"{unique_name('nobody')}@example.com"})
+    unknown = await client.post(
+        "/api/v1/auth/password/forgot", json={"email": f"{unique_name('nobody')}@example.com"}
+    )
 
     assert known.status_code == unknown.status_code == 202
     assert known.json() == unknown.json()
     emails = await outbox_payloads(app, AUTH_EMAIL.name, "email.requested")
     assert [(e["kind"], e["to"]) for e in emails] == [("password_reset", email)]
-    extra = await client.post("/api/v1/auth/password/forgot",
-                              json={"email": email, "name": "x"})
+    extra = await client.post("/api/v1/auth/password/forgot", json={"email": email, "name": "x"})
     assert error(extra) == (400, "VALIDATION_ERROR")
 
 
@@ -192,27 +212,29 @@ async def test_a_password_reset_changes_the_password_and_signs_out_every_session
     other_device = (await login(client, email)).json()["data"]["tokens"]
 
     await client.post("/api/v1/auth/password/forgot", json={"email": email})
-    envelope = await first_event(stack.infra.kafka, AUTH_EMAIL.name, user_id,
-                                 "email.requested")
+    envelope = await first_event(stack.infra.kafka, AUTH_EMAIL.name, user_id, "email.requested")
     assert envelope["payload"]["kind"] == "password_reset"
     assert envelope["payload"]["link"].startswith("http://127.0.0.1:8000/reset-password?token=")
     token = token_of(envelope["payload"]["link"])
 
-    reset = await client.post("/api/v1/auth/password/reset",
-                              json={"token": token, "new_password": NEW_PASSWORD})
+    reset = await client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": NEW_PASSWORD}
+    )
 
     assert reset.status_code == 200, reset.text
     assert reset.json()["data"]["revoked_sessions"] == 2
     assert error(await login(client, email)) == (401, "INVALID_CREDENTIALS")
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
     for tokens in (user["tokens"], other_device):
-        refreshed = await client.post("/api/v1/auth/refresh",
-                                      json={"refresh_token": tokens["refresh_token"]})
+        refreshed = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        )
         assert error(refreshed) == (401, "INVALID_TOKEN")
         me = await client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
         assert error(me) == (401, "INVALID_TOKEN")
-    again = await client.post("/api/v1/auth/password/reset",
-                              json={"token": token, "new_password": "yet another one"})
+    again = await client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "yet another one"}
+    )
     assert error(again) == (401, "INVALID_TOKEN")
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
 
@@ -226,10 +248,12 @@ async def test_one_reset_spends_every_older_reset_link(
     await client.post("/api/v1/auth/password/forgot", json={"email": email})
     newer = token_of(await last_link(app, "password_reset"))
 
-    await client.post("/api/v1/auth/password/reset",
-                      json={"token": newer, "new_password": NEW_PASSWORD})
-    stale = await client.post("/api/v1/auth/password/reset",
-                              json={"token": older, "new_password": "the attacker's pick"})
+    await client.post(
+        "/api/v1/auth/password/reset", json={"token": newer, "new_password": NEW_PASSWORD}
+    )
+    stale = await client.post(
+        "/api/v1/auth/password/reset", json={"token": older, "new_password": "the attacker's pick"}
+    )
 
     assert error(stale) == (401, "INVALID_TOKEN")
     assert (await login(client, email, NEW_PASSWORD)).status_code == 200
@@ -240,22 +264,26 @@ async def test_a_reset_refuses_expired_foreign_and_weak_input(
 ) -> None:
     user = await register()
     email = user["user"]["email"]
-    await client.post("/api/v1/auth/verify-email/request",
-                      headers=bearer(user["tokens"]["access_token"]))
+    await client.post(
+        "/api/v1/auth/verify-email/request", headers=bearer(user["tokens"]["access_token"])
+    )
     verify_token = token_of(await last_link(app, "verify_email"))
     await client.post("/api/v1/auth/password/forgot", json={"email": email})
     reset_token = token_of(await last_link(app, "password_reset"))
 
-    weak = await client.post("/api/v1/auth/password/reset",
-                             json={"token": reset_token, "new_password": "short"})
+    weak = await client.post(
+        "/api/v1/auth/password/reset", json={"token": reset_token, "new_password": "short"}
+    )
     assert error(weak) == (400, "VALIDATION_ERROR")
     # a verification link is not a reset link
-    wrong_kind = await client.post("/api/v1/auth/password/reset",
-                                   json={"token": verify_token, "new_password": NEW_PASSWORD})
+    wrong_kind = await client.post(
+        "/api/v1/auth/password/reset", json={"token": verify_token, "new_password": NEW_PASSWORD}
+    )
     assert error(wrong_kind) == (401, "INVALID_TOKEN")
     await expire_links(app)
-    expired = await client.post("/api/v1/auth/password/reset",
-                                json={"token": reset_token, "new_password": NEW_PASSWORD})
+    expired = await client.post(
+        "/api/v1/auth/password/reset", json={"token": reset_token, "new_password": NEW_PASSWORD}
+    )
     assert error(expired) == (401, "INVALID_TOKEN")
     assert (await login(client, email)).status_code == 200  # the old password still works
 
@@ -263,15 +291,23 @@ async def test_a_reset_refuses_expired_foreign_and_weak_input(
 async def test_forgot_is_throttled_per_email_whether_or_not_it_exists(stack: Stack) -> None:
     app = stack.app(password_reset_max_per_email=2)
     async with running(app) as client:
-        known = (await client.post("/api/v1/auth/register", json={
-            "email": f"{unique_name('t')}@example.com", "password": PASSWORD,
-            "name": "Ada"})).json()["data"]["user"]["email"]
+        known = (
+            await client.post(
+                "/api/v1/auth/register",
+                json={
+                    "email": f"{unique_name('t')}@example.com",
+                    "password": PASSWORD,
+                    "name": "Ada",
+                },
+            )
+        ).json()["data"]["user"]["email"]
         unknown = f"{unique_name('nobody')}@example.com"
         answers: dict[str, list[httpx.Response]] = {known: [], unknown: []}
         for email in answers:
             for _ in range(3):
-                answers[email].append(await client.post("/api/v1/auth/password/forgot",
-                                                         json={"email": email}))
+                answers[email].append(
+                    await client.post("/api/v1/auth/password/forgot", json={"email": email})
+                )
 
         for responses in answers.values():
             assert [r.status_code for r in responses] == [202, 202, 429]
@@ -299,8 +335,9 @@ async def test_the_log_mail_sink_writes_the_link_to_the_log(stack: Stack) -> Non
     try:
         async with running(app) as client:
             email = f"{unique_name('sink')}@example.com"
-            await client.post("/api/v1/auth/register", json={
-                "email": email, "password": PASSWORD, "name": "Ada"})
+            await client.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "Ada"}
+            )
             await client.post("/api/v1/auth/password/forgot", json={"email": email})
             link = await last_link(app, "password_reset")
 

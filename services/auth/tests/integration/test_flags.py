@@ -21,8 +21,9 @@ async def admin(client: httpx.AsyncClient, app: FastAPI, register: Register) -> 
     return bearer(tokens["access_token"])
 
 
-async def put_flag(client: httpx.AsyncClient, headers: dict[str, str], key: str,
-                   **body: Any) -> httpx.Response:
+async def put_flag(
+    client: httpx.AsyncClient, headers: dict[str, str], key: str, **body: Any
+) -> httpx.Response:
     return await client.put(f"/api/v1/flags/{key}", headers=headers, json=body)
 
 
@@ -30,8 +31,15 @@ async def test_an_admin_creates_a_flag_and_users_see_it_evaluated(
     client: httpx.AsyncClient, app: FastAPI, admin: dict[str, str], register: Register
 ) -> None:
     key = unique_name("voice").lower()
-    created = await put_flag(client, admin, key, enabled=True, rollout_percentage=100,
-                             config={"model": "tts-1"}, description="voice replies")
+    created = await put_flag(
+        client,
+        admin,
+        key,
+        enabled=True,
+        rollout_percentage=100,
+        config={"model": "tts-1"},
+        description="voice replies",
+    )
     user = await register()
 
     flags = await client.get("/api/v1/flags", headers=bearer(user["tokens"]["access_token"]))
@@ -53,10 +61,12 @@ async def test_disabled_and_segment_targeted_flags(
     user = await register()
     guest = (await client.post("/api/v1/auth/anonymous")).json()["data"]
 
-    mine = (await client.get("/api/v1/flags", headers=bearer(user["tokens"]["access_token"]))
-            ).json()["data"]["flags"]
-    theirs = (await client.get("/api/v1/flags", headers=bearer(guest["tokens"]["access_token"]))
-              ).json()["data"]["flags"]
+    mine = (
+        await client.get("/api/v1/flags", headers=bearer(user["tokens"]["access_token"]))
+    ).json()["data"]["flags"]
+    theirs = (
+        await client.get("/api/v1/flags", headers=bearer(guest["tokens"]["access_token"]))
+    ).json()["data"]["flags"]
 
     assert mine[off] == {"enabled": False, "config": {}}
     assert (mine[anon_only]["enabled"], theirs[anon_only]["enabled"]) == (False, True)
@@ -70,8 +80,10 @@ async def test_the_same_user_always_gets_the_same_answer(
     user = await register()
     headers = bearer(user["tokens"]["access_token"])
 
-    answers = {(await client.get("/api/v1/flags", headers=headers)).json()["data"]["flags"][key]
-               ["enabled"] for _ in range(5)}
+    answers = {
+        (await client.get("/api/v1/flags", headers=headers)).json()["data"]["flags"][key]["enabled"]
+        for _ in range(5)
+    }
 
     assert len(answers) == 1
 
@@ -84,12 +96,15 @@ async def test_only_admins_change_flags(client: httpx.AsyncClient, register: Reg
     assert error(await client.get("/api/v1/flags/admin", headers=headers)) == (403, "FORBIDDEN")
 
 
-@pytest.mark.parametrize(("key", "body"), [
-    ("Bad Key", {"enabled": True}),
-    ("ok-key", {"rollout_percentage": 101}),
-    ("ok-key", {"segments": ["Not A Segment"]}),
-    ("ok-key", {"enabled": True, "colour": "red"}),
-])
+@pytest.mark.parametrize(
+    ("key", "body"),
+    [
+        ("Bad Key", {"enabled": True}),
+        ("ok-key", {"rollout_percentage": 101}),
+        ("ok-key", {"segments": ["Not A Segment"]}),
+        ("ok-key", {"enabled": True, "colour": "red"}),
+    ],
+)
 async def test_bad_flags_are_refused(
     client: httpx.AsyncClient, admin: dict[str, str], key: str, body: dict[str, Any]
 ) -> None:
@@ -103,13 +118,18 @@ async def test_an_admin_puts_users_in_segments_that_flags_target(
     await put_flag(client, admin, key, enabled=True, segments=["beta"], config={"x": 1})
     tester, other = await register(), await register()
 
-    assigned = await client.put(f"/api/v1/flags/segments/{tester['user']['id']}",
-                                headers=admin, json={"segments": ["beta", "beta", "premium"]})
+    assigned = await client.put(
+        f"/api/v1/flags/segments/{tester['user']['id']}",
+        headers=admin,
+        json={"segments": ["beta", "beta", "premium"]},
+    )
 
     assert assigned.status_code == 200, assigned.text
     assert assigned.json()["data"]["segments"] == ["beta", "premium"]
+
     def flags_of(user: dict[str, Any]) -> Any:
         return client.get("/api/v1/flags", headers=bearer(user["tokens"]["access_token"]))
+
     assert (await flags_of(tester)).json()["data"]["flags"][key]["enabled"] is True
     assert (await flags_of(other)).json()["data"]["flags"][key]["enabled"] is False
     assert ("auth.user.v1", "user.updated") in await outbox_events(app, tester["user"]["id"])
@@ -120,10 +140,12 @@ async def test_only_admins_assign_segments_and_only_to_real_users(
 ) -> None:
     user = await register()
     path = f"/api/v1/flags/segments/{user['user']['id']}"
-    as_user = await client.put(path, headers=bearer(user["tokens"]["access_token"]),
-                               json={"segments": ["beta"]})
-    unknown = await client.put("/api/v1/flags/segments/no-such-user", headers=admin,
-                               json={"segments": ["beta"]})
+    as_user = await client.put(
+        path, headers=bearer(user["tokens"]["access_token"]), json={"segments": ["beta"]}
+    )
+    unknown = await client.put(
+        "/api/v1/flags/segments/no-such-user", headers=admin, json={"segments": ["beta"]}
+    )
     bad = await client.put(path, headers=admin, json={"segments": ["Not A Segment"]})
 
     assert error(as_user) == (403, "FORBIDDEN")

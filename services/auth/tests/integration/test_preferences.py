@@ -39,10 +39,19 @@ async def test_a_new_user_has_the_apps_defaults_at_version_zero(
 
     data = response.json()["data"]
     assert data["preferences"] == {
-        "theme_dark_mode": True, "chat_text_animations": True, "chat_font_size": 16.0,
-        "chat_persona": "Friendly", "notifications_enabled": True,
-        "onboarding_completed": False, "preferred_language": "en-US", "center_mode": "full",
-        "theme_mode": "system", "font_size": 14, "compact_mode": False, "extra": {}}
+        "theme_dark_mode": True,
+        "chat_text_animations": True,
+        "chat_font_size": 16.0,
+        "chat_persona": "Friendly",
+        "notifications_enabled": True,
+        "onboarding_completed": False,
+        "preferred_language": "en-US",
+        "center_mode": "full",
+        "theme_mode": "system",
+        "font_size": 14,
+        "compact_mode": False,
+        "extra": {},
+    }
     assert set(data["versions"].values()) == {0}
     assert user["user"]["preferences"] == data["preferences"]  # what register answered
 
@@ -50,9 +59,16 @@ async def test_a_new_user_has_the_apps_defaults_at_version_zero(
 async def test_big_agis_value_types_are_taken_and_kept(
     client: httpx.AsyncClient, user: dict[str, Any]
 ) -> None:
-    await client.put("/api/v1/preferences", headers=auth(user),
-                     json={"center_mode": "wide", "font_size": 16, "theme_mode": "light",
-                           "preferred_language": "de-DE"})
+    await client.put(
+        "/api/v1/preferences",
+        headers=auth(user),
+        json={
+            "center_mode": "wide",
+            "font_size": 16,
+            "theme_mode": "light",
+            "preferred_language": "de-DE",
+        },
+    )
 
     data = (await client.get("/api/v1/preferences", headers=auth(user))).json()["data"]
     assert data["preferences"]["center_mode"] == "wide"
@@ -65,12 +81,16 @@ async def test_two_devices_patching_different_fields_both_win(
     client: httpx.AsyncClient, user: dict[str, Any], app: FastAPI
 ) -> None:
     phone = auth(user)
-    laptop = bearer((await login(client, user["user"]["email"])).json()["data"]["tokens"]
-                    ["access_token"])
+    laptop = bearer(
+        (await login(client, user["user"]["email"])).json()["data"]["tokens"]["access_token"]
+    )
 
     await client.patch("/api/v1/preferences", headers=phone, json={"theme_dark_mode": False})
-    last = await client.patch("/api/v1/preferences", headers=laptop,
-                              json={"chat_font_size": 18.5, "extra": {"voice": "alloy"}})
+    last = await client.patch(
+        "/api/v1/preferences",
+        headers=laptop,
+        json={"chat_font_size": 18.5, "extra": {"voice": "alloy"}},
+    )
 
     data = last.json()["data"]
     assert data["preferences"]["theme_dark_mode"] is False
@@ -89,8 +109,9 @@ async def test_writing_the_same_value_changes_nothing(
     client: httpx.AsyncClient, user: dict[str, Any], app: FastAPI
 ) -> None:
     await client.patch("/api/v1/preferences", headers=auth(user), json={"compact_mode": True})
-    again = await client.patch("/api/v1/preferences", headers=auth(user),
-                               json={"compact_mode": True})
+    again = await client.patch(
+        "/api/v1/preferences", headers=auth(user), json={"compact_mode": True}
+    )
 
     assert again.json()["data"]["versions"]["compact_mode"] == 1
     assert len(await outbox_events(app, user["user"]["id"])) == 2  # registered + one update
@@ -99,11 +120,17 @@ async def test_writing_the_same_value_changes_nothing(
 async def test_put_changes_only_the_fields_given_and_reset_restores_defaults(
     client: httpx.AsyncClient, user: dict[str, Any]
 ) -> None:
-    await client.patch("/api/v1/preferences", headers=auth(user),
-                       json={"theme_mode": "dark", "preferred_language": "de"})
+    await client.patch(
+        "/api/v1/preferences",
+        headers=auth(user),
+        json={"theme_mode": "dark", "preferred_language": "de"},
+    )
 
-    put = await client.put("/api/v1/preferences", headers=auth(user),
-                           json={"onboarding_completed": True, "font_size": 18})
+    put = await client.put(
+        "/api/v1/preferences",
+        headers=auth(user),
+        json={"onboarding_completed": True, "font_size": 18},
+    )
     reset = await client.post("/api/v1/preferences/reset", headers=auth(user))
 
     assert put.status_code == 200, put.text
@@ -121,22 +148,23 @@ async def test_put_changes_only_the_fields_given_and_reset_restores_defaults(
     assert after_reset["versions"]["onboarding_completed"] == 2
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"theme_mode": "purple"}, "theme_mode"),
-    ({"chat_font_size": 1000}, "chat_font_size"),
-    ({"notifications_enabled": "maybe"}, "notifications_enabled"),
-    ({"font_size": "large"}, "font_size"),
-    ({"center_mode": True}, "center_mode"),
-    ({"wallpaper": "cats"}, "wallpaper"),
-    ({"extra": ["not", "an", "object"]}, "extra"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"theme_mode": "purple"}, "theme_mode"),
+        ({"chat_font_size": 1000}, "chat_font_size"),
+        ({"notifications_enabled": "maybe"}, "notifications_enabled"),
+        ({"font_size": "large"}, "font_size"),
+        ({"center_mode": True}, "center_mode"),
+        ({"wallpaper": "cats"}, "wallpaper"),
+        ({"extra": ["not", "an", "object"]}, "extra"),
+    ],
+)
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 async def test_bad_preferences_are_refused_naming_the_field(
-    client: httpx.AsyncClient, user: dict[str, Any], body: dict[str, Any], field: str,
-    method: str
+    client: httpx.AsyncClient, user: dict[str, Any], body: dict[str, Any], field: str, method: str
 ) -> None:
-    response = await client.request(method, "/api/v1/preferences", headers=auth(user),
-                                    json=body)
+    response = await client.request(method, "/api/v1/preferences", headers=auth(user), json=body)
 
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json()["details"]["fields"][0]["field"] == field
@@ -147,8 +175,9 @@ async def test_bad_preferences_are_refused_naming_the_field(
 async def test_a_too_large_extra_is_refused(
     client: httpx.AsyncClient, user: dict[str, Any]
 ) -> None:
-    response = await client.patch("/api/v1/preferences", headers=auth(user),
-                                  json={"extra": {"blob": "x" * 20_000}})
+    response = await client.patch(
+        "/api/v1/preferences", headers=auth(user), json={"extra": {"blob": "x" * 20_000}}
+    )
 
     assert error(response) == (413, "PAYLOAD_TOO_LARGE")
     unchanged = await client.get("/api/v1/preferences", headers=auth(user))
@@ -168,17 +197,26 @@ async def test_existing_users_keep_what_they_saw_across_the_type_change(infra: I
         conn = await asyncpg.connect(infra.database)
         try:
             await conn.execute(f'SET search_path TO "{schema}"')
-            for user_id, values in [("u-chose", {"font_size": "large", "center_mode": True,
-                                                 "theme_dark_mode": True}),
-                                    ("u-never", {})]:
-                await conn.execute("INSERT INTO users (id, email) VALUES ($1, $2)",
-                                   user_id, f"{user_id}@example.com")
+            for user_id, values in [
+                ("u-chose", {"font_size": "large", "center_mode": True, "theme_dark_mode": True}),
+                ("u-never", {}),
+            ]:
+                await conn.execute(
+                    "INSERT INTO users (id, email) VALUES ($1, $2)",
+                    user_id,
+                    f"{user_id}@example.com",
+                )
                 await conn.execute(
                     'INSERT INTO preferences (user_id, "values", versions, updated_at) '
-                    "VALUES ($1, $2::jsonb, '{}'::jsonb, now())", user_id, json.dumps(values))
+                    "VALUES ($1, $2::jsonb, '{}'::jsonb, now())",
+                    user_id,
+                    json.dumps(values),
+                )
             await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
-            rows = {r["user_id"]: json.loads(r["values"]) for r in await conn.fetch(
-                'SELECT user_id, "values" FROM preferences')}
+            rows = {
+                r["user_id"]: json.loads(r["values"])
+                for r in await conn.fetch('SELECT user_id, "values" FROM preferences')
+            }
         finally:
             await conn.close()
     finally:
@@ -188,5 +226,8 @@ async def test_existing_users_keep_what_they_saw_across_the_type_change(infra: I
     never = PreferenceValues.model_validate(domain.current(rows["u-never"]))
     assert (chose.font_size, chose.center_mode, chose.theme_dark_mode) == (18, "narrow", True)
     assert (never.theme_dark_mode, never.chat_persona, never.preferred_language) == (
-        False, "", "en")
+        False,
+        "",
+        "en",
+    )
     assert (never.font_size, never.center_mode) == (14, "full")

@@ -26,11 +26,13 @@ async def revocations(app: FastAPI) -> list[dict[str, Any]]:
 
 
 async def test_logout_announces_the_one_session_it_ended(
-        app: FastAPI, client: httpx.AsyncClient, register: Register) -> None:
+    app: FastAPI, client: httpx.AsyncClient, register: Register
+) -> None:
     first = await register()
     second = (await login(client, first["user"]["email"])).json()["data"]
-    response = await client.post("/api/v1/auth/logout",
-                                 headers=bearer(first["tokens"]["access_token"]))
+    response = await client.post(
+        "/api/v1/auth/logout", headers=bearer(first["tokens"]["access_token"])
+    )
     assert response.status_code == 200, response.text
 
     [event] = await revocations(app)
@@ -38,36 +40,46 @@ async def test_logout_announces_the_one_session_it_ended(
     assert event["reason"] == "logout"
     revoked_at = datetime.fromisoformat(event["revoked_at"])
     assert datetime.fromisoformat(event["access_expires_by"]) - revoked_at == timedelta(
-        seconds=app.state.settings.access_token_ttl_seconds)
+        seconds=app.state.settings.access_token_ttl_seconds
+    )
     assert session_of(second["tokens"]) not in event["session_ids"]
 
 
 async def test_logout_all_and_revoking_a_device_announce_theirs(
-        app: FastAPI, client: httpx.AsyncClient, register: Register) -> None:
+    app: FastAPI, client: httpx.AsyncClient, register: Register
+) -> None:
     first = await register()
     email = first["user"]["email"]
     others = [(await login(client, email)).json()["data"] for _ in range(2)]
-    response = await client.delete(f"/api/v1/auth/sessions/{session_of(others[0]['tokens'])}",
-                                   headers=bearer(first["tokens"]["access_token"]))
+    response = await client.delete(
+        f"/api/v1/auth/sessions/{session_of(others[0]['tokens'])}",
+        headers=bearer(first["tokens"]["access_token"]),
+    )
     assert response.status_code == 200, response.text
-    response = await client.post("/api/v1/auth/logout?all=true",
-                                  headers=bearer(first["tokens"]["access_token"]))
+    response = await client.post(
+        "/api/v1/auth/logout?all=true", headers=bearer(first["tokens"]["access_token"])
+    )
     assert response.json()["data"]["revoked"] == 2
 
     device, everything = await revocations(app)
     assert (device["reason"], device["session_ids"]) == (
-        "revoked", [session_of(others[0]["tokens"])])
+        "revoked",
+        [session_of(others[0]["tokens"])],
+    )
     assert everything["reason"] == "logout"
     assert sorted(everything["session_ids"]) == sorted(
-        [session_of(first["tokens"]), session_of(others[1]["tokens"])])
+        [session_of(first["tokens"]), session_of(others[1]["tokens"])]
+    )
 
 
 async def test_a_reused_refresh_token_announces_its_session(
-        app: FastAPI, client: httpx.AsyncClient, register: Register) -> None:
+    app: FastAPI, client: httpx.AsyncClient, register: Register
+) -> None:
     tokens = (await register())["tokens"]
     refresh = tokens["refresh_token"]
-    assert (await client.post("/api/v1/auth/refresh",
-                              json={"refresh_token": refresh})).status_code == 200
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+    ).status_code == 200
     assert await revocations(app) == []
     # past the grace window (a race of one app's two requests is not reuse)
     grace = app.state.settings.refresh_reuse_grace_seconds
@@ -80,32 +92,38 @@ async def test_a_reused_refresh_token_announces_its_session(
 
 
 async def test_a_password_reset_announces_every_session(
-        app: FastAPI, client: httpx.AsyncClient, register: Register) -> None:
+    app: FastAPI, client: httpx.AsyncClient, register: Register
+) -> None:
     first = await register()
     email = first["user"]["email"]
     second = (await login(client, email)).json()["data"]
     await client.post("/api/v1/auth/password/forgot", json={"email": email})
     [email_event] = await outbox_payloads(app, "auth.email.v1", "email.requested")
     token = parse_qs(urlsplit(email_event["link"]).query)["token"][0]
-    response = await client.post("/api/v1/auth/password/reset",
-                                 json={"token": token, "new_password": PASSWORD + "!"})
+    response = await client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": PASSWORD + "!"}
+    )
     assert response.status_code == 200, response.text
 
     [event] = await revocations(app)
     assert event["reason"] == "password_reset"
     assert sorted(event["session_ids"]) == sorted(
-        [session_of(first["tokens"]), session_of(second["tokens"])])
+        [session_of(first["tokens"]), session_of(second["tokens"])]
+    )
 
 
 async def test_deleting_the_account_announces_every_session(
-        app: FastAPI, client: httpx.AsyncClient, register: Register) -> None:
+    app: FastAPI, client: httpx.AsyncClient, register: Register
+) -> None:
     first = await register()
     second = (await login(client, first["user"]["email"])).json()["data"]
-    response = await client.delete("/api/v1/auth/me",
-                                   headers=bearer(first["tokens"]["access_token"]))
+    response = await client.delete(
+        "/api/v1/auth/me", headers=bearer(first["tokens"]["access_token"])
+    )
     assert response.status_code == 200, response.text
 
     [event] = await revocations(app)
     assert event["reason"] == "user_deleted"
     assert sorted(event["session_ids"]) == sorted(
-        [session_of(first["tokens"]), session_of(second["tokens"])])
+        [session_of(first["tokens"]), session_of(second["tokens"])]
+    )

@@ -48,10 +48,14 @@ async def behind_gateway(stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient,
         yield client, clock
 
 
-async def login_from(client: httpx.AsyncClient, ip: str, email: str,
-                     password: str = PASSWORD) -> httpx.Response:
-    return await client.post("/api/v1/auth/login", headers={"X-Forwarded-For": ip},
-                             json={"email": email, "password": password})
+async def login_from(
+    client: httpx.AsyncClient, ip: str, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/login",
+        headers={"X-Forwarded-For": ip},
+        json={"email": email, "password": password},
+    )
 
 
 async def test_failures_from_one_address_bring_growing_delays_for_that_address(
@@ -70,7 +74,9 @@ async def test_failures_from_one_address_bring_growing_delays_for_that_address(
         waits.append(int(refused.headers["Retry-After"]))
         clock.advance(waits[-1])
         assert error(await login_from(client, attacker, email, "wrong")) == (
-            401, "INVALID_CREDENTIALS")
+            401,
+            "INVALID_CREDENTIALS",
+        )
 
     assert [error(r) for r in free] == [(401, "INVALID_CREDENTIALS")] * 5
     assert waits == [1, 2, 4]  # the 5th failure waits 1 s, each further one twice as long
@@ -95,7 +101,7 @@ async def test_the_owner_on_another_address_still_gets_in(
 
 
 async def test_an_unknown_email_is_throttled_like_a_known_one(
-    behind_gateway: tuple[httpx.AsyncClient, Clock]
+    behind_gateway: tuple[httpx.AsyncClient, Clock],
 ) -> None:
     client, _ = behind_gateway
     email = f"{unique_name('ghost')}@example.com"
@@ -122,8 +128,9 @@ async def test_failures_from_one_ip_lock_that_ip(stack: Stack) -> None:
     app = stack.app(login_max_failures_per_ip=3)
     async with running(app) as client:
         email = f"{unique_name('victim')}@example.com"
-        created = await client.post("/api/v1/auth/register",
-                                    json={"email": email, "password": PASSWORD, "name": "V"})
+        created = await client.post(
+            "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "V"}
+        )
         assert created.status_code == 201
         for _ in range(3):  # three different emails: no single email reaches its limit
             await login(client, f"{unique_name('spray')}@example.com", "guess")
@@ -137,17 +144,26 @@ async def test_failures_from_one_ip_lock_that_ip(stack: Stack) -> None:
 async def test_the_gateways_forwarded_ip_counts_when_trusted(stack: Stack) -> None:
     app = stack.app(login_max_failures_per_ip=2, trusted_proxies=["127.0.0.1"])
     async with running(app) as client:
+
         def from_ip(ip: str) -> dict[str, str]:
             return {"X-Forwarded-For": f"10.9.9.9, {ip}"}
 
         for _ in range(2):
-            await client.post("/api/v1/auth/login", headers=from_ip("203.0.113.7"),
-                              json={"email": f"{unique_name('s')}@example.com",
-                                    "password": "guess"})
-        blocked = await client.post("/api/v1/auth/login", headers=from_ip("203.0.113.7"),
-                                    json={"email": "a@example.com", "password": "guess"})
-        elsewhere = await client.post("/api/v1/auth/login", headers=from_ip("198.51.100.1"),
-                                      json={"email": "a@example.com", "password": "guess"})
+            await client.post(
+                "/api/v1/auth/login",
+                headers=from_ip("203.0.113.7"),
+                json={"email": f"{unique_name('s')}@example.com", "password": "guess"},
+            )
+        blocked = await client.post(
+            "/api/v1/auth/login",
+            headers=from_ip("203.0.113.7"),
+            json={"email": "a@example.com", "password": "guess"},
+        )
+        elsewhere = await client.post(
+            "/api/v1/auth/login",
+            headers=from_ip("198.51.100.1"),
+            json={"email": "a@example.com", "password": "guess"},
+        )
 
     assert error(blocked) == (429, "RATE_LIMITED")
     assert error(elsewhere) == (401, "INVALID_CREDENTIALS")
@@ -165,8 +181,9 @@ async def test_a_password_reset_forgives_every_addresss_failures(
         await client.post("/api/v1/auth/password/forgot", json={"email": email})
         [link] = await outbox_payloads(app, AUTH_EMAIL.name, "email.requested")
         token = parse_qs(urlsplit(link["link"]).query)["token"][0]
-        reset = await client.post("/api/v1/auth/password/reset",
-                                  json={"token": token, "new_password": "a new passphrase"})
+        reset = await client.post(
+            "/api/v1/auth/password/reset", json={"token": token, "new_password": "a new passphrase"}
+        )
         assert reset.status_code == 200, reset.text
 
         back = await login_from(client, "203.0.113.10", email, "a new passphrase")

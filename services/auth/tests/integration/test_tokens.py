@@ -132,9 +132,7 @@ async def test_a_token_back_within_the_grace_window_gets_the_pair_it_was_traded_
     assert len(sessions.json()["data"]["items"]) == 1  # no new session, nothing revoked
 
 
-async def test_with_no_grace_window_any_reuse_revokes(
-    stack: Stack, register: Register
-) -> None:
+async def test_with_no_grace_window_any_reuse_revokes(stack: Stack, register: Register) -> None:
     data = await register()
     async with running(stack.app(refresh_reuse_grace_seconds=0)) as client:
         token = data["tokens"]["refresh_token"]
@@ -158,8 +156,9 @@ async def test_unknown_and_expired_refresh_tokens_are_refused(
 
 
 async def test_refresh_refuses_unknown_fields(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/auth/refresh",
-                                 json={"refresh_token": "x", "grant_type": "refresh"})
+    response = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": "x", "grant_type": "refresh"}
+    )
 
     assert error(response) == (400, "VALIDATION_ERROR")
 
@@ -170,8 +169,10 @@ def sign(app: FastAPI, claims: dict[str, object]) -> str:
     return keys.sign(claims, keys.signing_key())
 
 
-@pytest.mark.parametrize("forge", ["alg_none", "foreign_key", "foreign_key_our_kid",
-                                   "refresh_type", "expired", "no_type"])
+@pytest.mark.parametrize(
+    "forge",
+    ["alg_none", "foreign_key", "foreign_key_our_kid", "refresh_type", "expired", "no_type"],
+)
 async def test_forged_or_wrong_tokens_are_refused(
     client: httpx.AsyncClient, app: FastAPI, register: Register, forge: str
 ) -> None:
@@ -180,15 +181,22 @@ async def test_forged_or_wrong_tokens_are_refused(
     our_kid = components(app).keys.signing_key().kid
     foreign = Ed25519PrivateKey.generate()
     token = {
-        "alg_none": lambda: jwt.encode(claims, None, algorithm="none",  # type: ignore[arg-type]
-                                       headers={"kid": our_kid}),
-        "foreign_key": lambda: jwt.encode(claims, foreign, algorithm="EdDSA",
-                                          headers={"kid": key_pair(new_private_key_pem()).kid}),
-        "foreign_key_our_kid": lambda: jwt.encode(claims, foreign, algorithm="EdDSA",
-                                                  headers={"kid": our_kid}),
+        "alg_none": lambda: jwt.encode(
+            claims,
+            None,
+            algorithm="none",  # type: ignore[arg-type]
+            headers={"kid": our_kid},
+        ),
+        "foreign_key": lambda: jwt.encode(
+            claims, foreign, algorithm="EdDSA", headers={"kid": key_pair(new_private_key_pem()).kid}
+        ),
+        "foreign_key_our_kid": lambda: jwt.encode(
+            claims, foreign, algorithm="EdDSA", headers={"kid": our_kid}
+        ),
         "refresh_type": lambda: sign(app, {**claims, "type": "refresh"}),
-        "expired": lambda: sign(app, {**claims, "iat": claims["iat"] - 7200,
-                                      "exp": claims["iat"] - 3600}),
+        "expired": lambda: sign(
+            app, {**claims, "iat": claims["iat"] - 7200, "exp": claims["iat"] - 3600}
+        ),
         "no_type": lambda: sign(app, {k: v for k, v in claims.items() if k != "type"}),
     }[forge]()
 
@@ -210,20 +218,19 @@ async def test_logout_ends_the_current_session_only(
     assert out.status_code == 200, out.text
     assert out.json()["data"] == {"revoked": 1}
     assert error(await client.get("/api/v1/auth/me", headers=headers)) == (401, "INVALID_TOKEN")
-    assert error(await refresh(client, data["tokens"]["refresh_token"])) == (401,
-                                                                              "INVALID_TOKEN")
-    assert (await client.get("/api/v1/auth/me", headers=bearer(other["access_token"]))
-            ).status_code == 200
+    assert error(await refresh(client, data["tokens"]["refresh_token"])) == (401, "INVALID_TOKEN")
+    assert (
+        await client.get("/api/v1/auth/me", headers=bearer(other["access_token"]))
+    ).status_code == 200
 
 
-async def test_logout_all_ends_every_session(
-    client: httpx.AsyncClient, register: Register
-) -> None:
+async def test_logout_all_ends_every_session(client: httpx.AsyncClient, register: Register) -> None:
     data = await register()
     other = (await login(client, data["user"]["email"])).json()["data"]["tokens"]
 
-    out = await client.post("/api/v1/auth/logout?all=true",
-                            headers=bearer(data["tokens"]["access_token"]))
+    out = await client.post(
+        "/api/v1/auth/logout?all=true", headers=bearer(data["tokens"]["access_token"])
+    )
 
     assert out.json()["data"] == {"revoked": 2}
     assert error(await refresh(client, other["refresh_token"])) == (401, "INVALID_TOKEN")
@@ -233,21 +240,26 @@ async def test_sessions_list_devices_and_one_can_be_revoked(
     client: httpx.AsyncClient, register: Register
 ) -> None:
     data = await register(device_info={"app": "web"})
-    phone = (await login(client, data["user"]["email"],
-                         device_info={"app": "flutter", "model": "Pixel 8"})).json()["data"]
+    phone = (
+        await login(
+            client, data["user"]["email"], device_info={"app": "flutter", "model": "Pixel 8"}
+        )
+    ).json()["data"]
     headers = bearer(data["tokens"]["access_token"])
 
     listed = (await client.get("/api/v1/auth/sessions", headers=headers)).json()["data"]["items"]
 
     assert sorted((s["device_info"]["app"], s["current"]) for s in listed) == [
-        ("flutter", False), ("web", True)]
-    assert all(s["last_ip"] == "127.0.0.1" and s["created_at"] and s["last_used_at"]
-               for s in listed)
+        ("flutter", False),
+        ("web", True),
+    ]
+    assert all(
+        s["last_ip"] == "127.0.0.1" and s["created_at"] and s["last_used_at"] for s in listed
+    )
     phone_session = next(s["id"] for s in listed if not s["current"])
     gone = await client.delete(f"/api/v1/auth/sessions/{phone_session}", headers=headers)
     assert gone.json()["data"] == {"revoked": 1}
-    assert error(await refresh(client, phone["tokens"]["refresh_token"])) == (401,
-                                                                               "INVALID_TOKEN")
+    assert error(await refresh(client, phone["tokens"]["refresh_token"])) == (401, "INVALID_TOKEN")
     after = (await client.get("/api/v1/auth/sessions", headers=headers)).json()["data"]["items"]
     assert [s["current"] for s in after] == [True]
 
@@ -256,11 +268,13 @@ async def test_another_users_session_cannot_be_revoked(
     client: httpx.AsyncClient, register: Register
 ) -> None:
     mine, theirs = await register(), await register()
-    their_session = jwt.decode(theirs["tokens"]["access_token"],
-                               options={"verify_signature": False})["sid"]
+    their_session = jwt.decode(
+        theirs["tokens"]["access_token"], options={"verify_signature": False}
+    )["sid"]
 
-    response = await client.delete(f"/api/v1/auth/sessions/{their_session}",
-                                   headers=bearer(mine["tokens"]["access_token"]))
+    response = await client.delete(
+        f"/api/v1/auth/sessions/{their_session}", headers=bearer(mine["tokens"]["access_token"])
+    )
 
     assert error(response) == (404, "NOT_FOUND")
     assert (await refresh(client, theirs["tokens"]["refresh_token"])).status_code == 200
@@ -275,8 +289,9 @@ async def test_key_rotation_keeps_old_tokens_valid(
     user = await register()
     old_kid = jwt.get_unverified_header(user["tokens"]["access_token"])["kid"]
 
-    rotated = await client.post("/api/v1/auth/keys/rotate",
-                                headers=bearer(admin_tokens["access_token"]))
+    rotated = await client.post(
+        "/api/v1/auth/keys/rotate", headers=bearer(admin_tokens["access_token"])
+    )
 
     assert rotated.status_code == 200, rotated.text
     new_kid = rotated.json()["data"]["kid"]
@@ -292,8 +307,9 @@ async def test_key_rotation_keeps_old_tokens_valid(
 async def test_only_an_admin_rotates_keys(client: httpx.AsyncClient, register: Register) -> None:
     user = await register()
 
-    response = await client.post("/api/v1/auth/keys/rotate",
-                                 headers=bearer(user["tokens"]["access_token"]))
+    response = await client.post(
+        "/api/v1/auth/keys/rotate", headers=bearer(user["tokens"]["access_token"])
+    )
 
     assert error(response) == (403, "FORBIDDEN")
 
@@ -301,13 +317,19 @@ async def test_only_an_admin_rotates_keys(client: httpx.AsyncClient, register: R
 async def test_keys_from_settings_sign_and_the_second_still_verifies(stack: Stack) -> None:
     first, second = new_private_key_pem(), new_private_key_pem()
 
-    app = stack.app(signing_keys=SecretStr(json.dumps([
-        {"private_key_pem": first}, {"private_key_pem": second}])))
+    app = stack.app(
+        signing_keys=SecretStr(
+            json.dumps([{"private_key_pem": first}, {"private_key_pem": second}])
+        )
+    )
     async with running(app) as client:
         jwks = (await client.get("/.well-known/jwks.json")).json()
         token = components(app).keys.sign(
-            access_claims(user_id="u", session_id="s", role="user", now=datetime.now(UTC),
-                          ttl_seconds=60), key_pair(second))
+            access_claims(
+                user_id="u", session_id="s", role="user", now=datetime.now(UTC), ttl_seconds=60
+            ),
+            key_pair(second),
+        )
         caller = await components(app).verifier.verify(token)
 
     assert [k["kid"] for k in jwks["keys"]] == [key_pair(first).kid, key_pair(second).kid]

@@ -16,6 +16,7 @@ def test_committed_asyncapi_document_is_up_to_date() -> None:
     document = asyncapi_document(app.state.runtime.broker, f"{app.title} events", app.version)
     assert COMMITTED.read_text() == asyncapi_yaml(document), (
         "regenerate: uv run python -m servicekit.asyncapi auth.main:create_app "
-        "services/auth/asyncapi.yaml")
+        "services/auth/asyncapi.yaml"
+    )
     published = {c["address"] for c in document.to_jsonable()["channels"].values()}
     assert {"auth.user.v1", "auth.preferences.v1", "auth.flags.v1", "auth.email.v1"} <= published

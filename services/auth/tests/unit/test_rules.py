@@ -34,8 +34,9 @@ def test_emails_are_trimmed_and_compared_without_case() -> None:
 
 async def test_passwords_use_argon2id_with_owasp_parameters() -> None:
     settings = Settings()
-    passwords = Passwords(settings.argon2_memory_kib, settings.argon2_time_cost,
-                          settings.argon2_parallelism)
+    passwords = Passwords(
+        settings.argon2_memory_kib, settings.argon2_time_cost, settings.argon2_parallelism
+    )
 
     hashed = await passwords.hash("correct horse battery")
 
@@ -61,17 +62,18 @@ def test_email_links_carry_a_random_url_safe_token_kept_as_sha256() -> None:
     assert token.replace("-", "").replace("_", "").isalnum()
     assert email_token_hash(token) == hashlib.sha256(token.encode()).digest()
     assert email_link("https://app.example/", "password_reset", token) == (
-        f"https://app.example/reset-password?token={token}")
+        f"https://app.example/reset-password?token={token}"
+    )
     assert email_link("http://h:8000", "verify_email", "a+b/c") == (
-        "http://h:8000/verify-email?token=a%2Bb%2Fc")
+        "http://h:8000/verify-email?token=a%2Bb%2Fc"
+    )
 
 
 def test_a_keys_kid_is_its_thumbprint_and_it_signs_eddsa() -> None:
     pem = new_private_key_pem()
     pair = key_pair(pem)
 
-    token = jwt.encode({"sub": "u"}, pair.private_key, algorithm="EdDSA",
-                       headers={"kid": pair.kid})
+    token = jwt.encode({"sub": "u"}, pair.private_key, algorithm="EdDSA", headers={"kid": pair.kid})
 
     assert key_pair(pem).kid == pair.kid
     assert pair.public_jwk["kty"] == "OKP"
@@ -80,13 +82,15 @@ def test_a_keys_kid_is_its_thumbprint_and_it_signs_eddsa() -> None:
 
 
 def test_preferences_version_only_fields_that_change() -> None:
-    stored, versions, changed = preferences.apply({}, {}, {"theme_mode": "dark",
-                                                           "compact_mode": False})
+    stored, versions, changed = preferences.apply(
+        {}, {}, {"theme_mode": "dark", "compact_mode": False}
+    )
 
     assert changed == {"theme_mode": "dark"}  # compact_mode was already False
     assert versions == {"theme_mode": 1}
-    _, versions, changed = preferences.apply(stored, versions, {"theme_mode": "light",
-                                                                "center_mode": "wide"})
+    _, versions, changed = preferences.apply(
+        stored, versions, {"theme_mode": "light", "center_mode": "wide"}
+    )
     assert versions == {"theme_mode": 2, "center_mode": 1}
     assert preferences.current(stored)["theme_mode"] == "dark"
     assert preferences.current({"gone_field": 1}) == preferences.DEFAULTS
@@ -101,16 +105,31 @@ def test_bucketing_is_deterministic_and_independent_per_flag() -> None:
 def test_a_25_percent_rollout_reaches_23_to_27_percent_of_10000_users() -> None:
     users = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"user-{i}")) for i in range(10_000)]
 
-    on = sum(is_on(key="new-composer", enabled=True, rollout_percentage=25, segments=[],
-                   user_id=u, member_of=["registered"]) for u in users)
+    on = sum(
+        is_on(
+            key="new-composer",
+            enabled=True,
+            rollout_percentage=25,
+            segments=[],
+            user_id=u,
+            member_of=["registered"],
+        )
+        for u in users
+    )
 
     assert 2_300 <= on <= 2_700
 
 
 def test_rollout_edges_and_segments() -> None:
     def on(pct: int, segments: list[str], member_of: set[str], enabled: bool = True) -> bool:
-        return is_on(key="f", enabled=enabled, rollout_percentage=pct, segments=segments,
-                     user_id="u1", member_of=member_of)
+        return is_on(
+            key="f",
+            enabled=enabled,
+            rollout_percentage=pct,
+            segments=segments,
+            user_id="u1",
+            member_of=member_of,
+        )
 
     assert on(100, [], {"registered"})
     assert not on(0, [], {"registered"})
@@ -118,7 +137,9 @@ def test_rollout_edges_and_segments() -> None:
     assert not on(100, ["beta"], {"registered"})
     assert on(100, ["beta", "registered"], {"registered"})
     assert user_segments(is_anonymous=True, role="admin", email_verified=False) == {
-        "anonymous", "admin"}
+        "anonymous",
+        "admin",
+    }
 
 
 def test_sign_in_delays_start_after_the_free_failures_and_double_up_to_the_cap() -> None:

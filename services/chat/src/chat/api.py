@@ -15,8 +15,19 @@ from chat.domain import ID_PATTERN
 from servicekit.auth import CurrentCaller
 from servicekit.responses import Deleted, Ok, ok
 
-__all__ = ["Chat", "CurrentCaller", "Deleted", "IdPath", "Ok", "TagQuery", "cached_json",
-           "cached_read", "components", "components_of_app", "ok"]
+__all__ = [
+    "Chat",
+    "CurrentCaller",
+    "Deleted",
+    "IdPath",
+    "Ok",
+    "TagQuery",
+    "cached_json",
+    "cached_read",
+    "components",
+    "components_of_app",
+    "ok",
+]
 
 # Every id in a path: a client id (UUIDv7 or an app's legacy id), at most 64 characters
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
@@ -45,8 +56,9 @@ def cached_json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-async def cached_read(cache: ChatCache, scope: Scope, variant: str,
-                      produce: Callable[[], Awaitable[BaseModel]]) -> Response:
+async def cached_read(
+    cache: ChatCache, scope: Scope, variant: str, produce: Callable[[], Awaitable[BaseModel]]
+) -> Response:
     """Answer from the cache, or produce the data from Postgres and cache its body."""
     found = await cache.get(scope, variant)
     if found.body is not None:

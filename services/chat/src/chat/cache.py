@@ -31,8 +31,9 @@ CACHE_HITS = Counter("chat_cache_hits_total", "cache reads answered by Redis", [
 CACHE_MISSES = Counter("chat_cache_misses_total", "cache reads that went to Postgres", ["cache"])
 # past this many keys whose deletion failed, the whole prefix is dropped on recovery instead
 MAX_PENDING_KEYS = 10_000
-CACHE_ERRORS = Counter("chat_cache_errors_total", "Redis failures the cache absorbed",
-                       ["operation"])
+CACHE_ERRORS = Counter(
+    "chat_cache_errors_total", "Redis failures the cache absorbed", ["operation"]
+)
 
 
 # HSET the fill only if the scope's generation is the one its read saw
@@ -63,8 +64,9 @@ class Scope:
 
 
 class ChatCache:
-    def __init__(self, redis: Redis, prefix: str, ttls: dict[str, int],
-                 retry_after: float = 5.0) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, ttls: dict[str, int], retry_after: float = 5.0
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttls = ttls
@@ -118,8 +120,10 @@ class ChatCache:
         if lookup.generation is None or self._skipping() or not await self._caught_up():
             return
         try:
-            await self._fill(keys=[scope.key, scope.generation_key],
-                             args=[lookup.generation, variant, body, self.ttls[scope.kind]])
+            await self._fill(
+                keys=[scope.key, scope.generation_key],
+                args=[lookup.generation, variant, body, self.ttls[scope.kind]],
+            )
         except (RedisError, OSError) as exc:
             self._failed("put", exc)
 
@@ -140,8 +144,13 @@ class ChatCache:
     async def forget_chat(self, user_id: str, chat_id: str) -> None:
         """Forget what a change to the chat or its messages made stale: the chat, the
         user's list and the chat's message pages."""
-        await self.invalidate([self.conversation(user_id, chat_id),
-                               self.conversation_list(user_id), self.messages(user_id, chat_id)])
+        await self.invalidate(
+            [
+                self.conversation(user_id, chat_id),
+                self.conversation_list(user_id),
+                self.messages(user_id, chat_id),
+            ]
+        )
 
     async def forget_user(self, user_id: str) -> None:
         """Drop everything cached for the user (their data was purged)."""
@@ -194,10 +203,10 @@ class ChatCache:
     def _failed(self, operation: str, exc: BaseException) -> None:
         CACHE_ERRORS.labels(operation).inc()
         self._down_until = time.monotonic() + self.retry_after
-        log.warning("cache unavailable, reading from postgres", operation=operation,
-                    error=repr(exc))
+        log.warning(
+            "cache unavailable, reading from postgres", operation=operation, error=repr(exc)
+        )
 
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
-

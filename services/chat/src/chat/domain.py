@@ -90,8 +90,9 @@ def server_clock(now: datetime) -> str:
     return f"{int(now.timestamp() * 1000):015d}:{0:05d}:server"
 
 
-def fields_to_apply(clocks: Mapping[str, str], changes: Mapping[str, Any], stamp: str
-                    ) -> tuple[dict[str, Any], dict[str, str]]:
+def fields_to_apply(
+    clocks: Mapping[str, str], changes: Mapping[str, Any], stamp: str
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Per-field last-writer-wins: the changes whose field was last written before `stamp`,
     and the clocks after applying them. Ties go to the later writer's node id (the stamp's
     last part), because stamps compare as whole strings."""

@@ -40,14 +40,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.chat.cache.forget_user(user_id)
 
     app = create_service_app(
-        settings, title="Parley chat",
-        routers=[conversations_endpoints.router, messages_endpoints.router,
-                 folders_endpoints.router, memories_endpoints.router, search_endpoints.router,
-                 archive_endpoints.router, attachments_endpoints.router,
-                 live_endpoints.router],
+        settings,
+        title="Parley chat",
+        routers=[
+            conversations_endpoints.router,
+            messages_endpoints.router,
+            folders_endpoints.router,
+            memories_endpoints.router,
+            search_endpoints.router,
+            archive_endpoints.router,
+            attachments_endpoints.router,
+            live_endpoints.router,
+        ],
         publishes=list(topics_published_by("chat")),
-        subscriptions=[Subscription(AUTH_USER, user_deleted_handler(
-            forget_cached, blob_store=lambda: app.state.chat.blobs))],
+        subscriptions=[
+            Subscription(
+                AUTH_USER,
+                user_deleted_handler(forget_cached, blob_store=lambda: app.state.chat.blobs),
+            )
+        ],
         on_startup=start_components,
         on_shutdown=stop_components,
     )
@@ -57,27 +68,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
     settings: Settings = app.state.settings
     assert runtime.redis is not None, "the runtime is not started"
-    cache = ChatCache(runtime.redis, settings.redis_key_prefix, {
-        "conversation": settings.cache_conversation_ttl_seconds,
-        "list": settings.cache_list_ttl_seconds,
-        "messages": settings.cache_messages_ttl_seconds,
-        "memory_search": settings.cache_memory_search_ttl_seconds,
-    }, retry_after=settings.cache_retry_after_seconds)
+    cache = ChatCache(
+        runtime.redis,
+        settings.redis_key_prefix,
+        {
+            "conversation": settings.cache_conversation_ttl_seconds,
+            "list": settings.cache_list_ttl_seconds,
+            "messages": settings.cache_messages_ttl_seconds,
+            "memory_search": settings.cache_memory_search_ttl_seconds,
+        },
+        retry_after=settings.cache_retry_after_seconds,
+    )
     async with runtime.uow() as uow:
         fuzzy = await has_trigram(uow.session)
     assert runtime.http is not None
     hub = LiveHub(runtime.redis, settings.redis_key_prefix, queue_max=settings.ws_queue_max)
-    replies = Replies(settings, runtime.uow, hub, providers_from_settings(settings, runtime.http),
-                      runtime.redis, cache, utc_now)
+    replies = Replies(
+        settings,
+        runtime.uow,
+        hub,
+        providers_from_settings(settings, runtime.http),
+        runtime.redis,
+        cache,
+        utc_now,
+    )
     hub.on_control = replies.on_control
     await hub.start()
     blobs = blob_store_for(settings.blob_url, "chat")
-    chat = app.state.chat = Components(settings=settings, runtime=runtime, cache=cache,
-                                       fuzzy_titles=fuzzy, blobs=blobs, hub=hub, replies=replies)
+    chat = app.state.chat = Components(
+        settings=settings,
+        runtime=runtime,
+        cache=cache,
+        fuzzy_titles=fuzzy,
+        blobs=blobs,
+        hub=hub,
+        replies=replies,
+    )
     chat.background.append(asyncio.create_task(replies.run_sweeps(), name="chat-reply-sweep"))
-    chat.background.append(asyncio.create_task(
-        attachments.run_file_sweeps(runtime.uow, chat.blobs, utc_now),
-        name="chat-attachment-sweep"))
+    chat.background.append(
+        asyncio.create_task(
+            attachments.run_file_sweeps(runtime.uow, chat.blobs, utc_now),
+            name="chat-attachment-sweep",
+        )
+    )
 
 
 async def stop_components(app: FastAPI) -> None:
@@ -88,4 +121,3 @@ async def stop_components(app: FastAPI) -> None:
         task.cancel()
     await asyncio.gather(*chat.background, return_exceptions=True)
     await chat.hub.stop()
-

@@ -89,16 +89,31 @@ class FolderMembership(Base):
     added_at: Mapped[datetime] = mapped_column(TS)
 
 
-Conversation.__mapper__.add_property("folder_ids", column_property(
-    select(func.coalesce(
-        func.array_agg(aggregate_order_by(FolderMembership.folder_id,
-                                          FolderMembership.added_at, FolderMembership.folder_id)),
-        literal([], ARRAY(String))))
-    .where(FolderMembership.user_id == Conversation.user_id,
-           FolderMembership.conversation_id == Conversation.id)
-    .correlate_except(FolderMembership).scalar_subquery(),
-    # set by the folders service as it changes memberships: a flush must not forget it
-    expire_on_flush=False))
+Conversation.__mapper__.add_property(
+    "folder_ids",
+    column_property(
+        select(
+            func.coalesce(
+                func.array_agg(
+                    aggregate_order_by(
+                        FolderMembership.folder_id,
+                        FolderMembership.added_at,
+                        FolderMembership.folder_id,
+                    )
+                ),
+                literal([], ARRAY(String)),
+            )
+        )
+        .where(
+            FolderMembership.user_id == Conversation.user_id,
+            FolderMembership.conversation_id == Conversation.id,
+        )
+        .correlate_except(FolderMembership)
+        .scalar_subquery(),
+        # set by the folders service as it changes memberships: a flush must not forget it
+        expire_on_flush=False,
+    ),
+)
 
 
 @event.listens_for(Conversation, "init")

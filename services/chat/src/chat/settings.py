@@ -31,41 +31,61 @@ class Settings(ServiceSettings):
     cache_messages_ttl_seconds: int = 3600
     cache_memory_search_ttl_seconds: int = 3600
     cache_retry_after_seconds: float = Field(
-        default=5.0, description="after a Redis failure, how long reads go straight to Postgres")
+        default=5.0, description="after a Redis failure, how long reads go straight to Postgres"
+    )
 
     # Assistant replies (chat.assistant): which provider answers, and how
     assistant_provider: Literal["echo", "openai"] = Field(
-        default="echo", description="the deployment's provider; a conversation whose model "
-        "is 'parley-echo' always gets echo")
+        default="echo",
+        description="the deployment's provider; a conversation whose model "
+        "is 'parley-echo' always gets echo",
+    )
     echo_pace_ms: float = Field(default=30.0, ge=0, description="echo: pause between words")
-    openai_base_url: str = Field(default="https://api.openai.com/v1",
-                                 description="any OpenAI-compatible API (Ollama, vLLM, ...)")
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="any OpenAI-compatible API (Ollama, vLLM, ...)",
+    )
     openai_api_key: SecretStr = SecretStr("")
-    openai_model: str = Field(default="gpt-4o-mini",
-                              description="used when the conversation names no model")
+    openai_model: str = Field(
+        default="gpt-4o-mini", description="used when the conversation names no model"
+    )
     openai_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     openai_read_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="longest wait for the next piece of a reply")
-    reply_timeout_seconds: float = Field(default=300.0, gt=0,
-                                         description="longest a whole reply may take")
+        default=60.0, gt=0, description="longest wait for the next piece of a reply"
+    )
+    reply_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="longest a whole reply may take"
+    )
     history_budget_chars: int = Field(
-        default=32_000, ge=1, description="how much of the branch goes to the provider")
-    reply_flush_ms: int = Field(default=500, ge=1,
-                                description="a streaming reply is saved at most this often")
+        default=32_000, ge=1, description="how much of the branch goes to the provider"
+    )
+    reply_flush_ms: int = Field(
+        default=500, ge=1, description="a streaming reply is saved at most this often"
+    )
     reply_flush_chunks: int = Field(default=50, ge=1, description="... or every so many chunks")
     reply_stale_seconds: float = Field(
-        default=600.0, gt=0, description="a reply still 'streaming' after this long without a "
-        "save was cut off by a crash: it is marked failed (interrupted)")
+        default=600.0,
+        gt=0,
+        description="a reply still 'streaming' after this long without a "
+        "save was cut off by a crash: it is marked failed (interrupted)",
+    )
 
     # Live connections (WebSocket and SSE)
     ws_max_frame_bytes: int = Field(default=256 * 1024, ge=1024)
-    ws_queue_max: int = Field(default=2000, ge=10,
-                              description="events waiting for one slow connection before it "
-                              "is closed (it may reconnect and resume)")
-    send_rate_per_minute: int = Field(default=30, ge=1,
-                                      description="send_message / reply requests per user")
+    ws_queue_max: int = Field(
+        default=2000,
+        ge=10,
+        description="events waiting for one slow connection before it "
+        "is closed (it may reconnect and resume)",
+    )
+    send_rate_per_minute: int = Field(
+        default=30, ge=1, description="send_message / reply requests per user"
+    )
 
     # Attachments (chat.attachments)
-    blob_url: str = Field(default="", description="file:///abs/path or "
-                          "s3://bucket[/prefix]?endpoint=...; empty: .parley/blobs/chat")
+    blob_url: str = Field(
+        default="",
+        description="file:///abs/path or "
+        "s3://bucket[/prefix]?endpoint=...; empty: .parley/blobs/chat",
+    )
     attachment_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)

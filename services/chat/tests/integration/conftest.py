@@ -44,8 +44,13 @@ class Stack:
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
     async with migrated_schema(infra, "chat") as schema:
         settings = service_settings(
-            Settings, infra, name="chat", schema=schema,
-            consumer_group_prefix=unique_name("test") + ".", internal_token=INTERNAL_TOKEN)
+            Settings,
+            infra,
+            name="chat",
+            schema=schema,
+            consumer_group_prefix=unique_name("test") + ".",
+            internal_token=INTERNAL_TOKEN,
+        )
         yield Stack(infra, settings, TokenMinter())
 
 
@@ -132,7 +137,8 @@ async def outbox(app: FastAPI, user_id: str) -> list[tuple[str, str, int, dict[s
     async with components(app).uow() as uow:
         rows = await uow.session.execute(
             text("SELECT topic, event_type, body FROM outbox WHERE key = :k ORDER BY id"),
-            {"k": user_id})
+            {"k": user_id},
+        )
         result = []
         for topic, event_type, body in rows:
             envelope = json.loads(body)
@@ -158,8 +164,10 @@ async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
 async def cached_keys(app: FastAPI, user_id: str) -> list[str]:
     """The Redis keys the app holds for `user_id`, under its settings' key prefix."""
     cache = components(app).cache
-    keys = [k.decode() if isinstance(k, bytes) else k
-            async for k in cache.redis.scan_iter(f"{cache.prefix}{user_id}:*")]
+    keys = [
+        k.decode() if isinstance(k, bytes) else k
+        async for k in cache.redis.scan_iter(f"{cache.prefix}{user_id}:*")
+    ]
     return sorted(keys)
 
 

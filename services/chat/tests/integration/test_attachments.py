@@ -49,20 +49,32 @@ def png(size: int) -> bytes:
     return PNG_HEAD + os.urandom(size - len(PNG_HEAD))
 
 
-async def upload(user: User, chat_id: str, content: bytes | io.BytesIO,
-                 filename: str = "picture.png", content_type: str = "image/png"
-                 ) -> httpx.Response:
-    return await user.post(f"/api/v1/chats/{chat_id}/attachments",
-                           files={"file": (filename, content, content_type)})
+async def upload(
+    user: User,
+    chat_id: str,
+    content: bytes | io.BytesIO,
+    filename: str = "picture.png",
+    content_type: str = "image/png",
+) -> httpx.Response:
+    return await user.post(
+        f"/api/v1/chats/{chat_id}/attachments", files={"file": (filename, content, content_type)}
+    )
 
 
-def multipart(content: bytes, *, filename: str = "picture.png",
-              content_type: str = "image/png", closed: bool = True) -> bytes:
+def multipart(
+    content: bytes,
+    *,
+    filename: str = "picture.png",
+    content_type: str = "image/png",
+    closed: bool = True,
+) -> bytes:
     """A multipart/form-data body written by hand: a small field, then the file."""
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n"
-            f"a field before the file\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode()
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n'
+        f"a field before the file\r\n"
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+    ).encode()
     body += content
     if closed:
         body += f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -72,21 +84,26 @@ def multipart(content: bytes, *, filename: str = "picture.png",
 async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
     """The body as a stream of `size`-byte pieces (sent chunked, with no Content-Length)."""
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 async def post_stream(user: User, chat_id: str, body: bytes, piece: int) -> httpx.Response:
     return await user.client.post(
-        f"/api/v1/chats/{chat_id}/attachments", content=pieces(body, piece),
-        headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+        f"/api/v1/chats/{chat_id}/attachments",
+        content=pieces(body, piece),
+        headers={**user.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
 
 
 async def rows_of(app: FastAPI, user_id: str, *, live: bool = False) -> int:
     where = " AND deleted_at IS NULL" if live else ""
     async with components(app).uow() as uow:
-        count: int = (await uow.session.execute(
-            text(f"SELECT count(*) FROM attachments WHERE user_id = :u{where}"),  # noqa: S608
-            {"u": user_id})).scalar_one()
+        count: int = (
+            await uow.session.execute(
+                text(f"SELECT count(*) FROM attachments WHERE user_id = :u{where}"),  # noqa: S608
+                {"u": user_id},
+            )
+        ).scalar_one()
         return count
 
 
@@ -99,15 +116,23 @@ async def blob_exists(app: FastAPI, user_id: str, attachment_id: str) -> bool:
     return await components(app).blobs.exists(f"{user_id}/{attachment_id}")
 
 
-async def test_upload_then_download_gives_back_the_same_bytes(alice: User, app: FastAPI
-                                                              ) -> None:
+async def test_upload_then_download_gives_back_the_same_bytes(alice: User, app: FastAPI) -> None:
     chat = await alice.new_chat(title="With a picture")
     content = png(20_000)
     attachment = data(await upload(alice, chat["id"], content), 201)["attachment"]
 
-    assert set(attachment) == {"id", "conversation_id", "filename", "content_type",
-                               "size_bytes", "sha256", "created_at", "url",
-                               "analysis_result", "file_type"}
+    assert set(attachment) == {
+        "id",
+        "conversation_id",
+        "filename",
+        "content_type",
+        "size_bytes",
+        "sha256",
+        "created_at",
+        "url",
+        "analysis_result",
+        "file_type",
+    }
     assert attachment["conversation_id"] == chat["id"]
     assert attachment["filename"] == "picture.png"
     assert attachment["content_type"] == "image/png"
@@ -123,12 +148,14 @@ async def test_upload_then_download_gives_back_the_same_bytes(alice: User, app: 
     assert response.headers["content-length"] == str(len(content))
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"picture.png\"; filename*=UTF-8''picture.png")
+        "attachment; filename=\"picture.png\"; filename*=UTF-8''picture.png"
+    )
     assert response.headers["etag"] == f'"{attachment["sha256"]}"'
 
     # the ETag makes a second download free
-    again = await alice.client.get(attachment["url"], headers={
-        **alice.headers, "If-None-Match": response.headers["etag"]})
+    again = await alice.client.get(
+        attachment["url"], headers={**alice.headers, "If-None-Match": response.headers["etag"]}
+    )
     assert again.status_code == 304
     assert again.content == b""
 
@@ -140,8 +167,9 @@ async def test_a_3_mb_file_streams_through_in_pieces(alice: User) -> None:
     chat = await alice.new_chat()
     content = PDF_HEAD + os.urandom(3 * 1024 * 1024)
     # a file object: httpx sends it in 64 KiB pieces, the service parses them as they come
-    attachment = data(await upload(alice, chat["id"], io.BytesIO(content), "big.pdf",
-                                   "application/pdf"), 201)["attachment"]
+    attachment = data(
+        await upload(alice, chat["id"], io.BytesIO(content), "big.pdf", "application/pdf"), 201
+    )["attachment"]
     assert attachment["content_type"] == "application/pdf"
     assert attachment["size_bytes"] == len(content)
 
@@ -170,11 +198,14 @@ async def test_a_body_in_tiny_pieces_with_another_field_first(alice: User) -> No
 async def test_text_files_are_accepted_and_served_as_text(alice: User) -> None:
     chat = await alice.new_chat()
     content = b"name,amount\ncoffee,3\n"
-    declared = data(await upload(alice, chat["id"], content, "costs.csv", "text/csv"),
-                    201)["attachment"]
+    declared = data(await upload(alice, chat["id"], content, "costs.csv", "text/csv"), 201)[
+        "attachment"
+    ]
     assert declared["content_type"] == "text/csv"
-    unknown = data(await upload(alice, chat["id"], b"plain words", "notes.txt",
-                                "application/octet-stream"), 201)["attachment"]
+    unknown = data(
+        await upload(alice, chat["id"], b"plain words", "notes.txt", "application/octet-stream"),
+        201,
+    )["attachment"]
     assert unknown["content_type"] == "text/plain"
 
     response = await alice.get(declared["url"])
@@ -183,27 +214,30 @@ async def test_text_files_are_accepted_and_served_as_text(alice: User) -> None:
 
 
 async def test_content_that_is_not_an_accepted_type_is_415_and_leaves_nothing(
-        alice: User, app: FastAPI, blob_root: Path) -> None:
+    alice: User, app: FastAPI, blob_root: Path
+) -> None:
     chat = await alice.new_chat()
-    status, code, details = error(await upload(
-        alice, chat["id"], ELF_HEAD + bytes(2000), "tool", "application/octet-stream"))
+    status, code, details = error(
+        await upload(alice, chat["id"], ELF_HEAD + bytes(2000), "tool", "application/octet-stream")
+    )
     assert (status, code) == (415, "UNSUPPORTED_MEDIA_TYPE")
     assert details["detected_type"] == "application/x-executable"
 
     # a PDF that calls itself an image
-    status, code, details = error(await upload(alice, chat["id"], PDF_HEAD + b"x" * 100,
-                                               "cat.png", "image/png"))
+    status, code, details = error(
+        await upload(alice, chat["id"], PDF_HEAD + b"x" * 100, "cat.png", "image/png")
+    )
     assert (status, code) == (415, "UNSUPPORTED_MEDIA_TYPE")
     assert details == {"declared_type": "image/png", "detected_type": "application/pdf"}
 
     assert await rows_of(app, alice.id) == 0
     assert files_under(blob_root) == []
-    assert data(await alice.get(f"/api/v1/chats/{chat['id']}/attachments"))[
-        "attachments"] == []
+    assert data(await alice.get(f"/api/v1/chats/{chat['id']}/attachments"))["attachments"] == []
 
 
 async def test_over_the_size_limit_is_413_and_leaves_no_row_and_no_blob(
-        stack: Stack, blob_root: Path) -> None:
+    stack: Stack, blob_root: Path
+) -> None:
     limit = 100_000
     app = stack.app(attachment_max_bytes=limit, blob_url=blob_root.as_uri())
     async with serving(app, keys=stack.minter) as client:
@@ -223,14 +257,14 @@ async def test_over_the_size_limit_is_413_and_leaves_no_row_and_no_blob(
         assert files_under(blob_root) == []
 
         # exactly the limit is fine
-        at_limit = data(await post_stream(alice, chat["id"], multipart(png(limit)), 16_384),
-                        201)["attachment"]
+        at_limit = data(await post_stream(alice, chat["id"], multipart(png(limit)), 16_384), 201)[
+            "attachment"
+        ]
         assert at_limit["size_bytes"] == limit
         assert len(files_under(blob_root)) == 1
 
 
-async def test_requests_without_a_file_are_400(alice: User, app: FastAPI,
-                                               blob_root: Path) -> None:
+async def test_requests_without_a_file_are_400(alice: User, app: FastAPI, blob_root: Path) -> None:
     chat = await alice.new_chat()
     url = f"/api/v1/chats/{chat['id']}/attachments"
 
@@ -241,8 +275,9 @@ async def test_requests_without_a_file_are_400(alice: User, app: FastAPI,
     status, code, details = error(no_file)
     assert (status, code, details) == (400, "VALIDATION_ERROR", {"field": "file"})
 
-    no_boundary = await alice.client.post(url, content=b"x", headers={
-        **alice.headers, "Content-Type": "multipart/form-data"})
+    no_boundary = await alice.client.post(
+        url, content=b"x", headers={**alice.headers, "Content-Type": "multipart/form-data"}
+    )
     assert error(no_boundary)[:2] == (400, "VALIDATION_ERROR")
 
     # the body stops before its closing boundary: the file may be cut short, so not kept
@@ -254,16 +289,19 @@ async def test_requests_without_a_file_are_400(alice: User, app: FastAPI,
     assert files_under(blob_root) == []
 
 
-async def test_only_the_owner_reaches_an_attachment(alice: User, bob: User,
-                                                    app: FastAPI) -> None:
+async def test_only_the_owner_reaches_an_attachment(alice: User, bob: User, app: FastAPI) -> None:
     chat = await alice.new_chat()
     content = png(1000)
     attachment = data(await upload(alice, chat["id"], content), 201)["attachment"]
     url = attachment["url"]
 
-    for response in [await bob.get(url), await bob.get(f"{url}/meta"), await bob.delete(url),
-                     await bob.get(f"/api/v1/chats/{chat['id']}/attachments"),
-                     await upload(bob, chat["id"], png(1000))]:
+    for response in [
+        await bob.get(url),
+        await bob.get(f"{url}/meta"),
+        await bob.delete(url),
+        await bob.get(f"/api/v1/chats/{chat['id']}/attachments"),
+        await upload(bob, chat["id"], png(1000)),
+    ]:
         status, code, _ = error(response)
         assert (status, code) == (404, "NOT_FOUND")
 
@@ -273,7 +311,8 @@ async def test_only_the_owner_reaches_an_attachment(alice: User, bob: User,
 
 
 async def test_a_chat_that_does_not_exist_or_was_deleted_takes_no_upload(
-        alice: User, app: FastAPI, blob_root: Path) -> None:
+    alice: User, app: FastAPI, blob_root: Path
+) -> None:
     status, code, details = error(await upload(alice, "no-such-chat", png(100)))
     assert (status, code, details) == (404, "NOT_FOUND", {"chat_id": "no-such-chat"})
 
@@ -306,15 +345,23 @@ async def test_delete_removes_the_blob_and_hides_the_row(alice: User, app: FastA
 async def test_a_chats_attachments_are_listed_newest_first_in_pages(alice: User) -> None:
     chat = await alice.new_chat()
     other = await alice.new_chat()
-    ids = [data(await upload(alice, chat["id"], png(200), f"p{i}.png"), 201)["attachment"]["id"]
-           for i in range(3)]
+    ids = [
+        data(await upload(alice, chat["id"], png(200), f"p{i}.png"), 201)["attachment"]["id"]
+        for i in range(3)
+    ]
     data(await upload(alice, other["id"], png(200)), 201)
 
     url = f"/api/v1/chats/{chat['id']}/attachments"
     first = data(await alice.get(url, params={"limit": 2}))
     assert [a["id"] for a in first["attachments"]] == [ids[2], ids[1]]
-    assert first["pagination"] == {"current_page": 1, "total_pages": 2, "total": 3,
-                                   "has_next": True, "has_previous": False, "per_page": 2}
+    assert first["pagination"] == {
+        "current_page": 1,
+        "total_pages": 2,
+        "total": 3,
+        "has_next": True,
+        "has_previous": False,
+        "per_page": 2,
+    }
     second = data(await alice.get(url, params={"limit": 2, "page": 2}))
     assert [a["id"] for a in second["attachments"]] == [ids[0]]
     assert second["pagination"]["has_next"] is False
@@ -322,25 +369,30 @@ async def test_a_chats_attachments_are_listed_newest_first_in_pages(alice: User)
 
 async def test_filenames_are_made_safe(alice: User) -> None:
     chat = await alice.new_chat()
-    climbing = data(await upload(alice, chat["id"], b"hi", "../../etc/passwd.txt",
-                                 "text/plain"), 201)["attachment"]
+    climbing = data(
+        await upload(alice, chat["id"], b"hi", "../../etc/passwd.txt", "text/plain"), 201
+    )["attachment"]
     assert climbing["filename"] == "passwd.txt"
 
-    named = data(await upload(alice, chat["id"], b"hi", "résumé 📄.txt", "text/plain"),
-                 201)["attachment"]
+    named = data(await upload(alice, chat["id"], b"hi", "résumé 📄.txt", "text/plain"), 201)[
+        "attachment"
+    ]
     assert named["filename"] == "résumé 📄.txt"
     response = await alice.get(named["url"])
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"r_sum_ _.txt\"; "
-        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%F0%9F%93%84.txt")
+        'attachment; filename="r_sum_ _.txt"; '
+        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%F0%9F%93%84.txt"
+    )
 
 
 async def test_other_services_read_a_users_file_with_the_service_credential(
-        alice: User, bob: User, client: httpx.AsyncClient) -> None:
+    alice: User, bob: User, client: httpx.AsyncClient
+) -> None:
     chat = await alice.new_chat()
     content = PDF_HEAD + os.urandom(300_000)
-    attachment = data(await upload(alice, chat["id"], content, "résumé 📄.pdf",
-                                   "application/pdf"), 201)["attachment"]
+    attachment = data(
+        await upload(alice, chat["id"], content, "résumé 📄.pdf", "application/pdf"), 201
+    )["attachment"]
     url = f"/internal/users/{alice.id}/attachments/{attachment['id']}"
     internal = {"X-Internal-Token": INTERNAL_TOKEN}
 
@@ -349,8 +401,7 @@ async def test_other_services_read_a_users_file_with_the_service_credential(
     assert response.content == content
     assert response.headers["content-type"] == "application/pdf"
     assert response.headers["content-length"] == str(len(content))
-    assert response.headers["x-attachment-filename"] == (
-        "r%C3%A9sum%C3%A9%20%F0%9F%93%84.pdf")
+    assert response.headers["x-attachment-filename"] == ("r%C3%A9sum%C3%A9%20%F0%9F%93%84.pdf")
     assert unquote(response.headers["x-attachment-filename"]) == "résumé 📄.pdf"
     assert response.headers["x-attachment-sha256"] == hashlib.sha256(content).hexdigest()
 
@@ -360,8 +411,11 @@ async def test_other_services_read_a_users_file_with_the_service_credential(
         assert (status, code) == (401, "UNAUTHORIZED")
 
     # the file is only found under its owner, and only while it is live
-    status, code, details = error(await client.get(
-        f"/internal/users/{bob.id}/attachments/{attachment['id']}", headers=internal))
+    status, code, details = error(
+        await client.get(
+            f"/internal/users/{bob.id}/attachments/{attachment['id']}", headers=internal
+        )
+    )
     assert (status, code, details) == (404, "NOT_FOUND", {"attachment_id": attachment["id"]})
     data(await alice.delete(attachment["url"]))
     status, code, details = error(await client.get(url, headers=internal))
@@ -369,10 +423,10 @@ async def test_other_services_read_a_users_file_with_the_service_credential(
 
 
 async def test_the_purge_deletes_the_users_attachment_rows_and_blobs(
-        alice: User, bob: User, app: FastAPI, blob_root: Path) -> None:
+    alice: User, bob: User, app: FastAPI, blob_root: Path
+) -> None:
     chat = await alice.new_chat()
-    files = [data(await upload(alice, chat["id"], png(300)), 201)["attachment"]
-             for _ in range(2)]
+    files = [data(await upload(alice, chat["id"], png(300)), 201)["attachment"] for _ in range(2)]
     data(await alice.delete(files[1]["url"]))  # a tombstone goes too
     bobs = data(await upload(bob, (await bob.new_chat())["id"], png(300)), 201)["attachment"]
     assert await rows_of(app, alice.id) == 2
@@ -384,8 +438,13 @@ async def test_the_purge_deletes_the_users_attachment_rows_and_blobs(
 
     handle = user_deleted_handler(forget_cached, blob_store=lambda: components(app).blobs)
     deleted = Envelope[UserDeleted](
-        event_id=uuid7(), type="user.deleted", producer="auth", user_id=alice.id, seq=3,
-        payload=UserDeleted(deleted_at=datetime.now(UTC)))
+        event_id=uuid7(),
+        type="user.deleted",
+        producer="auth",
+        user_id=alice.id,
+        seq=3,
+        payload=UserDeleted(deleted_at=datetime.now(UTC)),
+    )
     for _ in range(2):  # a second delivery finds nothing left and fails on nothing
         async with components(app).uow() as uow:
             await handle(uow, deleted)
@@ -421,19 +480,23 @@ async def test_attachments_in_an_s3_compatible_store(stack: Stack, s3_endpoint: 
     import boto3
 
     bucket = f"attachments-{os.urandom(4).hex()}"
-    credentials: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "test",
-                                   "aws_secret_access_key": "test"}
+    credentials: dict[str, Any] = {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, **credentials)
     s3.create_bucket(Bucket=bucket)
-    app = stack.app(blob_url=f"s3://{bucket}?endpoint={s3_endpoint}&region=us-east-1"
-                             "&access_key_id=test&secret_access_key=test")
+    app = stack.app(
+        blob_url=f"s3://{bucket}?endpoint={s3_endpoint}&region=us-east-1"
+        "&access_key_id=test&secret_access_key=test"
+    )
     async with serving(app, keys=stack.minter) as client:
         alice = User(client, stack.minter, unique_name("user"))
         chat = await alice.new_chat()
         # over one 8 MiB part: the store uploads it in parts
         content = png(9 * 1024 * 1024)
-        attachment = data(await upload(alice, chat["id"], io.BytesIO(content)),
-                          201)["attachment"]
+        attachment = data(await upload(alice, chat["id"], io.BytesIO(content)), 201)["attachment"]
         key = f"{alice.id}/{attachment['id']}"
         head = s3.head_object(Bucket=bucket, Key=key)
         assert head["ContentLength"] == len(content)
@@ -447,67 +510,99 @@ async def test_attachments_in_an_s3_compatible_store(stack: Stack, s3_endpoint: 
         assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-async def send_raw(user: User, method: str, url: str, body: bytes, content_type: str
-                   ) -> httpx.Response:
+async def send_raw(
+    user: User, method: str, url: str, body: bytes, content_type: str
+) -> httpx.Response:
     """Exactly these bytes, as a client sends them."""
-    return await user.client.request(method, url, content=body,
-                                     headers={**user.headers, "Content-Type": content_type})
+    return await user.client.request(
+        method, url, content=body, headers={**user.headers, "Content-Type": content_type}
+    )
 
 
 FORM = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 async def test_chatbots_analysis_result_and_file_type_on_upload_and_later(
-        alice: User, app: FastAPI) -> None:
+    alice: User, app: FastAPI
+) -> None:
     chat = await alice.new_chat()
     url = f"/api/v1/chats/{chat['id']}/attachments"
     # ChatBot's form: file_type before the file, the analysis after it
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file_type\"\r\n\r\n"
+    body = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file_type"\r\n\r\n'
             f"image\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"cat.png\"\r\nContent-Type: image/png\r\n\r\n").encode() \
-        + PNG_HEAD + b"\x00" * 100 \
-        + (f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; "
-           f"name=\"analysis_result\"\r\n\r\nA cat on a mat. Gr\u00fc\u00dfe\r\n"
-           f"--{BOUNDARY}--\r\n").encode()
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="cat.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + PNG_HEAD
+        + b"\x00" * 100
+        + (
+            f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; "
+            f'name="analysis_result"\r\n\r\nA cat on a mat. Gr\u00fc\u00dfe\r\n'
+            f"--{BOUNDARY}--\r\n"
+        ).encode()
+    )
     made = data(await send_raw(alice, "POST", url, body, FORM), 201)["attachment"]
     assert (made["file_type"], made["analysis_result"]) == ("image", "A cat on a mat. Grüße")
     assert data(await alice.get(f"{made['url']}/meta"))["attachment"] == made
 
     # a part sent as JSON is kept as JSON; nothing sent is null
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"analysis_result\"\r\n"
-            f"Content-Type: application/json\r\n\r\n{{\"summary\": \"hi\", \"words\": 1}}\r\n"
-            f"--{BOUNDARY}--\r\n").encode()
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="notes.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n'
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="analysis_result"\r\n'
+        f'Content-Type: application/json\r\n\r\n{{"summary": "hi", "words": 1}}\r\n'
+        f"--{BOUNDARY}--\r\n"
+    ).encode()
     notes = data(await send_raw(alice, "POST", url, body, FORM), 201)["attachment"]
-    assert (notes["file_type"], notes["analysis_result"]) == (
-        None, {"summary": "hi", "words": 1})
+    assert (notes["file_type"], notes["analysis_result"]) == (None, {"summary": "hi", "words": 1})
     plain = data(await upload(alice, chat["id"], png(100)), 201)["attachment"]
     assert (plain["file_type"], plain["analysis_result"]) == (None, None)
 
     # set later: only the fields present change, null clears
-    patched = data(await send_raw(alice, "PATCH", plain["url"],
-                                  b'{"analysis_result": {"labels": ["cat"], "score": 0.9}}',
-                                  "application/json"))["attachment"]
+    patched = data(
+        await send_raw(
+            alice,
+            "PATCH",
+            plain["url"],
+            b'{"analysis_result": {"labels": ["cat"], "score": 0.9}}',
+            "application/json",
+        )
+    )["attachment"]
     assert (patched["file_type"], patched["analysis_result"]) == (
-        None, {"labels": ["cat"], "score": 0.9})
-    patched = data(await send_raw(alice, "PATCH", plain["url"], b'{"file_type": "photo"}',
-                                  "application/json"))["attachment"]
+        None,
+        {"labels": ["cat"], "score": 0.9},
+    )
+    patched = data(
+        await send_raw(alice, "PATCH", plain["url"], b'{"file_type": "photo"}', "application/json")
+    )["attachment"]
     assert (patched["file_type"], patched["analysis_result"]) == (
-        "photo", {"labels": ["cat"], "score": 0.9})
-    patched = data(await send_raw(alice, "PATCH", plain["url"],
-                                  b'{"analysis_result": "just text", "file_type": null}',
-                                  "application/json"))["attachment"]
+        "photo",
+        {"labels": ["cat"], "score": 0.9},
+    )
+    patched = data(
+        await send_raw(
+            alice,
+            "PATCH",
+            plain["url"],
+            b'{"analysis_result": "just text", "file_type": null}',
+            "application/json",
+        )
+    )["attachment"]
     assert (patched["file_type"], patched["analysis_result"]) == (None, "just text")
     listed = data(await alice.get(f"/api/v1/chats/{chat['id']}/attachments"))["attachments"]
     assert listed[0] == patched
     assert (patched["id"], patched["sha256"], patched["size_bytes"]) == (
-        plain["id"], plain["sha256"], plain["size_bytes"])
+        plain["id"],
+        plain["sha256"],
+        plain["size_bytes"],
+    )
 
 
 async def test_bad_chatbot_fields_are_refused_and_change_nothing(
-        alice: User, bob: User, app: FastAPI, blob_root: Path) -> None:
+    alice: User, bob: User, app: FastAPI, blob_root: Path
+) -> None:
     chat = await alice.new_chat()
     made = data(await upload(alice, chat["id"], png(100)), 201)["attachment"]
     for body, status in [
@@ -523,47 +618,61 @@ async def test_bad_chatbot_fields_are_refused_and_change_nothing(
         response = await send_raw(alice, "PATCH", made["url"], body, "application/json")
         assert error(response)[0] == status, body[:60]
     assert data(await alice.get(f"{made['url']}/meta"))["attachment"] == made
-    stranger = await send_raw(bob, "PATCH", made["url"], b'{"file_type": "mine"}',
-                              "application/json")
+    stranger = await send_raw(
+        bob, "PATCH", made["url"], b'{"file_type": "mine"}', "application/json"
+    )
     assert error(stranger)[:2] == (404, "NOT_FOUND")
 
     # on upload: a bad field leaves no row and no bytes behind
     before = files_under(blob_root)
-    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + png(100) \
-        + (f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"analysis_result\"\r\n"
-           f"Content-Type: application/json\r\n\r\n{{not json\r\n--{BOUNDARY}--\r\n").encode()
-    response = await send_raw(alice, "POST", f"/api/v1/chats/{chat['id']}/attachments", body,
-                              FORM)
+    body = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + png(100)
+        + (
+            f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="analysis_result"\r\n'
+            f"Content-Type: application/json\r\n\r\n{{not json\r\n--{BOUNDARY}--\r\n"
+        ).encode()
+    )
+    response = await send_raw(alice, "POST", f"/api/v1/chats/{chat['id']}/attachments", body, FORM)
     assert error(response)[:2] == (400, "VALIDATION_ERROR")
     assert await rows_of(app, alice.id) == 1
     assert files_under(blob_root) == before
 
 
 async def test_a_deleted_chats_attachments_are_gone_with_it(
-        alice: User, app: FastAPI, blob_root: Path, client: httpx.AsyncClient) -> None:
+    alice: User, app: FastAPI, blob_root: Path, client: httpx.AsyncClient
+) -> None:
     doomed = await alice.new_chat(title="Doomed")
     kept_chat = await alice.new_chat(title="Kept")
     first = data(await upload(alice, doomed["id"], png(300)), 201)["attachment"]
-    second = data(await upload(alice, doomed["id"], b"notes", "notes.txt", "text/plain"),
-                  201)["attachment"]
+    second = data(await upload(alice, doomed["id"], b"notes", "notes.txt", "text/plain"), 201)[
+        "attachment"
+    ]
     kept = data(await upload(alice, kept_chat["id"], png(300)), 201)["attachment"]
 
-    response = await alice.client.request("DELETE", f"/api/v1/chats/{doomed['id']}",
-                                          headers=alice.headers)
+    response = await alice.client.request(
+        "DELETE", f"/api/v1/chats/{doomed['id']}", headers=alice.headers
+    )
     assert response.status_code == 200, response.text
     for gone in (first, second):
         assert error(await alice.get(gone["url"]))[:2] == (404, "NOT_FOUND")
         assert error(await alice.get(f"{gone['url']}/meta"))[:2] == (404, "NOT_FOUND")
-        internal = await client.get(f"/internal/users/{alice.id}/attachments/{gone['id']}",
-                                    headers={"X-Internal-Token": INTERNAL_TOKEN})
+        internal = await client.get(
+            f"/internal/users/{alice.id}/attachments/{gone['id']}",
+            headers={"X-Internal-Token": INTERNAL_TOKEN},
+        )
         assert internal.status_code == 404
     assert await rows_of(app, alice.id) == 3  # tombstones, as for any deleted row
     assert await rows_of(app, alice.id, live=True) == 1
 
     async def bytes_gone() -> bool:
-        return not (await blob_exists(app, alice.id, first["id"])
-                    or await blob_exists(app, alice.id, second["id"]))
+        return not (
+            await blob_exists(app, alice.id, first["id"])
+            or await blob_exists(app, alice.id, second["id"])
+        )
 
     await wait_for(bytes_gone, what="the sweep to delete the chat's files", timeout=30)
     assert [p.name for p in files_under(blob_root)] == [kept["id"]]

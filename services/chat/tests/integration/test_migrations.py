@@ -25,8 +25,9 @@ async def schema(infra: InfraUrls) -> AsyncIterator[str]:
         await asyncio.to_thread(drop_schemas, infra, [name])
 
 
-async def test_0003_makes_each_chats_folder_its_first_membership(infra: InfraUrls,
-                                                                 schema: str) -> None:
+async def test_0003_makes_each_chats_folder_its_first_membership(
+    infra: InfraUrls, schema: str
+) -> None:
     url = infra.database_as("postgres")
     await asyncio.to_thread(upgrade, MIGRATIONS, url, schema, "0002")
     conn = await asyncpg.connect(infra.database, server_settings={"search_path": schema})
@@ -44,13 +45,21 @@ async def test_0003_makes_each_chats_folder_its_first_membership(infra: InfraUrl
                    ('u2', 'c3', 'f1', 3, now(), now(), now())
         """)
         await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
-        rows = await conn.fetch("SELECT user_id, conversation_id, folder_id "
-                                "FROM folder_memberships ORDER BY 1, 2")
-        assert [tuple(r) for r in rows] == [("u1", "c1", "f1"), ("u2", "c1", "f1"),
-                                            ("u2", "c3", "f1")]
+        rows = await conn.fetch(
+            "SELECT user_id, conversation_id, folder_id FROM folder_memberships ORDER BY 1, 2"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("u1", "c1", "f1"),
+            ("u2", "c1", "f1"),
+            ("u2", "c3", "f1"),
+        ]
         # the chat keeps its folder_id, and the purge's delete takes memberships along
-        assert await conn.fetchval(
-            "SELECT folder_id FROM conversations WHERE user_id = 'u1' AND id = 'c1'") == "f1"
+        assert (
+            await conn.fetchval(
+                "SELECT folder_id FROM conversations WHERE user_id = 'u1' AND id = 'c1'"
+            )
+            == "f1"
+        )
         await conn.execute("DELETE FROM conversations WHERE user_id = 'u1'")
         assert await conn.fetchval("SELECT count(*) FROM folder_memberships") == 2
         await conn.execute("DELETE FROM folders WHERE user_id = 'u2'")
@@ -59,8 +68,9 @@ async def test_0003_makes_each_chats_folder_its_first_membership(infra: InfraUrl
         await conn.close()
 
 
-async def test_0004_deletes_the_attachments_of_chats_deleted_before_it(infra: InfraUrls,
-                                                                      schema: str) -> None:
+async def test_0004_deletes_the_attachments_of_chats_deleted_before_it(
+    infra: InfraUrls, schema: str
+) -> None:
     url = infra.database_as("postgres")
     await asyncio.to_thread(upgrade, MIGRATIONS, url, schema, "0003")
     conn = await asyncpg.connect(infra.database, server_settings={"search_path": schema})
@@ -75,8 +85,10 @@ async def test_0004_deletes_the_attachments_of_chats_deleted_before_it(infra: In
             VALUES ('u1', 'a1', 'gone', 'a.png', 'image/png', 1, 'x', 'u1/a1', now()),
                    ('u1', 'a2', 'here', 'b.png', 'image/png', 1, 'x', 'u1/a2', now())""")
         await asyncio.to_thread(upgrade, MIGRATIONS, url, schema)
-        rows = await conn.fetch("SELECT id, deleted_at IS NOT NULL, file_type, analysis_result "
-                                "FROM attachments ORDER BY id")
+        rows = await conn.fetch(
+            "SELECT id, deleted_at IS NOT NULL, file_type, analysis_result "
+            "FROM attachments ORDER BY id"
+        )
         assert [tuple(r) for r in rows] == [("a1", True, None, None), ("a2", False, None, None)]
     finally:
         await conn.close()

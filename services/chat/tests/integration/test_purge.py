@@ -31,27 +31,46 @@ TABLES = ("conversations", "messages", "message_revisions", "folders", "memories
 async def rows_of(app: FastAPI, user_id: str) -> dict[str, int]:
     """How many rows of each table belong to the user, tombstones included."""
     async with components(app).uow() as uow:
-        return {table: (await uow.session.execute(
-            text(f"SELECT count(*) FROM {table} WHERE user_id = :u"),  # noqa: S608
-            {"u": user_id})).scalar_one() for table in TABLES}
+        return {
+            table: (
+                await uow.session.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE user_id = :u"),  # noqa: S608
+                    {"u": user_id},
+                )
+            ).scalar_one()
+            for table in TABLES
+        }
 
 
 async def fill(user: User) -> None:
     """A bit of everything: chats, messages, an edit (a revision), a deleted chat (a
     tombstone), a folder and a memory; then read it all so it is cached."""
     folder = data(await user.post("/api/v1/folders", json={"title": "Work"}), 201)
-    chat = await user.new_chat(title="Plans", folder_id=folder["id"],
-                               initial_message={"role": "user", "content": "first"})
+    chat = await user.new_chat(
+        title="Plans", folder_id=folder["id"], initial_message={"role": "user", "content": "first"}
+    )
     first = chat["last_message"]
-    data(await user.patch(f"/api/v1/chats/{chat['id']}/messages/{first['id']}",
-                          json={"base_version": first["version"], "content": "edited"}))
-    data(await user.post(f"/api/v1/chats/{chat['id']}/messages",
-                         json={"role": "assistant", "content": "reply"}), 201)
+    data(
+        await user.patch(
+            f"/api/v1/chats/{chat['id']}/messages/{first['id']}",
+            json={"base_version": first["version"], "content": "edited"},
+        )
+    )
+    data(
+        await user.post(
+            f"/api/v1/chats/{chat['id']}/messages", json={"role": "assistant", "content": "reply"}
+        ),
+        201,
+    )
     gone = await user.new_chat(title="Gone", initial_message={"role": "user", "content": "x"})
     data(await user.delete(f"/api/v1/chats/{gone['id']}"))
     data(await user.post("/api/v1/memories", json={"question": "q", "answer": "purple"}), 201)
-    for url in ["/api/v1/chats", f"/api/v1/chats/{chat['id']}",
-                f"/api/v1/chats/{chat['id']}/messages", "/api/v1/memories/search?q=purple"]:
+    for url in [
+        "/api/v1/chats",
+        f"/api/v1/chats/{chat['id']}",
+        f"/api/v1/chats/{chat['id']}/messages",
+        "/api/v1/memories/search?q=purple",
+    ]:
         data(await user.get(url))
 
 
@@ -60,14 +79,16 @@ async def publish_user_deleted(stack: Stack, envelope: Envelope[UserDeleted]) ->
     producer = AIOKafkaProducer(bootstrap_servers=stack.infra.kafka, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(AUTH_USER.name, codec.encode(envelope),
-                                     key=envelope.user_id.encode())
+        await producer.send_and_wait(
+            AUTH_USER.name, codec.encode(envelope), key=envelope.user_id.encode()
+        )
     finally:
         await producer.stop()
 
 
 async def test_user_deleted_purges_everything_of_that_user_once(
-        alice: User, bob: User, app: FastAPI, stack: Stack) -> None:
+    alice: User, bob: User, app: FastAPI, stack: Stack
+) -> None:
     await fill(alice)
     await fill(bob)
     alices = await rows_of(app, alice.id)
@@ -79,8 +100,13 @@ async def test_user_deleted_purges_everything_of_that_user_once(
     bobs_chats = data(await bob.get("/api/v1/chats"))
 
     deleted = Envelope[UserDeleted](
-        event_id=uuid7(), type="user.deleted", producer="auth", user_id=alice.id, seq=7,
-        payload=UserDeleted(deleted_at=datetime.now(UTC)))
+        event_id=uuid7(),
+        type="user.deleted",
+        producer="auth",
+        user_id=alice.id,
+        seq=7,
+        payload=UserDeleted(deleted_at=datetime.now(UTC)),
+    )
     await publish_user_deleted(stack, deleted)
 
     async def purged() -> bool:
@@ -91,8 +117,7 @@ async def test_user_deleted_purges_everything_of_that_user_once(
     assert data(await alice.get("/api/v1/chats"))["chats"] == []
     assert data(await alice.get("/api/v1/folders"))["folders"] == []
     assert data(await alice.get("/api/v1/memories"))["memories"] == []
-    assert data(await alice.get("/api/v1/memories/search", params={"q": "purple"}))[
-        "results"] == []
+    assert data(await alice.get("/api/v1/memories/search", params={"q": "purple"}))["results"] == []
     assert data(await alice.get("/api/v1/search", params={"q": "edited"}))["results"] == []
     # nothing of Bob's was touched
     assert await rows_of(app, bob.id) == bobs
@@ -101,9 +126,11 @@ async def test_user_deleted_purges_everything_of_that_user_once(
 
     # an app still holding the deleted user's token writes nothing more: rows written after
     # the purge would never be purged (reads find nothing, which is all there is)
-    for url, body in [("/api/v1/chats", {"title": "After the purge"}),
-                      ("/api/v1/folders", {"title": "Later"}),
-                      ("/api/v1/memories", {"question": "q", "answer": "a"})]:
+    for url, body in [
+        ("/api/v1/chats", {"title": "After the purge"}),
+        ("/api/v1/folders", {"title": "Later"}),
+        ("/api/v1/memories", {"question": "q", "answer": "a"}),
+    ]:
         assert error(await alice.post(url, json=body))[:2] == (401, "TOKEN_REVOKED")
     assert not any((await rows_of(app, alice.id)).values())
 
@@ -113,8 +140,10 @@ async def test_user_deleted_purges_everything_of_that_user_once(
     await publish_user_deleted(stack, deleted)
 
     async def skipped() -> bool:
-        return await metric(alice.client, "parley_events_duplicate_total",
-                            consumer=consumer) > duplicates
+        return (
+            await metric(alice.client, "parley_events_duplicate_total", consumer=consumer)
+            > duplicates
+        )
 
     await wait_for(skipped, what="the redelivered event to be seen", timeout=60)
     assert not any((await rows_of(app, alice.id)).values())
@@ -127,14 +156,20 @@ async def no_keys(app: FastAPI, user_id: str) -> bool:
 
 
 async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
-        alice: User, app: FastAPI) -> None:
+    alice: User, app: FastAPI
+) -> None:
     """The purge waits for a write that holds the user's sequence lock, then deletes what it
     wrote; a write that comes after the purge is refused (chat.accounts.guard)."""
     chat = components(app)
     handle = user_deleted_handler(chat.cache.forget_user)
     deleted = Envelope[UserDeleted](
-        event_id=uuid7(), type="user.deleted", producer="auth", user_id=alice.id, seq=1,
-        payload=UserDeleted(deleted_at=datetime.now(UTC)))
+        event_id=uuid7(),
+        type="user.deleted",
+        producer="auth",
+        user_id=alice.id,
+        seq=1,
+        payload=UserDeleted(deleted_at=datetime.now(UTC)),
+    )
 
     async def purge() -> None:
         async with chat.uow() as uow:
@@ -142,8 +177,9 @@ async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
             await uow.commit()
 
     async with chat.uow() as writer:
-        await folders.create(writer, alice.id, FolderCreate(title="in flight"),
-                             datetime.now(UTC))  # holds alice's user_seq row
+        await folders.create(
+            writer, alice.id, FolderCreate(title="in flight"), datetime.now(UTC)
+        )  # holds alice's user_seq row
         purging = asyncio.create_task(purge())
         await asyncio.sleep(0.5)
         assert not purging.done()  # it waits for the write in flight
@@ -153,8 +189,7 @@ async def test_a_write_in_flight_when_the_purge_starts_is_purged_with_the_rest(
 
     async with chat.uow() as late:
         with pytest.raises(TokenRevoked):
-            await folders.create(late, alice.id, FolderCreate(title="too late"),
-                                 datetime.now(UTC))
+            await folders.create(late, alice.id, FolderCreate(title="too late"), datetime.now(UTC))
     async with chat.uow() as late:  # an attachment's row takes no seq: the same guard
         with pytest.raises(TokenRevoked):
             await refuse_if_purged(late, alice.id)

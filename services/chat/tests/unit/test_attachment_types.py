@@ -35,28 +35,48 @@ ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(30)
 QUICKTIME = b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  " + bytes(20)
 
 
-@pytest.mark.parametrize(("head", "expected"), [
-    (PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"),
-    (b"GIF87a" + bytes(10), "image/gif"), (WEBP, "image/webp"), (PDF, "application/pdf"),
-    (MP3_ID3, "audio/mpeg"), (MP3_FRAME, "audio/mpeg"), (WAV, "audio/wav"),
-    (OGG, "audio/ogg"), (WEBM, "audio/webm"), (M4A, "audio/mp4"), (MP4, "audio/mp4"),
-    (b"# Notes\n\n- one\n", "text/plain"), ('{"a": "é"}'.encode(), "text/plain"),
-])
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (GIF, "image/gif"),
+        (b"GIF87a" + bytes(10), "image/gif"),
+        (WEBP, "image/webp"),
+        (PDF, "application/pdf"),
+        (MP3_ID3, "audio/mpeg"),
+        (MP3_FRAME, "audio/mpeg"),
+        (WAV, "audio/wav"),
+        (OGG, "audio/ogg"),
+        (WEBM, "audio/webm"),
+        (M4A, "audio/mp4"),
+        (MP4, "audio/mp4"),
+        (b"# Notes\n\n- one\n", "text/plain"),
+        ('{"a": "é"}'.encode(), "text/plain"),
+    ],
+)
 def test_accepted_content_is_stored_as_its_type_when_declared_generic(
-        head: bytes, expected: str) -> None:
+    head: bytes, expected: str
+) -> None:
     assert media_type_of(head, "application/octet-stream", whole=True) == expected
     assert media_type_of(head, "", whole=True) == expected
 
 
-@pytest.mark.parametrize(("head", "detected"), [
-    (ELF, "application/x-executable"), (EXE, "application/x-msdownload"),
-    (ZIP, "application/octet-stream"), (QUICKTIME, "application/octet-stream"),
-    (b"plain words\x00then a NUL", "application/octet-stream"),
-    (b"\xff\xfe h\x00i\x00", "application/octet-stream"),  # UTF-16 is not UTF-8 text
-    (b"caf\xe9 latin-1", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("head", "detected"),
+    [
+        (ELF, "application/x-executable"),
+        (EXE, "application/x-msdownload"),
+        (ZIP, "application/octet-stream"),
+        (QUICKTIME, "application/octet-stream"),
+        (b"plain words\x00then a NUL", "application/octet-stream"),
+        (b"\xff\xfe h\x00i\x00", "application/octet-stream"),  # UTF-16 is not UTF-8 text
+        (b"caf\xe9 latin-1", "application/octet-stream"),
+    ],
+)
 def test_content_of_no_accepted_type_is_refused_whatever_it_is_called(
-        head: bytes, detected: str) -> None:
+    head: bytes, detected: str
+) -> None:
     for declared in ("application/octet-stream", "text/plain", "image/png"):
         with pytest.raises(FileRefused) as refused:
             media_type_of(head, declared, whole=True)
@@ -67,37 +87,44 @@ def test_an_exe_header_in_text_that_happens_to_start_with_mz_is_still_text() -> 
     assert media_type_of(b"MZ is a two-letter word\n", "text/plain", whole=True) == "text/plain"
 
 
-@pytest.mark.parametrize(("head", "declared"), [
-    (PDF, "image/png"),             # a PDF pretending to be an image
-    (PNG, "application/pdf"),
-    (PNG, "text/plain"),            # binary called text
-    (b"just words", "image/png"),   # text called an image
-    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
-    (MP3_ID3, "image/jpeg"),
-    (b"hello", "application/x-msdownload"),
-])
+@pytest.mark.parametrize(
+    ("head", "declared"),
+    [
+        (PDF, "image/png"),  # a PDF pretending to be an image
+        (PNG, "application/pdf"),
+        (PNG, "text/plain"),  # binary called text
+        (b"just words", "image/png"),  # text called an image
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+        (MP3_ID3, "image/jpeg"),
+        (b"hello", "application/x-msdownload"),
+    ],
+)
 def test_a_declared_type_of_another_kind_than_the_content_is_refused(
-        head: bytes, declared: str) -> None:
+    head: bytes, declared: str
+) -> None:
     with pytest.raises(FileRefused, match="sent as"):
         media_type_of(head, declared, whole=True)
 
 
-@pytest.mark.parametrize(("head", "declared", "stored"), [
-    (PNG, "image/jpeg", "image/png"),          # same kind, wrong label: the content wins
-    (JPEG, "image/jpg", "image/jpeg"),         # another name of the type
-    (JPEG, "IMAGE/JPEG; charset=binary", "image/jpeg"),
-    (MP3_FRAME, "audio/mp3", "audio/mpeg"),
-    (WAV, "audio/x-wav", "audio/wav"),
-    (WEBM, "video/webm", "video/webm"),        # one of the type's own names is kept
-    (M4A, "audio/x-m4a", "audio/mp4"),
-    (MP4, "video/mp4", "video/mp4"),
-    (OGG, "audio/mpeg", "audio/ogg"),
-    (b"a,b\n1,2\n", "text/csv", "text/csv"),
-    (b"# Title\n", "text/markdown", "text/markdown"),
-    (b"# Title\n", "text/x-markdown", "text/markdown"),
-    (b'{"a": 1}', "application/json", "application/json"),
-    (b"<b>hi</b>", "text/html", "text/plain"),  # served as text, never as a page
-])
+@pytest.mark.parametrize(
+    ("head", "declared", "stored"),
+    [
+        (PNG, "image/jpeg", "image/png"),  # same kind, wrong label: the content wins
+        (JPEG, "image/jpg", "image/jpeg"),  # another name of the type
+        (JPEG, "IMAGE/JPEG; charset=binary", "image/jpeg"),
+        (MP3_FRAME, "audio/mp3", "audio/mpeg"),
+        (WAV, "audio/x-wav", "audio/wav"),
+        (WEBM, "video/webm", "video/webm"),  # one of the type's own names is kept
+        (M4A, "audio/x-m4a", "audio/mp4"),
+        (MP4, "video/mp4", "video/mp4"),
+        (OGG, "audio/mpeg", "audio/ogg"),
+        (b"a,b\n1,2\n", "text/csv", "text/csv"),
+        (b"# Title\n", "text/markdown", "text/markdown"),
+        (b"# Title\n", "text/x-markdown", "text/markdown"),
+        (b'{"a": 1}', "application/json", "application/json"),
+        (b"<b>hi</b>", "text/html", "text/plain"),  # served as text, never as a page
+    ],
+)
 def test_what_a_file_is_stored_as(head: bytes, declared: str, stored: str) -> None:
     assert media_type_of(head, declared, whole=True) == stored
 
@@ -121,20 +148,23 @@ def test_normalize_media_type() -> None:
     assert normalize_media_type("") == ""
 
 
-@pytest.mark.parametrize(("given", "safe"), [
-    ("report.pdf", "report.pdf"),
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\me\\photo.png", "photo.png"),
-    ("dir/sub/", "file"),
-    ("..", "file"),
-    ("", "file"),
-    ("  spaced name.txt  ", "spaced name.txt"),
-    ("bad\x00na\x1fme\x7f.txt", "badname.txt"),
-    ("invoice\u202egpj.exe", "invoicegpj.exe"),   # no right-to-left override
-    ("résumé.txt", "résumé.txt"),
-    ("re\u0301sume\u0301.txt", "résumé.txt"),     # NFC
-    (".bashrc", ".bashrc"),
-])
+@pytest.mark.parametrize(
+    ("given", "safe"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\photo.png", "photo.png"),
+        ("dir/sub/", "file"),
+        ("..", "file"),
+        ("", "file"),
+        ("  spaced name.txt  ", "spaced name.txt"),
+        ("bad\x00na\x1fme\x7f.txt", "badname.txt"),
+        ("invoice\u202egpj.exe", "invoicegpj.exe"),  # no right-to-left override
+        ("résumé.txt", "résumé.txt"),
+        ("re\u0301sume\u0301.txt", "résumé.txt"),  # NFC
+        (".bashrc", ".bashrc"),
+    ],
+)
 def test_safe_filename(given: str, safe: str) -> None:
     assert safe_filename(given) == safe
 
@@ -149,10 +179,13 @@ def test_a_long_filename_is_cut_to_255_characters_keeping_its_extension() -> Non
 
 def test_content_disposition_names_the_file_in_ascii_and_utf8() -> None:
     assert content_disposition("report.pdf") == (
-        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf")
+        "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+    )
     header = content_disposition('naïve "quote"; x.txt')
-    assert header == ("attachment; filename=\"na_ve _quote_; x.txt\"; "
-                      "filename*=UTF-8''na%C3%AFve%20%22quote%22%3B%20x.txt")
+    assert header == (
+        'attachment; filename="na_ve _quote_; x.txt"; '
+        "filename*=UTF-8''na%C3%AFve%20%22quote%22%3B%20x.txt"
+    )
 
 
 def test_etag_matches() -> None:

@@ -33,6 +33,7 @@ class Stored:
 
 NONE_STORED: dict[str, Stored] = {}
 
+
 def follows(**fields: Any) -> MessageIn:
     """A message sent without `parent_id`: it follows the current branch."""
     return MessageIn(role="user", content="hi", **fields)
@@ -47,6 +48,7 @@ def parents(placement: Any) -> dict[str, str | None]:
 
 
 # --- ids ---------------------------------------------------------------------------------
+
 
 def test_given_ids_are_kept_and_missing_ones_made() -> None:
     made = iter(["new-1", "new-2"])
@@ -78,8 +80,11 @@ def test_the_ids_to_load_are_the_batch_its_parents_and_the_leaf() -> None:
 
 
 def test_an_id_used_in_another_chat_is_a_conflict() -> None:
-    known = {"a": Stored(), "b": Stored(conversation_id="other"),
-             "c": Stored(conversation_id="other")}
+    known = {
+        "a": Stored(),
+        "b": Stored(conversation_id="other"),
+        "c": Stored(conversation_id="other"),
+    }
     with pytest.raises(Conflict) as refused:
         refuse_foreign(["a", "b", "c", "d"], known, CHAT)
     assert refused.value.details == {"ids": ["b", "c"]}
@@ -94,6 +99,7 @@ def test_only_unknown_ids_are_new() -> None:
 
 
 # --- placing -----------------------------------------------------------------------------
+
 
 def test_a_message_without_parent_follows_the_current_leaf() -> None:
     placement = place(["a"], [follows()], {"leaf": Stored()}, CHAT, "leaf")
@@ -114,8 +120,9 @@ def test_parent_null_starts_a_new_root_and_moves_the_leaf() -> None:
 
 
 def test_a_batch_follows_itself() -> None:
-    placement = place(["a", "b", "c"], [follows(), follows(), follows()], {"leaf": Stored()},
-                      CHAT, "leaf")
+    placement = place(
+        ["a", "b", "c"], [follows(), follows(), follows()], {"leaf": Stored()}, CHAT, "leaf"
+    )
     assert parents(placement) == {"a": "leaf", "b": "a", "c": "b"}
     assert placement.leaf == "c"
 
@@ -128,8 +135,9 @@ def test_a_given_parent_starts_a_branch_the_leaf_moves_onto() -> None:
 
 
 def test_a_parent_earlier_in_the_batch_is_accepted() -> None:
-    placement = place(["a", "b", "c"], [under(None), follows(), under("a")], NONE_STORED,
-                      CHAT, None)
+    placement = place(
+        ["a", "b", "c"], [under(None), follows(), under("a")], NONE_STORED, CHAT, None
+    )
     assert parents(placement) == {"a": None, "b": "a", "c": "a"}
     assert placement.leaf == "c"
 
@@ -169,6 +177,7 @@ def test_a_deleted_leaf_is_refused_as_the_parent_of_a_follower() -> None:
 
 # --- retried ids -------------------------------------------------------------------------
 
+
 def test_a_retried_id_keeps_the_stored_message() -> None:
     before = Stored()
     placement = place(["a"], [under("somewhere-else")], {"a": before}, CHAT, "leaf")
@@ -177,8 +186,9 @@ def test_a_retried_id_keeps_the_stored_message() -> None:
 
 
 def test_a_batch_of_retries_leaves_the_leaf_where_it_was() -> None:
-    placement = place(["a", "b"], [follows(), follows()], {"a": Stored(), "b": Stored()},
-                      CHAT, "leaf")
+    placement = place(
+        ["a", "b"], [follows(), follows()], {"a": Stored(), "b": Stored()}, CHAT, "leaf"
+    )
     assert placement.leaf == "leaf"
 
 
@@ -210,6 +220,7 @@ def test_slots_keep_the_order_of_the_batch() -> None:
 
 
 # --- counts ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tokens:

@@ -16,30 +16,32 @@ BOUNDARY = b"X-PARLEY-BOUNDARY"
 HEADERS = {"content-type": "multipart/form-data; boundary=X-PARLEY-BOUNDARY"}
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(50)
 
-FILE_PART = (b"--X-PARLEY-BOUNDARY\r\n"
-             b'Content-Disposition: form-data; name="file"; filename="picture.png"\r\n'
-             b"Content-Type: image/png\r\n"
-             b"\r\n" + PNG + b"\r\n")
-JSON_FIELD = (b"--X-PARLEY-BOUNDARY\r\n"
-              b'Content-Disposition: form-data; name="analysis_result"\r\n'
-              b"Content-Type: application/json\r\n"
-              b"\r\n"
-              b'{"labels": ["cat"], "score": 0.9}\r\n')
-TEXT_FIELD = (b"--X-PARLEY-BOUNDARY\r\n"
-              b'Content-Disposition: form-data; name="file_type"\r\n'
-              b"\r\n"
-              b"image\r\n")
-OTHER_FIELD = (b"--X-PARLEY-BOUNDARY\r\n"
-               b'Content-Disposition: form-data; name="note"\r\n'
-               b"\r\n"
-               b"not one of ours\r\n")
+FILE_PART = (
+    b"--X-PARLEY-BOUNDARY\r\n"
+    b'Content-Disposition: form-data; name="file"; filename="picture.png"\r\n'
+    b"Content-Type: image/png\r\n"
+    b"\r\n" + PNG + b"\r\n"
+)
+JSON_FIELD = (
+    b"--X-PARLEY-BOUNDARY\r\n"
+    b'Content-Disposition: form-data; name="analysis_result"\r\n'
+    b"Content-Type: application/json\r\n"
+    b"\r\n"
+    b'{"labels": ["cat"], "score": 0.9}\r\n'
+)
+TEXT_FIELD = (
+    b'--X-PARLEY-BOUNDARY\r\nContent-Disposition: form-data; name="file_type"\r\n\r\nimage\r\n'
+)
+OTHER_FIELD = (
+    b'--X-PARLEY-BOUNDARY\r\nContent-Disposition: form-data; name="note"\r\n\r\nnot one of ours\r\n'
+)
 END = b"--X-PARLEY-BOUNDARY--\r\n"
 
 
 async def chunks_of(body: bytes, size: int = 7) -> AsyncIterator[bytes]:
     """The body as a server hands it over: small pieces cutting through every boundary."""
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 async def read_all(field: FileField) -> tuple[bytes, bytes, bool]:
@@ -65,22 +67,26 @@ async def test_fields_before_and_after_the_file_are_kept_and_others_skipped() ->
     _head, content, _ = await read_all(field)
     assert content == PNG
     # JSON only for analysis_result sent as application/json; the rest as text
-    assert field.fields() == {"analysis_result": {"labels": ["cat"], "score": 0.9},
-                              "file_type": "image"}
+    assert field.fields() == {
+        "analysis_result": {"labels": ["cat"], "score": 0.9},
+        "file_type": "image",
+    }
 
 
 async def test_a_text_analysis_result_stays_text() -> None:
     text_field = JSON_FIELD.replace(b"Content-Type: application/json\r\n", b"")
-    field = FileField(HEADERS, chunks_of(FILE_PART + text_field + END), max_bytes=1000,
-                      fields_max_bytes=1000)
+    field = FileField(
+        HEADERS, chunks_of(FILE_PART + text_field + END), max_bytes=1000, fields_max_bytes=1000
+    )
     await read_all(field)
     assert field.fields() == {"analysis_result": '{"labels": ["cat"], "score": 0.9}'}
 
 
 async def test_a_field_that_is_not_utf8_is_refused() -> None:
     bad = TEXT_FIELD.replace(b"image", b"\xff\xfe")
-    field = FileField(HEADERS, chunks_of(FILE_PART + bad + END), max_bytes=1000,
-                      fields_max_bytes=1000)
+    field = FileField(
+        HEADERS, chunks_of(FILE_PART + bad + END), max_bytes=1000, fields_max_bytes=1000
+    )
     await read_all(field)
     with pytest.raises(ValidationFailed) as refused:
         field.fields()
@@ -99,19 +105,23 @@ async def test_a_utf8_filename_and_a_second_file_part() -> None:
 async def test_the_head_is_the_first_sniffed_bytes_of_a_larger_file() -> None:
     content = PNG + bytes(3 * SNIFF_BYTES)
     body = FILE_PART.replace(PNG, content) + END
-    head, read, whole = await read_all(FileField(HEADERS, chunks_of(body, 1000),
-                                                 max_bytes=len(content)))
+    head, read, whole = await read_all(
+        FileField(HEADERS, chunks_of(body, 1000), max_bytes=len(content))
+    )
     assert head == content[:SNIFF_BYTES]
     assert not whole
     assert read == content
 
 
-@pytest.mark.parametrize("content_type", [
-    "multipart/form-data",  # no boundary
-    "multipart/form-data; boundary=",
-    "application/octet-stream",
-    None,
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",  # no boundary
+        "multipart/form-data; boundary=",
+        "application/octet-stream",
+        None,
+    ],
+)
 def test_a_body_without_a_multipart_boundary_is_refused(content_type: str | None) -> None:
     headers = {} if content_type is None else {"content-type": content_type}
     with pytest.raises(ValidationFailed) as refused:
@@ -120,8 +130,7 @@ def test_a_body_without_a_multipart_boundary_is_refused(content_type: str | None
 
 
 async def test_a_body_without_a_file_field_is_refused() -> None:
-    field = FileField(HEADERS, chunks_of(TEXT_FIELD + END), max_bytes=1000,
-                      fields_max_bytes=1000)
+    field = FileField(HEADERS, chunks_of(TEXT_FIELD + END), max_bytes=1000, fields_max_bytes=1000)
     with pytest.raises(ValidationFailed, match="no 'file' field"):
         await field.open()
 
@@ -150,8 +159,7 @@ async def test_a_body_cut_in_the_part_headers_is_refused() -> None:
 
 
 async def test_a_body_that_is_not_multipart_is_refused() -> None:
-    field = FileField(HEADERS, chunks_of(b"just some bytes, no boundary line\r\n"),
-                      max_bytes=1000)
+    field = FileField(HEADERS, chunks_of(b"just some bytes, no boundary line\r\n"), max_bytes=1000)
     with pytest.raises(ValidationFailed):
         await field.open()
 
@@ -179,8 +187,9 @@ async def test_a_file_at_the_limit_is_read() -> None:
 
 
 async def test_fields_over_their_limit_are_refused() -> None:
-    field = FileField(HEADERS, chunks_of(JSON_FIELD + FILE_PART + END), max_bytes=1000,
-                      fields_max_bytes=10)
+    field = FileField(
+        HEADERS, chunks_of(JSON_FIELD + FILE_PART + END), max_bytes=1000, fields_max_bytes=10
+    )
     with pytest.raises(PayloadTooLarge) as refused:
         await field.open()
     assert refused.value.details == {"max_bytes": 10}
@@ -189,8 +198,12 @@ async def test_fields_over_their_limit_are_refused() -> None:
 def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
     too_long = str(1000 + 10 + MULTIPART_OVERHEAD + 1)
     with pytest.raises(PayloadTooLarge):
-        FileField({**HEADERS, "content-length": too_long}, chunks_of(b""), max_bytes=1000,
-                  fields_max_bytes=10)
+        FileField(
+            {**HEADERS, "content-length": too_long},
+            chunks_of(b""),
+            max_bytes=1000,
+            fields_max_bytes=10,
+        )
 
 
 async def test_a_body_longer_than_the_limit_allows_is_refused_without_a_length() -> None:

@@ -21,9 +21,11 @@ from chat.settings import Settings
 
 
 def prompt(*contents: str, model: str | None = None) -> Prompt:
-    return Prompt(model=model, system_prompt=None,
-                  history=[Turn("user" if i % 2 == 0 else "assistant", c)
-                           for i, c in enumerate(contents)])
+    return Prompt(
+        model=model,
+        system_prompt=None,
+        history=[Turn("user" if i % 2 == 0 else "assistant", c) for i, c in enumerate(contents)],
+    )
 
 
 async def collect(provider: EchoProvider, p: Prompt, usage: Usage) -> list[str]:
@@ -32,10 +34,10 @@ async def collect(provider: EchoProvider, p: Prompt, usage: Usage) -> list[str]:
 
 # --- echo ---------------------------------------------------------------------------------
 
+
 async def test_echo_repeats_the_last_message_word_by_word() -> None:
     usage = Usage()
-    pieces = await collect(EchoProvider(pace=0), prompt("first", "ok", "tell me  a story"),
-                           usage)
+    pieces = await collect(EchoProvider(pace=0), prompt("first", "ok", "tell me  a story"), usage)
 
     assert pieces == ["Echo: ", "tell ", "me  ", "a ", "story"]
     assert "".join(pieces) == "Echo: tell me  a story"
@@ -62,8 +64,9 @@ async def test_echo_has_something_to_say_about_an_empty_message() -> None:
     pieces = await collect(EchoProvider(pace=0), prompt("   "), Usage())
 
     assert "".join(pieces) == "Echo: (nothing to echo)"
-    assert "".join(await collect(EchoProvider(pace=0), prompt(), Usage())) == \
-        "Echo: (nothing to echo)"
+    assert (
+        "".join(await collect(EchoProvider(pace=0), prompt(), Usage())) == "Echo: (nothing to echo)"
+    )
 
 
 def test_echo_marks_its_replies_whatever_model_was_asked_for() -> None:
@@ -74,8 +77,11 @@ def test_echo_marks_its_replies_whatever_model_was_asked_for() -> None:
 
 # --- words and trim_history ---------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["", "one", "two words", "  leading", "trailing  ",
-                                  "tabs\tand\nnew lines", "ünïcödé wörds 🎉"])
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "one", "two words", "  leading", "trailing  ", "tabs\tand\nnew lines", "ünïcödé wörds 🎉"],
+)
 def test_words_join_back_to_the_text(text: str) -> None:
     assert "".join(words(text)) == text
 
@@ -113,6 +119,7 @@ def test_trim_history_always_keeps_the_last_turn() -> None:
 
 # --- choosing the provider ----------------------------------------------------------------
 
+
 def settings(**values: object) -> Settings:
     return Settings.model_validate(values)
 
@@ -148,11 +155,19 @@ async def test_an_openai_deployment_keeps_echo_for_conversations_that_ask_for_it
 
 async def test_the_openai_provider_is_configured_from_settings() -> None:
     async with httpx.AsyncClient() as client:
-        providers = providers_from_settings(settings(
-            assistant_provider="openai", openai_base_url="http://127.0.0.1:11434/v1/",
-            openai_api_key=SecretStr("sk-secret"), openai_model="llama3.2",
-            openai_connect_timeout_seconds=2, openai_read_timeout_seconds=20,
-            reply_timeout_seconds=120, history_budget_chars=500), client)
+        providers = providers_from_settings(
+            settings(
+                assistant_provider="openai",
+                openai_base_url="http://127.0.0.1:11434/v1/",
+                openai_api_key=SecretStr("sk-secret"),
+                openai_model="llama3.2",
+                openai_connect_timeout_seconds=2,
+                openai_read_timeout_seconds=20,
+                reply_timeout_seconds=120,
+                history_budget_chars=500,
+            ),
+            client,
+        )
         openai = providers.openai
 
     assert isinstance(openai, OpenAIProvider)
@@ -166,9 +181,16 @@ async def test_the_openai_provider_is_configured_from_settings() -> None:
 
 async def test_the_openai_provider_uses_the_conversations_model_unless_it_names_none() -> None:
     async with httpx.AsyncClient() as client:
-        openai = OpenAIProvider("http://127.0.0.1:1/v1", "", "default-model", client,
-                                connect_timeout=1, read_timeout=1, total_timeout=1,
-                                history_budget_chars=100)
+        openai = OpenAIProvider(
+            "http://127.0.0.1:1/v1",
+            "",
+            "default-model",
+            client,
+            connect_timeout=1,
+            read_timeout=1,
+            total_timeout=1,
+            history_budget_chars=100,
+        )
 
     assert openai.model_name("gpt-4o") == "gpt-4o"
     assert openai.model_name(None) == "default-model"

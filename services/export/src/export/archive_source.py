@@ -88,8 +88,12 @@ async def checked(lines: AsyncIterator[str]) -> AsyncIterator[AnyRecord]:
                 raise StreamCut(f"the end line counts {record.counts} but {seen} came")
             end_seen = True
         else:
-            kind = {"folder": "folders", "conversation": "conversations",
-                    "message": "messages", "memory": "memories"}[record.type]
+            kind = {
+                "folder": "folders",
+                "conversation": "conversations",
+                "message": "messages",
+                "memory": "memories",
+            }[record.type]
             setattr(seen, kind, getattr(seen, kind) + 1)
         yield record
     if not end_seen:
@@ -114,13 +118,15 @@ class ChatArchiveSource:
         params.append(("dry_run", "true" if dry_run else "false"))
         return params
 
-    async def _lines(self, user_id: str, query: ArchiveQuery, dry_run: bool
-                     ) -> AsyncIterator[str]:
+    async def _lines(self, user_id: str, query: ArchiveQuery, dry_run: bool) -> AsyncIterator[str]:
         url = f"{self.base_url}/internal/users/{user_id}/export-stream"
         try:
             async with self.client.stream(
-                    "GET", url, params=tuple(self._params(query, dry_run)),
-                    headers={INTERNAL_TOKEN_HEADER: self.token}) as response:
+                "GET",
+                url,
+                params=tuple(self._params(query, dry_run)),
+                headers={INTERNAL_TOKEN_HEADER: self.token},
+            ) as response:
                 if response.status_code == 404:
                     body = (await response.aread()).decode(errors="replace")
                     raise UnknownChats(_missing_chats(body, query))
@@ -148,8 +154,9 @@ class ChatArchiveSource:
         match records:
             case [ArchiveHeader() as header, ArchiveEnd() as end] if end.counts == header.counts:
                 return header.counts
-        raise StreamCut(f"a dry run is a header and an end with its counts, not "
-                        f"{[r.type for r in records][:5]}")
+        raise StreamCut(
+            f"a dry run is a header and an end with its counts, not {[r.type for r in records][:5]}"
+        )
 
     def stream(self, user_id: str, query: ArchiveQuery) -> AsyncIterator[AnyRecord]:
         """The whole archive, checked."""

@@ -52,44 +52,48 @@ def entry_name(attachment_id: str, filename: str) -> str:
 class ChatAttachments:
     """One user's attachments, read from chat over HTTP (built per export job)."""
 
-    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient, user_id: str
-                 ) -> None:
+    def __init__(self, base_url: str, token: str, client: httpx.AsyncClient, user_id: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.client = client
         self.user_id = user_id
 
-    async def __call__(self, message: MessageRecord
-                       ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
+    async def __call__(
+        self, message: MessageRecord
+    ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
         """Each attachment the message refers to, streamed; a deleted one is skipped.
         SourceUnavailable when chat answers an error, StreamCut when a download breaks."""
         for attachment_id in attachment_ids(message):
             if not isinstance(attachment_id, str) or not _ATTACHMENT_ID.match(attachment_id):
-                yield SkippedAttachment(str(attachment_id)[:64] or "?",
-                                        "the message names no valid attachment id")
+                yield SkippedAttachment(
+                    str(attachment_id)[:64] or "?", "the message names no valid attachment id"
+                )
                 continue
             url = f"{self.base_url}/internal/users/{self.user_id}/attachments/{attachment_id}"
             gone = False
             try:
                 async with self.client.stream(
-                        "GET", url, headers={INTERNAL_TOKEN_HEADER: self.token}) as response:
+                    "GET", url, headers={INTERNAL_TOKEN_HEADER: self.token}
+                ) as response:
                     if response.status_code == 404:
                         gone = True
                     elif response.status_code != 200:
                         raise SourceUnavailable(
-                            f"chat answered {response.status_code} for an attachment")
+                            f"chat answered {response.status_code} for an attachment"
+                        )
                     else:
                         filename = unquote(response.headers.get("x-attachment-filename", ""))
-                        yield (entry_name(attachment_id, filename),
-                               _checked_bytes(response, attachment_id))
+                        yield (
+                            entry_name(attachment_id, filename),
+                            _checked_bytes(response, attachment_id),
+                        )
             except httpx.HTTPError as exc:
                 raise StreamCut(f"the attachment download failed: {exc!r}") from exc
             if gone:
                 yield SkippedAttachment(attachment_id, "the attachment was deleted")
 
 
-async def _checked_bytes(response: httpx.Response, attachment_id: str
-                         ) -> AsyncIterator[bytes]:
+async def _checked_bytes(response: httpx.Response, attachment_id: str) -> AsyncIterator[bytes]:
     """The body as it arrives; StreamCut if it breaks or is not the file chat described."""
     digest = hashlib.sha256()
     try:

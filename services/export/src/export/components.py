@@ -29,8 +29,10 @@ log = structlog.get_logger(__name__)
 
 
 def link_signer(settings: Settings) -> LinkSigner:
-    key = (settings.download_signing_key.get_secret_value()
-           or settings.internal_token.get_secret_value())
+    key = (
+        settings.download_signing_key.get_secret_value()
+        or settings.internal_token.get_secret_value()
+    )
     if not key:
         log.warning("no download signing key: links only work on this process")
         key = secrets.token_hex(32)
@@ -68,8 +70,12 @@ class Components:
             await self.http.aclose()
 
 
-def build_components(settings: Settings, runtime: ServiceRuntime, blobs: BlobStore,
-                     source: ArchiveSource | None = None) -> Components:
+def build_components(
+    settings: Settings,
+    runtime: ServiceRuntime,
+    blobs: BlobStore,
+    source: ArchiveSource | None = None,
+) -> Components:
     """With no `source`, archives and attachments come from the chat service over HTTP; a
     given `source` (tests, benchmarks) has no attachments."""
     http = None
@@ -81,8 +87,21 @@ def build_components(settings: Settings, runtime: ServiceRuntime, blobs: BlobSto
         attachments = partial(ChatAttachments, settings.chat_url, token, http)
     worker = None
     if settings.worker_enabled:
-        worker = ExportWorker(settings, runtime.uow, source, blobs, attachments,
-                              worker_id=settings.worker_id or default_worker_id())
-    return Components(settings=settings, runtime=runtime, blobs=blobs, source=source,
-                      jobs=ExportJobs(settings, source, blobs, link_signer(settings)),
-                      worker=worker, sweeper=Sweeper(settings, runtime.uow, blobs), http=http)
+        worker = ExportWorker(
+            settings,
+            runtime.uow,
+            source,
+            blobs,
+            attachments,
+            worker_id=settings.worker_id or default_worker_id(),
+        )
+    return Components(
+        settings=settings,
+        runtime=runtime,
+        blobs=blobs,
+        source=source,
+        jobs=ExportJobs(settings, source, blobs, link_signer(settings)),
+        worker=worker,
+        sweeper=Sweeper(settings, runtime.uow, blobs),
+        http=http,
+    )

@@ -17,8 +17,7 @@ from servicekit.blobs import blob_store_for
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 
 
-def create_app(settings: Settings | None = None, *, source: ArchiveSource | None = None
-               ) -> FastAPI:
+def create_app(settings: Settings | None = None, *, source: ArchiveSource | None = None) -> FastAPI:
     """The export service's ASGI app (uvicorn --factory export.main:create_app).
 
     `source` replaces the chat service's export stream (benchmarks and tests of the worker)."""
@@ -30,11 +29,13 @@ def create_app(settings: Settings | None = None, *, source: ArchiveSource | None
         return built.worker if built else None
 
     prefix = settings.consumer_group_prefix
-    subscriptions = [Subscription(AUTH_USER, on_user_event(blobs),
-                                  group=f"{prefix}.{AUTH_USER.name}")]
+    subscriptions = [
+        Subscription(AUTH_USER, on_user_event(blobs), group=f"{prefix}.{AUTH_USER.name}")
+    ]
     if settings.worker_enabled:
-        subscriptions.append(Subscription(EXPORT_JOB, on_job_event(worker),
-                                          group=f"{prefix}.{EXPORT_JOB.name}"))
+        subscriptions.append(
+            Subscription(EXPORT_JOB, on_job_event(worker), group=f"{prefix}.{EXPORT_JOB.name}")
+        )
 
     async def start(app: FastAPI, runtime: ServiceRuntime) -> None:
         app.state.export = build_components(settings, runtime, blobs, source)
@@ -47,7 +48,12 @@ def create_app(settings: Settings | None = None, *, source: ArchiveSource | None
             await built.stop()
 
     app = create_service_app(
-        settings, title="Parley export", routers=[jobs_endpoints.router],
-        publishes=list(topics_published_by("export")), subscriptions=subscriptions,
-        on_startup=start, on_shutdown=stop)
+        settings,
+        title="Parley export",
+        routers=[jobs_endpoints.router],
+        publishes=list(topics_published_by("export")),
+        subscriptions=subscriptions,
+        on_startup=start,
+        on_shutdown=stop,
+    )
     return app

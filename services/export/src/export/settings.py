@@ -14,8 +14,11 @@ class Settings(ServiceSettings):
     db_schema: str = "export"
 
     # Where artifacts live: file:///path (embedded default) or s3://bucket?endpoint=...
-    blob_url: str = Field(default="", description="file:///abs/path or "
-                          "s3://bucket[/prefix]?endpoint=...; empty: .parley/blobs/export")
+    blob_url: str = Field(
+        default="",
+        description="file:///abs/path or "
+        "s3://bucket[/prefix]?endpoint=...; empty: .parley/blobs/export",
+    )
     # The chat service's internal export stream
     chat_url: str = "http://127.0.0.1:8002"
     chat_timeout_seconds: float = Field(default=30.0, description="connect/read timeout")
@@ -33,18 +36,24 @@ class Settings(ServiceSettings):
     max_attempts: int = Field(default=3, ge=1, description="tries before a job fails")
     progress_interval_seconds: float = Field(default=1.0, gt=0)
     requeue_after_seconds: float = Field(
-        default=120.0, gt=0, description="a queued job nobody claimed is dispatched again")
+        default=120.0, gt=0, description="a queued job nobody claimed is dispatched again"
+    )
     sweep_interval_seconds: float = Field(default=15.0, gt=0)
-    consumer_group_prefix: str = Field(default="export",
-                                       description="consumer groups are <prefix>.<topic>")
+    consumer_group_prefix: str = Field(
+        default="export", description="consumer groups are <prefix>.<topic>"
+    )
     pdf_max_messages: int = Field(
-        default=50_000, ge=1, description="a PDF is built in memory: larger exports fail")
+        default=50_000, ge=1, description="a PDF is built in memory: larger exports fail"
+    )
     pdf_font_path: str = Field(default="", description="a Unicode TTF; empty: DejaVu Sans")
 
     # Downloads
     download_link_ttl_seconds: int = Field(default=24 * 3600, ge=1)
     download_signing_key: SecretStr = Field(
-        default=SecretStr(""), description="HMAC key of download links; empty: the internal "
-        "token; both empty: a random key per process (links then only work on that process)")
-    retention_seconds: int = Field(default=7 * 24 * 3600, ge=1,
-                                   description="artifacts are deleted this long after completion")
+        default=SecretStr(""),
+        description="HMAC key of download links; empty: the internal "
+        "token; both empty: a random key per process (links then only work on that process)",
+    )
+    retention_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, description="artifacts are deleted this long after completion"
+    )

@@ -50,8 +50,11 @@ class RecordsSource:
     streams_started: int = 0
 
     def archive(self, user_id: str, query: ArchiveQuery) -> list[AnyRecord]:
-        records = self.archives.get(user_id) or list(sample_archive(
-            user_id, conversations=0, messages_per_conversation=0, memories=0, folders=0))
+        records = self.archives.get(user_id) or list(
+            sample_archive(
+                user_id, conversations=0, messages_per_conversation=0, memories=0, folders=0
+            )
+        )
         known = {r.id for r in records if r.type == "conversation"}  # type: ignore[union-attr]
         missing = [c for c in query.chat_ids or () if c not in known]
         if missing:
@@ -86,10 +89,18 @@ class Stack:
 async def stack(infra: InfraUrls, tmp_path: Path) -> AsyncIterator[Stack]:
     async with migrated_schema(infra, "export") as schema:
         settings = service_settings(
-            Settings, infra, name="export", schema=schema,
-            consumer_group_prefix=unique_name("export"), blob_url=f"file://{tmp_path}/blobs",
-            download_signing_key="test-signing-key", lease_seconds=3.0,
-            sweep_interval_seconds=0.5, requeue_after_seconds=60, progress_interval_seconds=0.1)
+            Settings,
+            infra,
+            name="export",
+            schema=schema,
+            consumer_group_prefix=unique_name("export"),
+            blob_url=f"file://{tmp_path}/blobs",
+            download_signing_key="test-signing-key",
+            lease_seconds=3.0,
+            sweep_interval_seconds=0.5,
+            requeue_after_seconds=60,
+            progress_interval_seconds=0.1,
+        )
         yield Stack(infra, settings, TokenMinter())
 
 
@@ -125,8 +136,9 @@ def components(app: FastAPI) -> Components:
     return built
 
 
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 60.0,
-                   what: str = "the condition") -> Any:
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], timeout: float = 60.0, what: str = "the condition"
+) -> Any:
     """Poll `check` until it returns something truthy (never a timing assertion: the
     deadline only stops a test that would otherwise hang)."""
     loop = asyncio.get_running_loop()
@@ -139,8 +151,9 @@ async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 60.0,
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def job_status(client: httpx.AsyncClient, headers: dict[str, str], job_id: str,
-                     *statuses: str) -> dict[str, Any] | None:
+async def job_status(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str, *statuses: str
+) -> dict[str, Any] | None:
     response = await client.get(f"/api/v1/export/{job_id}", headers=headers)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
@@ -151,7 +164,8 @@ async def outbox_payloads(app: FastAPI, event_type: str, job_id: str) -> list[di
     """The payloads of `event_type` written for one job, in order."""
     async with components(app).uow() as uow:
         rows = await uow.session.execute(
-            text("SELECT body FROM outbox WHERE event_type = :e ORDER BY id"), {"e": event_type})
+            text("SELECT body FROM outbox WHERE event_type = :e ORDER BY id"), {"e": event_type}
+        )
         payloads = [json.loads(r[0])["payload"] for r in rows]
     return [p for p in payloads if p["job_id"] == job_id]
 

@@ -39,23 +39,27 @@ from .conftest import (
 )
 
 
-async def finished(client: httpx.AsyncClient, headers: dict[str, str], job_id: str
-                   ) -> dict[str, Any]:
+async def finished(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str
+) -> dict[str, Any]:
     data: dict[str, Any] = await wait_for(
         lambda: job_status(client, headers, job_id, "completed", "failed"),
-        what=f"job {job_id} to finish")
+        what=f"job {job_id} to finish",
+    )
     return data
 
 
-async def download(client: httpx.AsyncClient, headers: dict[str, str], job: dict[str, Any]
-                   ) -> httpx.Response:
+async def download(
+    client: httpx.AsyncClient, headers: dict[str, str], job: dict[str, Any]
+) -> httpx.Response:
     response = await client.get(job["download_url"], headers=headers)
     assert response.status_code == 200, response.text
     return response
 
 
 async def test_a_json_export_runs_through_the_broker_and_downloads_byte_exact(
-        client: httpx.AsyncClient, app: FastAPI, stack: Stack, source: RecordsSource) -> None:
+    client: httpx.AsyncClient, app: FastAPI, stack: Stack, source: RecordsSource
+) -> None:
     user = new_user()
     records = list(sample_archive(user, conversations=3, messages_per_conversation=5))
     source.archives[user] = records
@@ -82,7 +86,8 @@ async def test_a_json_export_runs_through_the_broker_and_downloads_byte_exact(
 
 
 async def test_every_other_format_completes_with_its_content(
-        client: httpx.AsyncClient, stack: Stack, source: RecordsSource) -> None:
+    client: httpx.AsyncClient, stack: Stack, source: RecordsSource
+) -> None:
     user = new_user()
     records = list(sample_archive(user, conversations=2, messages_per_conversation=4))
     messages = [r for r in records if r.type == "message"]
@@ -90,8 +95,11 @@ async def test_every_other_format_completes_with_its_content(
     headers = as_user(stack, user)
     ids = {}
     for fmt in ("markdown", "csv", "pdf", "zip"):
-        response = await client.post("/api/v1/export", headers=headers, json={
-            "format": fmt, "options": {"include_metadata": True}})
+        response = await client.post(
+            "/api/v1/export",
+            headers=headers,
+            json={"format": fmt, "options": {"include_metadata": True}},
+        )
         assert response.status_code == 202, response.text
         ids[fmt] = response.json()["data"]["id"]
         await finished(client, headers, ids[fmt])  # three at most at once per user
@@ -102,41 +110,55 @@ async def test_every_other_format_completes_with_its_content(
         files[fmt] = await download(client, headers, done)
     assert files["markdown"].headers["content-type"].startswith("text/markdown")
     assert all(m.content in files["markdown"].text for m in messages)  # type: ignore[union-attr]
-    rows = list(csv.DictReader(io.StringIO(files["csv"].content.decode("utf-8-sig"),
-                                           newline="")))
+    rows = list(csv.DictReader(io.StringIO(files["csv"].content.decode("utf-8-sig"), newline="")))
     assert [unguard(r["content"]) for r in rows] == [m.content for m in messages]  # type: ignore[union-attr]
     assert len(PdfReader(io.BytesIO(files["pdf"].content)).pages) >= 1
     bundle = zipfile.ZipFile(io.BytesIO(files["zip"].content))
-    assert {"export.json", "export.md", "export.csv", "export.pdf",
-            "manifest.json"} <= set(bundle.namelist())
+    assert {"export.json", "export.md", "export.csv", "export.pdf", "manifest.json"} <= set(
+        bundle.namelist()
+    )
     assert list(read_records(bundle.read("export.json"))) == records
 
 
 async def test_an_export_with_nothing_in_it_is_a_valid_empty_file(
-        client: httpx.AsyncClient, stack: Stack) -> None:
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     headers = as_user(stack, new_user())
-    job = (await client.post("/api/v1/export", headers=headers,
-                             json={"format": "json", "export_type": "memories"})).json()["data"]
+    job = (
+        await client.post(
+            "/api/v1/export", headers=headers, json={"format": "json", "export_type": "memories"}
+        )
+    ).json()["data"]
     done = await finished(client, headers, job["id"])
     assert done["status"] == "completed"
     data = json.loads((await download(client, headers, done)).content)
     assert (data["conversations"], data["memories"], data["folders"]) == ([], [], [])
 
 
-async def test_bad_requests_say_what_is_wrong(client: httpx.AsyncClient, stack: Stack,
-                                              source: RecordsSource) -> None:
+async def test_bad_requests_say_what_is_wrong(
+    client: httpx.AsyncClient, stack: Stack, source: RecordsSource
+) -> None:
     user = new_user()
     source.archives[user] = list(sample_archive(user, conversations=1))
     headers = as_user(stack, user)
     response = await client.post("/api/v1/export", headers=headers, json={"format": "docx"})
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json()["details"]["fields"][0]["field"] == "format"
-    response = await client.post("/api/v1/export", headers=headers, json={
-        "filters": {"date_range": {"start": "2024-03-01T00:00:00Z",
-                                   "end": "2024-02-01T00:00:00Z"}}})
+    response = await client.post(
+        "/api/v1/export",
+        headers=headers,
+        json={
+            "filters": {
+                "date_range": {"start": "2024-03-01T00:00:00Z", "end": "2024-02-01T00:00:00Z"}
+            }
+        },
+    )
     assert error(response) == (400, "VALIDATION_ERROR")
-    response = await client.post("/api/v1/export", headers=headers, json={
-        "export_type": "chats", "filters": {"chat_ids": ["conv-000000", "someone-elses"]}})
+    response = await client.post(
+        "/api/v1/export",
+        headers=headers,
+        json={"export_type": "chats", "filters": {"chat_ids": ["conv-000000", "someone-elses"]}},
+    )
     assert error(response) == (404, "NOT_FOUND")
     assert response.json()["details"] == {"missing_chat_ids": ["someone-elses"]}
     response = await client.post("/api/v1/export", json={"format": "json"})
@@ -146,12 +168,16 @@ async def test_bad_requests_say_what_is_wrong(client: httpx.AsyncClient, stack: 
 
 
 async def test_only_the_owner_sees_lists_downloads_or_deletes_a_job(
-        client: httpx.AsyncClient, app: FastAPI, stack: Stack) -> None:
+    client: httpx.AsyncClient, app: FastAPI, stack: Stack
+) -> None:
     owner, stranger = as_user(stack, new_user()), as_user(stack, new_user())
     job = (await client.post("/api/v1/export", headers=owner, json={})).json()["data"]
     done = await finished(client, owner, job["id"])
-    for method, path in [("GET", f"/api/v1/export/{job['id']}"), ("GET", done["download_url"]),
-                         ("DELETE", f"/api/v1/export/{job['id']}")]:
+    for method, path in [
+        ("GET", f"/api/v1/export/{job['id']}"),
+        ("GET", done["download_url"]),
+        ("DELETE", f"/api/v1/export/{job['id']}"),
+    ]:
         assert error(await client.request(method, path, headers=stranger)) == (404, "NOT_FOUND")
     assert (await client.get("/api/v1/export", headers=stranger)).json()["data"]["items"] == []
     # the link is signed for the owner: a stranger's own token does not make it theirs,
@@ -169,7 +195,9 @@ async def test_only_the_owner_sees_lists_downloads_or_deletes_a_job(
     response = await client.delete(f"/api/v1/export/{job['id']}", headers=owner)
     assert response.status_code == 200
     assert error(await client.get(f"/api/v1/export/{job['id']}", headers=owner)) == (
-        404, "NOT_FOUND")
+        404,
+        "NOT_FOUND",
+    )
     assert not await components(app).blobs.exists(key)
 
 
@@ -183,64 +211,86 @@ def job_id_owner(job: dict[str, Any], headers: dict[str, str], stack: Stack) -> 
 
 async def artifact_key(app: FastAPI, job_id: str) -> str:
     async with components(app).uow() as uow:
-        key = (await uow.session.execute(text(
-            "SELECT artifact_key FROM export_jobs WHERE id = :id"), {"id": job_id})).scalar()
+        key = (
+            await uow.session.execute(
+                text("SELECT artifact_key FROM export_jobs WHERE id = :id"), {"id": job_id}
+            )
+        ).scalar()
     assert key
     return str(key)
 
 
-async def test_too_many_running_exports_are_refused_with_429(stack: Stack,
-                                                             source: RecordsSource) -> None:
+async def test_too_many_running_exports_are_refused_with_429(
+    stack: Stack, source: RecordsSource
+) -> None:
     app = stack.app(source, worker_enabled=False, max_concurrent_jobs=2)
     async with serving(app, keys=stack.keys) as client:
         headers = as_user(stack, new_user())
         for _ in range(2):
-            assert (await client.post("/api/v1/export", headers=headers, json={})
-                    ).status_code == 202
+            assert (
+                await client.post("/api/v1/export", headers=headers, json={})
+            ).status_code == 202
         response = await client.post("/api/v1/export", headers=headers, json={})
         assert error(response) == (429, "RATE_LIMITED")
         assert response.json()["details"] == {"active_jobs": 2, "limit": 2}
         other = as_user(stack, new_user())  # the limit is per user
         assert (await client.post("/api/v1/export", headers=other, json={})).status_code == 202
-        page = (await client.get("/api/v1/export?page=1&page_size=1", headers=headers)
-                ).json()["data"]
+        page = (await client.get("/api/v1/export?page=1&page_size=1", headers=headers)).json()[
+            "data"
+        ]
         assert (page["total"], len(page["items"]), page["has_more"]) == (2, 1, True)
         assert (page["page"], page["page_size"]) == (1, 1)
         # the pagination block every list answers with, beside the older flat fields
-        assert page["pagination"] == {"current_page": 1, "total_pages": 2, "total": 2,
-                                      "has_next": True, "has_previous": False, "per_page": 1}
+        assert page["pagination"] == {
+            "current_page": 1,
+            "total_pages": 2,
+            "total": 2,
+            "has_next": True,
+            "has_previous": False,
+            "per_page": 1,
+        }
         too_big = await client.get("/api/v1/export?page_size=101", headers=headers)
         assert error(too_big) == (400, "VALIDATION_ERROR")
 
 
 async def test_retention_sweep_deletes_the_file_and_expires_the_job(
-        client: httpx.AsyncClient, app: FastAPI, stack: Stack) -> None:
+    client: httpx.AsyncClient, app: FastAPI, stack: Stack
+) -> None:
     headers = as_user(stack, new_user())
     job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
     done = await finished(client, headers, job["id"])
     key = await artifact_key(app, job["id"])
     async with components(app).uow() as uow:  # seven days pass
-        await uow.session.execute(text(
-            "UPDATE export_jobs SET expires_at = now() - interval '1 second' WHERE id = :id"),
-            {"id": job["id"]})
+        await uow.session.execute(
+            text("UPDATE export_jobs SET expires_at = now() - interval '1 second' WHERE id = :id"),
+            {"id": job["id"]},
+        )
         await uow.commit()
-    expired = await wait_for(lambda: job_status(client, headers, job["id"], "expired"),
-                             what="the retention sweep")
+    expired = await wait_for(
+        lambda: job_status(client, headers, job["id"], "expired"), what="the retention sweep"
+    )
     assert expired["download_url"] is None
     assert not await components(app).blobs.exists(key)
     assert error(await client.get(done["download_url"], headers=headers)) == (410, "GONE")
 
 
 async def test_a_deleted_user_loses_every_export_and_file(
-        client: httpx.AsyncClient, app: FastAPI, stack: Stack) -> None:
+    client: httpx.AsyncClient, app: FastAPI, stack: Stack
+) -> None:
     user = new_user()
     headers = as_user(stack, user)
     job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
     await finished(client, headers, job["id"])
     key = await artifact_key(app, job["id"])
     envelope: Envelope[UserDeleted] = Envelope(
-        event_id=uuid7(), type="user.deleted", occurred_at=datetime.now(UTC), producer="auth",
-        user_id=user, seq=1, payload=UserDeleted(deleted_at=datetime.now(UTC)))
+        event_id=uuid7(),
+        type="user.deleted",
+        occurred_at=datetime.now(UTC),
+        producer="auth",
+        user_id=user,
+        seq=1,
+        payload=UserDeleted(deleted_at=datetime.now(UTC)),
+    )
     producer = AIOKafkaProducer(bootstrap_servers=stack.infra.kafka, acks="all")
     await producer.start()
     try:  # what auth's relay sends when the account is deleted
@@ -256,50 +306,66 @@ async def test_a_deleted_user_loses_every_export_and_file(
     assert not await components(app).blobs.exists(key)
 
 
-async def post_raw(client: httpx.AsyncClient, headers: dict[str, str], body: bytes
-                   ) -> httpx.Response:
+async def post_raw(
+    client: httpx.AsyncClient, headers: dict[str, str], body: bytes
+) -> httpx.Response:
     """POST /api/v1/export with exactly these bytes, as a client sends them."""
-    return await client.post("/api/v1/export", content=body,
-                             headers={**headers, "Content-Type": "application/json"})
+    return await client.post(
+        "/api/v1/export", content=body, headers={**headers, "Content-Type": "application/json"}
+    )
 
 
 async def test_dates_and_times_without_a_zone_are_read_as_utc(
-        client: httpx.AsyncClient, stack: Stack) -> None:
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     for body, expected in [
         # a date range picker: whole days, the end day included
-        (b'{"format": "markdown", "filters": {"date_range": '
-         b'{"start": "2024-03-01", "end": "2024-03-31"}}}',
-         {"start": "2024-03-01T00:00:00Z", "end": "2024-04-01T00:00:00Z"}),
-        (b'{"filters": {"date_range": {"start": "2024-03-01", "end": "2024-03-01"}}}',
-         {"start": "2024-03-01T00:00:00Z", "end": "2024-03-02T00:00:00Z"}),
+        (
+            b'{"format": "markdown", "filters": {"date_range": '
+            b'{"start": "2024-03-01", "end": "2024-03-31"}}}',
+            {"start": "2024-03-01T00:00:00Z", "end": "2024-04-01T00:00:00Z"},
+        ),
+        (
+            b'{"filters": {"date_range": {"start": "2024-03-01", "end": "2024-03-01"}}}',
+            {"start": "2024-03-01T00:00:00Z", "end": "2024-03-02T00:00:00Z"},
+        ),
         # Dart's DateTime.toIso8601String() of a local time: no zone
-        (b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30.123456", '
-         b'"end": "2024-03-02T00:00:00.000"}}}',
-         {"start": "2024-03-01T10:15:30.123456Z", "end": "2024-03-02T00:00:00Z"}),
-        (b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30+02:00"}}}',
-         {"start": "2024-03-01T10:15:30+02:00", "end": None}),
+        (
+            b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30.123456", '
+            b'"end": "2024-03-02T00:00:00.000"}}}',
+            {"start": "2024-03-01T10:15:30.123456Z", "end": "2024-03-02T00:00:00Z"},
+        ),
+        (
+            b'{"filters": {"date_range": {"start": "2024-03-01T10:15:30+02:00"}}}',
+            {"start": "2024-03-01T10:15:30+02:00", "end": None},
+        ),
     ]:
         response = await post_raw(client, as_user(stack, new_user()), body)
         assert response.status_code == 202, (body, response.text)
         assert response.json()["data"]["filters"]["date_range"] == expected, body
-    for body in [b'{"filters": {"date_range": {"start": "2024-03-02", "end": "2024-03-01"}}}',
-                 b'{"filters": {"date_range": {"start": "2024-03-01T00:00:00", "end": "x"}}}',
-                 b'{"filters": {"date_range": {"start": "2024-3-1"}}}',
-                 b'{"filters": {"date_range": {"start": "yesterday"}}}']:
+    for body in [
+        b'{"filters": {"date_range": {"start": "2024-03-02", "end": "2024-03-01"}}}',
+        b'{"filters": {"date_range": {"start": "2024-03-01T00:00:00", "end": "x"}}}',
+        b'{"filters": {"date_range": {"start": "2024-3-1"}}}',
+        b'{"filters": {"date_range": {"start": "yesterday"}}}',
+    ]:
         response = await post_raw(client, as_user(stack, new_user()), body)
         assert error(response) == (400, "VALIDATION_ERROR"), body
 
 
 async def test_a_malformed_chat_id_is_400(client: httpx.AsyncClient, stack: Stack) -> None:
     headers = as_user(stack, new_user())
-    for body in [b'{"export_type": "chats", "filters": {"chat_ids": ["has space"]}}',
-                 b'{"export_type": "chats", "filters": {"chat_ids": ["' + b"x" * 65 + b'"]}}',
-                 b'{"export_type": "chats", "filters": {"chat_ids": [""]}}']:
+    for body in [
+        b'{"export_type": "chats", "filters": {"chat_ids": ["has space"]}}',
+        b'{"export_type": "chats", "filters": {"chat_ids": ["' + b"x" * 65 + b'"]}}',
+        b'{"export_type": "chats", "filters": {"chat_ids": [""]}}',
+    ]:
         assert error(await post_raw(client, headers, body)) == (400, "VALIDATION_ERROR"), body
 
 
-async def test_the_signed_link_alone_downloads_the_file(client: httpx.AsyncClient,
-                                                        app: FastAPI, stack: Stack) -> None:
+async def test_the_signed_link_alone_downloads_the_file(
+    client: httpx.AsyncClient, app: FastAPI, stack: Stack
+) -> None:
     owner = as_user(stack, new_user())
     job = (await client.post("/api/v1/export", headers=owner, json={})).json()["data"]
     done = await finished(client, owner, job["id"])
@@ -322,5 +388,4 @@ async def test_the_signed_link_alone_downloads_the_file(client: httpx.AsyncClien
     assert error(await client.get(other)) == (404, "NOT_FOUND")
     # a header that is sent is still checked
     forged = {"Authorization": "Bearer not-a-token"}
-    assert error(await client.get(done["download_url"], headers=forged)) == (
-        401, "INVALID_TOKEN")
+    assert error(await client.get(done["download_url"], headers=forged)) == (401, "INVALID_TOKEN")

@@ -24,7 +24,8 @@ from .conftest import (
 
 
 async def test_a_job_whose_worker_dies_mid_way_is_finished_by_another_worker_once(
-        stack: Stack) -> None:
+    stack: Stack,
+) -> None:
     user = new_user()
     records = list(sample_archive(user, conversations=4, messages_per_conversation=10))
     stuck = RecordsSource({user: records}, pause_after=20)  # worker A hangs mid-stream
@@ -44,12 +45,17 @@ async def test_a_job_whose_worker_dies_mid_way_is_finished_by_another_worker_onc
     second = stack.app(healthy, worker_id="worker-b")
     async with serving(second, keys=stack.keys) as client:
         async with components(second).uow() as uow:
-            owner = (await uow.session.execute(text(
-                "SELECT status, lease_owner FROM export_jobs WHERE id = :id"),
-                {"id": job["id"]})).one()
+            owner = (
+                await uow.session.execute(
+                    text("SELECT status, lease_owner FROM export_jobs WHERE id = :id"),
+                    {"id": job["id"]},
+                )
+            ).one()
         assert tuple(owner) == ("processing", "worker-a")
-        done = await wait_for(lambda: job_status(client, headers, job["id"], "completed"),
-                              what="worker B to finish the job")
+        done = await wait_for(
+            lambda: job_status(client, headers, job["id"], "completed"),
+            what="worker B to finish the job",
+        )
         assert done["attempts"] == 2
         response = await client.get(done["download_url"], headers=headers)
         assert list(read_records(response.content)) == records
@@ -67,8 +73,7 @@ def stack_blob_root(stack: Stack):  # type: ignore[no-untyped-def]
     return Path(stack.settings.blob_url.removeprefix("file://"))
 
 
-async def test_only_the_lease_holder_can_complete_and_a_late_worker_cannot(
-        stack: Stack) -> None:
+async def test_only_the_lease_holder_can_complete_and_a_late_worker_cannot(stack: Stack) -> None:
     source = RecordsSource()
     app = stack.app(source, worker_enabled=False)
     async with serving(app, keys=stack.keys) as client:
@@ -94,14 +99,17 @@ async def test_only_the_lease_holder_can_complete_and_a_late_worker_cannot(
         async with parts.uow() as uow:
             jobs = JobRepository(uow.session)
             assert not await jobs.renew(job["id"], "w1", 30, 1, 1)
-            late = await jobs.complete(job["id"], "w1", key="late", size=1, sha256="x",
-                                       processed=1, total=1, retention=60)
+            late = await jobs.complete(
+                job["id"], "w1", key="late", size=1, sha256="x", processed=1, total=1, retention=60
+            )
             assert late is None
-            done = await jobs.complete(job["id"], "w2", key="k", size=2, sha256="y",
-                                       processed=1, total=1, retention=60)
+            done = await jobs.complete(
+                job["id"], "w2", key="k", size=2, sha256="y", processed=1, total=1, retention=60
+            )
             assert done is not None
-            again = await jobs.complete(job["id"], "w2", key="k", size=2, sha256="y",
-                                        processed=1, total=1, retention=60)
+            again = await jobs.complete(
+                job["id"], "w2", key="k", size=2, sha256="y", processed=1, total=1, retention=60
+            )
             assert again is None
             await uow.commit()
         data = await job_status(client, headers, job["id"], "completed")

@@ -16,7 +16,8 @@ def test_committed_asyncapi_document_is_up_to_date() -> None:
     document = asyncapi_document(app.state.runtime.broker, f"{app.title} events", app.version)
     assert COMMITTED.read_text() == asyncapi_yaml(document), (
         "regenerate: uv run python -m servicekit.asyncapi export.main:create_app "
-        "services/export/asyncapi.yaml")
+        "services/export/asyncapi.yaml"
+    )
     channels = document.to_jsonable()["channels"].values()
     assert "export.job.v1" in {c["address"] for c in channels}
     assert "auth.user.v1" in {c["address"] for c in channels}

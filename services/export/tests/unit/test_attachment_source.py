@@ -10,15 +10,27 @@ from parley.sample_archive import BASE
 
 
 def message(parts: list[dict[str, Any]] | None) -> MessageRecord:
-    return MessageRecord(id="m1", conversation_id="c1", role="user", content="", parts=parts,
-                         version=1, created_at=BASE, updated_at=BASE)
+    return MessageRecord(
+        id="m1",
+        conversation_id="c1",
+        role="user",
+        content="",
+        parts=parts,
+        version=1,
+        created_at=BASE,
+        updated_at=BASE,
+    )
 
 
 def test_a_messages_attachment_parts_name_its_attachments_each_once() -> None:
-    parts = [{"type": "text", "text": "see"}, {"type": "attachment", "attachment_id": "a1"},
-             {"type": "image", "attachment_id": "not-this"},
-             {"type": "attachment", "attachment_id": "a2"},
-             {"type": "attachment", "attachment_id": "a1"}, {"type": "attachment"}]
+    parts = [
+        {"type": "text", "text": "see"},
+        {"type": "attachment", "attachment_id": "a1"},
+        {"type": "image", "attachment_id": "not-this"},
+        {"type": "attachment", "attachment_id": "a2"},
+        {"type": "attachment", "attachment_id": "a1"},
+        {"type": "attachment"},
+    ]
     assert attachment_ids(message(parts)) == ["a1", "a2", None]
     assert attachment_ids(message(None)) == []
 

@@ -32,8 +32,12 @@ PLAIN = RenderOptions(include_timestamps=False)
 
 
 def header(messages: int = 0) -> ArchiveHeader:
-    return ArchiveHeader(user_id="u", generated_at=AT, include=["conversations"],
-                         counts=ArchiveCounts(messages=messages))
+    return ArchiveHeader(
+        user_id="u",
+        generated_at=AT,
+        include=["conversations"],
+        counts=ArchiveCounts(messages=messages),
+    )
 
 
 def end() -> ArchiveEnd:
@@ -45,21 +49,31 @@ def folder(id: str, title: str) -> FolderRecord:
 
 
 def chat(**fields: Any) -> ConversationRecord:
-    return ConversationRecord(**{"id": "c1", "version": 1, "created_at": AT, "updated_at": AT,
-                                 **fields})
+    return ConversationRecord(
+        **{"id": "c1", "version": 1, "created_at": AT, "updated_at": AT, **fields}
+    )
 
 
 def message(content: str = "hello") -> MessageRecord:
-    return MessageRecord(id="m1", conversation_id="c1", role="user", content=content,
-                         version=1, created_at=AT, updated_at=AT)
+    return MessageRecord(
+        id="m1",
+        conversation_id="c1",
+        role="user",
+        content=content,
+        version=1,
+        created_at=AT,
+        updated_at=AT,
+    )
 
 
 def memory(id: str = "r1") -> MemoryRecord:
-    return MemoryRecord(id=id, question="why?", answer="because", version=1, created_at=AT,
-                        updated_at=AT)
+    return MemoryRecord(
+        id=id, question="why?", answer="because", version=1, created_at=AT, updated_at=AT
+    )
 
 
 # --- Markdown ----------------------------------------------------------------------------
+
 
 def test_folder_names_follow_folder_ids_and_skip_folders_not_exported() -> None:
     folders = {"f1": "Work\nstuff", "f2": "Home"}
@@ -80,14 +94,20 @@ def test_facts_show_tags_date_and_model_only_as_asked() -> None:
     record = chat(tags=["x", "y"], model="gpt")
     assert conversation_facts(record, [], PLAIN) == ["Tags: x, y"]
     assert conversation_facts(record, [], RenderOptions(include_metadata=True)) == [
-        "Tags: x, y", "Created 2026-03-04 05:06:07 UTC", "Model: gpt"]
+        "Tags: x, y",
+        "Created 2026-03-04 05:06:07 UTC",
+        "Model: gpt",
+    ]
 
 
 def test_a_conversation_without_facts_has_no_facts_line() -> None:
-    assert conversation_text(chat(title="Hi\nthere"), [], PLAIN) == \
-        '<a id="c-c1"></a>\n\n## Hi there\n\n'
-    assert conversation_text(chat(), ["A"], PLAIN).endswith("## Untitled conversation\n\n"
-                                                            "_Folder: A_\n\n")
+    assert (
+        conversation_text(chat(title="Hi\nthere"), [], PLAIN)
+        == '<a id="c-c1"></a>\n\n## Hi there\n\n'
+    )
+    assert conversation_text(chat(), ["A"], PLAIN).endswith(
+        "## Untitled conversation\n\n_Folder: A_\n\n"
+    )
 
 
 def test_a_folder_record_writes_nothing_but_names_the_chats_in_it() -> None:
@@ -117,6 +137,7 @@ def test_nothing_to_export_only_when_no_chat_or_memory_was_written() -> None:
 
 # --- PDF ---------------------------------------------------------------------------------
 
+
 def test_a_pdf_over_the_limit_is_refused_at_the_header() -> None:
     PdfLayout(PLAIN, max_messages=3).lines_of(header(messages=3))
     with pytest.raises(ExportTooLarge):
@@ -125,13 +146,14 @@ def test_a_pdf_over_the_limit_is_refused_at_the_header() -> None:
 
 def test_the_header_shows_the_export_date_when_asked() -> None:
     assert [line.text for line in PdfLayout(RenderOptions(), 10).lines_of(header())] == [
-        "Parley export", "Exported 2026-03-04 05:06:07 UTC"]
+        "Parley export",
+        "Exported 2026-03-04 05:06:07 UTC",
+    ]
     assert [line.text for line in PdfLayout(PLAIN, 10).lines_of(header())] == ["Parley export"]
 
 
 def test_an_empty_message_still_takes_its_paragraph() -> None:
-    assert message_lines(message(""), PLAIN) == [Line("You", style="B", gap=0.5),
-                                                 Line(" ", gap=3)]
+    assert message_lines(message(""), PLAIN) == [Line("You", style="B", gap=0.5), Line(" ", gap=3)]
 
 
 def test_the_pdf_memories_heading_comes_once_with_space_before() -> None:

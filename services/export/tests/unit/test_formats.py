@@ -36,8 +36,9 @@ async def _aiter(records: Iterable[AnyRecord]) -> AsyncIterator[AnyRecord]:
         yield record
 
 
-async def render(renderer: Renderer, records: list[AnyRecord],
-                 options: RenderOptions | None = None) -> bytes:
+async def render(
+    renderer: Renderer, records: list[AnyRecord], options: RenderOptions | None = None
+) -> bytes:
     return b"".join([c async for c in renderer(_aiter(records), options or RenderOptions())])
 
 
@@ -46,8 +47,12 @@ def messages(records: list[AnyRecord]) -> list[MessageRecord]:
 
 
 def empty_archive() -> list[AnyRecord]:
-    return [ArchiveHeader(user_id="u", generated_at=BASE, include=["conversations"],
-                          counts=ArchiveCounts()), ArchiveEnd(counts=ArchiveCounts())]
+    return [
+        ArchiveHeader(
+            user_id="u", generated_at=BASE, include=["conversations"], counts=ArchiveCounts()
+        ),
+        ArchiveEnd(counts=ArchiveCounts()),
+    ]
 
 
 # JSON
@@ -62,16 +67,29 @@ async def test_json_gives_back_exactly_the_records_it_was_written_from() -> None
     assert json.loads(document)["format_version"] == 1
 
 
-@pytest.mark.parametrize("kinds", [(), ("folders",), ("memories",), ("conversations",),
-                                   ("folders", "memories")])
+@pytest.mark.parametrize(
+    "kinds", [(), ("folders",), ("memories",), ("conversations",), ("folders", "memories")]
+)
 async def test_json_is_valid_whatever_sections_are_empty(kinds: tuple[str, ...]) -> None:
-    records = list(sample_archive(
-        conversations=2 if "conversations" in kinds else 0, messages_per_conversation=2,
-        memories=2 if "memories" in kinds else 0, folders=1 if "folders" in kinds else 0))
+    records = list(
+        sample_archive(
+            conversations=2 if "conversations" in kinds else 0,
+            messages_per_conversation=2,
+            memories=2 if "memories" in kinds else 0,
+            folders=1 if "folders" in kinds else 0,
+        )
+    )
     document = await render(render_json, records)
     data = json.loads(document)
-    assert set(data) == {"format", "format_version", "header", "folders", "conversations",
-                         "memories", "end"}
+    assert set(data) == {
+        "format",
+        "format_version",
+        "header",
+        "folders",
+        "conversations",
+        "memories",
+        "end",
+    }
     assert list(read_records(document)) == records
 
 
@@ -95,7 +113,10 @@ async def test_csv_parses_back_to_the_same_messages() -> None:
     for row, message in zip(rows, source, strict=True):
         assert unguard(row["content"]) == message.content
         assert (row["message_id"], row["conversation_id"], row["role"]) == (
-            message.id, message.conversation_id, message.role)
+            message.id,
+            message.conversation_id,
+            message.role,
+        )
         assert row["parent_id"] == (message.parent_id or "")
         assert row["timestamp"] == message.created_at.isoformat()
     titles = {r["conversation_id"]: unguard(r["conversation_title"]) for r in rows}
@@ -108,7 +129,7 @@ async def test_csv_cells_cannot_run_as_spreadsheet_formulas() -> None:
     for row in rows:
         for cell in row.values():
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
-    assert any(r["content"] == "'=HYPERLINK(\"http://evil.example\", \"click\")" for r in rows)
+    assert any(r["content"] == '\'=HYPERLINK("http://evil.example", "click")' for r in rows)
 
 
 async def test_csv_header_and_metadata_column() -> None:
@@ -135,9 +156,9 @@ def parse_markdown(text: str) -> list[tuple[str, str, str]]:
     """(message id, heading, content) of every message in a Markdown export."""
     found = []
     for match in MESSAGE.finditer(text):
-        rest = text[match.end():]
+        rest = text[match.end() :]
         cut = BOUNDARY.search(rest)
-        content = rest[:cut.start()] if cut else rest.removesuffix("\n\n")
+        content = rest[: cut.start()] if cut else rest.removesuffix("\n\n")
         found.append((match["id"], match["heading"], content))
     return found
 
@@ -157,8 +178,9 @@ async def test_markdown_reads_back_to_the_same_messages_with_authors_and_dates()
 
 async def test_markdown_without_timestamps_has_no_dates() -> None:
     records = list(sample_archive(conversations=1, messages_per_conversation=2, memories=0))
-    text = (await render(render_markdown, records,
-                         RenderOptions(include_timestamps=False))).decode()
+    text = (
+        await render(render_markdown, records, RenderOptions(include_timestamps=False))
+    ).decode()
     assert "2024-" not in text
     assert [p[1] for p in parse_markdown(text)] == ["You", "Assistant"]
 
@@ -166,19 +188,34 @@ async def test_markdown_without_timestamps_has_no_dates() -> None:
 async def test_markdown_names_every_folder_a_chat_sits_in() -> None:
     at = BASE
     records: list[AnyRecord] = [
-        ArchiveHeader(user_id="u", generated_at=at, include=["folders", "conversations"],
-                      counts=ArchiveCounts(folders=2, conversations=3)),
+        ArchiveHeader(
+            user_id="u",
+            generated_at=at,
+            include=["folders", "conversations"],
+            counts=ArchiveCounts(folders=2, conversations=3),
+        ),
         FolderRecord(id="f1", title="Work", version=1, created_at=at, updated_at=at),
         FolderRecord(id="f2", title="Ideas", version=1, created_at=at, updated_at=at),
-        ConversationRecord(id="both", title="Both", folder_id="f1", folder_ids=["f1", "f2"],
-                           version=1, created_at=at, updated_at=at),
-        ConversationRecord(id="old", title="Old", folder_id="f2", version=1, created_at=at,
-                           updated_at=at),  # an archive from before folder_ids
-        ConversationRecord(id="none", title="None", folder_ids=[], version=1, created_at=at,
-                           updated_at=at),
-        ArchiveEnd(counts=ArchiveCounts(folders=2, conversations=3))]
-    text = (await render(render_markdown, records,
-                         RenderOptions(include_timestamps=False))).decode()
+        ConversationRecord(
+            id="both",
+            title="Both",
+            folder_id="f1",
+            folder_ids=["f1", "f2"],
+            version=1,
+            created_at=at,
+            updated_at=at,
+        ),
+        ConversationRecord(
+            id="old", title="Old", folder_id="f2", version=1, created_at=at, updated_at=at
+        ),  # an archive from before folder_ids
+        ConversationRecord(
+            id="none", title="None", folder_ids=[], version=1, created_at=at, updated_at=at
+        ),
+        ArchiveEnd(counts=ArchiveCounts(folders=2, conversations=3)),
+    ]
+    text = (
+        await render(render_markdown, records, RenderOptions(include_timestamps=False))
+    ).decode()
     assert "## Both\n\n_Folders: Work, Ideas_" in text
     assert "## Old\n\n_Folder: Ideas_" in text
     assert "## None\n\n<a" in text or text.rstrip().endswith("## None")
@@ -238,9 +275,11 @@ async def test_an_empty_pdf_is_a_valid_document() -> None:
 async def test_the_zip_holds_every_format_and_a_manifest_with_their_checksums() -> None:
     records = list(sample_archive(conversations=2, messages_per_conversation=5))
     entries: list[tuple[str, Renderer]] = [
-        ("export.json", render_json), ("export.md", render_markdown),
+        ("export.json", render_json),
+        ("export.md", render_markdown),
         ("export.csv", render_csv),
-        ("export.pdf", lambda r, o: render_pdf(r, o, font=find_font(), max_messages=5))]
+        ("export.pdf", lambda r, o: render_pdf(r, o, font=find_font(), max_messages=5)),
+    ]
     data = await render(lambda r, o: render_zip(r, o, entries=entries), records)
     bundle = zipfile.ZipFile(io.BytesIO(data))
     assert bundle.testzip() is None
@@ -268,8 +307,9 @@ async def test_the_zip_holds_each_messages_attachments_and_lists_the_skipped_one
     picture = [b"\x89PNG\r\n\x1a\n", bytes(range(256)) * 1200]  # over a flush chunk
     closed: list[str] = []
 
-    async def attachments(message: MessageRecord
-                          ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
+    async def attachments(
+        message: MessageRecord,
+    ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
         try:
             if message.id == first.id:
                 yield "a1-photo.png", _pieces(picture)
@@ -278,8 +318,12 @@ async def test_the_zip_holds_each_messages_attachments_and_lists_the_skipped_one
             closed.append(message.id)
 
     def bundle_of(options: RenderOptions, with_source: bool = True) -> Renderer:
-        return lambda r, o: render_zip(r, options, entries=[("export.json", render_json)],
-                                       attachments=attachments if with_source else None)
+        return lambda r, o: render_zip(
+            r,
+            options,
+            entries=[("export.json", render_json)],
+            attachments=attachments if with_source else None,
+        )
 
     data = await render(bundle_of(RenderOptions(include_attachments=True)), records)
     bundle = zipfile.ZipFile(io.BytesIO(data))
@@ -287,11 +331,19 @@ async def test_the_zip_holds_each_messages_attachments_and_lists_the_skipped_one
     path = f"attachments/{first.conversation_id}/{first.id}/a1-photo.png"
     assert bundle.read(path) == b"".join(picture)
     manifest = json.loads(bundle.read("manifest.json"))
-    assert manifest["entries"][1:] == [{"name": path, "size": len(b"".join(picture)),
-                                        "sha256": hashlib.sha256(b"".join(picture)).hexdigest()}]
+    assert manifest["entries"][1:] == [
+        {
+            "name": path,
+            "size": len(b"".join(picture)),
+            "sha256": hashlib.sha256(b"".join(picture)).hexdigest(),
+        }
+    ]
     assert manifest["skipped"] == [
-        {"name": f"attachments/{first.conversation_id}/{first.id}/a2",
-         "reason": "the attachment was deleted"}]
+        {
+            "name": f"attachments/{first.conversation_id}/{first.id}/a2",
+            "reason": "the attachment was deleted",
+        }
+    ]
     assert closed == [first.id, second.id]  # every message asked, every generator closed
 
     # not asked for: no attachments and nothing skipped
@@ -299,7 +351,13 @@ async def test_the_zip_holds_each_messages_attachments_and_lists_the_skipped_one
     assert not [n for n in plain.namelist() if n.startswith("attachments/")]
     assert json.loads(plain.read("manifest.json"))["skipped"] == []
     # asked for where no source is configured: the manifest says so
-    alone = zipfile.ZipFile(io.BytesIO(await render(
-        bundle_of(RenderOptions(include_attachments=True), with_source=False), records)))
+    alone = zipfile.ZipFile(
+        io.BytesIO(
+            await render(
+                bundle_of(RenderOptions(include_attachments=True), with_source=False), records
+            )
+        )
+    )
     assert json.loads(alone.read("manifest.json"))["skipped"] == [
-        {"name": "attachments/", "reason": "no attachment source is configured"}]
+        {"name": "attachments/", "reason": "no attachment source is configured"}
+    ]

@@ -26,11 +26,13 @@ def test_a_signed_link_is_good_until_it_expires() -> None:
         SIGNER.check("job-1", "user-1", expires, signature, now=4_600)
 
 
-@pytest.mark.parametrize(("job", "user", "shift"), [("job-2", "user-1", 0),
-                                                    ("job-1", "user-2", 0),
-                                                    ("job-1", "user-1", 86_400)])
-def test_a_link_cannot_be_moved_to_another_job_owner_or_expiry(job: str, user: str,
-                                                              shift: int) -> None:
+@pytest.mark.parametrize(
+    ("job", "user", "shift"),
+    [("job-2", "user-1", 0), ("job-1", "user-2", 0), ("job-1", "user-1", 86_400)],
+)
+def test_a_link_cannot_be_moved_to_another_job_owner_or_expiry(
+    job: str, user: str, shift: int
+) -> None:
     expires, signature = SIGNER.sign("job-1", "user-1", now=1_000)
     with pytest.raises(LinkInvalid):
         SIGNER.check(job, user, expires + shift, signature, now=1_000)
@@ -45,30 +47,46 @@ def test_a_signature_of_any_text_is_just_invalid(signature: str) -> None:
         SIGNER.check("job-1", "user-1", expires, signature, now=1_000)
 
 
-@pytest.mark.parametrize("body", [
-    {"format": "docx"},
-    {"export_type": "everything"},
-    {"filters": {"date_range": {"start": "2024-02-01T00:00:00Z",
-                                "end": "2024-01-01T00:00:00Z"}}},
-    {"filters": {"date_range": {"start": "2024-01-02", "end": "2024-01-01"}}},
-    {"filters": {"chat_ids": []}},
-    {"filters": {"chat_ids": ["not a chat id"]}},
-    {"options": {"include_everything": True}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"format": "docx"},
+        {"export_type": "everything"},
+        {
+            "filters": {
+                "date_range": {"start": "2024-02-01T00:00:00Z", "end": "2024-01-01T00:00:00Z"}
+            }
+        },
+        {"filters": {"date_range": {"start": "2024-01-02", "end": "2024-01-01"}}},
+        {"filters": {"chat_ids": []}},
+        {"filters": {"chat_ids": ["not a chat id"]}},
+        {"options": {"include_everything": True}},
+    ],
+)
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ExportRequest.model_validate(body)
 
 
-@pytest.mark.parametrize(("raw", "start", "end"), [
-    (b'{"start": "2024-03-01", "end": "2024-03-01"}',
-     datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)),
-    (b'{"start": "2024-03-01T10:15:30.123456", "end": "2024-03-01T11:00:00"}',
-     datetime(2024, 3, 1, 10, 15, 30, 123456, tzinfo=UTC), datetime(2024, 3, 1, 11, tzinfo=UTC)),
-    (b'{"end": "2024-02-29"}', None, datetime(2024, 3, 1, tzinfo=UTC)),
-])
-def test_dates_and_zone_less_times_are_utc(raw: bytes, start: datetime | None,
-                                           end: datetime | None) -> None:
+@pytest.mark.parametrize(
+    ("raw", "start", "end"),
+    [
+        (
+            b'{"start": "2024-03-01", "end": "2024-03-01"}',
+            datetime(2024, 3, 1, tzinfo=UTC),
+            datetime(2024, 3, 2, tzinfo=UTC),
+        ),
+        (
+            b'{"start": "2024-03-01T10:15:30.123456", "end": "2024-03-01T11:00:00"}',
+            datetime(2024, 3, 1, 10, 15, 30, 123456, tzinfo=UTC),
+            datetime(2024, 3, 1, 11, tzinfo=UTC),
+        ),
+        (b'{"end": "2024-02-29"}', None, datetime(2024, 3, 1, tzinfo=UTC)),
+    ],
+)
+def test_dates_and_zone_less_times_are_utc(
+    raw: bytes, start: datetime | None, end: datetime | None
+) -> None:
     dates = DateRange.model_validate_json(raw)
     assert (dates.start, dates.end) == (start, end)
     assert all(d is None or d.utcoffset() == timedelta(0) for d in (dates.start, dates.end))
@@ -96,8 +114,7 @@ async def test_a_whole_stream_passes() -> None:
     assert [r async for r in checked(_lines([dump_line(r) for r in records]))] == records
 
 
-@pytest.mark.parametrize("cut", ["no end", "no header", "end disagrees", "after end",
-                                 "garbage"])
+@pytest.mark.parametrize("cut", ["no end", "no header", "end disagrees", "after end", "garbage"])
 async def test_a_stream_that_is_not_whole_is_refused(cut: str) -> None:
     lines = [dump_line(r) for r in sample_archive()]
     if cut == "no end":

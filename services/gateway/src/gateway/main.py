@@ -43,12 +43,17 @@ log = structlog.get_logger(__name__)
 
 def upstream_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client for every upstream; no redirects followed (the client sees them)."""
-    limits = httpx.Limits(max_connections=settings.max_upstream_connections,
-                          max_keepalive_connections=settings.max_upstream_connections,
-                          keepalive_expiry=settings.upstream_keepalive_seconds)
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False,
-                             timeout=httpx.Timeout(settings.timeout_seconds,
-                                                   connect=settings.connect_timeout_seconds))
+    limits = httpx.Limits(
+        max_connections=settings.max_upstream_connections,
+        max_keepalive_connections=settings.max_upstream_connections,
+        keepalive_expiry=settings.upstream_keepalive_seconds,
+    )
+    return httpx.AsyncClient(
+        limits=limits,
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+    )
 
 
 def build_components(settings: Settings) -> Components:
@@ -59,15 +64,28 @@ def build_components(settings: Settings) -> Components:
     # the markers the services' revocation consumers write (servicekit.revocation): the
     # gateway runs no consumer of its own, it reads theirs from the same Redis
     revocations = Revocations(redis)
-    verifier = TokenVerifier(JwksCache(upstreams["auth"] + "/.well-known/jwks.json", http),
-                             audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-                             revocations=revocations)
+    verifier = TokenVerifier(
+        JwksCache(upstreams["auth"] + "/.well-known/jwks.json", http),
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        revocations=revocations,
+    )
     return Components(
-        settings=settings, routes=routes, upstreams=upstreams, verifier=verifier,
+        settings=settings,
+        routes=routes,
+        upstreams=upstreams,
+        verifier=verifier,
         limiter=RateLimiter(redis, settings.redis_key_prefix, settings.redis_retry_seconds),
-        redis=redis, revocations=revocations, http=http,
-        docs=MergedOpenApi(http, upstreams, lambda path: routes.route(path) is not None,
-                           settings.openapi_refresh_seconds))
+        redis=redis,
+        revocations=revocations,
+        http=http,
+        docs=MergedOpenApi(
+            http,
+            upstreams,
+            lambda path: routes.route(path) is not None,
+            settings.openapi_refresh_seconds,
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -90,8 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await gateway.redis.aclose()
 
     # the gateway's own document is the merged one (docs.endpoints), not FastAPI's
-    app = FastAPI(title="Parley gateway", lifespan=lifespan, openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="Parley gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_endpoints.router)
@@ -102,11 +121,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PathAliasMiddleware)  # /v1/... → /api/v1/... before anything routes
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
-            expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                            "X-RateLimit-Reset", "Retry-After"], max_age=600)
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+            ],
+            max_age=600,
+        )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     if tracing:

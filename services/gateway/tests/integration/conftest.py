@@ -46,8 +46,16 @@ class SigningKey:
 
     def token(self, user_id: str = "u1", *, expires_in: float = 600, **claims: Any) -> str:
         now = int(time.time())
-        body = {"sub": user_id, "iat": now - 5, "exp": now + int(expires_in), "type": "access",
-                "sid": "s1", "role": "user", "jti": unique_name("jti"), **claims}
+        body = {
+            "sub": user_id,
+            "iat": now - 5,
+            "exp": now + int(expires_in),
+            "type": "access",
+            "sid": "s1",
+            "role": "user",
+            "jti": unique_name("jti"),
+            **claims,
+        }
         return jwt.encode(body, self.private, algorithm="EdDSA", headers={"kid": self.kid})
 
 
@@ -65,23 +73,37 @@ def auth_schema(infra: InfraUrls) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def signing_key_pem() -> str:
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
 
 def auth_env(infra: InfraUrls, schema: str, pem: str) -> dict[str, str]:
     return service_env(
-        "AUTH_", infra, schema=schema, signing_keys=json.dumps([{"private_key_pem": pem}]),
-        argon2_memory_kib=1024, argon2_time_cost=1, mail_sink="none",
-        trusted_proxies="127.0.0.1")
+        "AUTH_",
+        infra,
+        schema=schema,
+        signing_keys=json.dumps([{"private_key_pem": pem}]),
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        mail_sink="none",
+        trusted_proxies="127.0.0.1",
+    )
 
 
 @pytest.fixture(scope="session")
-def auth_service(infra: InfraUrls, auth_schema: str, signing_key_pem: str,
-                 log_dir: Path) -> Iterator[ServiceProcess]:
-    with uvicorn_process("auth", "auth.main:create_app",
-                         auth_env(infra, auth_schema, signing_key_pem), log_dir) as process:
+def auth_service(
+    infra: InfraUrls, auth_schema: str, signing_key_pem: str, log_dir: Path
+) -> Iterator[ServiceProcess]:
+    with uvicorn_process(
+        "auth", "auth.main:create_app", auth_env(infra, auth_schema, signing_key_pem), log_dir
+    ) as process:
         yield process
 
 
@@ -96,8 +118,9 @@ def signing_key(auth_service: ServiceProcess, signing_key_pem: str) -> SigningKe
 
 @pytest.fixture(scope="session")
 def test_upstream(log_dir: Path) -> Iterator[ServiceProcess]:
-    with uvicorn_process("upstream", "upstream_app:create_app", {}, log_dir,
-                         app_dir=HERE) as process:
+    with uvicorn_process(
+        "upstream", "upstream_app:create_app", {}, log_dir, app_dir=HERE
+    ) as process:
         yield process
 
 
@@ -107,11 +130,18 @@ def dead_url() -> str:
 
 
 @pytest.fixture
-def settings(infra: InfraUrls, auth_service: ServiceProcess, test_upstream: ServiceProcess
-             ) -> Settings:
+def settings(
+    infra: InfraUrls, auth_service: ServiceProcess, test_upstream: ServiceProcess
+) -> Settings:
     return service_settings(
-        Settings, infra, name="gw", auth_url=auth_service.url, chat_url=test_upstream.url,
-        export_url=dead_url(), sync_url=dead_url())
+        Settings,
+        infra,
+        name="gw",
+        auth_url=auth_service.url,
+        chat_url=test_upstream.url,
+        export_url=dead_url(),
+        sync_url=dead_url(),
+    )
 
 
 @pytest.fixture
@@ -123,8 +153,10 @@ async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def gateway_env(settings: Settings) -> dict[str, str]:
     return {
-        "GATEWAY_AUTH_URL": settings.auth_url, "GATEWAY_CHAT_URL": settings.chat_url,
-        "GATEWAY_EXPORT_URL": settings.export_url, "GATEWAY_SYNC_URL": settings.sync_url,
+        "GATEWAY_AUTH_URL": settings.auth_url,
+        "GATEWAY_CHAT_URL": settings.chat_url,
+        "GATEWAY_EXPORT_URL": settings.export_url,
+        "GATEWAY_SYNC_URL": settings.sync_url,
         "GATEWAY_REDIS_URL": settings.redis_url,
         "GATEWAY_REDIS_KEY_PREFIX": settings.redis_key_prefix,
         "GATEWAY_LOG_LEVEL": "WARNING",
@@ -134,16 +166,19 @@ def gateway_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def gateway_process(settings: Settings, log_dir: Path) -> Iterator[ServiceProcess]:
     """The gateway as its own uvicorn process, as `parley dev` runs it."""
-    with uvicorn_process("gateway", "gateway.main:create_app", gateway_env(settings),
-                         log_dir) as process:
+    with uvicorn_process(
+        "gateway", "gateway.main:create_app", gateway_env(settings), log_dir
+    ) as process:
         yield process
 
 
 @pytest.fixture
 async def user(gateway: httpx.AsyncClient) -> dict[str, Any]:
     """A user registered through the gateway: {user, tokens}."""
-    response = await gateway.post("/api/v1/auth/register", json={
-        "email": f"{unique_name('user')}@example.com", "password": PASSWORD, "name": "Ada"})
+    response = await gateway.post(
+        "/api/v1/auth/register",
+        json={"email": f"{unique_name('user')}@example.com", "password": PASSWORD, "name": "Ada"},
+    )
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()["data"]
     return data

@@ -15,8 +15,13 @@ async def test_one_valid_document_for_the_whole_public_api(gateway: httpx.AsyncC
     document = response.json()
     validate(document)
     paths = set(document["paths"])
-    assert {"/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/preferences",
-            "/.well-known/jwks.json", "/api/v1/chats/echo"} <= paths
+    assert {
+        "/api/v1/auth/login",
+        "/api/v1/auth/me",
+        "/api/v1/preferences",
+        "/.well-known/jwks.json",
+        "/api/v1/chats/echo",
+    } <= paths
     assert not [p for p in paths if p.startswith(("/internal", "/health"))]
     schemas = document["components"]["schemas"]
     assert "email" in schemas["UserOut"]["properties"]  # auth's, merged first
@@ -33,7 +38,8 @@ async def test_docs_page_points_at_the_merged_document(gateway: httpx.AsyncClien
 
 
 async def test_the_merged_document_keeps_bearer_auth_and_the_error_responses(
-        gateway: httpx.AsyncClient) -> None:
+    gateway: httpx.AsyncClient,
+) -> None:
     document = (await gateway.get("/api/v1/openapi.json")).json()
     validate(document)
     components = document["components"]
@@ -45,6 +51,10 @@ async def test_the_merged_document_keeps_bearer_auth_and_the_error_responses(
     error = components["responses"]["Error400"]["content"]["application/json"]["schema"]
     assert error == {"$ref": "#/components/schemas/ErrorBody"}
     assert set(components["schemas"]["ErrorBody"]["properties"]) == {
-        "success", "error", "message", "details"}
+        "success",
+        "error",
+        "message",
+        "details",
+    }
     assert '"422"' not in json.dumps(document["paths"]["/api/v1/auth/login"])
     assert "/v1/" in document["info"]["description"]  # the SpeechBot alias, mentioned

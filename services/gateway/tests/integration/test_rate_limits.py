@@ -37,20 +37,23 @@ async def test_over_the_ip_limit_answers_429_then_recovers(settings: Settings) -
 
 
 async def test_the_limit_is_shared_by_every_gateway_process_through_redis(
-        settings: Settings) -> None:
+    settings: Settings,
+) -> None:
     limited = settings.model_copy(update={"rate_limit_per_ip": "4/1m"})
     async with serving(create_app(limited)) as one, serving(create_app(limited)) as two:
         statuses = [(await client.get(JWKS)).status_code for client in (one, two) * 3]
         assert statuses == [200, 200, 200, 200, 429, 429]
 
 
-async def test_each_user_has_a_limit_of_their_own(settings: Settings,
-                                                  signing_key: SigningKey) -> None:
+async def test_each_user_has_a_limit_of_their_own(
+    settings: Settings, signing_key: SigningKey
+) -> None:
     app = create_app(settings.model_copy(update={"rate_limit_per_user": "2/1m"}))
     async with serving(app) as gateway:
         ada, bob = bearer(signing_key.token("ada")), bearer(signing_key.token("bob"))
-        statuses = [(await gateway.get("/api/v1/chats/echo", headers=ada)).status_code
-                    for _ in range(3)]
+        statuses = [
+            (await gateway.get("/api/v1/chats/echo", headers=ada)).status_code for _ in range(3)
+        ]
         assert statuses == [200, 200, 429]
         assert (await gateway.get("/api/v1/chats/echo", headers=bob)).status_code == 200
 
@@ -59,8 +62,9 @@ async def test_sign_in_routes_are_limited_more_strictly(settings: Settings) -> N
     app = create_app(settings.model_copy(update={"rate_limit_sign_in": "2/1m"}))
     async with serving(app) as gateway:
         body = {"email": "nobody@example.com", "password": "wrong password here"}
-        statuses = [(await gateway.post("/api/v1/auth/login", json=body)).status_code
-                    for _ in range(3)]
+        statuses = [
+            (await gateway.post("/api/v1/auth/login", json=body)).status_code for _ in range(3)
+        ]
         assert statuses == [401, 401, 429]
         refused = await gateway.post("/api/v1/auth/register", json=body)
         assert refused.status_code == 429
@@ -69,12 +73,20 @@ async def test_sign_in_routes_are_limited_more_strictly(settings: Settings) -> N
 
 
 async def test_without_redis_the_per_process_limiter_still_limits(
-        settings: Settings, tmp_path: Path) -> None:
+    settings: Settings, tmp_path: Path
+) -> None:
     redis = Redis(tmp_path / "redis", free_port(), lambda *_: None)
     redis.start()
     try:
-        app = create_app(settings.model_copy(update={
-            "redis_url": redis.url, "rate_limit_per_ip": "3/1m", "redis_retry_seconds": 0.5}))
+        app = create_app(
+            settings.model_copy(
+                update={
+                    "redis_url": redis.url,
+                    "rate_limit_per_ip": "3/1m",
+                    "redis_retry_seconds": 0.5,
+                }
+            )
+        )
         async with serving(app) as gateway:
             assert (await gateway.get(JWKS)).status_code == 200
             assert (await gateway.get("/health/ready")).json()["rate_limits"] == "redis"
@@ -94,9 +106,12 @@ async def test_without_redis_the_per_process_limiter_still_limits(
 async def test_a_bad_token_is_counted_too(settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"rate_limit_per_ip": "2/1m"}))
     async with serving(app) as gateway:
-        statuses = [(await gateway.get("/api/v1/auth/me",
-                                       headers={"Authorization": "Bearer junk"})).status_code
-                    for _ in range(3)]
+        statuses = [
+            (
+                await gateway.get("/api/v1/auth/me", headers={"Authorization": "Bearer junk"})
+            ).status_code
+            for _ in range(3)
+        ]
         assert statuses == [401, 401, 429]
 
 

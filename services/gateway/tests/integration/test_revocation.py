@@ -25,8 +25,9 @@ async def record_revoked(redis_url: str, session_id: str) -> None:
     """What each service's consumer of `auth.session.v1` does with `sessions.revoked`."""
     redis = Redis.from_url(redis_url)
     try:
-        await Revocations(redis).record([session_id], "logout",
-                                        datetime.now(UTC) + timedelta(minutes=10))
+        await Revocations(redis).record(
+            [session_id], "logout", datetime.now(UTC) + timedelta(minutes=10)
+        )
     finally:
         await redis.aclose()
 
@@ -38,8 +39,11 @@ async def drain(ws: ClientConnection) -> None:
 
 
 async def test_a_revoked_session_is_refused_and_its_relayed_socket_closes_with_4001(
-        gateway_process: ServiceProcess, test_upstream: ServiceProcess,
-        signing_key: SigningKey, infra: InfraUrls) -> None:
+    gateway_process: ServiceProcess,
+    test_upstream: ServiceProcess,
+    signing_key: SigningKey,
+    infra: InfraUrls,
+) -> None:
     session_id = unique_name("sid")
     token = signing_key.token(sid=session_id)
     other = signing_key.token(sid=unique_name("sid"))
@@ -61,8 +65,9 @@ async def test_a_revoked_session_is_refused_and_its_relayed_socket_closes_with_4
 
     async def upstream_close() -> int | None:  # the gateway closed its side with 4001 too
         async with httpx.AsyncClient() as around:
-            code: int | None = (await around.get(
-                test_upstream.url + "/api/v1/chats/ws/revoked/closed")).json()["code"]
+            code: int | None = (
+                await around.get(test_upstream.url + "/api/v1/chats/ws/revoked/closed")
+            ).json()["code"]
             return code
 
     for _ in range(100):

@@ -16,17 +16,18 @@ from .conftest import PASSWORD, ServiceProcess, SigningKey, bearer, error_code
 
 
 async def test_sign_up_sign_in_and_use_auth_through_the_gateway(
-        gateway: httpx.AsyncClient, user: dict[str, Any]) -> None:
+    gateway: httpx.AsyncClient, user: dict[str, Any]
+) -> None:
     email = user["user"]["email"]
-    login = await gateway.post("/api/v1/auth/login", json={"email": email,
-                                                           "password": PASSWORD})
+    login = await gateway.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     token = login.json()["data"]["tokens"]["access_token"]
     me = await gateway.get("/api/v1/auth/me", headers=bearer(token))
     assert me.status_code == 200
     assert me.json()["data"]["email"] == email
-    prefs = await gateway.patch("/api/v1/preferences", headers=bearer(token),
-                                json={"theme_dark_mode": True})
+    prefs = await gateway.patch(
+        "/api/v1/preferences", headers=bearer(token), json={"theme_dark_mode": True}
+    )
     assert prefs.status_code == 200, prefs.text
     assert prefs.json()["data"]["preferences"]["theme_dark_mode"] is True
     jwks = await gateway.get("/.well-known/jwks.json")
@@ -35,12 +36,17 @@ async def test_sign_up_sign_in_and_use_auth_through_the_gateway(
 
 
 async def test_the_gateway_turns_away_missing_bad_and_expired_tokens(
-        gateway: httpx.AsyncClient, signing_key: SigningKey, auth_service: ServiceProcess) -> None:
+    gateway: httpx.AsyncClient, signing_key: SigningKey, auth_service: ServiceProcess
+) -> None:
     expired = signing_key.token(expires_in=-120)
     forged = signing_key.token()[:-4] + "AAAA"
-    cases = {None: "UNAUTHORIZED", "Bearer not-a-token": "INVALID_TOKEN",
-             f"Bearer {forged}": "INVALID_TOKEN", f"Bearer {expired}": "TOKEN_EXPIRED",
-             "Basic abc": "UNAUTHORIZED"}
+    cases = {
+        None: "UNAUTHORIZED",
+        "Bearer not-a-token": "INVALID_TOKEN",
+        f"Bearer {forged}": "INVALID_TOKEN",
+        f"Bearer {expired}": "TOKEN_EXPIRED",
+        "Basic abc": "UNAUTHORIZED",
+    }
     for authorization, code in cases.items():
         headers = {"Authorization": authorization} if authorization else {}
         for path in ("/api/v1/auth/me", "/api/v1/chats/echo", "/api/v1/preferences"):
@@ -55,14 +61,22 @@ async def test_the_gateway_turns_away_missing_bad_and_expired_tokens(
 
 
 async def test_a_valid_token_reaches_the_upstream_unchanged_with_forwarding_headers(
-        gateway: httpx.AsyncClient, signing_key: SigningKey) -> None:
+    gateway: httpx.AsyncClient, signing_key: SigningKey
+) -> None:
     token = signing_key.token("user-7")
     response = await gateway.post(
-        "/api/v1/chats/echo?q=a%20b&x=1", content=b"{}", headers={
-            **bearer(token), "X-Request-ID": "req-123", "X-Internal-Token": "sneaky",
-            "Connection": "keep-alive, X-Drop-Me", "X-Drop-Me": "1",
+        "/api/v1/chats/echo?q=a%20b&x=1",
+        content=b"{}",
+        headers={
+            **bearer(token),
+            "X-Request-ID": "req-123",
+            "X-Internal-Token": "sneaky",
+            "Connection": "keep-alive, X-Drop-Me",
+            "X-Drop-Me": "1",
             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "content-type": "application/json"})
+            "content-type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
     echo = response.json()
     seen = echo["headers"]
@@ -99,12 +113,19 @@ async def test_hsts_only_behind_tls(gateway: httpx.AsyncClient) -> None:
 
 
 async def test_internal_routes_and_unknown_paths_are_never_forwarded(
-        gateway: httpx.AsyncClient, signing_key: SigningKey, test_upstream: ServiceProcess) -> None:
+    gateway: httpx.AsyncClient, signing_key: SigningKey, test_upstream: ServiceProcess
+) -> None:
     async with httpx.AsyncClient() as around:  # the route exists, around the gateway
         assert (await around.get(test_upstream.url + "/internal/secret")).status_code == 200
     token = signing_key.token()
-    for path in ("/internal/secret", "/internal/admins", "/api/v1/auth/../../internal/secret",
-                 "/api/v1/chats/../../internal/secret", "/api/v1/nothing", "/"):
+    for path in (
+        "/internal/secret",
+        "/internal/admins",
+        "/api/v1/auth/../../internal/secret",
+        "/api/v1/chats/../../internal/secret",
+        "/api/v1/nothing",
+        "/",
+    ):
         response = await gateway.get(path, headers=bearer(token))
         assert response.status_code == 404, (path, response.text)
         assert error_code(response) == "NOT_FOUND"
@@ -112,8 +133,9 @@ async def test_internal_routes_and_unknown_paths_are_never_forwarded(
     assert admins.status_code == 404
 
 
-async def test_a_down_upstream_answers_503_quickly(gateway: httpx.AsyncClient,
-                                                   signing_key: SigningKey) -> None:
+async def test_a_down_upstream_answers_503_quickly(
+    gateway: httpx.AsyncClient, signing_key: SigningKey
+) -> None:
     started = time.monotonic()
     response = await gateway.get("/api/v1/export/jobs", headers=bearer(signing_key.token()))
     assert response.status_code == 503
@@ -123,27 +145,32 @@ async def test_a_down_upstream_answers_503_quickly(gateway: httpx.AsyncClient,
 
 
 async def test_a_slow_upstream_answers_504_within_the_route_timeout(
-        settings: Settings, signing_key: SigningKey) -> None:
+    settings: Settings, signing_key: SigningKey
+) -> None:
     app = create_app(settings.model_copy(update={"route_timeouts": {"/api/v1/chats": 0.5}}))
     async with serving(app) as gateway:
         started = time.monotonic()
-        response = await gateway.get("/api/v1/chats/slow?seconds=5",
-                                     headers=bearer(signing_key.token()))
+        response = await gateway.get(
+            "/api/v1/chats/slow?seconds=5", headers=bearer(signing_key.token())
+        )
         assert response.status_code == 504
         assert error_code(response) == "GATEWAY_TIMEOUT"
         assert time.monotonic() - started < 3.0
-        quick = await gateway.get("/api/v1/chats/slow?seconds=0",
-                                  headers=bearer(signing_key.token()))
+        quick = await gateway.get(
+            "/api/v1/chats/slow?seconds=0", headers=bearer(signing_key.token())
+        )
         assert quick.status_code == 200
 
 
 async def test_json_bodies_over_the_limit_are_refused_with_413(
-        settings: Settings, signing_key: SigningKey) -> None:
+    settings: Settings, signing_key: SigningKey
+) -> None:
     app = create_app(settings.model_copy(update={"max_body_bytes": 1000}))
     async with serving(app) as gateway:
         big = b"x" * 2000
-        declared = await gateway.post("/api/v1/chats/echo", content=big,
-                                      headers=bearer(signing_key.token()))
+        declared = await gateway.post(
+            "/api/v1/chats/echo", content=big, headers=bearer(signing_key.token())
+        )
         assert declared.status_code == 413
         assert error_code(declared) == "PAYLOAD_TOO_LARGE"
 
@@ -151,12 +178,14 @@ async def test_json_bodies_over_the_limit_are_refused_with_413(
             for _ in range(4):
                 yield b"x" * 500
 
-        streamed = await gateway.post("/api/v1/chats/echo", content=chunked(),
-                                      headers=bearer(signing_key.token()))
+        streamed = await gateway.post(
+            "/api/v1/chats/echo", content=chunked(), headers=bearer(signing_key.token())
+        )
         assert streamed.status_code == 413
         assert error_code(streamed) == "PAYLOAD_TOO_LARGE"
-        small = await gateway.post("/api/v1/chats/echo", content=b"x" * 900,
-                                   headers=bearer(signing_key.token()))
+        small = await gateway.post(
+            "/api/v1/chats/echo", content=b"x" * 900, headers=bearer(signing_key.token())
+        )
         assert small.status_code == 200
         assert small.json()["body_bytes"] == 900
 
@@ -164,17 +193,22 @@ async def test_json_bodies_over_the_limit_are_refused_with_413(
 async def test_cors_allows_only_listed_origins(settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"cors_origins": ["https://app.example"]}))
     async with serving(app) as gateway:
-        preflight = {"Access-Control-Request-Method": "POST",
-                     "Access-Control-Request-Headers": "authorization, content-type"}
-        allowed = await gateway.options("/api/v1/auth/login",
-                                        headers={"Origin": "https://app.example", **preflight})
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        allowed = await gateway.options(
+            "/api/v1/auth/login", headers={"Origin": "https://app.example", **preflight}
+        )
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
-        denied = await gateway.options("/api/v1/auth/login",
-                                       headers={"Origin": "https://evil.example", **preflight})
+        denied = await gateway.options(
+            "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
+        )
         assert "access-control-allow-origin" not in denied.headers
-        simple = await gateway.get("/.well-known/jwks.json",
-                                   headers={"Origin": "https://evil.example"})
+        simple = await gateway.get(
+            "/.well-known/jwks.json", headers={"Origin": "https://evil.example"}
+        )
         assert "access-control-allow-origin" not in simple.headers
 
 

@@ -30,11 +30,14 @@ def ws_url(process: ServiceProcess, path: str) -> str:
     return process.url.replace("http://", "ws://") + path
 
 
-async def test_server_sent_events_arrive_one_by_one(gateway_process: ServiceProcess,
-                                                    signing_key: SigningKey) -> None:
+async def test_server_sent_events_arrive_one_by_one(
+    gateway_process: ServiceProcess, signing_key: SigningKey
+) -> None:
     auth = bearer(signing_key.token())
-    async with httpx.AsyncClient(base_url=gateway_process.url, timeout=10) as client, \
-            client.stream("GET", "/api/v1/chats/events/s1?count=3", headers=auth) as response:
+    async with (
+        httpx.AsyncClient(base_url=gateway_process.url, timeout=10) as client,
+        client.stream("GET", "/api/v1/chats/events/s1?count=3", headers=auth) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = response.aiter_lines()
@@ -50,12 +53,14 @@ async def test_server_sent_events_arrive_one_by_one(gateway_process: ServiceProc
 
 
 async def test_websocket_frames_relay_both_ways_and_close_codes_carry(
-        gateway_process: ServiceProcess, test_upstream: ServiceProcess, signing_key: SigningKey
+    gateway_process: ServiceProcess, test_upstream: ServiceProcess, signing_key: SigningKey
 ) -> None:
     token = signing_key.token()
-    async with connect(ws_url(gateway_process, "/api/v1/chats/ws/a"),
-                       additional_headers={"Authorization": f"Bearer {token}"},
-                       subprotocols=["parley.v1"]) as ws:  # type: ignore[list-item]
+    async with connect(
+        ws_url(gateway_process, "/api/v1/chats/ws/a"),
+        additional_headers={"Authorization": f"Bearer {token}"},
+        subprotocols=["parley.v1"],
+    ) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "parley.v1"
         assert await ws.recv() == "hello Bearer "  # the token went through unchanged
         await ws.send("ping")
@@ -69,8 +74,9 @@ async def test_websocket_frames_relay_both_ways_and_close_codes_carry(
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4001, "asked to")
 
     # the client closes with its own code: the upstream sees that code
-    async with connect(ws_url(gateway_process, "/api/v1/chats/ws/b") + f"?access_token={token}"
-                       ) as ws:
+    async with connect(
+        ws_url(gateway_process, "/api/v1/chats/ws/b") + f"?access_token={token}"
+    ) as ws:
         assert await ws.recv() == "hello "  # token in the query, for browsers
         await ws.close(4321, "client done")
     for _ in range(50):
@@ -84,7 +90,8 @@ async def test_websocket_frames_relay_both_ways_and_close_codes_carry(
 
 
 async def test_websocket_without_a_token_is_refused_at_the_handshake(
-        gateway_process: ServiceProcess) -> None:
+    gateway_process: ServiceProcess,
+) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(ws_url(gateway_process, "/api/v1/chats/ws/c")):
             pass
@@ -96,13 +103,15 @@ async def test_websocket_without_a_token_is_refused_at_the_handshake(
 
 
 async def test_a_20_mb_upload_and_download_stream_through_in_constant_memory(
-        gateway_process: ServiceProcess, signing_key: SigningKey) -> None:
+    gateway_process: ServiceProcess, signing_key: SigningKey
+) -> None:
     auth = bearer(signing_key.token())
     size = 20 * MB
     async with httpx.AsyncClient(base_url=gateway_process.url, timeout=60) as client:
         # warm up: the first request through builds pools and imports lazily
-        assert (await client.post("/api/v1/attachments", content=b"x" * 1000,
-                                  headers=auth)).status_code == 200
+        assert (
+            await client.post("/api/v1/attachments", content=b"x" * 1000, headers=auth)
+        ).status_code == 200
         before = peak_rss(gateway_process.pid)
         digest = hashlib.sha256()
 
@@ -112,14 +121,16 @@ async def test_a_20_mb_upload_and_download_stream_through_in_constant_memory(
                 digest.update(block)
                 yield block
 
-        uploaded = await client.post("/api/v1/attachments", content=body(),
-                                     headers={**auth, "content-length": str(size)})
+        uploaded = await client.post(
+            "/api/v1/attachments", content=body(), headers={**auth, "content-length": str(size)}
+        )
         assert uploaded.status_code == 200, uploaded.text
         assert uploaded.json() == {"bytes": size, "sha256": digest.hexdigest()}
 
         received = 0
-        async with client.stream("GET", f"/api/v1/attachments/blob?size={size}",
-                                 headers=auth) as download:
+        async with client.stream(
+            "GET", f"/api/v1/attachments/blob?size={size}", headers=auth
+        ) as download:
             assert download.status_code == 200
             assert download.headers["content-length"] == str(size)
             async for chunk in download.aiter_raw():
@@ -129,12 +140,16 @@ async def test_a_20_mb_upload_and_download_stream_through_in_constant_memory(
         assert grown < 8 * MB, f"the gateway's peak RSS grew by {grown / MB:.1f} MB"
 
 
-async def test_uploads_have_their_own_larger_limit(settings, log_dir: Path,
-                                                   signing_key: SigningKey) -> None:
+async def test_uploads_have_their_own_larger_limit(
+    settings, log_dir: Path, signing_key: SigningKey
+) -> None:
     from .conftest import gateway_env, uvicorn_process
 
-    env = {**gateway_env(settings), "GATEWAY_MAX_BODY_BYTES": "1000",
-           "GATEWAY_MAX_UPLOAD_BYTES": str(3 * MB)}
+    env = {
+        **gateway_env(settings),
+        "GATEWAY_MAX_BODY_BYTES": "1000",
+        "GATEWAY_MAX_UPLOAD_BYTES": str(3 * MB),
+    }
     with uvicorn_process("gateway-limits", "gateway.main:create_app", env, log_dir) as gw:
         auth = bearer(signing_key.token())
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as client:
@@ -146,7 +161,6 @@ async def test_uploads_have_their_own_larger_limit(settings, log_dir: Path,
                 for _ in range(64):
                     yield b"x" * 65536  # 4 MiB, chunked: no Content-Length to refuse early
 
-            refused = await client.post("/api/v1/attachments", content=too_much(),
-                                        headers=auth)
+            refused = await client.post("/api/v1/attachments", content=too_much(), headers=auth)
             assert refused.status_code == 413
             assert refused.json()["error"] == "PAYLOAD_TOO_LARGE"

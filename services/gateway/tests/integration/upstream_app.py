@@ -53,9 +53,13 @@ def create_app() -> FastAPI:
     @app.api_route("/api/v1/chats/echo", methods=["GET", "POST", "PUT", "DELETE"])
     async def echo(request: Request) -> Echo:
         body = await request.body()
-        return Echo(method=request.method, path=request.url.path,
-                    query=request.url.query, headers=dict(request.headers),
-                    body_bytes=len(body))
+        return Echo(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers=dict(request.headers),
+            body_bytes=len(body),
+        )
 
     @app.get("/api/v1/chats/crash")
     async def crash() -> dict[str, str]:
@@ -112,8 +116,9 @@ def create_app() -> FastAPI:
                 yield block[:left]
                 left -= len(block)
 
-        return StreamingResponse(produce(), media_type="application/octet-stream",
-                                 headers={"content-length": str(size)})
+        return StreamingResponse(
+            produce(), media_type="application/octet-stream", headers={"content-length": str(size)}
+        )
 
     @app.websocket("/api/v1/chats/ws/{name}")
     async def ws(websocket: WebSocket, name: str) -> None:

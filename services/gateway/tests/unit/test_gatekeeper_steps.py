@@ -21,8 +21,7 @@ def policy(*, sign_in: bool = False) -> Policy:
 
 
 def charged(p: Policy, caller: Caller | None) -> list[Bucket]:
-    return buckets_for(p, "10.0.0.1", caller, per_ip=PER_IP, sign_in=SIGN_IN,
-                       per_user=PER_USER)
+    return buckets_for(p, "10.0.0.1", caller, per_ip=PER_IP, sign_in=SIGN_IN, per_user=PER_USER)
 
 
 def test_an_anonymous_request_is_charged_to_its_address() -> None:
@@ -30,13 +29,17 @@ def test_an_anonymous_request_is_charged_to_its_address() -> None:
 
 
 def test_a_known_caller_is_charged_to_the_user_too() -> None:
-    assert charged(policy(), ALICE) == [Bucket("ip:10.0.0.1", PER_IP),
-                                        Bucket("user:alice", PER_USER)]
+    assert charged(policy(), ALICE) == [
+        Bucket("ip:10.0.0.1", PER_IP),
+        Bucket("user:alice", PER_USER),
+    ]
 
 
 def test_a_sign_in_is_charged_to_the_address_sign_in_counter() -> None:
-    assert charged(policy(sign_in=True), None) == [Bucket("ip:10.0.0.1", PER_IP),
-                                                   Bucket("sign-in:10.0.0.1", SIGN_IN)]
+    assert charged(policy(sign_in=True), None) == [
+        Bucket("ip:10.0.0.1", PER_IP),
+        Bucket("sign-in:10.0.0.1", SIGN_IN),
+    ]
 
 
 def test_a_declared_body_over_the_limit_is_refused() -> None:
@@ -52,6 +55,7 @@ def test_a_body_within_the_limit_or_not_declared_passes() -> None:
 
 
 # --- OpenAPI merge -----------------------------------------------------------------------
+
 
 def schemas(**items: Any) -> dict[str, Any]:
     return {"components": {"schemas": items}}
@@ -69,24 +73,35 @@ def test_a_same_name_with_the_same_definition_is_no_clash() -> None:
 def test_a_same_name_defined_differently_is_renamed_for_the_later_service() -> None:
     merged = {"schemas": {"UserOut": {"type": "string"}}}
     assert clashes(schemas(UserOut={"type": "object"}), "chat", merged, {}) == {
-        "#/components/schemas/UserOut": "#/components/schemas/ChatUserOut"}
+        "#/components/schemas/UserOut": "#/components/schemas/ChatUserOut"
+    }
 
 
 def test_a_rename_reaches_the_schemas_that_refer_to_it() -> None:
     merged = {"schemas": {"UserOut": {"type": "string"}, "Ok": {"$ref": ref("UserOut")["$ref"]}}}
     document, renames = renamed_for(
         schemas(UserOut={"type": "object"}, Ok={"properties": {"data": ref("UserOut")}}),
-        "chat", merged)
-    assert renames == {"#/components/schemas/UserOut": "#/components/schemas/ChatUserOut",
-                       "#/components/schemas/Ok": "#/components/schemas/ChatOk"}
-    assert document["components"]["schemas"]["Ok"] == {"properties": {
-        "data": ref("ChatUserOut")}}
+        "chat",
+        merged,
+    )
+    assert renames == {
+        "#/components/schemas/UserOut": "#/components/schemas/ChatUserOut",
+        "#/components/schemas/Ok": "#/components/schemas/ChatOk",
+    }
+    assert document["components"]["schemas"]["Ok"] == {"properties": {"data": ref("ChatUserOut")}}
 
 
 def test_components_are_added_under_their_new_names_and_never_overwritten() -> None:
     merged: dict[str, Any] = {"schemas": {"UserOut": {"type": "string"}}}
-    add_components(merged, schemas(UserOut={"type": "object"}, Error={"type": "object"}),
-                   {"#/components/schemas/UserOut": "#/components/schemas/ChatUserOut"})
-    assert merged == {"schemas": {"UserOut": {"type": "string"},
-                                  "ChatUserOut": {"type": "object"},
-                                  "Error": {"type": "object"}}}
+    add_components(
+        merged,
+        schemas(UserOut={"type": "object"}, Error={"type": "object"}),
+        {"#/components/schemas/UserOut": "#/components/schemas/ChatUserOut"},
+    )
+    assert merged == {
+        "schemas": {
+            "UserOut": {"type": "string"},
+            "ChatUserOut": {"type": "object"},
+            "Error": {"type": "object"},
+        }
+    }

@@ -9,16 +9,23 @@ from gateway.limits.domain import Bucket, Count, LocalWindows, RateSpec, Verdict
 from gateway.settings import Settings
 
 
-@pytest.mark.parametrize(("text", "limit", "window"), [
-    ("1000/15m", 1000, 900), ("5/s", 5, 1), (" 20 / 1h ", 20, 3600), ("3/2d", 3, 172800),
-    ("1/10s", 1, 10),
-])
+@pytest.mark.parametrize(
+    ("text", "limit", "window"),
+    [
+        ("1000/15m", 1000, 900),
+        ("5/s", 5, 1),
+        (" 20 / 1h ", 20, 3600),
+        ("3/2d", 3, 172800),
+        ("1/10s", 1, 10),
+    ],
+)
 def test_specs_parse(text: str, limit: int, window: int) -> None:
     assert RateSpec.parse(text) == RateSpec(limit, window)
 
 
-@pytest.mark.parametrize("text", ["", "1000", "1000/15", "1000/15x", "abc/m", "-1/m", "0/m",
-                                  "10/0s", "1000 per 15m"])
+@pytest.mark.parametrize(
+    "text", ["", "1000", "1000/15", "1000/15x", "abc/m", "-1/m", "0/m", "10/0s", "1000 per 15m"]
+)
 def test_bad_specs_say_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match=r"1000/15m|at least one"):
         RateSpec.parse(text)
@@ -42,9 +49,11 @@ def test_the_verdict_reports_the_tightest_bucket() -> None:
     verdict = Verdict.of([Count(ip, 5, 30.2), Count(user, 9, 600.5)])
     assert verdict.allowed
     assert (verdict.limit, verdict.remaining, verdict.reset_seconds) == (10, 1, 601)
-    assert dict(verdict.headers()) == {b"x-ratelimit-limit": b"10",
-                                       b"x-ratelimit-remaining": b"1",
-                                       b"x-ratelimit-reset": b"601"}
+    assert dict(verdict.headers()) == {
+        b"x-ratelimit-limit": b"10",
+        b"x-ratelimit-remaining": b"1",
+        b"x-ratelimit-reset": b"601",
+    }
 
 
 def test_over_any_limit_refuses_with_retry_after() -> None:

@@ -16,27 +16,51 @@ def ref(name: str) -> dict[str, str]:
 
 
 def doc(paths: dict[str, Any], schemas: dict[str, Any], tag: str) -> dict[str, Any]:
-    return {"openapi": "3.1.0", "info": {"title": tag, "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas}, "tags": [{"name": tag}]}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": tag, "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+        "tags": [{"name": tag}],
+    }
 
 
 def get(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"get": {"responses": {"200": {"description": "ok", "content": {
-        "application/json": {"schema": schema}}}}}}
+    return {
+        "get": {
+            "responses": {
+                "200": {"description": "ok", "content": {"application/json": {"schema": schema}}}
+            }
+        }
+    }
 
 
-AUTH = doc({"/api/v1/auth/me": get(ref("OkUser")), "/internal/admins": get(ref("UserOut")),
-            "/health/ready": get({"type": "object"})},
-           {"UserOut": {"type": "object", "properties": {"email": {"type": "string"}}},
-            "OkUser": {"type": "object", "properties": {"data": ref("UserOut")}},
-            "Error": {"type": "object"}}, "accounts")
+AUTH = doc(
+    {
+        "/api/v1/auth/me": get(ref("OkUser")),
+        "/internal/admins": get(ref("UserOut")),
+        "/health/ready": get({"type": "object"}),
+    },
+    {
+        "UserOut": {"type": "object", "properties": {"email": {"type": "string"}}},
+        "OkUser": {"type": "object", "properties": {"data": ref("UserOut")}},
+        "Error": {"type": "object"},
+    },
+    "accounts",
+)
 ONE_CHAT = get(ref("Error"))
-ONE_CHAT["get"]["parameters"] = [{"name": "id", "in": "path", "required": True,
-                                  "schema": {"type": "string"}}]
-CHAT = doc({"/api/v1/chats": get(ref("OkUser")), "/api/v1/chats/{id}": ONE_CHAT},
-           {"UserOut": {"type": "object", "properties": {"nickname": {"type": "string"}}},
-            "OkUser": {"type": "object", "properties": {"data": ref("UserOut")}},
-            "Error": {"type": "object"}}, "chats")
+ONE_CHAT["get"]["parameters"] = [
+    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+]
+CHAT = doc(
+    {"/api/v1/chats": get(ref("OkUser")), "/api/v1/chats/{id}": ONE_CHAT},
+    {
+        "UserOut": {"type": "object", "properties": {"nickname": {"type": "string"}}},
+        "OkUser": {"type": "object", "properties": {"data": ref("UserOut")}},
+        "Error": {"type": "object"},
+    },
+    "chats",
+)
 
 
 def routed(path: str) -> bool:

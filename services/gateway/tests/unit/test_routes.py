@@ -7,33 +7,59 @@ import pytest
 from gateway.routes.domain import RouteTable
 
 
-@pytest.mark.parametrize(("path", "upstream"), [
-    ("/api/v1/auth/login", "auth"), ("/api/v1/preferences", "auth"),
-    ("/api/v1/preferences/reset", "auth"), ("/api/v1/flags", "auth"),
-    ("/.well-known/jwks.json", "auth"), ("/api/v1/chats", "chat"),
-    ("/api/v1/chats/1/messages", "chat"), ("/api/v1/folders/x", "chat"),
-    ("/api/v1/memories", "chat"), ("/api/v1/search", "chat"), ("/api/v1/attachments/a", "chat"),
-    ("/api/v1/export/jobs", "export"), ("/api/v1/exports", "export"),
-    ("/api/v1/sync/push", "sync"), ("/api/v1/imports", "sync"),
-])
+@pytest.mark.parametrize(
+    ("path", "upstream"),
+    [
+        ("/api/v1/auth/login", "auth"),
+        ("/api/v1/preferences", "auth"),
+        ("/api/v1/preferences/reset", "auth"),
+        ("/api/v1/flags", "auth"),
+        ("/.well-known/jwks.json", "auth"),
+        ("/api/v1/chats", "chat"),
+        ("/api/v1/chats/1/messages", "chat"),
+        ("/api/v1/folders/x", "chat"),
+        ("/api/v1/memories", "chat"),
+        ("/api/v1/search", "chat"),
+        ("/api/v1/attachments/a", "chat"),
+        ("/api/v1/export/jobs", "export"),
+        ("/api/v1/exports", "export"),
+        ("/api/v1/sync/push", "sync"),
+        ("/api/v1/imports", "sync"),
+    ],
+)
 def test_paths_go_to_their_owner(path: str, upstream: str) -> None:
     route = RouteTable().route(path)
     assert route is not None
     assert route.upstream == upstream
 
 
-@pytest.mark.parametrize("path", [
-    "/internal/admins", "/internal", "/api/v1/chatsx", "/api/v1/authz/login", "/api/v2/chats",
-    "/api/v1/auth/../../internal/admins", "/api/v1/chats/./x", "/", "/api/v1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/admins",
+        "/internal",
+        "/api/v1/chatsx",
+        "/api/v1/authz/login",
+        "/api/v2/chats",
+        "/api/v1/auth/../../internal/admins",
+        "/api/v1/chats/./x",
+        "/",
+        "/api/v1",
+    ],
+)
 def test_internal_unknown_and_dotted_paths_have_no_route(path: str) -> None:
     assert RouteTable().route(path) is None
 
 
 def test_sign_in_routes_are_public_and_stricter() -> None:
     table = RouteTable()
-    for path in ("/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh",
-                 "/api/v1/auth/anonymous", "/api/v1/auth/password/forgot"):
+    for path in (
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/anonymous",
+        "/api/v1/auth/password/forgot",
+    ):
         policy = table.policy("POST", path)
         assert not policy.needs_token
         assert policy.sign_in

@@ -57,7 +57,8 @@ class SessionsRevoked(EventPayload):
     revoked_at: datetime
     access_expires_by: datetime = Field(
         description="every access token of these sessions has expired by then: refusing "
-        "them longer is pointless")
+        "them longer is pointless"
+    )
 
 
 class PreferencesUpdated(EventPayload):

@@ -33,8 +33,10 @@ class ConversationChanged(EventPayload):
     metadata: dict[str, Any] | None = None
     created_at: datetime | None = None
     folder_ids: list[str] | None = Field(
-        default=None, description="every folder the chat is in, first added first (a chat "
-                                  "may sit in several); absent from older events")
+        default=None,
+        description="every folder the chat is in, first added first (a chat "
+        "may sit in several); absent from older events",
+    )
 
 
 class ConversationDeleted(EventPayload):

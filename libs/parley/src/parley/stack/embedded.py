@@ -42,8 +42,15 @@ class InfraUrls:
 class EmbeddedStack:
     """Real PostgreSQL, Redis and Kafka-protocol broker, started and stopped together."""
 
-    def __init__(self, data_dir: Path, ports: Ports, sink: LineSink, *, durable: bool = True,
-                 reset: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: Ports,
+        sink: LineSink,
+        *,
+        durable: bool = True,
+        reset: bool = False,
+    ) -> None:
         self.data_dir = data_dir
         self.reset = reset
         self.postgres = Postgres(data_dir / "postgres", ports.postgres, sink, durable=durable)
@@ -58,8 +65,12 @@ class EmbeddedStack:
     @property
     def urls(self) -> InfraUrls:
         admin = self.postgres.url
-        return InfraUrls(postgres_admin=admin, database=admin.rsplit("/", 1)[0] + "/" + DATABASE,
-                         redis=self.redis.url, kafka=self.broker.url)
+        return InfraUrls(
+            postgres_admin=admin,
+            database=admin.rsplit("/", 1)[0] + "/" + DATABASE,
+            redis=self.redis.url,
+            kafka=self.broker.url,
+        )
 
     def start(self, services: Sequence[ServiceSpec] = ()) -> InfraUrls:
         """Start every component and provision it; on any failure stop what started."""
@@ -102,14 +113,16 @@ class EmbeddedStack:
         urls = self.urls
         env = dict(os.environ)
         p = spec.env_prefix
-        env.update({
-            f"{p}DATABASE_URL": urls.database_as(spec.name),
-            f"{p}DB_SCHEMA": spec.name,
-            f"{p}REDIS_URL": urls.redis,
-            f"{p}KAFKA_BOOTSTRAP_SERVERS": urls.kafka,
-            f"{p}INTERNAL_TOKEN": self.internal_token(),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                f"{p}DATABASE_URL": urls.database_as(spec.name),
+                f"{p}DB_SCHEMA": spec.name,
+                f"{p}REDIS_URL": urls.redis,
+                f"{p}KAFKA_BOOTSTRAP_SERVERS": urls.kafka,
+                f"{p}INTERNAL_TOKEN": self.internal_token(),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         for other in all_services:
             env[f"{p}{other.name.upper()}_URL"] = f"http://127.0.0.1:{other.port}"
         if spec.name != "gateway":  # behind the gateway (on loopback): its X-Forwarded-For
@@ -134,9 +147,14 @@ class Infrastructure:
 
 
 @contextmanager
-def infrastructure(data_dir: Path, sink: LineSink, *, postgres_admin: str | None = None,
-                   redis: str | None = None, kafka: str | None = None
-                   ) -> Iterator[Infrastructure]:
+def infrastructure(
+    data_dir: Path,
+    sink: LineSink,
+    *,
+    postgres_admin: str | None = None,
+    redis: str | None = None,
+    kafka: str | None = None,
+) -> Iterator[Infrastructure]:
     """Real servers for tests and benchmarks: each URL given is used as it is, each one not
     given is started embedded on a free port (throwaway data, fsync off) and stopped on exit.
     Every registered topic is provisioned."""
@@ -149,7 +167,8 @@ def infrastructure(data_dir: Path, sink: LineSink, *, postgres_admin: str | None
 
     try:
         admin = postgres_admin or embedded(
-            Postgres(data_dir / "postgres", free_port(), sink, durable=False))
+            Postgres(data_dir / "postgres", free_port(), sink, durable=False)
+        )
         redis_url = redis or embedded(Redis(data_dir / "redis", free_port(), sink))
         bootstrap = kafka or embedded(Broker(free_port(), sink))
         asyncio.run(ensure_topics(bootstrap))

@@ -45,12 +45,11 @@ async def ensure_service_schemas(database_url: str, services: Iterable[str]) -> 
         await conn.close()
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str] | None = None,
-                        partitions: int = 6) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str] | None = None, partitions: int = 6
+) -> list[str]:
     """Create each topic (default: every registered topic and its DLQ); return the new ones."""
-    wanted = list(names) if names is not None else [
-        n for t in ALL_TOPICS for n in (t.name, t.dlq)
-    ]
+    wanted = list(names) if names is not None else [n for t in ALL_TOPICS for n in (t.name, t.dlq)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -65,4 +64,3 @@ async def ensure_topics(bootstrap: str, names: Iterable[str] | None = None,
         return missing
     finally:
         await admin.close()
-

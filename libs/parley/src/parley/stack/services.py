@@ -46,18 +46,35 @@ def discover(services_dir: Path) -> list[ServiceSpec]:
         if not spec:
             continue
         migrations = spec.get("migrations")
-        found.append(ServiceSpec(
-            name=spec["name"], port=int(spec["port"]), app=spec["app"], root=pyproject.parent,
-            migrations=pyproject.parent / migrations if migrations else None,
-        ))
+        found.append(
+            ServiceSpec(
+                name=spec["name"],
+                port=int(spec["port"]),
+                app=spec["app"],
+                root=pyproject.parent,
+                migrations=pyproject.parent / migrations if migrations else None,
+            )
+        )
     rank = {n: i for i, n in enumerate(CANONICAL_ORDER)}
     return sorted(found, key=lambda s: (rank.get(s.name, len(rank)), s.name))
 
 
 def service_process(spec: ServiceSpec, env: dict[str, str], sink: LineSink) -> ManagedProcess:
     """The uvicorn process that serves `spec` on loopback."""
-    argv = [sys.executable, "-m", "uvicorn", "--factory", spec.app, "--host", "127.0.0.1",
-            "--port", str(spec.port), "--no-access-log", "--lifespan", "on"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        spec.app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(spec.port),
+        "--no-access-log",
+        "--lifespan",
+        "on",
+    ]
     return ManagedProcess(spec.name, argv, sink=sink, env=env, cwd=spec.root)
 
 

@@ -29,8 +29,14 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"], dependencies=
 async def register(body: RegisterIn, request: Request, auth: Auth) -> Ok[AuthOut]:
     async with auth.uow() as uow:
         result = await auth.accounts.register(
-            uow, email=body.email, password=body.password, name=body.name,
-            device_info=body.device_info, ip=client_ip(request), now=auth.clock())
+            uow,
+            email=body.email,
+            password=body.password,
+            name=body.name,
+            device_info=body.device_info,
+            ip=client_ip(request),
+            now=auth.clock(),
+        )
         await uow.commit()
     return ok(result)
 
@@ -42,8 +48,9 @@ async def login(body: LoginIn, request: Request, auth: Auth) -> Ok[AuthOut]:
         found = await auth.accounts.credentials(uow, email=body.email, ip=ip, now=now)
     verified = await auth.accounts.check_password(found, body.password, ip=ip, now=now)
     async with auth.uow() as uow:
-        result = await auth.accounts.sign_in(uow, verified, device_info=body.device_info, ip=ip,
-                                             now=now)
+        result = await auth.accounts.sign_in(
+            uow, verified, device_info=body.device_info, ip=ip, now=now
+        )
         await uow.commit()
     return ok(result)
 
@@ -52,8 +59,11 @@ async def login(body: LoginIn, request: Request, auth: Auth) -> Ok[AuthOut]:
 async def anonymous(request: Request, auth: Auth, body: AnonymousIn | None = None) -> Ok[AuthOut]:
     async with auth.uow() as uow:
         result = await auth.accounts.create_anonymous(
-            uow, device_info=body.device_info if body else {}, ip=client_ip(request),
-            now=auth.clock())
+            uow,
+            device_info=body.device_info if body else {},
+            ip=client_ip(request),
+            now=auth.clock(),
+        )
         await uow.commit()
     return ok(result)
 
@@ -61,9 +71,14 @@ async def anonymous(request: Request, auth: Auth, body: AnonymousIn | None = Non
 @router.post("/upgrade")
 async def upgrade(body: UpgradeIn, caller: SignedIn, auth: Auth) -> Ok[UserOnly]:
     async with auth.uow() as uow:
-        user = await auth.accounts.upgrade(uow, caller.user_id, email=body.email,
-                                           password=body.password, name=body.name,
-                                           now=auth.clock())
+        user = await auth.accounts.upgrade(
+            uow,
+            caller.user_id,
+            email=body.email,
+            password=body.password,
+            name=body.name,
+            now=auth.clock(),
+        )
         await uow.commit()
     return ok(UserOnly(user=user))
 

@@ -13,9 +13,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 class Passwords:
     def __init__(self, memory_kib: int, time_cost: int, parallelism: int) -> None:
-        self.hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib,
-                                     parallelism=parallelism, hash_len=32, salt_len=16,
-                                     type=Type.ID)
+        self.hasher = PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_kib,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=Type.ID,
+        )
         # An unknown email is checked against this, so it costs what a wrong password costs.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 

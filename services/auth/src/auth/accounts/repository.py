@@ -21,7 +21,8 @@ class UserRepository:
 
     async def get_by_email(self, email: str) -> User | None:
         return await self.session.scalar(
-            select(User).where(func.lower(User.email) == email_key(email)))
+            select(User).where(func.lower(User.email) == email_key(email))
+        )
 
     async def email_taken(self, email: str) -> bool:
         return await self.get_by_email(email) is not None

@@ -14,8 +14,11 @@ from servicekit.validation import JsonObject, Text, storable_text
 
 Email = Annotated[Text, AfterValidator(clean_email)]
 Password = Annotated[Text, Field(min_length=8, max_length=1024)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
-                 AfterValidator(storable_text)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(storable_text),
+]
 DeviceInfo = Annotated[JsonObject, Field(max_length=32)]
 
 

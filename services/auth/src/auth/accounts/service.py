@@ -35,6 +35,8 @@ class Credentials:
     user_id: str | None
     password_hash: str | None
     new_hash: str | None = None
+
+
 ADMIN = "admin"
 
 
@@ -44,25 +46,53 @@ class Accounts:
     throttle: SignInThrottle
     tokens: Tokens
 
-    async def register(self, uow: UnitOfWork, *, email: str, password: str, name: str,
-                       device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+    async def register(
+        self,
+        uow: UnitOfWork,
+        *,
+        email: str,
+        password: str,
+        name: str,
+        device_info: dict[str, Any],
+        ip: str,
+        now: datetime,
+    ) -> AuthOut:
         # hashed before the first query: no pooled connection waits through argon2
         password_hash = await self.passwords.hash(password)
         users = UserRepository(uow.session)
         if await users.email_taken(email):
             raise EmailExists(_EXISTS)
-        user = User(id=str(uuid7()), email=email, name=name, role="user", is_anonymous=False,
-                    password_hash=password_hash, created_at=now,
-                    updated_at=now, last_login_at=now, last_login_ip=ip)
+        user = User(
+            id=str(uuid7()),
+            email=email,
+            name=name,
+            role="user",
+            is_anonymous=False,
+            password_hash=password_hash,
+            created_at=now,
+            updated_at=now,
+            last_login_at=now,
+            last_login_ip=ip,
+        )
         await self._create(uow, user, now)
         tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
         return AuthOut(user=await self.view(uow, user), tokens=tokens)
 
-    async def create_anonymous(self, uow: UnitOfWork, *, device_info: dict[str, Any], ip: str,
-                               now: datetime) -> AuthOut:
-        user = User(id=str(uuid7()), email=None, name=None, role="user", is_anonymous=True,
-                    password_hash=None, created_at=now, updated_at=now, last_login_at=now,
-                    last_login_ip=ip)
+    async def create_anonymous(
+        self, uow: UnitOfWork, *, device_info: dict[str, Any], ip: str, now: datetime
+    ) -> AuthOut:
+        user = User(
+            id=str(uuid7()),
+            email=None,
+            name=None,
+            role="user",
+            is_anonymous=True,
+            password_hash=None,
+            created_at=now,
+            updated_at=now,
+            last_login_at=now,
+            last_login_ip=ip,
+        )
         await self._create(uow, user, now)
         tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
         return AuthOut(user=await self.view(uow, user), tokens=tokens)
@@ -71,16 +101,18 @@ class Accounts:
     # look the account up (one unit of work), check the password (no database), then open
     # the session (a second unit of work).
 
-    async def credentials(self, uow: UnitOfWork, *, email: str, ip: str,
-                          now: datetime) -> Credentials:
+    async def credentials(
+        self, uow: UnitOfWork, *, email: str, ip: str, now: datetime
+    ) -> Credentials:
         """The stored hash for this email (None for an unknown email), once not throttled."""
         key = email_key(email)
         await self.throttle.check(key, ip, now)
         user = await UserRepository(uow.session).get_by_email(key)
         return Credentials(key, user.id if user else None, user.password_hash if user else None)
 
-    async def check_password(self, found: Credentials, password: str, *, ip: str,
-                             now: datetime) -> Credentials:
+    async def check_password(
+        self, found: Credentials, password: str, *, ip: str, now: datetime
+    ) -> Credentials:
         """The credentials, verified; unknown email and wrong password are the same error at
         the same cost. Re-hashes a password stored with older argon2 parameters."""
         # verified even for an unknown email (against the dummy hash): the answer's timing
@@ -94,8 +126,15 @@ class Accounts:
             return replace(found, new_hash=await self.passwords.hash(password))
         return found
 
-    async def sign_in(self, uow: UnitOfWork, verified: Credentials, *,
-                      device_info: dict[str, Any], ip: str, now: datetime) -> AuthOut:
+    async def sign_in(
+        self,
+        uow: UnitOfWork,
+        verified: Credentials,
+        *,
+        device_info: dict[str, Any],
+        ip: str,
+        now: datetime,
+    ) -> AuthOut:
         """Open a session for credentials `check_password` accepted."""
         assert verified.user_id is not None
         user = await UserRepository(uow.session).get(verified.user_id, for_update=True)
@@ -115,10 +154,17 @@ class Accounts:
         user = await self._user(uow, user_id, for_update=True)
         if user.name != name:
             user.name, user.updated_at = name, now
-            uow.outbox.add(AUTH_USER, UserUpdated(changed=["name"], email=user.email, name=name,
-                                                  is_anonymous=user.is_anonymous,
-                                                  role=user.role),
-                           user_id=user.id)
+            uow.outbox.add(
+                AUTH_USER,
+                UserUpdated(
+                    changed=["name"],
+                    email=user.email,
+                    name=name,
+                    is_anonymous=user.is_anonymous,
+                    role=user.role,
+                ),
+                user_id=user.id,
+            )
         return await self.view(uow, user)
 
     async def grant_admin(self, uow: UnitOfWork, email: str, now: datetime) -> UserOut:
@@ -130,14 +176,22 @@ class Accounts:
         user = await self._user(uow, found.id, for_update=True)
         if user.role != ADMIN:
             user.role, user.updated_at = ADMIN, now
-            uow.outbox.add(AUTH_USER, UserUpdated(changed=["role"], email=user.email,
-                                                  name=user.name,
-                                                  is_anonymous=user.is_anonymous, role=ADMIN),
-                           user_id=user.id)
+            uow.outbox.add(
+                AUTH_USER,
+                UserUpdated(
+                    changed=["role"],
+                    email=user.email,
+                    name=user.name,
+                    is_anonymous=user.is_anonymous,
+                    role=ADMIN,
+                ),
+                user_id=user.id,
+            )
         return await self.view(uow, user)
 
-    async def upgrade(self, uow: UnitOfWork, user_id: str, *, email: str, password: str,
-                      name: str, now: datetime) -> UserOut:
+    async def upgrade(
+        self, uow: UnitOfWork, user_id: str, *, email: str, password: str, name: str, now: datetime
+    ) -> UserOut:
         """An anonymous account becomes a full one; its id, and so all its data, stay."""
         user = await self._user(uow, user_id, for_update=True)
         if not user.is_anonymous:
@@ -147,8 +201,9 @@ class Accounts:
         user.email, user.name, user.is_anonymous, user.updated_at = email, name, False, now
         user.password_hash = await self.passwords.hash(password)
         await self._flush_unique(uow)
-        uow.outbox.add(AUTH_USER, UserUpgraded(email=email, name=name, upgraded_at=now),
-                       user_id=user.id)
+        uow.outbox.add(
+            AUTH_USER, UserUpgraded(email=email, name=name, upgraded_at=now), user_id=user.id
+        )
         return await self.view(uow, user)
 
     async def delete(self, uow: UnitOfWork, user_id: str, now: datetime) -> DeletedOut:
@@ -162,20 +217,31 @@ class Accounts:
 
     async def view(self, uow: UnitOfWork, user: User) -> UserOut:
         prefs = await preferences.get(uow, user.id)
-        return UserOut(id=user.id, email=user.email, name=user.name, role=user.role,
-                       is_anonymous=user.is_anonymous,
-                       email_verified=user.email_verified_at is not None,
-                       created_at=user.created_at, last_login_at=user.last_login_at,
-                       preferences=prefs.preferences)
+        return UserOut(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            is_anonymous=user.is_anonymous,
+            email_verified=user.email_verified_at is not None,
+            created_at=user.created_at,
+            last_login_at=user.last_login_at,
+            preferences=prefs.preferences,
+        )
 
     async def _create(self, uow: UnitOfWork, user: User, now: datetime) -> None:
         UserRepository(uow.session).add(user)
         await self._flush_unique(uow)
         PreferencesRepository(uow.session).add(
-            Preferences(user_id=user.id, values={}, versions={}, updated_at=now))
-        uow.outbox.add(AUTH_USER, UserRegistered(email=user.email, name=user.name,
-                                                 is_anonymous=user.is_anonymous,
-                                                 created_at=now), user_id=user.id)
+            Preferences(user_id=user.id, values={}, versions={}, updated_at=now)
+        )
+        uow.outbox.add(
+            AUTH_USER,
+            UserRegistered(
+                email=user.email, name=user.name, is_anonymous=user.is_anonymous, created_at=now
+            ),
+            user_id=user.id,
+        )
 
     async def _flush_unique(self, uow: UnitOfWork) -> None:
         try:

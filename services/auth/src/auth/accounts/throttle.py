@@ -33,8 +33,17 @@ class SignInThrottle:
 
     message = "too many failed sign-ins: try again later"
 
-    def __init__(self, redis: Redis, prefix: str, *, window_seconds: int, free_failures: int,
-                 base_delay_seconds: int, max_delay_seconds: int, max_per_ip: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        window_seconds: int,
+        free_failures: int,
+        base_delay_seconds: int,
+        max_delay_seconds: int,
+        max_per_ip: int,
+    ) -> None:
         self.redis = redis
         self.prefix = f"{prefix}signin:"
         self.windows = FixedWindows(redis, self.prefix)
@@ -69,8 +78,9 @@ class SignInThrottle:
             pipe.expire(pairs, self.window)
             failures = (await pipe.execute())[0]
         await self.windows.charge([self._ip(ip)])  # the IP's window starts at its first
-        delay = sign_in_delay(int(failures), free=self.free, base_seconds=self.base_delay,
-                              max_seconds=self.max_delay)
+        delay = sign_in_delay(
+            int(failures), free=self.free, base_seconds=self.base_delay, max_seconds=self.max_delay
+        )
         if delay:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(pairs, f"{ip}:until", now.timestamp() + delay)
@@ -89,17 +99,24 @@ class SignInThrottle:
 class RequestThrottle:
     """Requests per email and per IP, each counted in a fixed window from its first."""
 
-    def __init__(self, redis: Redis, prefix: str, window_seconds: int,
-                 max_per_email: int, max_per_ip: int, *, scope: str,
-                 message: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        window_seconds: int,
+        max_per_email: int,
+        max_per_ip: int,
+        *,
+        scope: str,
+        message: str,
+    ) -> None:
         self.windows = FixedWindows(redis, f"{prefix}{scope}:")
         self.message = message
         self.per_email = RateSpec(max_per_email, window_seconds)
         self.per_ip = RateSpec(max_per_ip, window_seconds)
 
     def _buckets(self, email: str, ip: str) -> list[Bucket]:
-        return [Bucket(f"email:{_hashed(email)}", self.per_email),
-                Bucket(f"ip:{ip}", self.per_ip)]
+        return [Bucket(f"email:{_hashed(email)}", self.per_email), Bucket(f"ip:{ip}", self.per_ip)]
 
     async def check(self, email: str, ip: str) -> None:
         """RateLimited (with Retry-After) when this email or this IP tried too often."""

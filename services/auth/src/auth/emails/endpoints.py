@@ -38,8 +38,9 @@ async def confirm_verification(body: ConfirmEmailIn, auth: Auth) -> Ok[UserOnly]
 @router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED)
 async def forgot_password(body: ForgotPasswordIn, request: Request, auth: Auth) -> Ok[AcceptedOut]:
     async with auth.uow() as uow:
-        accepted = await auth.email_links.forgot_password(uow, body.email, client_ip(request),
-                                                          auth.clock())
+        accepted = await auth.email_links.forgot_password(
+            uow, body.email, client_ip(request), auth.clock()
+        )
         await uow.commit()
     return ok(accepted)
 
@@ -47,7 +48,8 @@ async def forgot_password(body: ForgotPasswordIn, request: Request, auth: Auth) 
 @router.post("/password/reset")
 async def reset_password(body: ResetPasswordIn, auth: Auth) -> Ok[PasswordResetOut]:
     async with auth.uow() as uow:
-        reset = await auth.email_links.reset_password(uow, body.token, body.new_password,
-                                                      auth.clock())
+        reset = await auth.email_links.reset_password(
+            uow, body.token, body.new_password, auth.clock()
+        )
         await uow.commit()
     return ok(reset)

@@ -24,6 +24,10 @@ class EmailTokenRepository:
         """Spend every outstanding token of this purpose for the user (older links die too)."""
         await self.session.execute(
             update(EmailToken)
-            .where(EmailToken.user_id == user_id, EmailToken.purpose == purpose,
-                   EmailToken.used_at.is_(None))
-            .values(used_at=now))
+            .where(
+                EmailToken.user_id == user_id,
+                EmailToken.purpose == purpose,
+                EmailToken.used_at.is_(None),
+            )
+            .values(used_at=now)
+        )

@@ -40,8 +40,9 @@ class EmailLinks:
     forgot_throttle: RequestThrottle
     settings: Settings
 
-    async def request_verification(self, uow: UnitOfWork, user_id: str,
-                                   now: datetime) -> LinkSentOut:
+    async def request_verification(
+        self, uow: UnitOfWork, user_id: str, now: datetime
+    ) -> LinkSentOut:
         """Email the signed-in user a link that proves they own their address."""
         user = await UserRepository(uow.session).get(user_id)
         if user is None:
@@ -52,8 +53,7 @@ class EmailLinks:
             raise Conflict("this email is already verified")
         return self._send(uow, user, user.email, VERIFY_EMAIL, now)
 
-    async def confirm_verification(self, uow: UnitOfWork, token: str,
-                                   now: datetime) -> UserOnly:
+    async def confirm_verification(self, uow: UnitOfWork, token: str, now: datetime) -> UserOnly:
         row = await self._redeem(uow, token, VERIFY_EMAIL, now)
         user = await UserRepository(uow.session).get(row.user_id, for_update=True)
         if user is None or user.email is None or email_key(user.email) != email_key(row.email):
@@ -61,15 +61,22 @@ class EmailLinks:
         await EmailTokenRepository(uow.session).use_all(user.id, VERIFY_EMAIL, now)
         if user.email_verified_at is None:
             user.email_verified_at, user.updated_at = now, now
-            uow.outbox.add(AUTH_USER, UserUpdated(changed=["email_verified"], email=user.email,
-                                                  name=user.name,
-                                                  is_anonymous=user.is_anonymous,
-                                                  role=user.role),
-                           user_id=user.id)
+            uow.outbox.add(
+                AUTH_USER,
+                UserUpdated(
+                    changed=["email_verified"],
+                    email=user.email,
+                    name=user.name,
+                    is_anonymous=user.is_anonymous,
+                    role=user.role,
+                ),
+                user_id=user.id,
+            )
         return UserOnly(user=await self.accounts.view(uow, user))
 
-    async def forgot_password(self, uow: UnitOfWork, email: str, ip: str,
-                              now: datetime) -> AcceptedOut:
+    async def forgot_password(
+        self, uow: UnitOfWork, email: str, ip: str, now: datetime
+    ) -> AcceptedOut:
         """Email a reset link if the address has an account. The answer, and the throttle,
         are the same either way: nothing here reveals whether an account exists."""
         key = email_key(email)
@@ -80,8 +87,9 @@ class EmailLinks:
             self._send(uow, user, user.email, PASSWORD_RESET, now)
         return AcceptedOut()
 
-    async def reset_password(self, uow: UnitOfWork, token: str, new_password: str,
-                             now: datetime) -> PasswordResetOut:
+    async def reset_password(
+        self, uow: UnitOfWork, token: str, new_password: str, now: datetime
+    ) -> PasswordResetOut:
         """Set a new password and sign out every session (whoever knew the old one too)."""
         row = await self._redeem(uow, token, PASSWORD_RESET, now)
         user = await UserRepository(uow.session).get(row.user_id, for_update=True)
@@ -95,20 +103,36 @@ class EmailLinks:
             await self.accounts.throttle.clear_email(email_key(user.email))
         return PasswordResetOut(revoked_sessions=len(revoked))
 
-    def _send(self, uow: UnitOfWork, user: User, to: str, purpose: Purpose,
-              now: datetime) -> LinkSentOut:
+    def _send(
+        self, uow: UnitOfWork, user: User, to: str, purpose: Purpose, now: datetime
+    ) -> LinkSentOut:
         token = new_email_token()
         expires_at = now + timedelta(seconds=self._ttl_seconds(purpose))
-        EmailTokenRepository(uow.session).add(EmailToken(
-            token_hash=email_token_hash(token), user_id=user.id, purpose=purpose, email=to,
-            created_at=now, expires_at=expires_at))
-        uow.outbox.add(AUTH_EMAIL, EmailRequested(
-            kind=purpose, to=to, link=email_link(self.settings.public_url, purpose, token),
-            expires_at=expires_at), user_id=user.id)
+        EmailTokenRepository(uow.session).add(
+            EmailToken(
+                token_hash=email_token_hash(token),
+                user_id=user.id,
+                purpose=purpose,
+                email=to,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        uow.outbox.add(
+            AUTH_EMAIL,
+            EmailRequested(
+                kind=purpose,
+                to=to,
+                link=email_link(self.settings.public_url, purpose, token),
+                expires_at=expires_at,
+            ),
+            user_id=user.id,
+        )
         return LinkSentOut(to=to, expires_at=expires_at)
 
-    async def _redeem(self, uow: UnitOfWork, token: str, purpose: Purpose,
-                      now: datetime) -> EmailToken:
+    async def _redeem(
+        self, uow: UnitOfWork, token: str, purpose: Purpose, now: datetime
+    ) -> EmailToken:
         """Spend a live token of this purpose; InvalidToken for unknown, used or expired."""
         row = await EmailTokenRepository(uow.session).get_for_update(email_token_hash(token))
         if row is None or row.purpose != purpose or row.used_at is not None:

@@ -18,5 +18,11 @@ async def log_email(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
     line is the mail itself, so its link is kept out of the log's credential redaction)."""
     email = envelope.payload
     if isinstance(email, EmailRequested):
-        log.info("email", kind=email.kind, to=email.to, link=email.link,
-                 expires_at=email.expires_at.isoformat(), **unredacted("link"))
+        log.info(
+            "email",
+            kind=email.kind,
+            to=email.to,
+            link=email.link,
+            expires_at=email.expires_at.isoformat(),
+            **unredacted("link"),
+        )

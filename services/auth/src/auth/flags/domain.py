@@ -15,8 +15,9 @@ def bucket(flag_key: str, user_id: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
-def user_segments(*, is_anonymous: bool, role: str, email_verified: bool,
-                  assigned: Collection[str] = ()) -> set[str]:
+def user_segments(
+    *, is_anonymous: bool, role: str, email_verified: bool, assigned: Collection[str] = ()
+) -> set[str]:
     """The segments a user belongs to, as flags can target them: derived from the account,
     plus the ones an admin assigned."""
     segments = {"anonymous" if is_anonymous else "registered", *assigned}
@@ -27,8 +28,15 @@ def user_segments(*, is_anonymous: bool, role: str, email_verified: bool,
     return segments
 
 
-def is_on(*, key: str, enabled: bool, rollout_percentage: int, segments: Collection[str],
-          user_id: str, member_of: Collection[str]) -> bool:
+def is_on(
+    *,
+    key: str,
+    enabled: bool,
+    rollout_percentage: int,
+    segments: Collection[str],
+    user_id: str,
+    member_of: Collection[str],
+) -> bool:
     """Whether the flag is on for this user: enabled, in one of its segments (if it names
     any), and inside its rollout percentage."""
     if not enabled:

@@ -38,8 +38,7 @@ async def all_flags(_: Admin, auth: Auth) -> Ok[FlagList]:
 
 
 @router.put("/segments/{user_id}")
-async def put_segments(user_id: str, body: SegmentsIn, _: Admin,
-                       auth: Auth) -> Ok[UserSegments]:
+async def put_segments(user_id: str, body: SegmentsIn, _: Admin, auth: Auth) -> Ok[UserSegments]:
     """Put a user in exactly these segments (e.g. beta, premium), for flag targeting."""
     async with auth.uow() as uow:
         result = await service.assign_segments(uow, user_id, body.segments, auth.clock())

@@ -19,26 +19,41 @@ CONFIG_MAX_BYTES = 16 * 1024
 
 
 def view(flag: Flag) -> FlagOut:
-    return FlagOut(key=flag.key, description=flag.description, enabled=flag.enabled,
-                   rollout_percentage=flag.rollout_percentage, segments=flag.segments,
-                   config=flag.config, updated_at=flag.updated_at)
+    return FlagOut(
+        key=flag.key,
+        description=flag.description,
+        enabled=flag.enabled,
+        rollout_percentage=flag.rollout_percentage,
+        segments=flag.segments,
+        config=flag.config,
+        updated_at=flag.updated_at,
+    )
 
 
 async def evaluate_for(uow: UnitOfWork, user: User) -> EvaluatedFlags:
-    member_of = domain.user_segments(is_anonymous=user.is_anonymous, role=user.role,
-                                     email_verified=user.email_verified_at is not None,
-                                     assigned=user.segments)
+    member_of = domain.user_segments(
+        is_anonymous=user.is_anonymous,
+        role=user.role,
+        email_verified=user.email_verified_at is not None,
+        assigned=user.segments,
+    )
     flags = {}
     for flag in await FlagRepository(uow.session).all():
-        on = domain.is_on(key=flag.key, enabled=flag.enabled,
-                          rollout_percentage=flag.rollout_percentage, segments=flag.segments,
-                          user_id=user.id, member_of=member_of)
+        on = domain.is_on(
+            key=flag.key,
+            enabled=flag.enabled,
+            rollout_percentage=flag.rollout_percentage,
+            segments=flag.segments,
+            user_id=user.id,
+            member_of=member_of,
+        )
         flags[flag.key] = EvaluatedFlag(enabled=on, config=flag.config if on else {})
     return EvaluatedFlags(flags=flags)
 
 
-async def assign_segments(uow: UnitOfWork, user_id: str, segments: list[str],
-                          now: datetime) -> UserSegments:
+async def assign_segments(
+    uow: UnitOfWork, user_id: str, segments: list[str], now: datetime
+) -> UserSegments:
     """Put a user in exactly these segments; `user.updated` says so."""
     user = await UserRepository(uow.session).get(user_id, for_update=True)
     if user is None:
@@ -46,9 +61,17 @@ async def assign_segments(uow: UnitOfWork, user_id: str, segments: list[str],
     wanted = sorted(set(segments))
     if user.segments != wanted:
         user.segments, user.updated_at = wanted, now
-        uow.outbox.add(AUTH_USER, UserUpdated(changed=["segments"], email=user.email,
-                                              name=user.name, is_anonymous=user.is_anonymous,
-                                              role=user.role), user_id=user.id)
+        uow.outbox.add(
+            AUTH_USER,
+            UserUpdated(
+                changed=["segments"],
+                email=user.email,
+                name=user.name,
+                is_anonymous=user.is_anonymous,
+                role=user.role,
+            ),
+            user_id=user.id,
+        )
     return UserSegments(user_id=user.id, segments=wanted)
 
 
@@ -70,8 +93,14 @@ async def put(uow: UnitOfWork, key: str, body: FlagIn, now: datetime) -> FlagOut
     flag.config, flag.updated_at = body.config, now
     await uow.session.flush()
     # a flag belongs to no user: its own key orders its changes on the topic
-    uow.outbox.add(AUTH_FLAGS, FlagChanged(key=key, enabled=body.enabled,
-                                           rollout_percentage=body.rollout_percentage,
-                                           segments=list(body.segments)),
-                   user_id=f"flag:{key}")
+    uow.outbox.add(
+        AUTH_FLAGS,
+        FlagChanged(
+            key=key,
+            enabled=body.enabled,
+            rollout_percentage=body.rollout_percentage,
+            segments=list(body.segments),
+        ),
+        user_id=f"flag:{key}",
+    )
     return view(flag)

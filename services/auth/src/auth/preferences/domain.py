@@ -39,8 +39,9 @@ def current(stored: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULTS, **{k: v for k, v in stored.items() if k in DEFAULTS}}
 
 
-def apply(stored: dict[str, Any], versions: dict[str, int], changes: dict[str, Any]
-          ) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
+def apply(
+    stored: dict[str, Any], versions: dict[str, int], changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
     """Apply `changes` (field -> new value); returns (stored, versions, changed fields).
 
     Only a field whose value really changes gets a new version, so a write that repeats

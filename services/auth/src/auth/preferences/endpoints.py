@@ -17,8 +17,13 @@ router = APIRouter(prefix="/api/v1/preferences", tags=["preferences"])
 
 async def _change(auth: Components, user_id: str, changes: dict[str, Any]) -> PreferencesOut:
     async with auth.uow() as uow:
-        result = await service.change(uow, user_id, changes, now=auth.clock(),
-                                      extra_max_bytes=auth.settings.preferences_extra_max_bytes)
+        result = await service.change(
+            uow,
+            user_id,
+            changes,
+            now=auth.clock(),
+            extra_max_bytes=auth.settings.preferences_extra_max_bytes,
+        )
         await uow.commit()
     return result
 
@@ -30,15 +35,17 @@ async def get_preferences(caller: SignedIn, auth: Auth) -> Ok[PreferencesOut]:
 
 
 @router.put("")
-async def put_preferences(body: PreferencesPatch, caller: SignedIn, auth: Auth
-                          ) -> Ok[PreferencesOut]:
+async def put_preferences(
+    body: PreferencesPatch, caller: SignedIn, auth: Auth
+) -> Ok[PreferencesOut]:
     """The fields given change, the others stay (`/reset` is the way back to defaults)."""
     return ok(await _change(auth, caller.user_id, body.changes()))
 
 
 @router.patch("")
-async def patch_preferences(body: PreferencesPatch, caller: SignedIn, auth: Auth
-                            ) -> Ok[PreferencesOut]:
+async def patch_preferences(
+    body: PreferencesPatch, caller: SignedIn, auth: Auth
+) -> Ok[PreferencesOut]:
     return ok(await _change(auth, caller.user_id, body.changes()))
 
 

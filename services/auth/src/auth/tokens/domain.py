@@ -27,12 +27,27 @@ def refresh_token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def access_claims(*, user_id: str, session_id: str, role: str, now: datetime, ttl_seconds: int,
-                  issuer: str | None = None, audience: str | None = None) -> dict[str, Any]:
+def access_claims(
+    *,
+    user_id: str,
+    session_id: str,
+    role: str,
+    now: datetime,
+    ttl_seconds: int,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> dict[str, Any]:
     """The claims of an access token, as every service's TokenVerifier expects them."""
     iat = int(now.timestamp())
-    claims: dict[str, Any] = {"sub": user_id, "sid": session_id, "role": role, "type": "access",
-                              "iat": iat, "exp": iat + ttl_seconds, "jti": uuid7().hex}
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "sid": session_id,
+        "role": role,
+        "type": "access",
+        "iat": iat,
+        "exp": iat + ttl_seconds,
+        "jti": uuid7().hex,
+    }
     if issuer:
         claims["iss"] = issuer
     if audience:
@@ -42,8 +57,9 @@ def access_claims(*, user_id: str, session_id: str, role: str, now: datetime, tt
 
 def _successor_key(refresh_token: str) -> bytes:
     # derived from the token itself, which the database never holds (only its SHA-256)
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"parley auth: refresh successor").derive(refresh_token.encode())
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"parley auth: refresh successor"
+    ).derive(refresh_token.encode())
 
 
 def seal_successor(refresh_token: str, successor: bytes) -> bytes:

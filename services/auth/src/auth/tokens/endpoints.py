@@ -32,8 +32,9 @@ async def jwks(auth: Auth, response: Response) -> Jwks:
 async def refresh(body: RefreshIn, request: Request, auth: Auth) -> Ok[TokensOnly]:
     async with auth.uow() as uow:
         try:
-            tokens = await auth.tokens.refresh(uow, body.refresh_token, client_ip(request),
-                                               auth.clock())
+            tokens = await auth.tokens.refresh(
+                uow, body.refresh_token, client_ip(request), auth.clock()
+            )
         except FamilyRevoked:
             await uow.commit()  # the revocation is the point: keep it, then refuse
             raise
@@ -42,12 +43,13 @@ async def refresh(body: RefreshIn, request: Request, auth: Auth) -> Ok[TokensOnl
 
 
 @router.post("/logout")
-async def logout(caller: SignedIn, auth: Auth,
-                 every: Annotated[bool, Query(alias="all")] = False) -> Ok[RevokedOut]:
+async def logout(
+    caller: SignedIn, auth: Auth, every: Annotated[bool, Query(alias="all")] = False
+) -> Ok[RevokedOut]:
     async with auth.uow() as uow:
-        revoked = await auth.tokens.revoke(uow, caller.user_id,
-                                           None if every else caller.session_id,
-                                           auth.clock(), "logout")
+        revoked = await auth.tokens.revoke(
+            uow, caller.user_id, None if every else caller.session_id, auth.clock(), "logout"
+        )
         await uow.commit()
     return ok(RevokedOut(revoked=revoked))
 
@@ -60,11 +62,9 @@ async def sessions(caller: SignedIn, auth: Auth) -> Ok[SessionList]:
 
 
 @router.delete("/sessions/{session_id}")
-async def revoke_session(session_id: str, caller: SignedIn, auth: Auth
-                         ) -> Ok[RevokedOut]:
+async def revoke_session(session_id: str, caller: SignedIn, auth: Auth) -> Ok[RevokedOut]:
     async with auth.uow() as uow:
-        revoked = await auth.tokens.revoke(uow, caller.user_id, session_id, auth.clock(),
-                                           "revoked")
+        revoked = await auth.tokens.revoke(uow, caller.user_id, session_id, auth.clock(), "revoked")
         await uow.commit()
     return ok(RevokedOut(revoked=revoked))
 

@@ -48,20 +48,28 @@ def key_pair(private_key_pem: str) -> KeyPair:
     private_key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     if not isinstance(private_key, Ed25519PrivateKey):
         raise ValueError("signing keys must be Ed25519")
-    raw = private_key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                serialization.PublicFormat.Raw)
+    raw = private_key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     members = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}
-    kid = _b64url(hashlib.sha256(
-        json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
+    kid = _b64url(
+        hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    )
     jwk = {**members, "kid": kid, "alg": ALGORITHM, "use": "sig"}
     return KeyPair(kid, private_key, jwk, PyJWK(jwk, algorithm=ALGORITHM))
 
 
 def new_private_key_pem() -> str:
     """A fresh Ed25519 private key as PKCS#8 PEM."""
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
 
 
 class Jwks(BaseModel):
@@ -86,8 +94,7 @@ class KeyRing:
         """(Re)read the live keys; in database mode, generate the first one if allowed."""
         if self.from_settings:
             entries: list[Any] = json.loads(self.settings.signing_keys.get_secret_value())
-            pairs = [key_pair(e["private_key_pem"] if isinstance(e, dict) else e)
-                     for e in entries]
+            pairs = [key_pair(e["private_key_pem"] if isinstance(e, dict) else e) for e in entries]
             self._install(pairs[0] if pairs else None, pairs)
             return
         async with self.uow_factory() as uow:
@@ -150,5 +157,4 @@ class KeyRing:
         return Jwks(keys=[p.public_jwk for p in self._by_kid.values()])
 
     def sign(self, claims: dict[str, Any], key: KeyPair) -> str:
-        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM,
-                          headers={"kid": key.kid})
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})

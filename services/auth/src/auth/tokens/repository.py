@@ -23,24 +23,35 @@ class SessionRepository:
 
     async def is_active(self, session_id: str, user_id: str, now: datetime) -> bool:
         found = await self.session.scalar(
-            select(Session.id).where(Session.id == session_id, Session.user_id == user_id,
-                                     Session.revoked_at.is_(None), Session.expires_at > now))
+            select(Session.id).where(
+                Session.id == session_id,
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+        )
         return found is not None
 
     async def active_for_user(self, user_id: str, now: datetime) -> Sequence[Session]:
         rows = await self.session.scalars(
-            select(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None),
-                                  Session.expires_at > now)
-            .order_by(Session.last_used_at.desc()))
+            select(Session)
+            .where(
+                Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now
+            )
+            .order_by(Session.last_used_at.desc())
+        )
         return rows.all()
 
-    async def revoke(self, user_id: str, now: datetime, reason: str,
-                     session_id: str | None = None) -> list[str]:
+    async def revoke(
+        self, user_id: str, now: datetime, reason: str, session_id: str | None = None
+    ) -> list[str]:
         """Revoke one of the user's live sessions, or all of them; returns their ids."""
-        stmt = (update(Session)
-                .where(Session.user_id == user_id, Session.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason=reason)
-                .returning(Session.id))
+        stmt = (
+            update(Session)
+            .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .returning(Session.id)
+        )
         if session_id is not None:
             stmt = stmt.where(Session.id == session_id)
         return list((await self.session.scalars(stmt)).all())
@@ -60,9 +71,13 @@ class RefreshTokenRepository:
         """Drop the sealed successors of the session's tokens used before `used_before`."""
         await self.session.execute(
             update(RefreshToken)
-            .where(RefreshToken.session_id == session_id, RefreshToken.used_at < used_before,
-                   RefreshToken.successor_sealed.is_not(None))
-            .values(successor_sealed=None))
+            .where(
+                RefreshToken.session_id == session_id,
+                RefreshToken.used_at < used_before,
+                RefreshToken.successor_sealed.is_not(None),
+            )
+            .values(successor_sealed=None)
+        )
 
 
 class SigningKeyRepository:
@@ -78,7 +93,8 @@ class SigningKeyRepository:
         rows = await self.session.scalars(
             select(SigningKey)
             .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > retired_after))
-            .order_by(SigningKey.created_at.desc()))
+            .order_by(SigningKey.created_at.desc())
+        )
         return rows.all()
 
     async def add(self, kid: str, private_key_pem: str, now: datetime) -> None:
@@ -87,4 +103,5 @@ class SigningKeyRepository:
 
     async def retire_active(self, now: datetime) -> None:
         await self.session.execute(
-            update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now))
+            update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now)
+        )

@@ -36,21 +36,30 @@ class Tokens:
     keys: KeyRing
     settings: Settings
 
-    async def open_session(self, uow: UnitOfWork, user: User, device_info: dict[str, Any],
-                           ip: str, now: datetime) -> TokensOut:
+    async def open_session(
+        self, uow: UnitOfWork, user: User, device_info: dict[str, Any], ip: str, now: datetime
+    ) -> TokensOut:
         """A new signed-in device for `user`, with its first token pair."""
-        session = Session(id=str(uuid7()), user_id=user.id, device_info=device_info,
-                          created_at=now, last_used_at=now, last_ip=ip,
-                          expires_at=now + self._refresh_ttl)
+        session = Session(
+            id=str(uuid7()),
+            user_id=user.id,
+            device_info=device_info,
+            created_at=now,
+            last_used_at=now,
+            last_ip=ip,
+            expires_at=now + self._refresh_ttl,
+        )
         SessionRepository(uow.session).add(session)
         await uow.session.flush()
         return await self._issue(uow, session, user, now)
 
-    async def refresh(self, uow: UnitOfWork, refresh_token: str, ip: str,
-                      now: datetime) -> TokensOut:
+    async def refresh(
+        self, uow: UnitOfWork, refresh_token: str, ip: str, now: datetime
+    ) -> TokensOut:
         """Trade a refresh token for a new pair; a reused one revokes its whole family."""
         token = await RefreshTokenRepository(uow.session).get_for_update(
-            refresh_token_hash(refresh_token))
+            refresh_token_hash(refresh_token)
+        )
         if token is None:
             raise InvalidToken("the refresh token is not valid")
         sessions = SessionRepository(uow.session)
@@ -61,8 +70,9 @@ class Tokens:
             return again  # the same token, twice at once: both get the first use's pair
         if token.used_at is not None:
             await self.end_sessions(uow, session.user_id, now, "reuse", session_id=session.id)
-            raise FamilyRevoked("the refresh token was already used: the session is revoked, "
-                                "sign in again")
+            raise FamilyRevoked(
+                "the refresh token was already used: the session is revoked, sign in again"
+            )
         if token.expires_at <= now or session.expires_at <= now:
             raise TokenExpired("the refresh token has expired: sign in again")
         user = await uow.session.get(User, session.user_id)
@@ -74,34 +84,58 @@ class Tokens:
         tokens = await self._issue(uow, session, user, now)
         token.successor_sealed = seal_successor(refresh_token, tokens.model_dump_json().encode())
         await RefreshTokenRepository(uow.session).forget_successors(
-            session.id, used_before=now - self._grace)
+            session.id, used_before=now - self._grace
+        )
         return tokens
 
-    async def sessions(self, uow: UnitOfWork, user_id: str, current: str | None,
-                       now: datetime) -> list[SessionOut]:
+    async def sessions(
+        self, uow: UnitOfWork, user_id: str, current: str | None, now: datetime
+    ) -> list[SessionOut]:
         rows = await SessionRepository(uow.session).active_for_user(user_id, now)
-        return [SessionOut(id=s.id, device_info=s.device_info, created_at=s.created_at,
-                           last_used_at=s.last_used_at, last_ip=s.last_ip,
-                           current=s.id == current) for s in rows]
+        return [
+            SessionOut(
+                id=s.id,
+                device_info=s.device_info,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                last_ip=s.last_ip,
+                current=s.id == current,
+            )
+            for s in rows
+        ]
 
-    async def revoke(self, uow: UnitOfWork, user_id: str, session_id: str | None,
-                     now: datetime, reason: str) -> int:
+    async def revoke(
+        self, uow: UnitOfWork, user_id: str, session_id: str | None, now: datetime, reason: str
+    ) -> int:
         """Revoke one session of the user (NotFound if it is not theirs), or all of them."""
         revoked = await self.end_sessions(uow, user_id, now, reason, session_id)
         if session_id is not None and not revoked:
             raise NotFound("no such session")
         return len(revoked)
 
-    async def end_sessions(self, uow: UnitOfWork, user_id: str, now: datetime, reason: str,
-                           session_id: str | None = None) -> list[str]:
+    async def end_sessions(
+        self,
+        uow: UnitOfWork,
+        user_id: str,
+        now: datetime,
+        reason: str,
+        session_id: str | None = None,
+    ) -> list[str]:
         """Revoke one live session of the user, or all; `sessions.revoked` tells every service
         to refuse their access tokens at once (they would otherwise live until `exp`)."""
         revoked = await SessionRepository(uow.session).revoke(user_id, now, reason, session_id)
         if revoked:
-            uow.outbox.add(AUTH_SESSION, SessionsRevoked(
-                session_ids=revoked, reason=reason, revoked_at=now,
-                access_expires_by=now + timedelta(
-                    seconds=self.settings.access_token_ttl_seconds)), user_id=user_id)
+            uow.outbox.add(
+                AUTH_SESSION,
+                SessionsRevoked(
+                    session_ids=revoked,
+                    reason=reason,
+                    revoked_at=now,
+                    access_expires_by=now
+                    + timedelta(seconds=self.settings.access_token_ttl_seconds),
+                ),
+                user_id=user_id,
+            )
         return revoked
 
     @property
@@ -114,22 +148,40 @@ class Tokens:
 
     def _raced(self, token: RefreshToken, refresh_token: str, now: datetime) -> TokensOut | None:
         """The pair a used token was traded for, if it comes back within the grace window."""
-        if (token.used_at is None or token.successor_sealed is None
-                or now - token.used_at > self._grace):
+        if (
+            token.used_at is None
+            or token.successor_sealed is None
+            or now - token.used_at > self._grace
+        ):
             return None
         successor = open_successor(refresh_token, token.successor_sealed)
         return TokensOut.model_validate_json(successor) if successor is not None else None
 
-    async def _issue(self, uow: UnitOfWork, session: Session, user: User,
-                     now: datetime) -> TokensOut:
+    async def _issue(
+        self, uow: UnitOfWork, session: Session, user: User, now: datetime
+    ) -> TokensOut:
         refresh = new_refresh_token()
-        RefreshTokenRepository(uow.session).add(RefreshToken(
-            token_hash=refresh_token_hash(refresh), session_id=session.id, created_at=now,
-            expires_at=now + self._refresh_ttl))
+        RefreshTokenRepository(uow.session).add(
+            RefreshToken(
+                token_hash=refresh_token_hash(refresh),
+                session_id=session.id,
+                created_at=now,
+                expires_at=now + self._refresh_ttl,
+            )
+        )
         await uow.session.flush()
         ttl = self.settings.access_token_ttl_seconds
         key = await self.keys.fresh_signing_key()
-        access = self.keys.sign(access_claims(
-            user_id=user.id, session_id=session.id, role=user.role, now=now, ttl_seconds=ttl,
-            issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience), key)
+        access = self.keys.sign(
+            access_claims(
+                user_id=user.id,
+                session_id=session.id,
+                role=user.role,
+                now=now,
+                ttl_seconds=ttl,
+                issuer=self.settings.jwt_issuer,
+                audience=self.settings.jwt_audience,
+            ),
+            key,
+        )
         return TokensOut(access_token=access, refresh_token=refresh, expires_in=ttl)

@@ -26,8 +26,9 @@ class LocalJwks:
         return key
 
 
-async def signed_in(request: Request, auth: Auth,
-                    authorization: Annotated[str | None, Header()] = None) -> Caller:
+async def signed_in(
+    request: Request, auth: Auth, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
     """The caller of a valid access token whose session is still live.
 
     Other services accept an access token until it expires; here a logged-out or revoked
@@ -38,7 +39,8 @@ async def signed_in(request: Request, auth: Auth,
         raise InvalidToken("the access token names no session")
     async with auth.uow() as uow:
         live = await SessionRepository(uow.session).is_active(
-            caller.session_id, caller.user_id, auth.clock())
+            caller.session_id, caller.user_id, auth.clock()
+        )
     if not live:
         raise InvalidToken("this session has ended: sign in again")
     request.state.caller = caller

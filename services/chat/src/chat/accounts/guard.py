@@ -16,9 +16,12 @@ from servicekit.uow import UnitOfWork
 
 _LOCK_USER = text(
     "INSERT INTO user_seq (user_id, seq) VALUES (:user_id, 0) "
-    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq")
-_MARK = text("INSERT INTO purged_users (user_id, purged_at) VALUES (:user_id, :now) "
-             "ON CONFLICT (user_id) DO NOTHING")
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq"
+)
+_MARK = text(
+    "INSERT INTO purged_users (user_id, purged_at) VALUES (:user_id, :now) "
+    "ON CONFLICT (user_id) DO NOTHING"
+)
 _IS_PURGED = text("SELECT EXISTS (SELECT 1 FROM purged_users WHERE user_id = :user_id)")
 
 

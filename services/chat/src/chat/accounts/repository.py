@@ -20,7 +20,9 @@ class PurgeRepository:
         deleted = 0
         for model in USER_TABLES:
             result = await self.session.execute(
-                delete(model).where(model.user_id == user_id)
-                .execution_options(synchronize_session=False))
+                delete(model)
+                .where(model.user_id == user_id)
+                .execution_options(synchronize_session=False)
+            )
             deleted += getattr(result, "rowcount", 0) or 0
         return deleted

@@ -19,9 +19,10 @@ from servicekit.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 
-def user_deleted_handler(forget_cached: Callable[[str], Awaitable[None]],
-                         blob_store: Callable[[], BlobStore] | None = None,
-                         ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
+def user_deleted_handler(
+    forget_cached: Callable[[str], Awaitable[None]],
+    blob_store: Callable[[], BlobStore] | None = None,
+) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
     """The `auth.user.v1` handler: purge on `user.deleted`, ignore every other event.
     `blob_store` gives the store of attachments (built in the lifespan, after this)."""
 

@@ -15,15 +15,24 @@ from chat.domain import is_valid_id
 from servicekit.auth import InternalOnly
 from servicekit.errors import ValidationFailed
 
-router = APIRouter(prefix="/internal/users/{user_id}", tags=["internal"],
-                   dependencies=[InternalOnly])
+router = APIRouter(
+    prefix="/internal/users/{user_id}", tags=["internal"], dependencies=[InternalOnly]
+)
 
 
-@router.get("/export-stream", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {}},
-                             "description": "contracts.archive lines, header first, end last"}})
+@router.get(
+    "/export-stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}},
+            "description": "contracts.archive lines, header first, end last",
+        }
+    },
+)
 async def export_stream(
-    user_id: IdPath, chat: Chat,
+    user_id: IdPath,
+    chat: Chat,
     chat_ids: Annotated[list[str] | None, Query(max_length=10_000)] = None,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -39,7 +48,11 @@ async def export_stream(
             raise ValidationFailed("not a chat id", {"chat_id": chat_id[:80]})
     engine = chat.runtime.engine
     assert engine is not None
-    lines = await open_stream(engine, user_id, ArchiveFilter(chat_ids=chat_ids or None,
-                                                             start=start, end=end),
-                              include or list(PARTS), dry_run=dry_run)
+    lines = await open_stream(
+        engine,
+        user_id,
+        ArchiveFilter(chat_ids=chat_ids or None, start=start, end=end),
+        include or list(PARTS),
+        dry_run=dry_run,
+    )
     return StreamingResponse(lines, media_type="application/x-ndjson")

@@ -54,8 +54,7 @@ class ArchiveFilter:
     end: datetime | None = None
 
     def params(self, user_id: str) -> dict[str, Any]:
-        return {"user_id": user_id, "chat_ids": self.chat_ids, "start": self.start,
-                "end": self.end}
+        return {"user_id": user_id, "chat_ids": self.chat_ids, "start": self.start, "end": self.end}
 
 
 # A message is in range when created in [start, end); a conversation when it has such a
@@ -76,8 +75,9 @@ MEMORIES_WHERE = f"""x.user_id = :user_id AND x.deleted_at IS NULL
 class ArchiveRepository:
     """Reads one user's archive inside one REPEATABLE READ snapshot."""
 
-    def __init__(self, conn: AsyncConnection, user_id: str, f: ArchiveFilter,
-                 fetch: int = 2000) -> None:
+    def __init__(
+        self, conn: AsyncConnection, user_id: str, f: ArchiveFilter, fetch: int = 2000
+    ) -> None:
         self.conn = conn
         self.user_id = user_id
         self.f = f
@@ -91,7 +91,7 @@ class ArchiveRepository:
     async def count(self, kind: str) -> int:
         sql = {
             "folders": "SELECT count(*) FROM folders f "
-                       "WHERE f.user_id = :user_id AND f.deleted_at IS NULL",
+            "WHERE f.user_id = :user_id AND f.deleted_at IS NULL",
             "conversations": f"SELECT count(*) FROM conversations c WHERE {CONVERSATIONS_WHERE}",
             "messages": f"""SELECT count(*) FROM messages m JOIN conversations c
                               ON c.user_id = m.user_id AND c.id = m.conversation_id
@@ -105,38 +105,50 @@ class ArchiveRepository:
         """Asked-for chat ids the user has no live conversation with."""
         if not self.f.chat_ids:
             return []
-        rows = await self.conn.execute(text(
-            "SELECT id FROM conversations WHERE user_id = :user_id AND deleted_at IS NULL "
-            "AND id = ANY(:ids)"), {"user_id": self.user_id, "ids": self.f.chat_ids})
+        rows = await self.conn.execute(
+            text(
+                "SELECT id FROM conversations WHERE user_id = :user_id AND deleted_at IS NULL "
+                "AND id = ANY(:ids)"
+            ),
+            {"user_id": self.user_id, "ids": self.f.chat_ids},
+        )
         found = {r[0] for r in rows}
         return [i for i in self.f.chat_ids if i not in found]
 
     async def _lines(self, sql: str, params: dict[str, Any]) -> AsyncIterator[str]:
-        result = await self.conn.stream(text(sql).execution_options(yield_per=self.fetch),
-                                        params)
+        result = await self.conn.stream(text(sql).execution_options(yield_per=self.fetch), params)
         async for partition in result.partitions():
             for row in partition:
                 yield row[0]
 
     def folders(self) -> AsyncIterator[str]:
-        return self._lines(f"SELECT {FOLDER_LINE} FROM folders f WHERE f.user_id = :user_id "
-                           "AND f.deleted_at IS NULL ORDER BY f.sort_order, f.created_at, f.id",
-                           {"user_id": self.user_id})
+        return self._lines(
+            f"SELECT {FOLDER_LINE} FROM folders f WHERE f.user_id = :user_id "
+            "AND f.deleted_at IS NULL ORDER BY f.sort_order, f.created_at, f.id",
+            {"user_id": self.user_id},
+        )
 
     async def conversations(self) -> list[tuple[str, str]]:
         """(id, line) of every conversation in the archive, oldest first."""
-        rows = await self.conn.execute(text(
-            f"SELECT c.id, {CONVERSATION_LINE} FROM conversations c "
-            f"WHERE {CONVERSATIONS_WHERE} ORDER BY c.created_at, c.id"),
-            self.f.params(self.user_id))
+        rows = await self.conn.execute(
+            text(
+                f"SELECT c.id, {CONVERSATION_LINE} FROM conversations c "
+                f"WHERE {CONVERSATIONS_WHERE} ORDER BY c.created_at, c.id"
+            ),
+            self.f.params(self.user_id),
+        )
         return [(r[0], r[1]) for r in rows]
 
     def messages(self, conversation_id: str) -> AsyncIterator[str]:
         return self._lines(
             f"SELECT {MESSAGE_LINE} FROM messages m WHERE {MESSAGES_WHERE} "
             "ORDER BY m.created_order",
-            {**self.f.params(self.user_id), "conversation_id": conversation_id})
+            {**self.f.params(self.user_id), "conversation_id": conversation_id},
+        )
 
     def memories(self) -> AsyncIterator[str]:
-        return self._lines(f"SELECT {MEMORY_LINE} FROM memories x WHERE {MEMORIES_WHERE} "
-                           "ORDER BY x.created_at, x.id", self.f.params(self.user_id))
+        return self._lines(
+            f"SELECT {MEMORY_LINE} FROM memories x WHERE {MEMORIES_WHERE} "
+            "ORDER BY x.created_at, x.id",
+            self.f.params(self.user_id),
+        )

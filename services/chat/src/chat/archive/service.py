@@ -26,8 +26,14 @@ async def _snapshot(engine: AsyncEngine) -> AsyncConnection:
     return conn
 
 
-async def open_stream(engine: AsyncEngine, user_id: str, f: ArchiveFilter,
-                      include: list[Part], *, dry_run: bool = False) -> AsyncIterator[bytes]:
+async def open_stream(
+    engine: AsyncEngine,
+    user_id: str,
+    f: ArchiveFilter,
+    include: list[Part],
+    *,
+    dry_run: bool = False,
+) -> AsyncIterator[bytes]:
     """Check the request (NotFound names chat ids the user does not have), then return the
     stream; the snapshot is taken here, before the first byte is sent."""
     conn = await _snapshot(engine)
@@ -36,22 +42,32 @@ async def open_stream(engine: AsyncEngine, user_id: str, f: ArchiveFilter,
         missing = await repo.missing_chats()
         if missing:
             raise NotFound("some chats were not found", {"missing_chat_ids": missing})
-        counts = ArchiveCounts(**{
-            kind: await repo.count(kind) for kind in
-            (["folders"] if "folders" in include else [])
-            + (["conversations", "messages"] if "conversations" in include else [])
-            + (["memories"] if "memories" in include else [])})
-        header = ArchiveHeader(user_id=user_id, generated_at=await repo.snapshot_time(),
-                               chat_ids=f.chat_ids, start=f.start, end=f.end,
-                               include=list(include), counts=counts)
+        counts = ArchiveCounts(
+            **{
+                kind: await repo.count(kind)
+                for kind in (["folders"] if "folders" in include else [])
+                + (["conversations", "messages"] if "conversations" in include else [])
+                + (["memories"] if "memories" in include else [])
+            }
+        )
+        header = ArchiveHeader(
+            user_id=user_id,
+            generated_at=await repo.snapshot_time(),
+            chat_ids=f.chat_ids,
+            start=f.start,
+            end=f.end,
+            include=list(include),
+            counts=counts,
+        )
     except BaseException:
         await conn.close()
         raise
     return _lines(conn, repo, header, dry_run)
 
 
-async def _lines(conn: AsyncConnection, repo: ArchiveRepository, header: ArchiveHeader,
-                 dry_run: bool) -> AsyncIterator[bytes]:
+async def _lines(
+    conn: AsyncConnection, repo: ArchiveRepository, header: ArchiveHeader, dry_run: bool
+) -> AsyncIterator[bytes]:
     written = ArchiveCounts()
     try:
         yield dump_line(header)

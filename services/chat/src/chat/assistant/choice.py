@@ -38,10 +38,16 @@ def providers_from_settings(settings: Settings, client: httpx.AsyncClient) -> Pr
     echo = EchoProvider(pace=settings.echo_pace_ms / 1000)
     if settings.assistant_provider != "openai":
         return Providers(echo=echo)
-    return Providers(echo=echo, openai=OpenAIProvider(
-        settings.openai_base_url, settings.openai_api_key.get_secret_value(),
-        settings.openai_model, client,
-        connect_timeout=settings.openai_connect_timeout_seconds,
-        read_timeout=settings.openai_read_timeout_seconds,
-        total_timeout=settings.reply_timeout_seconds,
-        history_budget_chars=settings.history_budget_chars))
+    return Providers(
+        echo=echo,
+        openai=OpenAIProvider(
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            settings.openai_model,
+            client,
+            connect_timeout=settings.openai_connect_timeout_seconds,
+            read_timeout=settings.openai_read_timeout_seconds,
+            total_timeout=settings.reply_timeout_seconds,
+            history_budget_chars=settings.history_budget_chars,
+        ),
+    )

@@ -34,9 +34,18 @@ class OpenAIProvider:
     name = "openai"
     history_turns: int | None = None
 
-    def __init__(self, base_url: str, api_key: str, default_model: str,
-                 client: httpx.AsyncClient, *, connect_timeout: float, read_timeout: float,
-                 total_timeout: float, history_budget_chars: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        default_model: str,
+        client: httpx.AsyncClient,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        total_timeout: float,
+        history_budget_chars: int,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.default_model = default_model
         self.client = client
@@ -59,30 +68,43 @@ class OpenAIProvider:
 
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON sent for `prompt`: system prompt first, then the newest history that fits."""
-        messages = [{"role": "system", "content": prompt.system_prompt}] \
-            if prompt.system_prompt else []
-        messages += [{"role": turn.role, "content": turn.content}
-                     for turn in trim_history(prompt.history, self.history_budget_chars)]
-        return {"model": self.model_name(prompt.model), "messages": messages, "stream": True,
-                "stream_options": {"include_usage": True}}
+        messages = (
+            [{"role": "system", "content": prompt.system_prompt}] if prompt.system_prompt else []
+        )
+        messages += [
+            {"role": turn.role, "content": turn.content}
+            for turn in trim_history(prompt.history, self.history_budget_chars)
+        ]
+        return {
+            "model": self.model_name(prompt.model),
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
 
     async def stream(self, prompt: Prompt, usage: Usage) -> AsyncIterator[str]:
         headers = {"Accept": "text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         # httpx's read timeout bounds each wait for bytes; the deadline bounds the whole reply
-        timeout = httpx.Timeout(self.read_timeout, connect=self.connect_timeout,
-                                pool=self.connect_timeout)
-        request = self.client.build_request("POST", self.url, json=self.request_body(prompt),
-                                            headers=headers, timeout=timeout)
+        timeout = httpx.Timeout(
+            self.read_timeout, connect=self.connect_timeout, pool=self.connect_timeout
+        )
+        request = self.client.build_request(
+            "POST", self.url, json=self.request_body(prompt), headers=headers, timeout=timeout
+        )
         deadline = asyncio.get_running_loop().time() + self.total_timeout
         response = await self._within(deadline, self.client.send(request, stream=True))
         try:
             if not response.is_success:
                 body = await self._within(deadline, _head(response))
-                raise ProviderError("PROVIDER_ERROR", self._clean(
-                    f"the provider answered with status {response.status_code}: "
-                    f"{error_text(body)}"))
+                raise ProviderError(
+                    "PROVIDER_ERROR",
+                    self._clean(
+                        f"the provider answered with status {response.status_code}: "
+                        f"{error_text(body)}"
+                    ),
+                )
             finished = False  # a finish reason or [DONE] seen: the reply is whole
             async with aclosing(server_sent_data(response.aiter_lines())) as events:
                 while True:
@@ -100,8 +122,9 @@ class OpenAIProvider:
                     if piece:
                         yield piece
             if not finished:
-                raise ProviderError("PROVIDER_ERROR",
-                                    "the provider's stream ended before the reply was finished")
+                raise ProviderError(
+                    "PROVIDER_ERROR", "the provider's stream ended before the reply was finished"
+                )
         finally:
             await response.aclose()
 
@@ -113,37 +136,48 @@ class OpenAIProvider:
             async with asyncio.timeout(max(remaining, 0)):
                 return await step
         except TimeoutError:
-            raise ProviderError("PROVIDER_TIMEOUT", f"the reply took longer than "
-                                f"{self.total_timeout:g} s") from None
+            raise ProviderError(
+                "PROVIDER_TIMEOUT", f"the reply took longer than {self.total_timeout:g} s"
+            ) from None
         except httpx.ConnectTimeout:
-            raise ProviderError("PROVIDER_TIMEOUT", f"could not connect to the provider at "
-                                f"{self.origin} within {self.connect_timeout:g} s") from None
+            raise ProviderError(
+                "PROVIDER_TIMEOUT",
+                f"could not connect to the provider at "
+                f"{self.origin} within {self.connect_timeout:g} s",
+            ) from None
         except httpx.TimeoutException:
-            raise ProviderError("PROVIDER_TIMEOUT", f"the provider at {self.origin} sent "
-                                f"nothing for {self.read_timeout:g} s") from None
+            raise ProviderError(
+                "PROVIDER_TIMEOUT",
+                f"the provider at {self.origin} sent nothing for {self.read_timeout:g} s",
+            ) from None
         except httpx.ConnectError:
-            raise ProviderError("PROVIDER_UNAVAILABLE",
-                                f"could not connect to the provider at {self.origin}") from None
+            raise ProviderError(
+                "PROVIDER_UNAVAILABLE", f"could not connect to the provider at {self.origin}"
+            ) from None
         except httpx.NetworkError:
-            raise ProviderError("PROVIDER_UNAVAILABLE",
-                                f"lost the connection to the provider at {self.origin}") from None
+            raise ProviderError(
+                "PROVIDER_UNAVAILABLE", f"lost the connection to the provider at {self.origin}"
+            ) from None
         except httpx.HTTPError as exc:
-            raise ProviderError("PROVIDER_ERROR", f"talking to the provider at {self.origin} "
-                                f"failed ({type(exc).__name__})") from None
+            raise ProviderError(
+                "PROVIDER_ERROR",
+                f"talking to the provider at {self.origin} failed ({type(exc).__name__})",
+            ) from None
 
     def _read_chunk(self, data: str, usage: Usage) -> tuple[str, str | None]:
         """The text piece and finish reason of one streamed chunk; fills `usage`."""
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:
-            raise ProviderError("PROVIDER_ERROR",
-                                "the provider sent a line that is not JSON") from None
+            raise ProviderError(
+                "PROVIDER_ERROR", "the provider sent a line that is not JSON"
+            ) from None
         if not isinstance(chunk, dict):
-            raise ProviderError("PROVIDER_ERROR", "the provider sent a chunk that is not an "
-                                "object")
+            raise ProviderError("PROVIDER_ERROR", "the provider sent a chunk that is not an object")
         if chunk.get("error") or chunk.get("object") == "error":
-            raise ProviderError("PROVIDER_ERROR", self._clean(
-                f"the provider failed mid-reply: {error_text(chunk)}"))
+            raise ProviderError(
+                "PROVIDER_ERROR", self._clean(f"the provider failed mid-reply: {error_text(chunk)}")
+            )
         counts = chunk.get("usage")
         if isinstance(counts, dict):
             if isinstance(counts.get("prompt_tokens"), int):
@@ -157,8 +191,10 @@ class OpenAIProvider:
         delta = choice.get("delta")
         content = delta.get("content") if isinstance(delta, dict) else None
         finish_reason = choice.get("finish_reason")
-        return (content if isinstance(content, str) else "",
-                finish_reason if isinstance(finish_reason, str) else None)
+        return (
+            content if isinstance(content, str) else "",
+            finish_reason if isinstance(finish_reason, str) else None,
+        )
 
     def _clean(self, message: str) -> str:
         """`message` with the API key blanked out, should a provider echo it back."""
@@ -213,5 +249,5 @@ def error_text(body: bytes | dict[str, Any]) -> str:
     message = text if isinstance(text, str) else json.dumps(text)
     message = " ".join(message.split()) or "(no message)"
     if len(message) > ERROR_MESSAGE_MAX_CHARS:
-        message = message[:ERROR_MESSAGE_MAX_CHARS - 1] + "…"
+        message = message[: ERROR_MESSAGE_MAX_CHARS - 1] + "…"
     return message

@@ -46,11 +46,15 @@ log = structlog.get_logger(__name__)
 
 MESSAGES_SENT = Counter("messages_sent_total", "messages sent through live chats", ["type"])
 REPLY_FIRST_CHUNK = Histogram(
-    "reply_time_to_first_chunk_seconds", "from the user's message stored to the first chunk",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+    "reply_time_to_first_chunk_seconds",
+    "from the user's message stored to the first chunk",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 REPLY_DURATION = Histogram(
-    "reply_duration_seconds", "from the user's message stored to the reply completed",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+    "reply_duration_seconds",
+    "from the user's message stored to the reply completed",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 REPLIES_FINISHED = Counter("chat_replies_total", "replies finished, by status", ["status"])
 
 HISTORY_MAX_MESSAGES = 200  # of the branch, before the character budget trims it
@@ -94,9 +98,16 @@ class _Progress:
 class Replies:
     """Starts, streams, cancels and finishes assistant replies."""
 
-    def __init__(self, settings: Settings, uow: Callable[[], UnitOfWork], hub: LiveHub,
-                 providers: Providers, redis: Redis, cache: ChatCache,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        uow: Callable[[], UnitOfWork],
+        hub: LiveHub,
+        providers: Providers,
+        redis: Redis,
+        cache: ChatCache,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.settings = settings
         self.uow = uow
         self.hub = hub
@@ -110,32 +121,42 @@ class Replies:
 
     # -- starting --------------------------------------------------------------------------
 
-    async def send(self, uow: UnitOfWork, user_id: str, chat_id: str,
-                   incoming: Sequence[MessageIn]) -> Started:
+    async def send(
+        self, uow: UnitOfWork, user_id: str, chat_id: str, incoming: Sequence[MessageIn]
+    ) -> Started:
         """Store the user's message(s) and a `streaming` reply to the last one in the caller's
         unit of work; the reply is generated once the caller commits. A retried send (its
         last message id is stored already) starts nothing."""
         if incoming[-1].role != "user":
-            raise ValidationFailed("a reply answers a user message: the last message's role "
-                                   "must be 'user'", {"role": incoming[-1].role})
+            raise ValidationFailed(
+                "a reply answers a user message: the last message's role must be 'user'",
+                {"role": incoming[-1].role},
+            )
         await self.charge(user_id)
         conversation = await messages.live_conversation(uow, user_id, chat_id)
         last_id = incoming[-1].id  # a retried send: stored already, nothing to generate
         if last_id and await MessageRepository(uow.session).existing(user_id, [last_id]):
-            stored = await messages.store(uow, self.settings, user_id, chat_id, incoming,
-                                          self.clock())
+            stored = await messages.store(
+                uow, self.settings, user_id, chat_id, incoming, self.clock()
+            )
             return Started(messages=stored.messages, reply=None)
         provider = self.providers.for_model(conversation.model)
-        stored = await messages.store(uow, self.settings, user_id, chat_id,
-                                      [*incoming, self._placeholder(provider, conversation)],
-                                      self.clock())
+        stored = await messages.store(
+            uow,
+            self.settings,
+            user_id,
+            chat_id,
+            [*incoming, self._placeholder(provider, conversation)],
+            self.clock(),
+        )
         *sent, reply = stored.messages
         prompt = await self._prompt(uow, conversation, reply, provider)
         uow.after_commit(lambda: self._start(user_id, chat_id, reply, provider, prompt, sent))
         return Started(messages=sent, reply=reply)
 
-    async def regenerate(self, uow: UnitOfWork, user_id: str, chat_id: str, message_id: str
-                         ) -> Started:
+    async def regenerate(
+        self, uow: UnitOfWork, user_id: str, chat_id: str, message_id: str
+    ) -> Started:
         """A new reply beside `message_id` (an assistant message) or below it (a user
         message): a sibling branch, which becomes the current one. Stored in the caller's
         unit of work; generated once the caller commits."""
@@ -146,19 +167,28 @@ class Replies:
             raise messages.message_not_found(message_id)
         parent = target.parent_id if target.role == "assistant" else target.id
         if parent is None:
-            raise ValidationFailed("this message answers nothing to regenerate from",
-                                   {"message_id": message_id})
+            raise ValidationFailed(
+                "this message answers nothing to regenerate from", {"message_id": message_id}
+            )
         provider = self.providers.for_model(conversation.model)
         placeholder = self._placeholder(provider, conversation, parent_id=parent)
-        stored = await messages.store(uow, self.settings, user_id, chat_id, [placeholder],
-                                      self.clock())
+        stored = await messages.store(
+            uow, self.settings, user_id, chat_id, [placeholder], self.clock()
+        )
         reply = stored.messages[0]
         prompt = await self._prompt(uow, conversation, reply, provider)
         uow.after_commit(lambda: self._start(user_id, chat_id, reply, provider, prompt, []))
         return Started(messages=[], reply=reply)
 
-    async def _start(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider,
-                     prompt: Prompt, sent: list[MessageOut]) -> None:
+    async def _start(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply: MessageOut,
+        provider: Provider,
+        prompt: Prompt,
+        sent: list[MessageOut],
+    ) -> None:
         """Once the reply's row is committed: generate it, and tell every device about the
         user's messages. Launched before anything else can be awaited (a closing connection
         cannot orphan the stored reply), but it streams only once `new_message` went out."""
@@ -168,8 +198,9 @@ class Replies:
             await self.cache.forget_chat(user_id, chat_id)
             for message in sent:
                 MESSAGES_SENT.labels("user").inc()
-                await self._publish(user_id, chat_id, "new_message",
-                                   {"message": message.model_dump(mode="json")})
+                await self._publish(
+                    user_id, chat_id, "new_message", {"message": message.model_dump(mode="json")}
+                )
         finally:
             announced.set()
 
@@ -179,17 +210,20 @@ class Replies:
         limit = self.settings.send_rate_per_minute
         try:
             [sends] = await self.send_limits.charge(
-                [Bucket(f"send-limit:{user_id}", RateSpec(limit, 60))])
+                [Bucket(f"send-limit:{user_id}", RateSpec(limit, 60))]
+            )
         except (RedisError, OSError) as exc:
             log.warning("send limit not counted", error=repr(exc))
             return
         if sends.exceeded:
             wait = max(math.ceil(sends.reset_seconds), 1)
-            raise rate_limited(f"at most {limit} messages a minute: wait {wait} s", wait,
-                               limit=limit)
+            raise rate_limited(
+                f"at most {limit} messages a minute: wait {wait} s", wait, limit=limit
+            )
 
-    async def _prompt(self, uow: UnitOfWork, conversation: Conversation, reply: MessageOut,
-                      provider: Provider) -> Prompt:
+    async def _prompt(
+        self, uow: UnitOfWork, conversation: Conversation, reply: MessageOut, provider: Provider
+    ) -> Prompt:
         """What the reply is generated from: the conversation's model and system prompt and
         its branch up to the message the reply answers, trimmed to the budget (and to the
         turns the provider reads)."""
@@ -197,55 +231,95 @@ class Replies:
         budget = self.settings.history_budget_chars
         steps = min(HISTORY_MAX_MESSAGES, provider.history_turns or HISTORY_MAX_MESSAGES)
         rows = await MessageRepository(uow.session).history(
-            conversation.user_id, conversation.id, reply.parent_id, steps, budget)
-        turns = [Turn(role, content) for role, content, status in rows
-                 if content and status != "streaming"]
-        return Prompt(model=conversation.model, system_prompt=conversation.system_prompt,
-                      history=trim_history(turns, budget))
+            conversation.user_id, conversation.id, reply.parent_id, steps, budget
+        )
+        turns = [
+            Turn(role, content)
+            for role, content, status in rows
+            if content and status != "streaming"
+        ]
+        return Prompt(
+            model=conversation.model,
+            system_prompt=conversation.system_prompt,
+            history=trim_history(turns, budget),
+        )
 
     @staticmethod
-    def _placeholder(provider: Provider, conversation: Conversation, **parent: str
-                     ) -> MessageIn:
+    def _placeholder(provider: Provider, conversation: Conversation, **parent: str) -> MessageIn:
         """The reply as stored before its first chunk. `metadata.provider` marks it as one
         the service generates: only those are cancelled or swept, never a client's own
         `streaming` rows."""
-        return MessageIn(role="assistant", content="", status="streaming",
-                         model=provider.model_name(conversation.model),
-                         metadata={"provider": provider.name}, **parent)
+        return MessageIn(
+            role="assistant",
+            content="",
+            status="streaming",
+            model=provider.model_name(conversation.model),
+            metadata={"provider": provider.name},
+            **parent,
+        )
 
-    def _launch(self, user_id: str, chat_id: str, reply: MessageOut, provider: Provider,
-                prompt: Prompt, announced: asyncio.Event) -> None:
+    def _launch(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply: MessageOut,
+        provider: Provider,
+        prompt: Prompt,
+        announced: asyncio.Event,
+    ) -> None:
         task = asyncio.create_task(
             self._generate(user_id, chat_id, reply, provider, prompt, announced),
-            name=f"reply-{reply.id}")
+            name=f"reply-{reply.id}",
+        )
         self._running[reply.id] = _Running(task, user_id, chat_id)
         task.add_done_callback(lambda _: self._running.pop(reply.id, None))
 
     # -- generating ------------------------------------------------------------------------
 
-    async def _generate(self, user_id: str, chat_id: str, reply: MessageOut,
-                        provider: Provider, prompt: Prompt, announced: asyncio.Event) -> None:
+    async def _generate(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply: MessageOut,
+        provider: Provider,
+        prompt: Prompt,
+        announced: asyncio.Event,
+    ) -> None:
         progress = _Progress(started=time.perf_counter())
         usage = Usage()
         status, error = "complete", None
         try:
             await announced.wait()
-            await self._publish(user_id, chat_id, "typing_indicator", {
-                "user_id": "assistant", "is_typing": True,
-                "typing_text": "The assistant is typing…", "message_id": reply.id})
+            await self._publish(
+                user_id,
+                chat_id,
+                "typing_indicator",
+                {
+                    "user_id": "assistant",
+                    "is_typing": True,
+                    "typing_text": "The assistant is typing…",
+                    "message_id": reply.id,
+                },
+            )
             async with asyncio.timeout(self.settings.reply_timeout_seconds):
-                await self._stream(user_id, chat_id, reply.id, provider, prompt, usage,
-                                   progress)
+                await self._stream(user_id, chat_id, reply.id, provider, prompt, usage, progress)
         except asyncio.CancelledError:
             running = self._running.get(reply.id)
             if running is not None and running.stop_reason == "cancelled":
                 status = "cancelled"
             else:
-                status, error = "failed", (INTERRUPTED, "the reply was cut off: the service "
-                                           "stopped while generating it")
+                status, error = (
+                    "failed",
+                    (INTERRUPTED, "the reply was cut off: the service stopped while generating it"),
+                )
         except TimeoutError:
-            status, error = "failed", ("PROVIDER_TIMEOUT", "the reply took longer than "
-                                       f"{self.settings.reply_timeout_seconds:g} s")
+            status, error = (
+                "failed",
+                (
+                    "PROVIDER_TIMEOUT",
+                    f"the reply took longer than {self.settings.reply_timeout_seconds:g} s",
+                ),
+            )
         except ProviderError as exc:
             status, error = "failed", (exc.code, exc.message)
         except Exception:
@@ -256,8 +330,16 @@ class Replies:
             running.finishing = True
         await self._finish(user_id, chat_id, reply.id, provider, progress, usage, status, error)
 
-    async def _stream(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
-                      prompt: Prompt, usage: Usage, progress: _Progress) -> None:
+    async def _stream(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply_id: str,
+        provider: Provider,
+        prompt: Prompt,
+        usage: Usage,
+        progress: _Progress,
+    ) -> None:
         """Publish each piece once the next one has come: the last piece waits for the
         reply's end, which publishes it with `is_complete` (no empty chunk after the text)."""
         loop = asyncio.get_running_loop()
@@ -267,26 +349,37 @@ class Replies:
             if not piece:
                 continue
             if progress.pieces:
-                await self._publish_chunks(user_id, chat_id, reply_id, progress,
-                                           len(progress.pieces), is_complete=False)
+                await self._publish_chunks(
+                    user_id, chat_id, reply_id, progress, len(progress.pieces), is_complete=False
+                )
             progress.pieces.append(piece)
             if progress.first_chunk_at is None:
                 progress.first_chunk_at = time.perf_counter()
                 REPLY_FIRST_CHUNK.observe(progress.first_chunk_at - progress.started)
             unsaved += 1
-            if unsaved >= self.settings.reply_flush_chunks or \
-                    loop.time() - last_saved >= flush_every:
+            if (
+                unsaved >= self.settings.reply_flush_chunks
+                or loop.time() - last_saved >= flush_every
+            ):
                 await self._save_partial(user_id, reply_id, progress.text)
                 last_saved, unsaved = loop.time(), 0
 
-    async def _publish_chunks(self, user_id: str, chat_id: str, reply_id: str,
-                              progress: _Progress, upto: int, *, is_complete: bool,
-                              forget_state: bool = False) -> None:
+    async def _publish_chunks(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply_id: str,
+        progress: _Progress,
+        upto: int,
+        *,
+        is_complete: bool,
+        forget_state: bool = False,
+    ) -> None:
         """Publish the pieces not published yet, below `upto`, as one chunk whose index is
         the first of them (0-based), and keep the text so far and that index in Redis for
         resumes (or, with `forget_state`, drop them). A publish once started is finished
         even if the reply is cancelled meanwhile: the final chunk must not reuse its index."""
-        index, text = progress.published, "".join(progress.pieces[progress.published:upto])
+        index, text = progress.published, "".join(progress.pieces[progress.published : upto])
         text_key, index_key = self._state_keys(user_id, reply_id)
 
         def remember(pipe: Pipeline) -> None:
@@ -298,10 +391,22 @@ class Replies:
             if index == 0:
                 pipe.expire(text_key, LIVE_STATE_TTL)
 
-        publishing = asyncio.ensure_future(self.hub.publish(
-            user_id, chat_id, LiveEvent.of("bot_response_chunk", {
-                "message_id": reply_id, "chunk": text, "chunk_index": index,
-                "is_complete": is_complete}), along=remember))
+        publishing = asyncio.ensure_future(
+            self.hub.publish(
+                user_id,
+                chat_id,
+                LiveEvent.of(
+                    "bot_response_chunk",
+                    {
+                        "message_id": reply_id,
+                        "chunk": text,
+                        "chunk_index": index,
+                        "is_complete": is_complete,
+                    },
+                ),
+                along=remember,
+            )
+        )
         progress.published = max(upto, index + 1)
         try:
             await asyncio.shield(publishing)
@@ -313,64 +418,114 @@ class Replies:
     async def _save_partial(self, user_id: str, reply_id: str, text: str) -> None:
         try:
             async with self.uow() as uow:
-                await MessageRepository(uow.session).save_partial(user_id, reply_id, text,
-                                                                  self.clock())
+                await MessageRepository(uow.session).save_partial(
+                    user_id, reply_id, text, self.clock()
+                )
                 await uow.commit()
         except Exception as exc:  # the reply goes on; the completion saves everything
             log.warning("partial reply not saved", message_id=reply_id, error=repr(exc))
 
-    async def _finish(self, user_id: str, chat_id: str, reply_id: str, provider: Provider,
-                      progress: _Progress, usage: Usage, status: str,
-                      error: tuple[str, str] | None) -> None:
+    async def _finish(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply_id: str,
+        provider: Provider,
+        progress: _Progress,
+        usage: Usage,
+        status: str,
+        error: tuple[str, str] | None,
+    ) -> None:
         """Store the reply's end as one change, then tell every connection."""
         now = self.clock()
         elapsed = time.perf_counter() - progress.started
-        meta: dict[str, Any] = {"provider": provider.name, "generation_ms": round(elapsed * 1000),
-                                "chunks": len(progress.pieces)}
+        meta: dict[str, Any] = {
+            "provider": provider.name,
+            "generation_ms": round(elapsed * 1000),
+            "chunks": len(progress.pieces),
+        }
         if progress.first_chunk_at is not None:
             meta["time_to_first_chunk_ms"] = round(
-                (progress.first_chunk_at - progress.started) * 1000)
+                (progress.first_chunk_at - progress.started) * 1000
+            )
         meta.update({k: v for k, v in usage.extra.items() if v is not None})
         if error is not None:
             meta["error_code"], meta["error_message"] = error
         out: MessageOut | None = None
         stored = False
         with contextlib.suppress(Exception):
-            async for attempt in retrying(attempts=STORE_END_ATTEMPTS, first=0.5,
-                                          warn="reply end not stored yet", message_id=reply_id):
+            async for attempt in retrying(
+                attempts=STORE_END_ATTEMPTS,
+                first=0.5,
+                warn="reply end not stored yet",
+                message_id=reply_id,
+            ):
                 with attempt:
-                    out = await self._store_end(user_id, chat_id, reply_id, progress.text,
-                                                status, usage, meta, now)
+                    out = await self._store_end(
+                        user_id, chat_id, reply_id, progress.text, status, usage, meta, now
+                    )
                     stored = True
         if not stored:  # its text stays in Redis: the sweep stores it with the failed row
             log.error("reply end not stored: left to the sweep", message_id=reply_id)
-            error = ("STORAGE_UNAVAILABLE", "the reply could not be saved now: it will be "
-                     "kept, marked failed, when storage is back")
+            error = (
+                "STORAGE_UNAVAILABLE",
+                "the reply could not be saved now: it will be "
+                "kept, marked failed, when storage is back",
+            )
         await self.cache.forget_chat(user_id, chat_id)
         # the last piece carries is_complete; a reply without any text still ends with one
         # (empty) chunk. Stored: its resume state goes; not stored: it keeps the whole text
         # for the sweep
-        await self._publish_chunks(user_id, chat_id, reply_id, progress,
-                                   len(progress.pieces), is_complete=True, forget_state=stored)
+        await self._publish_chunks(
+            user_id,
+            chat_id,
+            reply_id,
+            progress,
+            len(progress.pieces),
+            is_complete=True,
+            forget_state=stored,
+        )
         if error is not None:
-            await self._publish(user_id, chat_id, "error", {
-                "error_code": error[0], "message": error[1], "message_id": reply_id})
+            await self._publish(
+                user_id,
+                chat_id,
+                "error",
+                {"error_code": error[0], "message": error[1], "message_id": reply_id},
+            )
         if out is not None:
-            await self._publish(user_id, chat_id, "message_complete",
-                               {"message": out.model_dump(mode="json")})
-        await self._publish(user_id, chat_id, "typing_indicator", {
-            "user_id": "assistant", "is_typing": False, "typing_text": None,
-            "message_id": reply_id})
+            await self._publish(
+                user_id, chat_id, "message_complete", {"message": out.model_dump(mode="json")}
+            )
+        await self._publish(
+            user_id,
+            chat_id,
+            "typing_indicator",
+            {
+                "user_id": "assistant",
+                "is_typing": False,
+                "typing_text": None,
+                "message_id": reply_id,
+            },
+        )
         MESSAGES_SENT.labels("assistant").inc()
         REPLIES_FINISHED.labels(status).inc()
         REPLY_DURATION.observe(elapsed)
 
-    async def _store_end(self, user_id: str, chat_id: str, reply_id: str, text: str,
-                         status: str, usage: Usage, meta: dict[str, Any], now: datetime
-                         ) -> MessageOut | None:
+    async def _store_end(
+        self,
+        user_id: str,
+        chat_id: str,
+        reply_id: str,
+        text: str,
+        status: str,
+        usage: Usage,
+        meta: dict[str, Any],
+        now: datetime,
+    ) -> MessageOut | None:
         async with self.uow() as uow:
-            row = await MessageRepository(uow.session).get(user_id, chat_id, reply_id,
-                                                           for_update=True)
+            row = await MessageRepository(uow.session).get(
+                user_id, chat_id, reply_id, for_update=True
+            )
             if row is None:  # deleted while it streamed
                 return None
             row.content, row.status = text, status
@@ -378,8 +533,9 @@ class Replies:
             row.meta = {**row.meta, **meta}
             await changes.message_changed(uow, row, now)
             tokens = (usage.prompt_tokens or 0) + (usage.completion_tokens or 0)
-            conversation = await ConversationRepository(uow.session).get(user_id, chat_id,
-                                                                         for_update=True)
+            conversation = await ConversationRepository(uow.session).get(
+                user_id, chat_id, for_update=True
+            )
             if conversation is not None and tokens:
                 conversation.total_tokens += tokens
                 await changes.conversation_changed(uow, conversation, now)
@@ -392,14 +548,14 @@ class Replies:
         """Stop generating `message_id` (on whichever replica runs it); its partial text
         is kept with status `cancelled`."""
         if not self._cancel_here(user_id, message_id, "cancelled"):
-            await self.hub.control({"op": "cancel", "user_id": user_id,
-                                    "message_id": message_id})
+            await self.hub.control({"op": "cancel", "user_id": user_id, "message_id": message_id})
 
     async def on_control(self, payload: dict[str, Any]) -> None:
         """A message from another replica (LiveHub's control channel)."""
         if payload.get("op") == "cancel":
-            self._cancel_here(str(payload.get("user_id")), str(payload.get("message_id")),
-                              "cancelled")
+            self._cancel_here(
+                str(payload.get("user_id")), str(payload.get("message_id")), "cancelled"
+            )
 
     def _cancel_here(self, user_id: str, message_id: str, reason: str) -> bool:
         running = self._running.get(message_id)
@@ -431,8 +587,7 @@ class Replies:
         base = f"{self.prefix}live-reply:{user_id}:{message_id}"
         return f"{base}:text", f"{base}:index"
 
-    async def _publish(self, user_id: str, chat_id: str, type_: str, data: dict[str, Any]
-                      ) -> None:
+    async def _publish(self, user_id: str, chat_id: str, type_: str, data: dict[str, Any]) -> None:
         await self.hub.publish(user_id, chat_id, LiveEvent.of(type_, data))
 
     async def sweep_interrupted(self) -> int:
@@ -450,8 +605,11 @@ class Replies:
                 if live is not None and len(live[0]) > len(row.content):
                     row.content = live[0]  # generated after its last save
                 row.status = "failed"
-                row.meta = {**row.meta, "error_code": INTERRUPTED,
-                            "error_message": "the reply was cut off before it completed"}
+                row.meta = {
+                    **row.meta,
+                    "error_code": INTERRUPTED,
+                    "error_message": "the reply was cut off before it completed",
+                }
                 await changes.message_changed(uow, row, now)
                 touched.add((row.user_id, row.conversation_id))
             await uow.commit()
@@ -481,4 +639,5 @@ class Replies:
         if running:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    asyncio.gather(*(r.task for r in running), return_exceptions=True), 10)
+                    asyncio.gather(*(r.task for r in running), return_exceptions=True), 10
+                )

@@ -18,19 +18,37 @@ FILENAME_MAX_CHARS = 255
 DEFAULT_FILENAME = "file"
 
 # What clients send when they do not know the type: the content decides
-GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream",
-                           "application/unknown", "application/x-unknown"})
+GENERIC_TYPES = frozenset(
+    {
+        "",
+        "application/octet-stream",
+        "binary/octet-stream",
+        "application/unknown",
+        "application/x-unknown",
+    }
+)
 
 # Other names clients use for the types below
 ALIASES = {
-    "image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
     "application/x-pdf": "application/pdf",
-    "audio/mp3": "audio/mpeg", "audio/mpeg3": "audio/mpeg", "audio/x-mpeg": "audio/mpeg",
+    "audio/mp3": "audio/mpeg",
+    "audio/mpeg3": "audio/mpeg",
+    "audio/x-mpeg": "audio/mpeg",
     "audio/x-mp3": "audio/mpeg",
-    "audio/x-wav": "audio/wav", "audio/wave": "audio/wav", "audio/vnd.wave": "audio/wav",
-    "application/ogg": "audio/ogg", "audio/opus": "audio/ogg", "audio/vorbis": "audio/ogg",
-    "audio/x-m4a": "audio/mp4", "audio/m4a": "audio/mp4", "audio/x-mp4": "audio/mp4",
-    "text/x-markdown": "text/markdown", "text/comma-separated-values": "text/csv",
+    "audio/x-wav": "audio/wav",
+    "audio/wave": "audio/wav",
+    "audio/vnd.wave": "audio/wav",
+    "application/ogg": "audio/ogg",
+    "audio/opus": "audio/ogg",
+    "audio/vorbis": "audio/ogg",
+    "audio/x-m4a": "audio/mp4",
+    "audio/m4a": "audio/mp4",
+    "audio/x-mp4": "audio/mp4",
+    "text/x-markdown": "text/markdown",
+    "text/comma-separated-values": "text/csv",
 }
 
 # Kinds within which a wrong label is harmless (a PNG called image/jpeg): the content wins.
@@ -59,7 +77,7 @@ class Signature:
     contains: bytes | None = None
 
     def matches(self, head: bytes) -> bool:
-        if not all(head[offset:offset + len(magic)] == magic for offset, magic in self.at):
+        if not all(head[offset : offset + len(magic)] == magic for offset, magic in self.at):
             return False
         return self.contains is None or self.contains in head[:64]
 
@@ -77,14 +95,36 @@ MP4 = FileType(("audio/mp4", "video/mp4"))
 TEXT = FileType(("text/plain", "text/markdown", "text/csv", "application/json"))
 
 ACCEPTED: dict[str, FileType] = {
-    "image/png": PNG, "image/jpeg": JPEG, "image/gif": GIF, "image/webp": WEBP,
-    "application/pdf": PDF, "audio/mpeg": MP3, "audio/wav": WAV, "audio/ogg": OGG,
-    "audio/webm": WEBM, "audio/mp4": MP4,
+    "image/png": PNG,
+    "image/jpeg": JPEG,
+    "image/gif": GIF,
+    "image/webp": WEBP,
+    "application/pdf": PDF,
+    "audio/mpeg": MP3,
+    "audio/wav": WAV,
+    "audio/ogg": OGG,
+    "audio/webm": WEBM,
+    "audio/mp4": MP4,
 }
 
 # MP4 brands of files that are audio or plain MP4 (not QuickTime, HEIF images, 3GP...)
-_MP4_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"isom", b"iso2", b"iso4", b"iso5", b"iso6",
-               b"mp41", b"mp42", b"dash", b"avc1", b"MSNV", b"f4a ", b"f4v ")
+_MP4_BRANDS = (
+    b"M4A ",
+    b"M4B ",
+    b"M4P ",
+    b"isom",
+    b"iso2",
+    b"iso4",
+    b"iso5",
+    b"iso6",
+    b"mp41",
+    b"mp42",
+    b"dash",
+    b"avc1",
+    b"MSNV",
+    b"f4a ",
+    b"f4v ",
+)
 # MPEG audio frame headers (sync bits, then layer III of MPEG 1, 2 or 2.5, with or without CRC)
 _MP3_FRAMES = (b"\xff\xfb", b"\xff\xfa", b"\xff\xf3", b"\xff\xf2", b"\xff\xe3", b"\xff\xe2")
 
@@ -178,7 +218,8 @@ def media_type_of(head: bytes, declared: str, *, whole: bool) -> str:
 
 _UNSAFE_CHARS = re.compile(
     "[\u0000-\u001f\u007f-\u009f"  # control characters
-    "\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # direction marks: 'exe.txt' shown as 'txt.exe'
+    "\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)  # direction marks: 'exe.txt' shown as 'txt.exe'
 
 
 def safe_filename(name: str) -> str:
@@ -192,7 +233,7 @@ def safe_filename(name: str) -> str:
     if len(name) > FILENAME_MAX_CHARS:
         stem, dot, ext = name.rpartition(".")
         if dot and stem and len(ext) <= 16:
-            name = stem[:FILENAME_MAX_CHARS - len(ext) - 1].rstrip() + "." + ext
+            name = stem[: FILENAME_MAX_CHARS - len(ext) - 1].rstrip() + "." + ext
         else:
             name = name[:FILENAME_MAX_CHARS]
     return name
@@ -241,8 +282,7 @@ def clean_file_type(value: str | None) -> str | None:
         return None
     value = value.strip()
     if len(value) > FILE_TYPE_MAX_CHARS:
-        raise FieldRefused("file_type", f"file_type has at most {FILE_TYPE_MAX_CHARS} "
-                                        "characters")
+        raise FieldRefused("file_type", f"file_type has at most {FILE_TYPE_MAX_CHARS} characters")
     if _CONTROL.search(value) or not _encodable(value):
         raise FieldRefused("file_type", "file_type holds characters no text may hold")
     return value or None
@@ -256,8 +296,9 @@ def check_analysis_result(value: Any) -> Any:
         item = stack.pop()
         if isinstance(item, str):
             if "\x00" in item or not _encodable(item):
-                raise FieldRefused("analysis_result",
-                                   "analysis_result holds a NUL character or a lone surrogate")
+                raise FieldRefused(
+                    "analysis_result", "analysis_result holds a NUL character or a lone surrogate"
+                )
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

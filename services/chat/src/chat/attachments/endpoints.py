@@ -20,19 +20,34 @@ from servicekit.pagination import Paging
 
 public = APIRouter(prefix="/api/v1", tags=["attachments"])
 # never reachable through the gateway, which answers 404 to /internal/*
-internal = APIRouter(prefix="/internal/users/{user_id}", tags=["internal"],
-                     dependencies=[InternalOnly])
+internal = APIRouter(
+    prefix="/internal/users/{user_id}", tags=["internal"], dependencies=[InternalOnly]
+)
 
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "required": ["file"],
-               "properties": {"file": {"type": "string", "format": "binary"},
-                              "analysis_result": {"type": "string"},
-                              "file_type": {"type": "string"}}}}}}}
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "analysis_result": {"type": "string"},
+                        "file_type": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @public.post("/chats/{chat_id}/attachments", status_code=201, openapi_extra=UPLOAD_BODY)
-async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Request,
-                            chat: Chat) -> Ok[AttachmentData]:
+async def upload_attachment(
+    chat_id: IdPath, caller: CurrentCaller, request: Request, chat: Chat
+) -> Ok[AttachmentData]:
     """Attach a file to one of your chats: multipart/form-data with the file in the field
     `file`, up to the size limit (413 above it). The type comes from the content: images
     (PNG, JPEG, GIF, WebP), PDF, audio (MP3, WAV, Ogg, WebM, M4A/MP4) and UTF-8 text (plain,
@@ -46,8 +61,12 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
     # a short look before the body: no database connection is held while the bytes arrive
     async with chat.uow() as uow:
         await service.check_chat(uow, caller.user_id, chat_id)
-    field = FileField(request.headers, request.stream(), chat.settings.attachment_max_bytes,
-                      fields_max_bytes=chat.settings.content_max_bytes)
+    field = FileField(
+        request.headers,
+        request.stream(),
+        chat.settings.attachment_max_bytes,
+        fields_max_bytes=chat.settings.content_max_bytes,
+    )
     upload = await field.open()
     attachment_id = new_id()
     stored = await service.store_file(chat.blobs, caller.user_id, attachment_id, upload)
@@ -56,8 +75,9 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
         # the body is all read now, the fields after the file included
         details = service.clean_details(chat.settings, AttachmentDetails(**field.fields()))
         async with chat.uow() as uow:
-            result = await service.record(uow, caller.user_id, chat_id, attachment_id,
-                                          stored, chat.clock(), details)
+            result = await service.record(
+                uow, caller.user_id, chat_id, attachment_id, stored, chat.clock(), details
+            )
             await uow.commit()
             committed = True
     finally:
@@ -66,17 +86,26 @@ async def upload_attachment(chat_id: IdPath, caller: CurrentCaller, request: Req
     return ok(AttachmentData(attachment=result))
 
 
-@public.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
-    200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
-    304: {"description": "If-None-Match named this content"}})
-async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, request: Request,
-                              chat: Chat) -> Response:
+@public.get(
+    "/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"},
+        304: {"description": "If-None-Match named this content"},
+    },
+)
+async def download_attachment(
+    attachment_id: IdPath, caller: CurrentCaller, request: Request, chat: Chat
+) -> Response:
     """The file's bytes, streamed, as a download (never rendered inline); ETag = SHA-256."""
     async with chat.uow() as uow:
         stored = await service.get(uow, caller.user_id, attachment_id)
     meta = stored.attachment
-    headers = {"ETag": domain.etag(meta.sha256), "Cache-Control": "private, no-cache",
-               "X-Content-Type-Options": "nosniff"}
+    headers = {
+        "ETag": domain.etag(meta.sha256),
+        "Cache-Control": "private, no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
     if domain.etag_matches(request.headers.get("if-none-match"), meta.sha256):
         return Response(status_code=304, headers=headers)
     content = await service.open_content(chat.blobs, stored)
@@ -86,16 +115,18 @@ async def download_attachment(attachment_id: IdPath, caller: CurrentCaller, requ
 
 
 @public.get("/attachments/{attachment_id}/meta")
-async def attachment_meta(attachment_id: IdPath, caller: CurrentCaller, chat: Chat
-                          ) -> Ok[AttachmentData]:
+async def attachment_meta(
+    attachment_id: IdPath, caller: CurrentCaller, chat: Chat
+) -> Ok[AttachmentData]:
     async with chat.uow() as uow:
         stored = await service.get(uow, caller.user_id, attachment_id)
     return ok(AttachmentData(attachment=stored.attachment))
 
 
 @public.patch("/attachments/{attachment_id}")
-async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
-                            caller: CurrentCaller, chat: Chat) -> Ok[AttachmentData]:
+async def update_attachment(
+    attachment_id: IdPath, body: AttachmentDetails, caller: CurrentCaller, chat: Chat
+) -> Ok[AttachmentData]:
     """Set ChatBot's `analysis_result` (text or any JSON) and `file_type` later; only the
     fields present change, `null` clears one."""
     async with chat.uow() as uow:
@@ -105,16 +136,18 @@ async def update_attachment(attachment_id: IdPath, body: AttachmentDetails,
 
 
 @public.get("/chats/{chat_id}/attachments")
-async def list_attachments(chat_id: IdPath, caller: CurrentCaller, chat: Chat,
-                           paging: Paging) -> Ok[AttachmentList]:
+async def list_attachments(
+    chat_id: IdPath, caller: CurrentCaller, chat: Chat, paging: Paging
+) -> Ok[AttachmentList]:
     """A chat's attachments, newest first."""
     async with chat.uow() as uow:
         return ok(await service.list_for_chat(uow, caller.user_id, chat_id, paging))
 
 
 @public.delete("/attachments/{attachment_id}")
-async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, chat: Chat
-                            ) -> Ok[Deleted]:
+async def delete_attachment(
+    attachment_id: IdPath, caller: CurrentCaller, chat: Chat
+) -> Ok[Deleted]:
     async with chat.uow() as uow:
         blob_key = await service.delete(uow, caller.user_id, attachment_id, chat.clock())
         await uow.commit()
@@ -124,20 +157,31 @@ async def delete_attachment(attachment_id: IdPath, caller: CurrentCaller, chat: 
     return ok(Deleted(id=attachment_id))
 
 
-@internal.get("/attachments/{attachment_id}", response_class=StreamingResponse, responses={
-    200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}})
-async def internal_attachment_content(user_id: IdPath, attachment_id: IdPath,
-                                      chat: Chat) -> StreamingResponse:
+@internal.get(
+    "/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}
+    },
+)
+async def internal_attachment_content(
+    user_id: IdPath, attachment_id: IdPath, chat: Chat
+) -> StreamingResponse:
     """The bytes of the user's live attachment, streamed, for another Parley service:
     `X-Attachment-Filename` (percent-encoded UTF-8) and `X-Attachment-Sha256` describe it."""
     async with chat.uow() as uow:
         stored = await service.get(uow, user_id, attachment_id)
     content = await service.open_content(chat.blobs, stored)
     meta = stored.attachment
-    return StreamingResponse(content, media_type=meta.content_type, headers={
-        "Content-Length": str(meta.size_bytes),
-        "X-Attachment-Filename": quote(meta.filename, safe=""),
-        "X-Attachment-Sha256": meta.sha256})
+    return StreamingResponse(
+        content,
+        media_type=meta.content_type,
+        headers={
+            "Content-Length": str(meta.size_bytes),
+            "X-Attachment-Filename": quote(meta.filename, safe=""),
+            "X-Attachment-Sha256": meta.sha256,
+        },
+    )
 
 
 # chat's app includes one router per package

@@ -38,22 +38,35 @@ class FileField:
     any second `file`, are skipped. `headers` are the request's (names in lower case),
     `body` its chunks as they arrive."""
 
-    def __init__(self, headers: Mapping[str, str], body: AsyncIterator[bytes], max_bytes: int,
-                 fields_max_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        body: AsyncIterator[bytes],
+        max_bytes: int,
+        fields_max_bytes: int = 0,
+    ) -> None:
         media_type, options = parse_options_header(headers.get("content-type"))
         boundary = options.get(b"boundary")
         if media_type != b"multipart/form-data" or not boundary:
-            raise ValidationFailed("send the file as multipart/form-data, in a field named "
-                                   "'file'", {"field": "file"})
+            raise ValidationFailed(
+                "send the file as multipart/form-data, in a field named 'file'", {"field": "file"}
+            )
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes + fields_max_bytes + MULTIPART_OVERHEAD:
             raise _too_large(max_bytes)  # refused before a byte is read
         try:
-            self._parser = MultipartParser(boundary, {
-                "on_part_begin": self._part_begin, "on_header_field": self._header_name,
-                "on_header_value": self._header_value, "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished, "on_part_data": self._data,
-                "on_part_end": self._part_end})
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._part_begin,
+                    "on_header_field": self._header_name,
+                    "on_header_value": self._header_value,
+                    "on_header_end": self._header_end,
+                    "on_headers_finished": self._headers_finished,
+                    "on_part_data": self._data,
+                    "on_part_end": self._part_end,
+                },
+            )
         except FormParserError as exc:
             raise ValidationFailed(f"the multipart boundary is not valid: {exc}") from None
         self._body = body
@@ -77,14 +90,17 @@ class FileField:
         while self._stage is _Stage.BEFORE_FILE:
             if not await self._feed():
                 raise ValidationFailed("the request has no 'file' field", {"field": "file"})
-        while (self._stage is _Stage.IN_FILE
-               and sum(map(len, self._pending)) < domain.SNIFF_BYTES):
+        while self._stage is _Stage.IN_FILE and sum(map(len, self._pending)) < domain.SNIFF_BYTES:
             await self._feed()
         head = b"".join(self._pending)
         self._pending = [head]
-        return service.Upload(filename=self.filename, declared_type=self.declared_type,
-                              head=head[:domain.SNIFF_BYTES],
-                              whole=self._stage is _Stage.AFTER_FILE, chunks=self._chunks())
+        return service.Upload(
+            filename=self.filename,
+            declared_type=self.declared_type,
+            head=head[: domain.SNIFF_BYTES],
+            whole=self._stage is _Stage.AFTER_FILE,
+            chunks=self._chunks(),
+        )
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         while True:
@@ -105,8 +121,9 @@ class FileField:
             chunk = await anext(self._body)
         except StopAsyncIteration:
             if self._parser.state != MultipartState.END:
-                raise ValidationFailed("the multipart body ended before its closing boundary",
-                                       {"field": "file"}) from None
+                raise ValidationFailed(
+                    "the multipart body ended before its closing boundary", {"field": "file"}
+                ) from None
             return False
         except ClientDisconnect:
             raise ValidationFailed("the upload was cut off", {"field": "file"}) from None
@@ -120,9 +137,10 @@ class FileField:
         if self._size > self._max_bytes:
             raise _too_large(self._max_bytes)
         if self._field_bytes > self._fields_max_bytes:
-            raise PayloadTooLarge(f"{' and '.join(UPLOAD_FIELDS)} are over "
-                                  f"{self._fields_max_bytes} bytes",
-                                  {"max_bytes": self._fields_max_bytes})
+            raise PayloadTooLarge(
+                f"{' and '.join(UPLOAD_FIELDS)} are over {self._fields_max_bytes} bytes",
+                {"max_bytes": self._fields_max_bytes},
+            )
         return True
 
     def fields(self) -> dict[str, Any]:
@@ -135,8 +153,9 @@ class FileField:
                 as_json = name == "analysis_result" and content_type == b"application/json"
                 values[name] = json.loads(text) if as_json else text
             except ValueError:
-                raise ValidationFailed(f"{name} is not valid UTF-8 text or JSON",
-                                       {"field": name}) from None
+                raise ValidationFailed(
+                    f"{name} is not valid UTF-8 text or JSON", {"field": name}
+                ) from None
         return values
 
     # the parser's callbacks

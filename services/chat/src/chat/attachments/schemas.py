@@ -26,10 +26,18 @@ class AttachmentOut(BaseModel):
 
     @classmethod
     def of(cls, row: Attachment) -> AttachmentOut:
-        return cls(id=row.id, conversation_id=row.conversation_id, filename=row.filename,
-                   content_type=row.content_type, size_bytes=row.size_bytes, sha256=row.sha256,
-                   created_at=row.created_at, url=f"/api/v1/attachments/{row.id}",
-                   analysis_result=row.analysis_result, file_type=row.file_type)
+        return cls(
+            id=row.id,
+            conversation_id=row.conversation_id,
+            filename=row.filename,
+            content_type=row.content_type,
+            size_bytes=row.size_bytes,
+            sha256=row.sha256,
+            created_at=row.created_at,
+            url=f"/api/v1/attachments/{row.id}",
+            analysis_result=row.analysis_result,
+            file_type=row.file_type,
+        )
 
 
 class AttachmentDetails(BaseModel):

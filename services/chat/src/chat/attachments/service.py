@@ -70,19 +70,24 @@ async def check_chat(uow: UnitOfWork, user_id: str, conversation_id: str) -> Non
     await live_conversation(uow, user_id, conversation_id)
 
 
-async def store_file(blobs: BlobStore, user_id: str, attachment_id: str, upload: Upload
-                     ) -> StoredFile:
+async def store_file(
+    blobs: BlobStore, user_id: str, attachment_id: str, upload: Upload
+) -> StoredFile:
     """Refuse content that is not an accepted type (nothing is written), else stream the
     bytes to the blob store; the size limit is the upload's own (its chunks raise)."""
     try:
-        media_type = domain.media_type_of(upload.head, upload.declared_type,
-                                          whole=upload.whole)
+        media_type = domain.media_type_of(upload.head, upload.declared_type, whole=upload.whole)
     except domain.FileRefused as exc:
-        raise UnsupportedMediaType(str(exc), {
-            "declared_type": domain.normalize_media_type(upload.declared_type),
-            "detected_type": exc.detected}) from None
-    info = await blobs.put(domain.blob_key(user_id, attachment_id), upload.chunks,
-                           content_type=media_type)
+        raise UnsupportedMediaType(
+            str(exc),
+            {
+                "declared_type": domain.normalize_media_type(upload.declared_type),
+                "detected_type": exc.detected,
+            },
+        ) from None
+    info = await blobs.put(
+        domain.blob_key(user_id, attachment_id), upload.chunks, content_type=media_type
+    )
     return StoredFile(domain.safe_filename(upload.filename), media_type, info)
 
 
@@ -97,31 +102,51 @@ def clean_details(settings: Settings, details: AttachmentDetails) -> dict[str, A
     except domain.FieldRefused as exc:
         raise ValidationFailed(str(exc), {"field": exc.field}) from None
     if json_size(fields.get("analysis_result")) > settings.content_max_bytes:
-        raise PayloadTooLarge(f"analysis_result is over {settings.content_max_bytes} bytes",
-                              {"field": "analysis_result",
-                               "max_bytes": settings.content_max_bytes})
+        raise PayloadTooLarge(
+            f"analysis_result is over {settings.content_max_bytes} bytes",
+            {"field": "analysis_result", "max_bytes": settings.content_max_bytes},
+        )
     return fields
 
 
-async def record(uow: UnitOfWork, user_id: str, conversation_id: str, attachment_id: str,
-                 stored: StoredFile, now: datetime, fields: dict[str, Any] | None = None
-                 ) -> AttachmentOut:
+async def record(
+    uow: UnitOfWork,
+    user_id: str,
+    conversation_id: str,
+    attachment_id: str,
+    stored: StoredFile,
+    now: datetime,
+    fields: dict[str, Any] | None = None,
+) -> AttachmentOut:
     """The row of stored bytes, with the ChatBot fields `clean_details` gave; NotFound if
     the chat was deleted while they arrived."""
     fields = fields or {}
     await refuse_if_purged(uow, user_id)  # no seq taken, so the guard's lock is taken here
     await live_conversation(uow, user_id, conversation_id)
-    row = Attachment(user_id=user_id, id=attachment_id, conversation_id=conversation_id,
-                     filename=stored.filename, content_type=stored.content_type,
-                     size_bytes=stored.blob.size, sha256=stored.blob.sha256,
-                     blob_key=stored.blob.key, created_at=now, **fields)
+    row = Attachment(
+        user_id=user_id,
+        id=attachment_id,
+        conversation_id=conversation_id,
+        filename=stored.filename,
+        content_type=stored.content_type,
+        size_bytes=stored.blob.size,
+        sha256=stored.blob.sha256,
+        blob_key=stored.blob.key,
+        created_at=now,
+        **fields,
+    )
     AttachmentRepository(uow.session).add(row)
     await uow.session.flush()
     return AttachmentOut.of(row)
 
 
-async def update(uow: UnitOfWork, settings: Settings, user_id: str, attachment_id: str,
-                 details: AttachmentDetails) -> AttachmentOut:
+async def update(
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    attachment_id: str,
+    details: AttachmentDetails,
+) -> AttachmentOut:
     """Set the ChatBot fields present in `details`."""
     fields = clean_details(settings, details)
     row = await AttachmentRepository(uow.session).get(user_id, attachment_id, for_update=True)
@@ -167,13 +192,16 @@ async def _starting_with(first: bytes, rest: AsyncIterator[bytes]) -> AsyncItera
         yield chunk
 
 
-async def list_for_chat(uow: UnitOfWork, user_id: str, conversation_id: str,
-                        paging: PageRequest) -> AttachmentList:
+async def list_for_chat(
+    uow: UnitOfWork, user_id: str, conversation_id: str, paging: PageRequest
+) -> AttachmentList:
     await live_conversation(uow, user_id, conversation_id)
     rows, total = await AttachmentRepository(uow.session).page(
-        user_id, conversation_id, offset=paging.offset, limit=paging.per_page)
-    return AttachmentList(attachments=[AttachmentOut.of(r) for r in rows],
-                          pagination=Pagination.of(paging, total))
+        user_id, conversation_id, offset=paging.offset, limit=paging.per_page
+    )
+    return AttachmentList(
+        attachments=[AttachmentOut.of(r) for r in rows], pagination=Pagination.of(paging, total)
+    )
 
 
 async def delete(uow: UnitOfWork, user_id: str, attachment_id: str, now: datetime) -> str:
@@ -208,8 +236,9 @@ SWEEP_BATCH = 100
 SWEEP_INTERVAL_SECONDS = 2.0
 
 
-async def sweep_deleted_files(uows: Callable[[], UnitOfWork], blobs: BlobStore,
-                              now: Callable[[], datetime]) -> int:
+async def sweep_deleted_files(
+    uows: Callable[[], UnitOfWork], blobs: BlobStore, now: Callable[[], datetime]
+) -> int:
     """Remove the bytes of up to SWEEP_BATCH deleted attachments (a deleted chat's, or
     those a failed delete left behind) and mark them swept; how many were. A blob that
     cannot be deleted now stays for the next round (a batch with one ends this round)."""
@@ -220,8 +249,7 @@ async def sweep_deleted_files(uows: Callable[[], UnitOfWork], blobs: BlobStore,
             try:
                 await blobs.delete(row.blob_key)
             except Exception as exc:
-                log.warning("attachment bytes not deleted", blob_key=row.blob_key,
-                            error=repr(exc))
+                log.warning("attachment bytes not deleted", blob_key=row.blob_key, error=repr(exc))
                 continue
             row.blob_deleted_at = now()
             swept += 1
@@ -229,9 +257,12 @@ async def sweep_deleted_files(uows: Callable[[], UnitOfWork], blobs: BlobStore,
     return swept
 
 
-async def run_file_sweeps(uows: Callable[[], UnitOfWork], blobs: BlobStore,
-                          now: Callable[[], datetime],
-                          interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+async def run_file_sweeps(
+    uows: Callable[[], UnitOfWork],
+    blobs: BlobStore,
+    now: Callable[[], datetime],
+    interval: float = SWEEP_INTERVAL_SECONDS,
+) -> None:
     """Sweep deleted attachments' bytes until cancelled."""
     while True:
         try:

@@ -26,7 +26,8 @@ router = APIRouter(prefix="/api/v1/chats", tags=["chats"])
 
 @router.get("", response_model=Ok[ChatList])
 async def list_chats(
-    caller: CurrentCaller, chat: Chat,
+    caller: CurrentCaller,
+    chat: Chat,
     paging: Paging,
     search: Annotated[str | None, Query(max_length=200)] = None,
     folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
@@ -35,8 +36,13 @@ async def list_chats(
     archived: bool | None = None,
 ) -> Response:
     """The user's chats, most recently changed first, each with its last message."""
-    f = ListFilter(search=(search_words(search) or None) if search else None,
-                   folder_id=folder_id, tag=tag, favorite=favorite, archived=archived)
+    f = ListFilter(
+        search=(search_words(search) or None) if search else None,
+        folder_id=folder_id,
+        tag=tag,
+        favorite=favorite,
+        archived=archived,
+    )
     paging = PageRequest(paging.page, min(paging.per_page, chat.settings.page_max))
 
     async def produce() -> ChatList:
@@ -44,16 +50,19 @@ async def list_chats(
             return await service.list_chats(uow, caller.user_id, f, paging)
 
     variant = repr((paging.page, paging.per_page, f))
-    return await cached_read(chat.cache, chat.cache.conversation_list(caller.user_id), variant,
-                             produce)
+    return await cached_read(
+        chat.cache, chat.cache.conversation_list(caller.user_id), variant, produce
+    )
 
 
 @router.post("", status_code=201, responses={200: {"description": "that id already existed"}})
-async def create_chat(body: ChatCreate, caller: CurrentCaller, chat: Chat,
-                      response: Response) -> Ok[ChatCreated]:
+async def create_chat(
+    body: ChatCreate, caller: CurrentCaller, chat: Chat, response: Response
+) -> Ok[ChatCreated]:
     async with chat.uow() as uow:
-        created, is_new = await service.create(uow, chat.settings, caller.user_id, body,
-                                               chat.clock())
+        created, is_new = await service.create(
+            uow, chat.settings, caller.user_id, body, chat.clock()
+        )
         await uow.commit()
     if not is_new:
         response.status_code = 200
@@ -67,8 +76,9 @@ async def get_chat(chat_id: IdPath, caller: CurrentCaller, chat: Chat) -> Respon
         async with chat.uow() as uow:
             return await service.get(uow, caller.user_id, chat_id)
 
-    return await cached_read(chat.cache, chat.cache.conversation(caller.user_id, chat_id), "chat",
-                             produce)
+    return await cached_read(
+        chat.cache, chat.cache.conversation(caller.user_id, chat_id), "chat", produce
+    )
 
 
 async def _update(chat: Components, user_id: str, chat_id: IdPath, patch: ChatPatch) -> ChatOut:
@@ -80,8 +90,9 @@ async def _update(chat: Components, user_id: str, chat_id: IdPath, patch: ChatPa
 
 
 @router.patch("/{chat_id}")
-async def update_chat(chat_id: IdPath, body: ChatPatch, caller: CurrentCaller, chat: Chat
-                      ) -> Ok[ChatOut]:
+async def update_chat(
+    chat_id: IdPath, body: ChatPatch, caller: CurrentCaller, chat: Chat
+) -> Ok[ChatOut]:
     return ok(await _update(chat, caller.user_id, chat_id, body))
 
 
@@ -96,8 +107,9 @@ async def unarchive_chat(chat_id: IdPath, caller: CurrentCaller, chat: Chat) -> 
 
 
 @router.post("/{chat_id}/favorite")
-async def favorite_chat(chat_id: IdPath, caller: CurrentCaller, chat: Chat,
-                        body: FavoriteIn | None = None) -> Ok[ChatOut]:
+async def favorite_chat(
+    chat_id: IdPath, caller: CurrentCaller, chat: Chat, body: FavoriteIn | None = None
+) -> Ok[ChatOut]:
     """Pin (or, with `{"is_favorite": false}`, unpin) the chat."""
     wanted = body.is_favorite if body is not None else True
     return ok(await _update(chat, caller.user_id, chat_id, ChatPatch(is_favorite=wanted)))

@@ -28,10 +28,17 @@ class ConversationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: str, conversation_id: str, *, for_update: bool = False,
-                  include_deleted: bool = False) -> Conversation | None:
-        row = await self.session.get(Conversation, (user_id, conversation_id),
-                                     with_for_update=for_update)
+    async def get(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        for_update: bool = False,
+        include_deleted: bool = False,
+    ) -> Conversation | None:
+        row = await self.session.get(
+            Conversation, (user_id, conversation_id), with_for_update=for_update
+        )
         if row is None or (row.deleted_at is not None and not include_deleted):
             return None
         return row
@@ -39,49 +46,71 @@ class ConversationRepository:
     def add(self, row: Conversation) -> None:
         self.session.add(row)
 
-    async def list_for_user(self, user_id: str, f: ListFilter, *, offset: int, limit: int
-                            ) -> tuple[list[tuple[Conversation, Message | None]], int]:
+    async def list_for_user(
+        self, user_id: str, f: ListFilter, *, offset: int, limit: int
+    ) -> tuple[list[tuple[Conversation, Message | None]], int]:
         """A page of the user's live conversations, newest change first, each with its
         current leaf message; and how many match in all."""
         where = [Conversation.user_id == user_id, Conversation.deleted_at.is_(None)]
         if f.search:
             pattern = f"%{_escape_like(f.search)}%"
-            where.append(or_(Conversation.title.ilike(pattern, escape="\\"),
-                             Conversation.tags.contains([f.search])))
+            where.append(
+                or_(
+                    Conversation.title.ilike(pattern, escape="\\"),
+                    Conversation.tags.contains([f.search]),
+                )
+            )
         if f.folder_id is not None:  # in that folder, among others or not
-            where.append(exists().where(
-                FolderMembership.user_id == Conversation.user_id,
-                FolderMembership.conversation_id == Conversation.id,
-                FolderMembership.folder_id == f.folder_id))
+            where.append(
+                exists().where(
+                    FolderMembership.user_id == Conversation.user_id,
+                    FolderMembership.conversation_id == Conversation.id,
+                    FolderMembership.folder_id == f.folder_id,
+                )
+            )
         if f.tag is not None:
             where.append(Conversation.tags.contains([f.tag]))
         if f.favorite is not None:
             where.append(Conversation.is_favorite.is_(f.favorite))
         if f.archived is not None:
             where.append(Conversation.is_archived.is_(f.archived))
-        total = (await self.session.execute(
-            select(func.count()).select_from(Conversation).where(*where))).scalar_one()
+        total = (
+            await self.session.execute(select(func.count()).select_from(Conversation).where(*where))
+        ).scalar_one()
         rows = await self.session.execute(
             select(Conversation, Message)
-            .outerjoin(Message, (Message.user_id == Conversation.user_id)
-                       & (Message.id == Conversation.current_leaf_id))
+            .outerjoin(
+                Message,
+                (Message.user_id == Conversation.user_id)
+                & (Message.id == Conversation.current_leaf_id),
+            )
             .where(*where)
             .order_by(Conversation.updated_at.desc(), Conversation.id)
-            .offset(offset).limit(limit))
+            .offset(offset)
+            .limit(limit)
+        )
         return [(c, m) for c, m in rows.all()], int(total)
 
     async def in_folder(self, user_id: str, folder_id: str) -> list[Conversation]:
         rows = await self.session.scalars(
-            select(Conversation).where(Conversation.user_id == user_id,
-                                       Conversation.folder_id == folder_id,
-                                       Conversation.deleted_at.is_(None))
-            .with_for_update())
+            select(Conversation)
+            .where(
+                Conversation.user_id == user_id,
+                Conversation.folder_id == folder_id,
+                Conversation.deleted_at.is_(None),
+            )
+            .with_for_update()
+        )
         return list(rows)
 
     async def delete_messages(self, user_id: str, conversation_id: str, now: datetime) -> None:
         """Tombstone every message of a deleted conversation (its own event says it all)."""
         await self.session.execute(
-            update(Message).where(Message.user_id == user_id,
-                                  Message.conversation_id == conversation_id,
-                                  Message.deleted_at.is_(None))
-            .values(deleted_at=now))
+            update(Message)
+            .where(
+                Message.user_id == user_id,
+                Message.conversation_id == conversation_id,
+                Message.deleted_at.is_(None),
+            )
+            .values(deleted_at=now)
+        )

@@ -19,8 +19,12 @@ DEFAULT_TITLE = "New Chat"  # what the apps call a chat nobody named
 class ChatCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64,
-                           description="a client id (UUIDv7 or a legacy id); generated if absent")
+    id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        max_length=64,
+        description="a client id (UUIDv7 or a legacy id); generated if absent",
+    )
     title: Text | None = Field(default=None, description=f'"{DEFAULT_TITLE}" when absent or blank')
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     tags: list[Text] = Field(default_factory=list)
@@ -29,7 +33,8 @@ class ChatCreate(BaseModel):
     metadata: JsonObject = Field(default_factory=dict)
     is_favorite: bool = False
     initial_message: InitialMessageIn | None = Field(
-        default=None, description="the chat's first message; its role defaults to user")
+        default=None, description="the chat's first message; its role defaults to user"
+    )
 
 
 class ChatPatch(BaseModel):
@@ -75,14 +80,26 @@ class ChatOut(BaseModel):
 
     @classmethod
     def of(cls, row: Conversation, last_message: MessageOut | None = None) -> ChatOut:
-        return cls(id=row.id, title=row.title, model=row.model, system_prompt=row.system_prompt,
-                   folder_id=row.folder_id, folder_ids=list(row.folder_ids),
-                   tags=list(row.tags), is_favorite=row.is_favorite,
-                   is_archived=row.is_archived, archived_at=row.archived_at,
-                   message_count=row.message_count, total_tokens=row.total_tokens,
-                   current_leaf_id=row.current_leaf_id, metadata=row.meta, version=row.version,
-                   created_at=row.created_at, updated_at=row.updated_at,
-                   last_message=last_message)
+        return cls(
+            id=row.id,
+            title=row.title,
+            model=row.model,
+            system_prompt=row.system_prompt,
+            folder_id=row.folder_id,
+            folder_ids=list(row.folder_ids),
+            tags=list(row.tags),
+            is_favorite=row.is_favorite,
+            is_archived=row.is_archived,
+            archived_at=row.archived_at,
+            message_count=row.message_count,
+            total_tokens=row.total_tokens,
+            current_leaf_id=row.current_leaf_id,
+            metadata=row.meta,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            last_message=last_message,
+        )
 
 
 class ChatList(BaseModel):
@@ -94,5 +111,5 @@ class ChatCreated(BaseModel):
     chat: ChatOut
     initial_message: MessageOut | None = None
     messages: list[MessageOut] = Field(
-        default_factory=list, description="the chat's first message, as a list (what the "
-        "apps read)")
+        default_factory=list, description="the chat's first message, as a list (what the apps read)"
+    )

@@ -34,30 +34,40 @@ def clean_fields(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
     if fields.get("title") is not None:
         title = fields["title"].strip()
         if len(title) > settings.title_max_chars:
-            raise ValidationFailed(f"title has at most {settings.title_max_chars} characters",
-                                   {"field": "title", "max_chars": settings.title_max_chars})
+            raise ValidationFailed(
+                f"title has at most {settings.title_max_chars} characters",
+                {"field": "title", "max_chars": settings.title_max_chars},
+            )
         fields["title"] = title or None
     if fields.get("tags") is not None:
         try:
-            fields["tags"] = domain.normalize_tags(fields["tags"], max_tags=settings.tags_max,
-                                                   max_chars=settings.tag_max_chars)
+            fields["tags"] = domain.normalize_tags(
+                fields["tags"], max_tags=settings.tags_max, max_chars=settings.tag_max_chars
+            )
         except ValueError as exc:
             raise ValidationFailed(str(exc), {"field": "tags"}) from exc
-    if fields.get("metadata") is not None and \
-            domain.json_size(fields["metadata"]) > settings.metadata_max_bytes:
-        raise PayloadTooLarge(f"metadata is over {settings.metadata_max_bytes} bytes",
-                              {"field": "metadata", "max_bytes": settings.metadata_max_bytes})
+    if (
+        fields.get("metadata") is not None
+        and domain.json_size(fields["metadata"]) > settings.metadata_max_bytes
+    ):
+        raise PayloadTooLarge(
+            f"metadata is over {settings.metadata_max_bytes} bytes",
+            {"field": "metadata", "max_bytes": settings.metadata_max_bytes},
+        )
     return fields
 
 
 async def check_folder(uow: UnitOfWork, user_id: str, folder_id: str | None) -> None:
-    if folder_id is not None and await FolderRepository(uow.session).get(user_id,
-                                                                         folder_id) is None:
+    if (
+        folder_id is not None
+        and await FolderRepository(uow.session).get(user_id, folder_id) is None
+    ):
         raise ValidationFailed("folder_id is not one of your folders", {"folder_id": folder_id})
 
 
-async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCreate,
-                 now: datetime) -> tuple[ChatCreated, bool]:
+async def create(
+    uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCreate, now: datetime
+) -> tuple[ChatCreated, bool]:
     """Create the conversation (and its first message); an id the user already has
     returns that conversation unchanged (a retried create) — `False` says so."""
     fields = clean_fields(settings, body.model_dump(include={"title", "tags", "metadata"}))
@@ -65,26 +75,41 @@ async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCr
     repo = ConversationRepository(uow.session)
     conversation_id = body.id or domain.new_id()
     existing = domain.retried_create(
-        await repo.get(user_id, conversation_id, include_deleted=True), "chat")
+        await repo.get(user_id, conversation_id, include_deleted=True), "chat"
+    )
     if existing is not None:
         return await retried(uow, existing, body), False
     await check_folder(uow, user_id, body.folder_id)
     row = Conversation(
-        user_id=user_id, id=conversation_id, title=fields["title"], model=body.model,
-        system_prompt=body.system_prompt, folder_id=body.folder_id, tags=fields["tags"],
-        is_favorite=body.is_favorite, is_archived=False, message_count=0, total_tokens=0,
-        meta=fields["metadata"], field_clocks={}, created_at=now, updated_at=now)
+        user_id=user_id,
+        id=conversation_id,
+        title=fields["title"],
+        model=body.model,
+        system_prompt=body.system_prompt,
+        folder_id=body.folder_id,
+        tags=fields["tags"],
+        is_favorite=body.is_favorite,
+        is_archived=False,
+        message_count=0,
+        total_tokens=0,
+        meta=fields["metadata"],
+        field_clocks={},
+        created_at=now,
+        updated_at=now,
+    )
     await changes.conversation_changed(uow, row, now, first=True)
     repo.add(row)
     await uow.session.flush()
     await folders.place_new_chat(uow, row, now)
     first: MessageOut | None = None
     if body.initial_message is not None:
-        stored = await messages.store(uow, settings, user_id, conversation_id,
-                                      [body.initial_message], now)
+        stored = await messages.store(
+            uow, settings, user_id, conversation_id, [body.initial_message], now
+        )
         first = stored.messages[0]
-    return ChatCreated(chat=ChatOut.of(row, first), initial_message=first,
-                       messages=[first] if first else []), True
+    return ChatCreated(
+        chat=ChatOut.of(row, first), initial_message=first, messages=[first] if first else []
+    ), True
 
 
 async def retried(uow: UnitOfWork, row: Conversation, body: ChatCreate) -> ChatCreated:
@@ -92,18 +117,19 @@ async def retried(uow: UnitOfWork, row: Conversation, body: ChatCreate) -> ChatC
     retry names it by id (without an id it cannot be told from a later one)."""
     first = None
     if body.initial_message is not None and body.initial_message.id is not None:
-        found = await MessageRepository(uow.session).get(row.user_id, row.id,
-                                                         body.initial_message.id)
+        found = await MessageRepository(uow.session).get(
+            row.user_id, row.id, body.initial_message.id
+        )
         first = MessageOut.of(found) if found is not None else None
-    return ChatCreated(chat=await view(uow, row), initial_message=first,
-                       messages=[first] if first else [])
+    return ChatCreated(
+        chat=await view(uow, row), initial_message=first, messages=[first] if first else []
+    )
 
 
 async def view(uow: UnitOfWork, row: Conversation) -> ChatOut:
     last = None
     if row.current_leaf_id is not None:
-        leaf = await MessageRepository(uow.session).get(row.user_id, row.id,
-                                                                 row.current_leaf_id)
+        leaf = await MessageRepository(uow.session).get(row.user_id, row.id, row.current_leaf_id)
         last = MessageOut.of(leaf) if leaf is not None else None
     return ChatOut.of(row, last)
 
@@ -112,25 +138,35 @@ async def get(uow: UnitOfWork, user_id: str, conversation_id: str) -> ChatOut:
     return await view(uow, await messages.live_conversation(uow, user_id, conversation_id))
 
 
-async def list_chats(uow: UnitOfWork, user_id: str, f: ListFilter, paging: PageRequest
-                     ) -> ChatList:
+async def list_chats(uow: UnitOfWork, user_id: str, f: ListFilter, paging: PageRequest) -> ChatList:
     rows, total = await ConversationRepository(uow.session).list_for_user(
-        user_id, f, offset=paging.offset, limit=paging.per_page)
+        user_id, f, offset=paging.offset, limit=paging.per_page
+    )
     return ChatList(
         chats=[ChatOut.of(c, MessageOut.of(m) if m is not None else None) for c, m in rows],
-        pagination=ChatPagination.of(paging, total))
+        pagination=ChatPagination.of(paging, total),
+    )
 
 
-async def update(uow: UnitOfWork, settings: Settings, user_id: str, conversation_id: str,
-                 patch: ChatPatch, now: datetime, *, stamp: str | None = None) -> ChatOut:
+async def update(
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    conversation_id: str,
+    patch: ChatPatch,
+    now: datetime,
+    *,
+    stamp: str | None = None,
+) -> ChatOut:
     """Change the fields present in `patch`, each last-writer-wins by its clock (a REST
     change is stamped with the server's time)."""
     fields = clean_fields(settings, patch.model_dump(exclude_unset=True))
     row = await messages.live_conversation(uow, user_id, conversation_id, for_update=True)
     if "folder_id" in fields:
         await check_folder(uow, user_id, fields["folder_id"])
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
-                                              stamp or domain.server_clock(now))
+    accepted, clocks = domain.fields_to_apply(
+        row.field_clocks, fields, stamp or domain.server_clock(now)
+    )
     changed = False
     if "folder_id" in accepted and accepted["folder_id"] != row.folder_id:
         await folders.move_chat(uow, row, accepted["folder_id"], now)  # in that folder only

@@ -28,8 +28,9 @@ async def list_folders(caller: CurrentCaller, chat: Chat) -> Ok[FolderList]:
 
 
 @router.post("", status_code=201)
-async def create_folder(body: FolderCreate, caller: CurrentCaller, chat: Chat,
-                        response: Response) -> Ok[FolderOut]:
+async def create_folder(
+    body: FolderCreate, caller: CurrentCaller, chat: Chat, response: Response
+) -> Ok[FolderOut]:
     async with chat.uow() as uow:
         folder, is_new = await service.create(uow, caller.user_id, body, chat.clock())
         await uow.commit()
@@ -39,8 +40,7 @@ async def create_folder(body: FolderCreate, caller: CurrentCaller, chat: Chat,
 
 
 @router.post("/reorder")
-async def reorder_folders(body: FolderOrder, caller: CurrentCaller, chat: Chat
-                          ) -> Ok[FolderList]:
+async def reorder_folders(body: FolderOrder, caller: CurrentCaller, chat: Chat) -> Ok[FolderList]:
     async with chat.uow() as uow:
         result = await service.reorder(uow, caller.user_id, body.folder_ids, chat.clock())
         await uow.commit()
@@ -48,15 +48,15 @@ async def reorder_folders(body: FolderOrder, caller: CurrentCaller, chat: Chat
 
 
 @router.get("/{folder_id}")
-async def get_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat
-                     ) -> Ok[FolderOut]:
+async def get_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat) -> Ok[FolderOut]:
     async with chat.uow() as uow:
         return ok(await service.get(uow, caller.user_id, folder_id))
 
 
 @router.patch("/{folder_id}")
-async def update_folder(folder_id: IdPath, body: FolderPatch, caller: CurrentCaller,
-                        chat: Chat) -> Ok[FolderOut]:
+async def update_folder(
+    folder_id: IdPath, body: FolderPatch, caller: CurrentCaller, chat: Chat
+) -> Ok[FolderOut]:
     async with chat.uow() as uow:
         result = await service.update(uow, caller.user_id, folder_id, body, chat.clock())
         await uow.commit()
@@ -64,8 +64,7 @@ async def update_folder(folder_id: IdPath, body: FolderPatch, caller: CurrentCal
 
 
 @router.delete("/{folder_id}")
-async def delete_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat
-                        ) -> Ok[Deleted]:
+async def delete_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat) -> Ok[Deleted]:
     """Delete the folder: its chats stay (outside any folder), its subfolders move up."""
     async with chat.uow() as uow:
         await service.delete(uow, caller.user_id, folder_id, chat.clock())
@@ -75,8 +74,9 @@ async def delete_folder(folder_id: IdPath, caller: CurrentCaller, chat: Chat
 
 
 @router.post("/{folder_id}/chats")
-async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
-                   chat: Chat) -> Ok[ChatOut]:
+async def add_chat(
+    folder_id: IdPath, body: FolderChat, caller: CurrentCaller, chat: Chat
+) -> Ok[ChatOut]:
     """Put the chat in this folder too: a chat may sit in several (`folder_ids`), its
     `folder_id` is the first. Already in it: nothing changes."""
     async with chat.uow() as uow:
@@ -88,8 +88,9 @@ async def add_chat(folder_id: IdPath, body: FolderChat, caller: CurrentCaller,
 
 
 @router.delete("/{folder_id}/chats/{chat_id}")
-async def remove_chat(folder_id: IdPath, chat_id: IdPath, caller: CurrentCaller,
-                      chat: Chat) -> Ok[ChatOut]:
+async def remove_chat(
+    folder_id: IdPath, chat_id: IdPath, caller: CurrentCaller, chat: Chat
+) -> Ok[ChatOut]:
     """Take the chat out of this folder; it stays in its other folders."""
     async with chat.uow() as uow:
         row = await service.remove_chat(uow, caller.user_id, folder_id, chat_id, chat.clock())

@@ -45,9 +45,17 @@ class FolderOut(BaseModel):
 
     @classmethod
     def of(cls, row: Folder) -> FolderOut:
-        return cls(id=row.id, title=row.title, color=row.color, is_collapsed=row.is_collapsed,
-                   sort_order=row.sort_order, parent_id=row.parent_id, version=row.version,
-                   created_at=row.created_at, updated_at=row.updated_at)
+        return cls(
+            id=row.id,
+            title=row.title,
+            color=row.color,
+            is_collapsed=row.is_collapsed,
+            sort_order=row.sort_order,
+            parent_id=row.parent_id,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
 
 class FolderList(BaseModel):
@@ -63,5 +71,6 @@ class FolderChat(BaseModel):
 class FolderOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    folder_ids: list[Text] = Field(min_length=1, max_length=1000,
-                                  description="the user's folders in their new order")
+    folder_ids: list[Text] = Field(
+        min_length=1, max_length=1000, description="the user's folders in their new order"
+    )

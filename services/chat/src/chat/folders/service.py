@@ -27,19 +27,18 @@ async def _live(uow: UnitOfWork, user_id: str, folder_id: str) -> Folder:
     return row
 
 
-async def _check_parent(repo: FolderRepository, user_id: str, folder_id: str,
-                        parent_id: str | None) -> None:
+async def _check_parent(
+    repo: FolderRepository, user_id: str, folder_id: str, parent_id: str | None
+) -> None:
     """The parent exists and is not the folder itself or one of its descendants."""
     seen = {folder_id}
     current = parent_id
     while current is not None:
         if current in seen:
-            raise ValidationFailed("a folder cannot be inside itself",
-                                   {"parent_id": parent_id})
+            raise ValidationFailed("a folder cannot be inside itself", {"parent_id": parent_id})
         parent = await repo.get(user_id, current)
         if parent is None:
-            raise ValidationFailed("parent_id is not one of your folders",
-                                   {"parent_id": parent_id})
+            raise ValidationFailed("parent_id is not one of your folders", {"parent_id": parent_id})
         seen.add(current)
         current = parent.parent_id
 
@@ -49,12 +48,14 @@ async def list_folders(uow: UnitOfWork, user_id: str) -> FolderList:
     return FolderList(folders=[FolderOut.of(r) for r in rows])
 
 
-async def create(uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime
-                 ) -> tuple[FolderOut, bool]:
+async def create(
+    uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime
+) -> tuple[FolderOut, bool]:
     repo = FolderRepository(uow.session)
     folder_id = body.id or domain.new_id()
     existing = domain.retried_create(
-        await repo.get(user_id, folder_id, include_deleted=True), "folder")
+        await repo.get(user_id, folder_id, include_deleted=True), "folder"
+    )
     if existing is not None:
         return FolderOut.of(existing), False
     await _check_parent(repo, user_id, folder_id, body.parent_id)
@@ -62,9 +63,18 @@ async def create(uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetim
     if sort_order is None:
         siblings = await repo.list_for_user(user_id)
         sort_order = max((f.sort_order for f in siblings), default=-1) + 1
-    row = Folder(user_id=user_id, id=folder_id, title=body.title.strip(), color=body.color,
-                 is_collapsed=body.is_collapsed, sort_order=sort_order,
-                 parent_id=body.parent_id, field_clocks={}, created_at=now, updated_at=now)
+    row = Folder(
+        user_id=user_id,
+        id=folder_id,
+        title=body.title.strip(),
+        color=body.color,
+        is_collapsed=body.is_collapsed,
+        sort_order=sort_order,
+        parent_id=body.parent_id,
+        field_clocks={},
+        created_at=now,
+        updated_at=now,
+    )
     await changes.folder_changed(uow, row, now, first=True)
     repo.add(row)
     await uow.session.flush()
@@ -78,17 +88,16 @@ async def get(uow: UnitOfWork, user_id: str, folder_id: str) -> FolderOut:
     return FolderOut.of(row)
 
 
-async def update(uow: UnitOfWork, user_id: str, folder_id: str, patch: FolderPatch,
-                 now: datetime) -> FolderOut:
+async def update(
+    uow: UnitOfWork, user_id: str, folder_id: str, patch: FolderPatch, now: datetime
+) -> FolderOut:
     row = await _live(uow, user_id, folder_id)
     fields: dict[str, Any] = patch.model_dump(exclude_unset=True)
     if "title" in fields and fields["title"] is None:
         raise ValidationFailed("a folder needs a title", {"field": "title"})
     if "parent_id" in fields:
-        await _check_parent(FolderRepository(uow.session), user_id, folder_id,
-                            fields["parent_id"])
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
-                                              domain.server_clock(now))
+        await _check_parent(FolderRepository(uow.session), user_id, folder_id, fields["parent_id"])
+    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, domain.server_clock(now))
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():
@@ -117,8 +126,9 @@ async def delete(uow: UnitOfWork, user_id: str, folder_id: str, now: datetime) -
     await uow.session.flush()
 
 
-async def reorder(uow: UnitOfWork, user_id: str, folder_ids: list[str], now: datetime
-                  ) -> FolderList:
+async def reorder(
+    uow: UnitOfWork, user_id: str, folder_ids: list[str], now: datetime
+) -> FolderList:
     """Give the listed folders sort orders 0, 1, 2, ... in that order; the rest follow."""
     if len(set(folder_ids)) != len(folder_ids):
         raise ValidationFailed("a folder is listed twice", {"folder_ids": folder_ids})
@@ -136,8 +146,9 @@ async def reorder(uow: UnitOfWork, user_id: str, folder_ids: list[str], now: dat
     return FolderList(folders=[FolderOut.of(r) for r in ordered])
 
 
-async def add_chat(uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str,
-                   now: datetime) -> Conversation:
+async def add_chat(
+    uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str, now: datetime
+) -> Conversation:
     """Put the chat in the folder too (it stays in its others); already there: no change."""
     await _live(uow, user_id, folder_id)  # locked: a folder deleted meanwhile waits for us
     row = await live_conversation(uow, user_id, chat_id, for_update=True)
@@ -148,13 +159,15 @@ async def add_chat(uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str,
     return row
 
 
-async def remove_chat(uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str,
-                      now: datetime) -> Conversation:
+async def remove_chat(
+    uow: UnitOfWork, user_id: str, folder_id: str, chat_id: str, now: datetime
+) -> Conversation:
     """Take the chat out of this folder (it stays in its others); NotFound if not in it."""
     row = await live_conversation(uow, user_id, chat_id, for_update=True)
     if folder_id not in row.folder_ids:
-        raise NotFound("that chat is not in this folder",
-                       {"folder_id": folder_id, "chat_id": chat_id})
+        raise NotFound(
+            "that chat is not in this folder", {"folder_id": folder_id, "chat_id": chat_id}
+        )
     await MembershipRepository(uow.session).remove(user_id, chat_id, [folder_id])
     row.folder_ids = [f for f in row.folder_ids if f != folder_id]
     await _membership_changed(uow, row, now)
@@ -166,8 +179,9 @@ async def place_new_chat(uow: UnitOfWork, row: Conversation, now: datetime) -> N
     await MembershipRepository(uow.session).add(row.user_id, row.id, row.folder_ids, now)
 
 
-async def move_chat(uow: UnitOfWork, row: Conversation, folder_id: str | None,
-                    now: datetime) -> None:
+async def move_chat(
+    uow: UnitOfWork, row: Conversation, folder_id: str | None, now: datetime
+) -> None:
     """A client that knows one folder set `folder_id`: the chat is now in that folder only
     (None: in none). The caller records the change of the conversation."""
     memberships = MembershipRepository(uow.session)

@@ -38,8 +38,14 @@ GOING_AWAY = 1001
 
 
 class LiveConnection:
-    def __init__(self, websocket: WebSocket, chat: Components, user_id: str, chat_id: str,
-                 session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        chat: Components,
+        user_id: str,
+        chat_id: str,
+        session_id: str | None = None,
+    ) -> None:
         self.websocket = websocket
         self.chat = chat
         self.user_id = user_id
@@ -59,16 +65,26 @@ class LiveConnection:
     async def run(self) -> None:
         WS_ACTIVE.inc()
         try:
-            async with self.chat.hub.listen(self.user_id, self.chat_id) as listener, \
-                    self.chat.revocations.watching(self.session_id) as revoked:
-                await self.send(LiveEvent.of("connection_established", {
-                    "chat_id": self.chat_id, "user_id": self.user_id,
-                    "server_time": utc_now().isoformat()}))
+            async with (
+                self.chat.hub.listen(self.user_id, self.chat_id) as listener,
+                self.chat.revocations.watching(self.session_id) as revoked,
+            ):
+                await self.send(
+                    LiveEvent.of(
+                        "connection_established",
+                        {
+                            "chat_id": self.chat_id,
+                            "user_id": self.user_id,
+                            "server_time": utc_now().isoformat(),
+                        },
+                    )
+                )
                 forward = asyncio.create_task(self._forward(listener))
                 receive = asyncio.create_task(self._receive())
                 ended = asyncio.create_task(self._close_when(revoked))
-                _, pending = await asyncio.wait({forward, receive, ended},
-                                                return_when=asyncio.FIRST_COMPLETED)
+                _, pending = await asyncio.wait(
+                    {forward, receive, ended}, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in pending:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -103,8 +119,11 @@ class LiveConnection:
         while True:
             event = await listener.next()
             if event is None:  # too far behind, or the service is stopping
-                code, reason = (SLOW_CLIENT, "too far behind: reconnect and resume") \
-                    if listener.overflowed else (GOING_AWAY, "the service is restarting")
+                code, reason = (
+                    (SLOW_CLIENT, "too far behind: reconnect and resume")
+                    if listener.overflowed
+                    else (GOING_AWAY, "the service is restarting")
+                )
                 with contextlib.suppress(Exception):
                     await self.websocket.close(code, reason)
                 return
@@ -115,8 +134,7 @@ class LiveConnection:
         await self.chat.hub.publish(self.user_id, self.chat_id, LiveEvent.of(type_, data))
 
     async def error(self, code: str, message: str, **details: Any) -> None:
-        await self.send(LiveEvent.of("error", {"error_code": code, "message": message,
-                                               **details}))
+        await self.send(LiveEvent.of("error", {"error_code": code, "message": message, **details}))
 
     # -- in --------------------------------------------------------------------------------
 
@@ -131,8 +149,9 @@ class LiveConnection:
                 await self.error("INVALID_FRAME", "frames are JSON text")
                 continue
             if len(text.encode()) > limit:
-                await self.error("FRAME_TOO_LARGE", f"frames are at most {limit} bytes",
-                                 max_bytes=limit)
+                await self.error(
+                    "FRAME_TOO_LARGE", f"frames are at most {limit} bytes", max_bytes=limit
+                )
                 continue
             try:
                 await self.handle(text)
@@ -152,56 +171,87 @@ class LiveConnection:
             return
         handler = self._handlers.get(frame.type)
         if handler is None:
-            await self.error("UNKNOWN_TYPE", f"unknown frame type {frame.type!r}",
-                             known=sorted(self._handlers))
+            await self.error(
+                "UNKNOWN_TYPE", f"unknown frame type {frame.type!r}", known=sorted(self._handlers)
+            )
             return
         schema, run = handler
         try:
             data = schema.model_validate(frame.data)
         except ValidationError as exc:
-            await self.error("VALIDATION_ERROR", f"invalid {frame.type} frame",
-                             type=frame.type, errors=[
-                                 {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-                                 for e in exc.errors()])
+            await self.error(
+                "VALIDATION_ERROR",
+                f"invalid {frame.type} frame",
+                type=frame.type,
+                errors=[
+                    {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                    for e in exc.errors()
+                ],
+            )
             return
         await run(data)
 
     async def send_message(self, frame: SendMessage) -> None:
-        fields: dict[str, Any] = {"id": frame.client_message_id, "role": "user",
-                                  "content": frame.content, "parts": frame.parts,
-                                  "metadata": frame.metadata, "created_at": frame.created_at}
+        fields: dict[str, Any] = {
+            "id": frame.client_message_id,
+            "role": "user",
+            "content": frame.content,
+            "parts": frame.parts,
+            "metadata": frame.metadata,
+            "created_at": frame.created_at,
+        }
         if frame.parent_id is not None:
             fields["parent_id"] = frame.parent_id
         try:
             async with self.chat.uow() as uow:
-                started = await self.chat.replies.send(uow, self.user_id, self.chat_id,
-                                                       [MessageIn(**fields)])
+                started = await self.chat.replies.send(
+                    uow, self.user_id, self.chat_id, [MessageIn(**fields)]
+                )
                 await uow.commit()  # and then the reply is generated (uow.after_commit)
         except ServiceError as exc:
-            await self.error(exc.code, exc.message, details=exc.details,
-                             client_message_id=frame.client_message_id)
+            await self.error(
+                exc.code,
+                exc.message,
+                details=exc.details,
+                client_message_id=frame.client_message_id,
+            )
             return
         if started.reply is None:  # a retried send: confirm to this client only
             for stored in started.messages:
-                await self.send(LiveEvent.of("new_message",
-                                             {"message": stored.model_dump(mode="json")}))
+                await self.send(
+                    LiveEvent.of("new_message", {"message": stored.model_dump(mode="json")})
+                )
 
     async def typing(self, frame: Typing) -> None:
-        await self.broadcast("typing_indicator", {
-            "user_id": self.user_id, "is_typing": frame.is_typing,
-            "typing_text": frame.typing_text})
+        await self.broadcast(
+            "typing_indicator",
+            {
+                "user_id": self.user_id,
+                "is_typing": frame.is_typing,
+                "typing_text": frame.typing_text,
+            },
+        )
 
     async def mark_read(self, frame: MessageRef) -> None:
         await self._message(frame.message_id)
-        await self.broadcast("read_receipt", {
-            "message_id": frame.message_id, "user_id": self.user_id,
-            "read_at": utc_now().isoformat()})
+        await self.broadcast(
+            "read_receipt",
+            {
+                "message_id": frame.message_id,
+                "user_id": self.user_id,
+                "read_at": utc_now().isoformat(),
+            },
+        )
 
     async def cancel(self, frame: MessageRef) -> None:
         message = await self._message(frame.message_id)
         if message.status != "streaming" or "provider" not in message.metadata:
-            await self.error("NOT_STREAMING", "that reply is not being generated",
-                             message_id=frame.message_id, status=message.status)
+            await self.error(
+                "NOT_STREAMING",
+                "that reply is not being generated",
+                message_id=frame.message_id,
+                status=message.status,
+            )
             return
         await self.chat.replies.cancel(self.user_id, frame.message_id)
 
@@ -214,15 +264,24 @@ class LiveConnection:
         to replace what the client has), then live chunks go on from there."""
         async with self.chat.uow() as uow:
             conversation = await messages.live_conversation(uow, self.user_id, self.chat_id)
-            rows = [] if conversation.current_leaf_id is None else [
-                MessageOut.of(r) for r in await MessageRepository(uow.session).branch(
-                    self.user_id, self.chat_id, conversation.current_leaf_id,
-                    RESUME_MAX_MESSAGES)]
+            rows = (
+                []
+                if conversation.current_leaf_id is None
+                else [
+                    MessageOut.of(r)
+                    for r in await MessageRepository(uow.session).branch(
+                        self.user_id,
+                        self.chat_id,
+                        conversation.current_leaf_id,
+                        RESUME_MAX_MESSAGES,
+                    )
+                ]
+            )
         ids = [r.id for r in rows]
         if frame.after_message_id is not None and frame.after_message_id in ids:
             at = ids.index(frame.after_message_id)
             # a reply the client holds part of comes again as its snapshot
-            rows = rows[at if rows[at].status == "streaming" else at + 1:]
+            rows = rows[at if rows[at].status == "streaming" else at + 1 :]
         async with self._send_lock:  # live events wait until the client has caught up
             for row in rows:
                 out = row.model_dump(mode="json")
@@ -231,19 +290,30 @@ class LiveConnection:
                     if live is not None and live[1] >= self._sent_chunks.get(row.id, -1):
                         text, index = live
                         self._sent_chunks[row.id] = index
-                        await self.websocket.send_text(LiveEvent.of("bot_response_chunk", {
-                            "message_id": row.id, "chunk": text, "chunk_index": index,
-                            "is_complete": False, "snapshot": True}).text)
+                        await self.websocket.send_text(
+                            LiveEvent.of(
+                                "bot_response_chunk",
+                                {
+                                    "message_id": row.id,
+                                    "chunk": text,
+                                    "chunk_index": index,
+                                    "is_complete": False,
+                                    "snapshot": True,
+                                },
+                            ).text
+                        )
                     continue
                 kind = "new_message" if row.role == "user" else "message_complete"
                 await self.websocket.send_text(LiveEvent.of(kind, {"message": out}).text)
-            await self.websocket.send_text(LiveEvent.of("resumed", {
-                "after_message_id": frame.after_message_id, "messages": len(rows)}).text)
+            await self.websocket.send_text(
+                LiveEvent.of(
+                    "resumed", {"after_message_id": frame.after_message_id, "messages": len(rows)}
+                ).text
+            )
 
     async def _message(self, message_id: str) -> MessageOut:
         async with self.chat.uow() as uow:
-            row = await MessageRepository(uow.session).get(self.user_id, self.chat_id,
-                                                           message_id)
+            row = await MessageRepository(uow.session).get(self.user_id, self.chat_id, message_id)
             if row is None:
                 raise messages.message_not_found(message_id)
             return MessageOut.of(row)

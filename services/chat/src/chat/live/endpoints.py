@@ -23,12 +23,15 @@ TRY_AGAIN_LATER = 1013
 @router.websocket("/api/v1/chats/{chat_id}/ws")
 async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
     chat = components_of_app(websocket.app)
-    token, subprotocol = websocket_token(websocket.query_params,
-                                         websocket.scope.get("subprotocols", []))
+    token, subprotocol = websocket_token(
+        websocket.query_params, websocket.scope.get("subprotocols", [])
+    )
     try:
         if token is None:
-            raise Unauthorized("sign in first: pass the access token as ?token= or as the "
-                               "subprotocol 'bearer, <token>'")
+            raise Unauthorized(
+                "sign in first: pass the access token as ?token= or as the "
+                "subprotocol 'bearer, <token>'"
+            )
         verifier: TokenVerifier = websocket.app.state.verifier
         caller = await verifier.verify(token)
         if not re.match(ID_PATTERN, chat_id):
@@ -40,9 +43,11 @@ async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
         await websocket.accept(subprotocol=subprotocol)
         reason = f"{exc.code}: {exc.message}".encode()[:120].decode(errors="ignore")
         # a refusal is the client's problem (1008); keys that cannot be fetched are ours
-        await websocket.close(TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable)
-                              else POLICY_VIOLATION, reason)
+        await websocket.close(
+            TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable) else POLICY_VIOLATION, reason
+        )
         return
     await websocket.accept(subprotocol=subprotocol)
-    await LiveConnection(websocket, chat, caller.user_id, chat_id,
-                         session_id=caller.session_id).run()
+    await LiveConnection(
+        websocket, chat, caller.user_id, chat_id, session_id=caller.session_id
+    ).run()

@@ -28,10 +28,12 @@ from servicekit.retry import retrying
 
 log = structlog.get_logger(__name__)
 
-LIVE_PUBLISH_FAILURES = Counter("chat_live_publish_failures_total",
-                                "live events Redis did not take (delivered locally only)")
-LIVE_DROPPED_CONNECTIONS = Counter("chat_live_slow_connections_total",
-                                   "connections closed because they fell too far behind")
+LIVE_PUBLISH_FAILURES = Counter(
+    "chat_live_publish_failures_total", "live events Redis did not take (delivered locally only)"
+)
+LIVE_DROPPED_CONNECTIONS = Counter(
+    "chat_live_slow_connections_total", "connections closed because they fell too far behind"
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,11 @@ class LiveEvent:
 
     @classmethod
     def of(cls, type_: str, data: dict[str, Any]) -> LiveEvent:
-        return cls(type_, data, json.dumps({"type": type_, "data": data},
-                                           separators=(",", ":"), default=str))
+        return cls(
+            type_,
+            data,
+            json.dumps({"type": type_, "data": data}, separators=(",", ":"), default=str),
+        )
 
     @classmethod
     def parse(cls, text: str) -> LiveEvent:
@@ -97,8 +102,13 @@ class LiveHub:
     and to a control channel every replica listens on (e.g. to cancel a reply that another
     replica is generating)."""
 
-    def __init__(self, redis: Redis, prefix: str, queue_max: int = 2000,
-                 on_control: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        queue_max: int = 2000,
+        on_control: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.queue_max = queue_max
@@ -166,8 +176,14 @@ class LiveHub:
             self._unsubscribed.add(name)  # the reader joins it once Redis is back
             channel.subscribed.set()  # meanwhile this process's own events still arrive
 
-    async def publish(self, user_id: str, chat_id: str, event: LiveEvent, *,
-                      along: Callable[[Pipeline], object] | None = None) -> None:
+    async def publish(
+        self,
+        user_id: str,
+        chat_id: str,
+        event: LiveEvent,
+        *,
+        along: Callable[[Pipeline], object] | None = None,
+    ) -> None:
         """Publish `event` to every connection of the chat; `along` adds commands to the
         same round trip (the live reply's resume state)."""
         name = self.channel(user_id, chat_id)
@@ -198,8 +214,9 @@ class LiveHub:
 
     async def _read(self) -> None:
         while True:
-            async for attempt in retrying(first=0.1, cap=5.0, on=(RedisError, OSError),
-                                          warn="live hub lost Redis: retrying"):
+            async for attempt in retrying(
+                first=0.1, cap=5.0, on=(RedisError, OSError), warn="live hub lost Redis: retrying"
+            ):
                 with attempt:
                     message = await self._next_message()
             if message is not None:

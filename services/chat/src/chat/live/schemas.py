@@ -32,8 +32,7 @@ class SendMessage(BaseModel):
     client_message_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parts: list[JsonObject] | None = None
-    metadata: JsonObject = Field(default_factory=dict,
-                                 description="stored on the message as sent")
+    metadata: JsonObject = Field(default_factory=dict, description="stored on the message as sent")
     created_at: datetime | None = None
     display_content: Text | None = None
     is_edited: bool | None = None

@@ -33,8 +33,9 @@ def sse_frame(event: LiveEvent) -> bytes:
     return f"event: {event.type}\ndata: {event.text}\n\n".encode()
 
 
-async def reply_events(chat: Components, user_id: str, chat_id: str,
-                       start: Callable[[], Awaitable[Started]]) -> StreamingResponse:
+async def reply_events(
+    chat: Components, user_id: str, chat_id: str, start: Callable[[], Awaitable[Started]]
+) -> StreamingResponse:
     """Start a reply and stream its events. Errors before the reply starts (validation,
     not found, rate limit) are ordinary HTTP errors."""
     stack = contextlib.AsyncExitStack()
@@ -49,19 +50,22 @@ async def reply_events(chat: Components, user_id: str, chat_id: str,
         async with stack:
             if started.reply is None:  # a retried send: nothing new is generated
                 for message in started.messages:
-                    yield sse_frame(LiveEvent.of("new_message",
-                                                 {"message": message.model_dump(mode="json")}))
+                    yield sse_frame(
+                        LiveEvent.of("new_message", {"message": message.model_dump(mode="json")})
+                    )
                 return
             reply_id = started.reply.id
-            async for frame in _until_complete(listener, reply_id,
-                                               lambda: chat.replies.generating(reply_id)):
+            async for frame in _until_complete(
+                listener, reply_id, lambda: chat.replies.generating(reply_id)
+            ):
                 yield frame
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _until_complete(listener: Listener, reply_id: str,
-                          generating: Callable[[], bool]) -> AsyncIterator[bytes]:
+async def _until_complete(
+    listener: Listener, reply_id: str, generating: Callable[[], bool]
+) -> AsyncIterator[bytes]:
     """The chat's events until the reply's last one. While nothing comes, a keep-alive
     comment every KEEP_ALIVE seconds; if the reply ended without its last event reaching
     us (a Redis outage), the stream ends too instead of hanging."""
@@ -76,6 +80,9 @@ async def _until_complete(listener: Listener, reply_id: str,
         if event is None:
             return
         yield sse_frame(event)
-        if event.type == "typing_indicator" and event.data.get("message_id") == reply_id \
-                and not event.data.get("is_typing"):
+        if (
+            event.type == "typing_indicator"
+            and event.data.get("message_id") == reply_id
+            and not event.data.get("is_typing")
+        ):
             return

@@ -22,17 +22,23 @@ async def forget_searches(cache: ChatCache, user_id: str) -> None:
 
 
 @router.get("")
-async def list_memories(caller: CurrentCaller, chat: Chat,
-                        paging: Paging, tag: TagQuery = None,
-                        ) -> Ok[MemoryList]:
+async def list_memories(
+    caller: CurrentCaller,
+    chat: Chat,
+    paging: Paging,
+    tag: TagQuery = None,
+) -> Ok[MemoryList]:
     async with chat.uow() as uow:
         return ok(await service.list_memories(uow, caller.user_id, paging, tag=tag))
 
 
 @router.get("/search", response_model=Ok[MemorySearch])
-async def search_memories(caller: CurrentCaller, chat: Chat,
-                          q: Annotated[str, Query(max_length=500)],
-                          limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+async def search_memories(
+    caller: CurrentCaller,
+    chat: Chat,
+    q: Annotated[str, Query(max_length=500)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
     """Full-text search over questions, answers and context, best match first."""
     words = search_words(q)
     if not words:
@@ -42,16 +48,19 @@ async def search_memories(caller: CurrentCaller, chat: Chat,
         async with chat.uow() as uow:
             return await service.search(uow, caller.user_id, words, limit)
 
-    return await cached_read(chat.cache, chat.cache.memory_search(caller.user_id),
-                             f"{limit}|{words}", produce)
+    return await cached_read(
+        chat.cache, chat.cache.memory_search(caller.user_id), f"{limit}|{words}", produce
+    )
 
 
 @router.post("", status_code=201)
-async def create_memory(body: MemoryCreate, caller: CurrentCaller, chat: Chat,
-                        response: Response) -> Ok[MemoryOut]:
+async def create_memory(
+    body: MemoryCreate, caller: CurrentCaller, chat: Chat, response: Response
+) -> Ok[MemoryOut]:
     async with chat.uow() as uow:
-        memory, is_new = await service.create(uow, chat.settings, caller.user_id, body,
-                                              chat.clock())
+        memory, is_new = await service.create(
+            uow, chat.settings, caller.user_id, body, chat.clock()
+        )
         await uow.commit()
     if not is_new:
         response.status_code = 200
@@ -60,26 +69,26 @@ async def create_memory(body: MemoryCreate, caller: CurrentCaller, chat: Chat,
 
 
 @router.get("/{memory_id}")
-async def get_memory(memory_id: IdPath, caller: CurrentCaller, chat: Chat
-                     ) -> Ok[MemoryOut]:
+async def get_memory(memory_id: IdPath, caller: CurrentCaller, chat: Chat) -> Ok[MemoryOut]:
     async with chat.uow() as uow:
         return ok(await service.get(uow, caller.user_id, memory_id))
 
 
 @router.patch("/{memory_id}")
-async def update_memory(memory_id: IdPath, body: MemoryPatch, caller: CurrentCaller,
-                        chat: Chat) -> Ok[MemoryOut]:
+async def update_memory(
+    memory_id: IdPath, body: MemoryPatch, caller: CurrentCaller, chat: Chat
+) -> Ok[MemoryOut]:
     async with chat.uow() as uow:
-        result = await service.update(uow, chat.settings, caller.user_id, memory_id, body,
-                                      chat.clock())
+        result = await service.update(
+            uow, chat.settings, caller.user_id, memory_id, body, chat.clock()
+        )
         await uow.commit()
     await forget_searches(chat.cache, caller.user_id)
     return ok(result)
 
 
 @router.delete("/{memory_id}")
-async def delete_memory(memory_id: IdPath, caller: CurrentCaller, chat: Chat
-                        ) -> Ok[Deleted]:
+async def delete_memory(memory_id: IdPath, caller: CurrentCaller, chat: Chat) -> Ok[Deleted]:
     async with chat.uow() as uow:
         await service.delete(uow, caller.user_id, memory_id, chat.clock())
         await uow.commit()

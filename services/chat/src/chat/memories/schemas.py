@@ -52,10 +52,19 @@ class MemoryOut(BaseModel):
 
     @classmethod
     def of(cls, row: Memory) -> MemoryOut:
-        return cls(id=row.id, question=row.question, answer=row.answer, context=row.context,
-                   rating=row.rating, tags=list(row.tags), is_public=row.is_public,
-                   conversation_id=row.conversation_id, version=row.version,
-                   created_at=row.created_at, updated_at=row.updated_at)
+        return cls(
+            id=row.id,
+            question=row.question,
+            answer=row.answer,
+            context=row.context,
+            rating=row.rating,
+            tags=list(row.tags),
+            is_public=row.is_public,
+            conversation_id=row.conversation_id,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
 
 class MemoryList(BaseModel):

@@ -28,24 +28,37 @@ def memory_not_found(memory_id: str) -> NotFound:
 
 def _tags(settings: Settings, tags: list[str]) -> list[str]:
     try:
-        return domain.normalize_tags(tags, max_tags=settings.tags_max,
-                                     max_chars=settings.tag_max_chars)
+        return domain.normalize_tags(
+            tags, max_tags=settings.tags_max, max_chars=settings.tag_max_chars
+        )
     except ValueError as exc:
         raise ValidationFailed(str(exc), {"field": "tags"}) from exc
 
 
-async def create(uow: UnitOfWork, settings: Settings, user_id: str, body: MemoryCreate,
-                 now: datetime) -> tuple[MemoryOut, bool]:
+async def create(
+    uow: UnitOfWork, settings: Settings, user_id: str, body: MemoryCreate, now: datetime
+) -> tuple[MemoryOut, bool]:
     repo = MemoryRepository(uow.session)
     memory_id = body.id or domain.new_id()
     existing = domain.retried_create(
-        await repo.get(user_id, memory_id, include_deleted=True), "memory")
+        await repo.get(user_id, memory_id, include_deleted=True), "memory"
+    )
     if existing is not None:
         return MemoryOut.of(existing), False
-    row = Memory(user_id=user_id, id=memory_id, question=body.question, answer=body.answer,
-                 context=body.context, rating=body.rating, tags=_tags(settings, body.tags),
-                 is_public=body.is_public, conversation_id=body.conversation_id,
-                 field_clocks={}, created_at=now, updated_at=now)
+    row = Memory(
+        user_id=user_id,
+        id=memory_id,
+        question=body.question,
+        answer=body.answer,
+        context=body.context,
+        rating=body.rating,
+        tags=_tags(settings, body.tags),
+        is_public=body.is_public,
+        conversation_id=body.conversation_id,
+        field_clocks={},
+        created_at=now,
+        updated_at=now,
+    )
     await changes.memory_changed(uow, row, now, first=True)
     repo.add(row)
     await uow.session.flush()
@@ -59,16 +72,25 @@ async def get(uow: UnitOfWork, user_id: str, memory_id: str) -> MemoryOut:
     return MemoryOut.of(row)
 
 
-async def list_memories(uow: UnitOfWork, user_id: str, paging: PageRequest, *,
-                        tag: str | None) -> MemoryList:
+async def list_memories(
+    uow: UnitOfWork, user_id: str, paging: PageRequest, *, tag: str | None
+) -> MemoryList:
     rows, total = await MemoryRepository(uow.session).page(
-        user_id, offset=paging.offset, limit=paging.per_page, tag=tag)
-    return MemoryList(memories=[MemoryOut.of(r) for r in rows],
-                      pagination=Pagination.of(paging, total))
+        user_id, offset=paging.offset, limit=paging.per_page, tag=tag
+    )
+    return MemoryList(
+        memories=[MemoryOut.of(r) for r in rows], pagination=Pagination.of(paging, total)
+    )
 
 
-async def update(uow: UnitOfWork, settings: Settings, user_id: str, memory_id: str,
-                 patch: MemoryPatch, now: datetime) -> MemoryOut:
+async def update(
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    memory_id: str,
+    patch: MemoryPatch,
+    now: datetime,
+) -> MemoryOut:
     row = await MemoryRepository(uow.session).get(user_id, memory_id, for_update=True)
     if row is None:
         raise memory_not_found(memory_id)
@@ -78,8 +100,7 @@ async def update(uow: UnitOfWork, settings: Settings, user_id: str, memory_id: s
             raise ValidationFailed(f"a memory needs its {required}", {"field": required})
     if fields.get("tags") is not None:
         fields["tags"] = _tags(settings, fields["tags"])
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields,
-                                              domain.server_clock(now))
+    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, domain.server_clock(now))
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():
@@ -91,8 +112,9 @@ async def update(uow: UnitOfWork, settings: Settings, user_id: str, memory_id: s
 
 
 async def delete(uow: UnitOfWork, user_id: str, memory_id: str, now: datetime) -> None:
-    row: Memory | None = await MemoryRepository(uow.session).get(user_id, memory_id,
-                                                                 for_update=True)
+    row: Memory | None = await MemoryRepository(uow.session).get(
+        user_id, memory_id, for_update=True
+    )
     if row is None:
         raise memory_not_found(memory_id)
     row.deleted_at = now
@@ -102,6 +124,10 @@ async def delete(uow: UnitOfWork, user_id: str, memory_id: str, now: datetime) -
 
 async def search(uow: UnitOfWork, user_id: str, q: str, limit: int) -> MemorySearch:
     hits = await MemoryRepository(uow.session).search(user_id, q, limit)
-    return MemorySearch(query=q, results=[
-        MemoryHit(memory=MemoryOut.of(m), rank=rank, snippet=snippet)
-        for m, rank, snippet in hits])
+    return MemorySearch(
+        query=q,
+        results=[
+            MemoryHit(memory=MemoryOut.of(m), rank=rank, snippet=snippet)
+            for m, rank, snippet in hits
+        ],
+    )

@@ -51,8 +51,9 @@ def read_message_fields(data: Any) -> Any:
     if "timestamp" in data:
         stamp = data.pop("timestamp")
         if stamp is not None:
-            if data.get("created_at") is not None and \
-                    _instant("created_at", data["created_at"]) != _instant("timestamp", stamp):
+            if data.get("created_at") is not None and _instant(
+                "created_at", data["created_at"]
+            ) != _instant("timestamp", stamp):
                 raise ValueError("'timestamp' and 'created_at' differ: send one of them")
             data["created_at"] = stamp
     return data
@@ -68,8 +69,10 @@ def _full_content(data: dict[str, Any]) -> None:
     shown = data.get("content")
     if shown is not None and shown != full:
         if data.get("display_content") not in (None, shown):
-            raise ValueError("'display_content' and a 'content' different from "
-                             "'full_content' disagree: send one of them")
+            raise ValueError(
+                "'display_content' and a 'content' different from "
+                "'full_content' disagree: send one of them"
+            )
         data["display_content"] = shown
     data["content"] = full
 

@@ -63,8 +63,10 @@ class Placement(Generic[S]):
 
 def check_batch_size(count: int, max_messages: int) -> None:
     if count > max_messages:
-        raise PayloadTooLarge(f"at most {max_messages} messages per request",
-                              {"max_messages": max_messages, "received": count})
+        raise PayloadTooLarge(
+            f"at most {max_messages} messages per request",
+            {"max_messages": max_messages, "received": count},
+        )
 
 
 def assign_ids(given: Sequence[str | None], make_id: Callable[[], str] = new_id) -> list[str]:
@@ -72,21 +74,21 @@ def assign_ids(given: Sequence[str | None], make_id: Callable[[], str] = new_id)
     refused (which of the two would win is anyone's guess)."""
     ids = [i or make_id() for i in given]
     if len(set(ids)) != len(ids):
-        raise ValidationFailed("two messages of the request have the same id",
-                               {"ids": sorted({i for i in ids if ids.count(i) > 1})})
+        raise ValidationFailed(
+            "two messages of the request have the same id",
+            {"ids": sorted({i for i in ids if ids.count(i) > 1})},
+        )
     return ids
 
 
-def ids_to_load(ids: Sequence[str], incoming: Sequence[Incoming], leaf: str | None
-                ) -> list[str]:
+def ids_to_load(ids: Sequence[str], incoming: Sequence[Incoming], leaf: str | None) -> list[str]:
     """Every stored message the rules may read: the batch's own ids (retries), the parents
     it names, and the current leaf (where messages without a parent go)."""
     parents = [m.parent_id for m in incoming if m.parent_id]
     return [*ids, *parents, *([leaf] if leaf is not None else [])]
 
 
-def refuse_foreign(ids: Sequence[str], known: Mapping[str, Stored], conversation_id: str
-                   ) -> None:
+def refuse_foreign(ids: Sequence[str], known: Mapping[str, Stored], conversation_id: str) -> None:
     """A client id the user already used in another chat is a Conflict: ids are the user's,
     not the chat's."""
     elsewhere = [i for i in ids if i in known and known[i].conversation_id != conversation_id]
@@ -98,8 +100,13 @@ def count_new(ids: Iterable[str], known: Mapping[str, Stored]) -> int:
     return sum(1 for i in ids if i not in known)
 
 
-def place(ids: Sequence[str], incoming: Sequence[Incoming], known: Mapping[str, S],
-          conversation_id: str, leaf: str | None) -> Placement[S]:
+def place(
+    ids: Sequence[str],
+    incoming: Sequence[Incoming],
+    known: Mapping[str, S],
+    conversation_id: str,
+    leaf: str | None,
+) -> Placement[S]:
     """Hang the batch on the tree, in order. A message that follows the branch goes under
     the tip: the current leaf, then each message of the batch in turn (a live retried one
     too); `parent_id: null` starts a new root. A parent must be earlier in the batch or a
@@ -124,13 +131,12 @@ def place(ids: Sequence[str], incoming: Sequence[Incoming], known: Mapping[str, 
     return Placement(slots, tip if anything_new else leaf)
 
 
-def check_parent(message_id: str, parent: str, found: Stored | None, conversation_id: str
-                 ) -> None:
+def check_parent(message_id: str, parent: str, found: Stored | None, conversation_id: str) -> None:
     """A parent outside the batch must be a live message of this chat."""
-    if found is None or found.conversation_id != conversation_id \
-            or found.deleted_at is not None:
-        raise ValidationFailed("parent_id is not a message of this chat",
-                               {"id": message_id, "parent_id": parent})
+    if found is None or found.conversation_id != conversation_id or found.deleted_at is not None:
+        raise ValidationFailed(
+            "parent_id is not a message of this chat", {"id": message_id, "parent_id": parent}
+        )
 
 
 def token_total(messages: Iterable[Counted]) -> int:

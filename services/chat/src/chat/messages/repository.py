@@ -75,8 +75,9 @@ class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, user_id: str, conversation_id: str, message_id: str, *,
-                  for_update: bool = False) -> Message | None:
+    async def get(
+        self, user_id: str, conversation_id: str, message_id: str, *, for_update: bool = False
+    ) -> Message | None:
         row = await self.session.get(Message, (user_id, message_id), with_for_update=for_update)
         if row is None or row.deleted_at is not None or row.conversation_id != conversation_id:
             return None
@@ -87,77 +88,117 @@ class MessageRepository:
         if not ids:
             return {}
         rows = await self.session.scalars(
-            select(Message).where(Message.user_id == user_id, Message.id.in_(ids)))
+            select(Message).where(Message.user_id == user_id, Message.id.in_(ids))
+        )
         return {m.id: m for m in rows}
 
     async def insert_all(self, rows: Sequence[NewMessage]) -> None:
         """Insert new messages in one multi-row statement."""
-        await self.session.execute(insert(Message), [
-            {attribute: getattr(row, attribute) for attribute in NewMessage.__slots__}
-            for row in rows])
+        await self.session.execute(
+            insert(Message),
+            [
+                {attribute: getattr(row, attribute) for attribute in NewMessage.__slots__}
+                for row in rows
+            ],
+        )
 
-    async def branch(self, user_id: str, conversation_id: str, start: str, steps: int
-                     ) -> list[Message]:
+    async def branch(
+        self, user_id: str, conversation_id: str, start: str, steps: int
+    ) -> list[Message]:
         """Up to `steps` messages of the branch ending at `start`, oldest first."""
-        rows = await self.session.scalars(select(Message).from_statement(_BRANCH_UP), {
-            "user_id": user_id, "conversation_id": conversation_id, "start": start,
-            "steps": steps})
+        rows = await self.session.scalars(
+            select(Message).from_statement(_BRANCH_UP),
+            {
+                "user_id": user_id,
+                "conversation_id": conversation_id,
+                "start": start,
+                "steps": steps,
+            },
+        )
         return list(rows)
 
-    async def history(self, user_id: str, conversation_id: str, start: str, steps: int,
-                      budget_chars: int) -> list[tuple[str, str, str]]:
+    async def history(
+        self, user_id: str, conversation_id: str, start: str, steps: int, budget_chars: int
+    ) -> list[tuple[str, str, str]]:
         """(role, content, status) of the branch ending at `start`, oldest first, walking up
         no more than `steps` messages and not far past `budget_chars` of text."""
-        rows = await self.session.execute(_HISTORY, {
-            "user_id": user_id, "conversation_id": conversation_id, "start": start,
-            "steps": steps, "budget": budget_chars})
+        rows = await self.session.execute(
+            _HISTORY,
+            {
+                "user_id": user_id,
+                "conversation_id": conversation_id,
+                "start": start,
+                "steps": steps,
+                "budget": budget_chars,
+            },
+        )
         return [(role, content, status) for role, content, status in rows]
 
-    async def tree_page(self, user_id: str, conversation_id: str, before_order: int | None,
-                        limit: int) -> list[Message]:
+    async def tree_page(
+        self, user_id: str, conversation_id: str, before_order: int | None, limit: int
+    ) -> list[Message]:
         """Every live message of the conversation (all branches), newest `limit` first."""
-        query = select(Message).where(Message.user_id == user_id,
-                                      Message.conversation_id == conversation_id,
-                                      Message.deleted_at.is_(None))
+        query = select(Message).where(
+            Message.user_id == user_id,
+            Message.conversation_id == conversation_id,
+            Message.deleted_at.is_(None),
+        )
         if before_order is not None:
             query = query.where(Message.created_order < before_order)
-        rows = await self.session.scalars(
-            query.order_by(Message.created_order.desc()).limit(limit))
+        rows = await self.session.scalars(query.order_by(Message.created_order.desc()).limit(limit))
         return list(rows)
 
     async def subtree(self, user_id: str, root: str) -> list[Message]:
-        ids = [r[0] for r in await self.session.execute(
-            _SUBTREE, {"user_id": user_id, "root": root})]
+        ids = [
+            r[0] for r in await self.session.execute(_SUBTREE, {"user_id": user_id, "root": root})
+        ]
         rows = await self.session.scalars(
-            select(Message).where(Message.user_id == user_id, Message.id.in_(ids))
-            .with_for_update())
+            select(Message).where(Message.user_id == user_id, Message.id.in_(ids)).with_for_update()
+        )
         return list(rows)
 
     async def newest_leaf(self, user_id: str, conversation_id: str, start: str) -> str:
         """The newest message at the bottom of `start`'s subtree (`start` if it has none)."""
-        leaf: str = (await self.session.execute(_NEWEST_LEAF, {
-            "user_id": user_id, "conversation_id": conversation_id, "start": start,
-        })).scalar_one()
+        leaf: str = (
+            await self.session.execute(
+                _NEWEST_LEAF,
+                {
+                    "user_id": user_id,
+                    "conversation_id": conversation_id,
+                    "start": start,
+                },
+            )
+        ).scalar_one()
         return leaf
 
-    async def save_partial(self, user_id: str, message_id: str, content: str, now: datetime
-                           ) -> None:
+    async def save_partial(
+        self, user_id: str, message_id: str, content: str, now: datetime
+    ) -> None:
         """The text a streaming reply has so far (no new version: the reply's completion is
         its change; this only keeps a crash from losing what was generated)."""
         await self.session.execute(
-            update(Message).where(Message.user_id == user_id, Message.id == message_id,
-                                  Message.status == "streaming")
-            .values(content=content, updated_at=now))
+            update(Message)
+            .where(
+                Message.user_id == user_id, Message.id == message_id, Message.status == "streaming"
+            )
+            .values(content=content, updated_at=now)
+        )
 
     async def stale_streaming(self, saved_before: datetime, limit: int) -> list[Message]:
         """Replies the service generated (`metadata.provider`) still 'streaming' that
         nobody saved since `saved_before`, locked."""
         rows = await self.session.scalars(
-            select(Message).where(Message.status == "streaming",
-                                  Message.updated_at < saved_before,
-                                  Message.deleted_at.is_(None),
-                                  Message.meta.has_key("provider"))
-            .order_by(Message.updated_at).limit(limit).with_for_update(skip_locked=True))
+            select(Message)
+            .where(
+                Message.status == "streaming",
+                Message.updated_at < saved_before,
+                Message.deleted_at.is_(None),
+                Message.meta.has_key("provider"),
+            )
+            .order_by(Message.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         return list(rows)
 
     def add_revision(self, revision: MessageRevision) -> None:
@@ -165,7 +206,8 @@ class MessageRepository:
 
     async def revisions(self, user_id: str, message_id: str) -> list[MessageRevision]:
         rows = await self.session.scalars(
-            select(MessageRevision).where(MessageRevision.user_id == user_id,
-                                          MessageRevision.message_id == message_id)
-            .order_by(MessageRevision.version))
+            select(MessageRevision)
+            .where(MessageRevision.user_id == user_id, MessageRevision.message_id == message_id)
+            .order_by(MessageRevision.version)
+        )
         return list(rows)

@@ -31,22 +31,32 @@ class MessageIn(BaseModel):
     content: Text
     parent_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
     parts: list[JsonObject] | None = Field(
-        default=None, description="structured parts: code blocks, citations, image references")
+        default=None, description="structured parts: code blocks, citations, image references"
+    )
     status: Status = "complete"
     model: Text | None = Field(default=None, max_length=200)
     prompt_tokens: Int32 | None = Field(default=None, ge=0)
     completion_tokens: Int32 | None = Field(default=None, ge=0)
     metadata: JsonObject = Field(default_factory=dict)
     created_at: datetime | None = Field(
-        default=None, description="when it was written, for history a client brings along "
-        "(alias `timestamp`; without an offset it is UTC)")
+        default=None,
+        description="when it was written, for history a client brings along "
+        "(alias `timestamp`; without an offset it is UTC)",
+    )
     display_content: Text | None = Field(
-        default=None, description="the shorter text an app shows when `content` is the "
-        "whole text (kept as metadata.display_content)")
-    is_edited: bool | None = Field(default=None, description="true: the app edited it before "
-                                   "it was uploaded (kept as metadata.is_edited)")
-    reply: bool = Field(default=False, description="ask for the assistant's reply to this "
-                        "message (answers 202 at once; the reply streams to live clients)")
+        default=None,
+        description="the shorter text an app shows when `content` is the "
+        "whole text (kept as metadata.display_content)",
+    )
+    is_edited: bool | None = Field(
+        default=None,
+        description="true: the app edited it before it was uploaded (kept as metadata.is_edited)",
+    )
+    reply: bool = Field(
+        default=False,
+        description="ask for the assistant's reply to this "
+        "message (answers 202 at once; the reply streams to live clients)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -74,13 +84,15 @@ class MessageIn(BaseModel):
         return "parent_id" not in self.model_fields_set
 
 
-def with_app_metadata(metadata: dict[str, Any], display_content: str | None,
-                      is_edited: bool | None) -> dict[str, Any]:
+def with_app_metadata(
+    metadata: dict[str, Any], display_content: str | None, is_edited: bool | None
+) -> dict[str, Any]:
     """`metadata` plus an app's display text and its edited flag (only `true` says
     something: a new message is not edited); a different value the metadata holds already
     under the same key is refused (ValueError), never overwritten."""
-    added: dict[str, Any] = {DISPLAY_CONTENT: display_content} if display_content is not None \
-        else {}
+    added: dict[str, Any] = (
+        {DISPLAY_CONTENT: display_content} if display_content is not None else {}
+    )
     if is_edited:
         added["is_edited"] = True
     for key, value in added.items():
@@ -95,8 +107,9 @@ class MessageBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[MessageIn] = Field(min_length=1)
-    reply: bool = Field(default=False,
-                        description="ask for the assistant's reply to the last message")
+    reply: bool = Field(
+        default=False, description="ask for the assistant's reply to the last message"
+    )
 
     @field_validator("messages")
     @classmethod
@@ -120,16 +133,20 @@ class MessagePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_version: Int32 | None = Field(default=None, ge=1,
-                                       description="the version the edit was made on")
+    base_version: Int32 | None = Field(
+        default=None, ge=1, description="the version the edit was made on"
+    )
     content: Text | None = None
     parts: list[JsonObject] | None = None
     status: Status | None = None
     metadata: JsonObject | None = None
     display_content: Text | None = Field(
-        default=None, description="the shorter text an app shows (metadata.display_content)")
-    is_edited: bool | None = Field(default=None, description="true marks the message edited "
-                                   "even without a new text; false changes nothing")
+        default=None, description="the shorter text an app shows (metadata.display_content)"
+    )
+    is_edited: bool | None = Field(
+        default=None,
+        description="true marks the message edited even without a new text; false changes nothing",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -140,9 +157,12 @@ class MessagePatch(BaseModel):
 class BranchSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message_id: str = Field(pattern=ID_PATTERN, max_length=64,
-                            description="a message of the branch to show; its newest "
-                            "descendant becomes the current leaf")
+    message_id: str = Field(
+        pattern=ID_PATTERN,
+        max_length=64,
+        description="a message of the branch to show; its newest "
+        "descendant becomes the current leaf",
+    )
 
 
 class MessageOut(BaseModel):
@@ -158,21 +178,33 @@ class MessageOut(BaseModel):
     completion_tokens: int | None
     metadata: dict[str, Any]
     revision_count: int
-    is_edited: bool = Field(description="true once the message was revised (or the app said "
-                            "it had edited it)")
+    is_edited: bool = Field(
+        description="true once the message was revised (or the app said it had edited it)"
+    )
     version: int
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, row: Message | NewMessage) -> MessageOut:
-        return cls(id=row.id, conversation_id=row.conversation_id, parent_id=row.parent_id,
-                   role=row.role, content=row.content, parts=row.parts, status=row.status,
-                   model=row.model, prompt_tokens=row.prompt_tokens,
-                   completion_tokens=row.completion_tokens, metadata=row.meta,
-                   revision_count=row.revision_count,
-                   is_edited=row.revision_count > 0 or row.meta.get("is_edited") is True,
-                   version=row.version, created_at=row.created_at, updated_at=row.updated_at)
+        return cls(
+            id=row.id,
+            conversation_id=row.conversation_id,
+            parent_id=row.parent_id,
+            role=row.role,
+            content=row.content,
+            parts=row.parts,
+            status=row.status,
+            model=row.model,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            metadata=row.meta,
+            revision_count=row.revision_count,
+            is_edited=row.revision_count > 0 or row.meta.get("is_edited") is True,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
 
 class MessagePage(BaseModel):
@@ -198,12 +230,11 @@ class RevisionList(BaseModel):
     revisions: list[RevisionOut] = Field(description="earlier texts, oldest first")
 
 
-
 class ReplyStarted(BaseModel):
     """The user's stored message(s) and the reply being generated for them."""
 
     messages: list[MessageOut]
     reply_message_id: str | None = Field(
-        description="the assistant message being generated (null: a retried send, "
-        "nothing new)")
+        description="the assistant message being generated (null: a retried send, nothing new)"
+    )
     reply: MessageOut | None

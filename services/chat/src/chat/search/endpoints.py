@@ -20,8 +20,9 @@ router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
 @router.get("")
 async def search(
-    caller: CurrentCaller, chat: Chat,
-    q: Annotated[str, Query(max_length=500, description="words, \"a phrase\", -excluded, or")],
+    caller: CurrentCaller,
+    chat: Chat,
+    q: Annotated[str, Query(max_length=500, description='words, "a phrase", -excluded, or')],
     paging: Annotated[PageRequest, page_query(max_page=10_000)],
     folder_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
     tag: TagQuery = None,
@@ -36,8 +37,12 @@ async def search(
         raise ValidationFailed("the search query is empty", {"field": "q"})
     if start is not None and end is not None and start >= end:
         raise ValidationFailed("'from' must be before 'to'", {"from": str(start), "to": str(end)})
-    f = SearchFilter(folder_id=folder_id, tag=tag, archived=archived, start=start, end=end,
-                     role=role)
+    f = SearchFilter(
+        folder_id=folder_id, tag=tag, archived=archived, start=start, end=end, role=role
+    )
     async with chat.uow() as uow:
-        return ok(await service.search(uow, caller.user_id, words, f, paging,
-                                       fuzzy_titles=chat.fuzzy_titles))
+        return ok(
+            await service.search(
+                uow, caller.user_id, words, f, paging, fuzzy_titles=chat.fuzzy_titles
+            )
+        )

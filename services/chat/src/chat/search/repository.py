@@ -31,8 +31,10 @@ class SearchFilter:
 def _conversation_filters(f: SearchFilter, params: dict[str, Any]) -> list[str]:
     where = ["c.deleted_at IS NULL"]
     if f.folder_id is not None:
-        where.append("EXISTS (SELECT 1 FROM folder_memberships fm WHERE fm.user_id = c.user_id"
-                     " AND fm.conversation_id = c.id AND fm.folder_id = :folder_id)")
+        where.append(
+            "EXISTS (SELECT 1 FROM folder_memberships fm WHERE fm.user_id = c.user_id"
+            " AND fm.conversation_id = c.id AND fm.folder_id = :folder_id)"
+        )
         params["folder_id"] = f.folder_id
     if f.tag is not None:
         where.append(":tag = ANY(c.tags)")
@@ -70,10 +72,14 @@ def build_query(f: SearchFilter, *, fuzzy_titles: bool) -> tuple[str, dict[str, 
                    coalesce(c.title, '') AS body, {title_rank} AS rank, c.created_at
               FROM conversations c, q
              WHERE c.user_id = :user_id AND {title_match}
-               AND {' AND '.join(conv + _time_filters('c.created_at', f, params))}""")
-    message_where = ["m.user_id = :user_id", "m.deleted_at IS NULL",
-                     "m.content_tsv @@ q.query", *conv,
-                     *_time_filters("m.created_at", f, params)]
+               AND {" AND ".join(conv + _time_filters("c.created_at", f, params))}""")
+    message_where = [
+        "m.user_id = :user_id",
+        "m.deleted_at IS NULL",
+        "m.content_tsv @@ q.query",
+        *conv,
+        *_time_filters("m.created_at", f, params),
+    ]
     if f.role is not None:
         message_where.append("m.role = :role")
         params["role"] = f.role
@@ -85,11 +91,14 @@ def build_query(f: SearchFilter, *, fuzzy_titles: bool) -> tuple[str, dict[str, 
                ts_rank_cd(m.content_tsv, q.query) AS rank, m.created_at
           FROM messages m
           JOIN conversations c ON c.user_id = m.user_id AND c.id = m.conversation_id, q
-         WHERE {' AND '.join(message_where)}""")
+         WHERE {" AND ".join(message_where)}""")
     if f.role is None and f.folder_id is None and f.archived is None:
-        memory_where = ["mem.user_id = :user_id", "mem.deleted_at IS NULL",
-                        "mem.search_tsv @@ q.query",
-                        *_time_filters("mem.created_at", f, params)]
+        memory_where = [
+            "mem.user_id = :user_id",
+            "mem.deleted_at IS NULL",
+            "mem.search_tsv @@ q.query",
+            *_time_filters("mem.created_at", f, params),
+        ]
         if f.tag is not None:
             memory_where.append(":tag = ANY(mem.tags)")
         parts.append(f"""
@@ -98,10 +107,10 @@ def build_query(f: SearchFilter, *, fuzzy_titles: bool) -> tuple[str, dict[str, 
                    mem.question || ' — ' || mem.answer AS body,
                    ts_rank_cd(mem.search_tsv, q.query) AS rank, mem.created_at
               FROM memories mem, q
-             WHERE {' AND '.join(memory_where)}""")
+             WHERE {" AND ".join(memory_where)}""")
     sql = f"""
         WITH q AS (SELECT websearch_to_tsquery('english', :q) AS query),
-        hits AS ({' UNION ALL '.join(parts)}),
+        hits AS ({" UNION ALL ".join(parts)}),
         page AS (SELECT hits.*, count(*) OVER () AS total FROM hits
                   ORDER BY {ORDER} OFFSET :offset LIMIT :limit)
         SELECT page.type, page.conversation_id, page.message_id, page.memory_id, page.role,
@@ -117,11 +126,15 @@ class SearchRepository:
         self.session = session
         self.fuzzy_titles = fuzzy_titles
 
-    async def search(self, user_id: str, q: str, f: SearchFilter, *, offset: int, limit: int
-                     ) -> tuple[list[dict[str, Any]], int]:
+    async def search(
+        self, user_id: str, q: str, f: SearchFilter, *, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
         sql, params = build_query(f, fuzzy_titles=self.fuzzy_titles)
-        rows = (await self.session.execute(text(sql), {
-            **params, "user_id": user_id, "q": q, "offset": offset, "limit": limit})).mappings()
+        rows = (
+            await self.session.execute(
+                text(sql), {**params, "user_id": user_id, "q": q, "offset": offset, "limit": limit}
+            )
+        ).mappings()
         hits = [dict(r) for r in rows]
         total = int(hits[0]["total"]) if hits else 0
         return hits, total

@@ -8,12 +8,22 @@ from servicekit.pagination import PageRequest, Pagination
 from servicekit.uow import UnitOfWork
 
 
-async def search(uow: UnitOfWork, user_id: str, q: str, f: SearchFilter, paging: PageRequest,
-                 *, fuzzy_titles: bool) -> SearchResults:
+async def search(
+    uow: UnitOfWork,
+    user_id: str,
+    q: str,
+    f: SearchFilter,
+    paging: PageRequest,
+    *,
+    fuzzy_titles: bool,
+) -> SearchResults:
     hits, total = await SearchRepository(uow.session, fuzzy_titles=fuzzy_titles).search(
-        user_id, q, f, offset=paging.offset, limit=paging.per_page)
+        user_id, q, f, offset=paging.offset, limit=paging.per_page
+    )
     return SearchResults(
         query=q,
-        results=[SearchHit.model_validate({k: v for k, v in h.items() if k != "total"})
-                 for h in hits],
-        pagination=Pagination.of(paging, total))
+        results=[
+            SearchHit.model_validate({k: v for k, v in h.items() if k != "total"}) for h in hits
+        ],
+        pagination=Pagination.of(paging, total),
+    )

@@ -65,8 +65,11 @@ def message_heading(record: MessageRecord, options: RenderOptions) -> str:
 
 def stamp(moment: datetime) -> str:
     """A timestamp as people read it (UTC, to the second)."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment.utcoffset() is not None \
+    return (
+        moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if moment.utcoffset() is not None
         else moment.strftime("%Y-%m-%d %H:%M:%S")
+    )
 
 
 def role_name(role: str, options: RenderOptions) -> str:

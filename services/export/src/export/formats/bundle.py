@@ -43,9 +43,9 @@ class AttachmentSource(Protocol):
     `SkippedAttachment` for one it cannot give, which the manifest lists under `skipped`.
     An async generator, so that a zip failing part-way closes it (and its download)."""
 
-    def __call__(self, message: MessageRecord
-                 ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]:
-        ...
+    def __call__(
+        self, message: MessageRecord
+    ) -> AsyncGenerator[AttachmentFile | SkippedAttachment, None]: ...
 
 
 class _Sink:
@@ -78,9 +78,13 @@ async def _replay(spool: IO[bytes]) -> AsyncIterator[AnyRecord]:
         yield parse_line(line)
 
 
-async def _add_attachments(bundle: zipfile.ZipFile, sink: _Sink, spool: IO[bytes],
-                           attachments: AttachmentSource, manifest: dict[str, Any]
-                           ) -> AsyncIterator[bytes]:
+async def _add_attachments(
+    bundle: zipfile.ZipFile,
+    sink: _Sink,
+    spool: IO[bytes],
+    attachments: AttachmentSource,
+    manifest: dict[str, Any],
+) -> AsyncIterator[bytes]:
     """Each message's attachments under `attachments/{conversation_id}/{message_id}/`,
     streamed into the zip; yields the zip's bytes as they pile up."""
     async for record in _replay(spool):
@@ -91,18 +95,22 @@ async def _add_attachments(bundle: zipfile.ZipFile, sink: _Sink, spool: IO[bytes
         async with aclosing(attachments(record)) as found:
             async for item in found:
                 if isinstance(item, SkippedAttachment):
-                    manifest["skipped"].append({"name": f"{folder}/{item.name}",
-                                                "reason": item.reason})
+                    manifest["skipped"].append(
+                        {"name": f"{folder}/{item.name}", "reason": item.reason}
+                    )
                     continue
                 name, chunks = item
-                async for out in _write_entry(bundle, sink, f"{folder}/{name}", chunks,
-                                              manifest):
+                async for out in _write_entry(bundle, sink, f"{folder}/{name}", chunks, manifest):
                     yield out
 
 
-async def _write_entry(bundle: zipfile.ZipFile, sink: _Sink, name: str,
-                       chunks: AsyncIterable[bytes], manifest: dict[str, Any]
-                       ) -> AsyncIterator[bytes]:
+async def _write_entry(
+    bundle: zipfile.ZipFile,
+    sink: _Sink,
+    name: str,
+    chunks: AsyncIterable[bytes],
+    manifest: dict[str, Any],
+) -> AsyncIterator[bytes]:
     """One file of the zip, streamed in; what the sink holds goes out as it fills, and the
     file's size and SHA-256 go to the manifest."""
     digest, size = hashlib.sha256(), 0
@@ -116,8 +124,7 @@ async def _write_entry(bundle: zipfile.ZipFile, sink: _Sink, name: str,
     manifest["entries"].append({"name": name, "size": size, "sha256": digest.hexdigest()})
 
 
-async def _starting_with(first: bytes | None, rest: AsyncIterator[bytes]
-                         ) -> AsyncIterator[bytes]:
+async def _starting_with(first: bytes | None, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """A rendering whose first chunk was already read (None: it had none)."""
     if first is None:
         return
@@ -126,15 +133,22 @@ async def _starting_with(first: bytes | None, rest: AsyncIterator[bytes]
         yield chunk
 
 
-async def render_zip(records: AsyncIterable[AnyRecord], options: RenderOptions, *,
-                     entries: list[tuple[str, Renderer]],
-                     attachments: AttachmentSource | None = None,
-                     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-                     ) -> AsyncIterator[bytes]:
+async def render_zip(
+    records: AsyncIterable[AnyRecord],
+    options: RenderOptions,
+    *,
+    entries: list[tuple[str, Renderer]],
+    attachments: AttachmentSource | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AsyncIterator[bytes]:
     """The zip archive, streamed: `entries` are (file name, renderer) pairs."""
-    manifest: dict[str, Any] = {"format": "parley-export-bundle", "format_version": 1,
-                                "created_at": clock().isoformat(), "entries": [],
-                                "skipped": []}
+    manifest: dict[str, Any] = {
+        "format": "parley-export-bundle",
+        "format_version": 1,
+        "created_at": clock().isoformat(),
+        "entries": [],
+        "skipped": [],
+    }
     with tempfile.TemporaryFile() as spool:
         async for record in records:
             spool.write(dump_line(record))
@@ -142,8 +156,9 @@ async def render_zip(records: AsyncIterable[AnyRecord], options: RenderOptions, 
                 manifest["counts"] = record.counts.model_dump()
         spool.flush()
         sink = _Sink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED,
-                             allowZip64=True) as bundle:
+        with zipfile.ZipFile(
+            sink, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True
+        ) as bundle:
             for name, render in entries:
                 rendering = render(_replay(spool), options)
                 try:  # the first chunk before the entry exists: a refusal leaves no trace
@@ -153,15 +168,16 @@ async def render_zip(records: AsyncIterable[AnyRecord], options: RenderOptions, 
                     continue
                 except StopAsyncIteration:
                     first = None
-                async for out in _write_entry(bundle, sink, name, _starting_with(first, rendering),
-                                              manifest):
+                async for out in _write_entry(
+                    bundle, sink, name, _starting_with(first, rendering), manifest
+                ):
                     yield out
             if options.include_attachments and attachments is not None:
-                async for chunk in _add_attachments(bundle, sink, spool, attachments,
-                                                    manifest):
+                async for chunk in _add_attachments(bundle, sink, spool, attachments, manifest):
                     yield chunk
             elif options.include_attachments:
-                manifest["skipped"].append({"name": "attachments/", "reason":
-                                            "no attachment source is configured"})
+                manifest["skipped"].append(
+                    {"name": "attachments/", "reason": "no attachment source is configured"}
+                )
             bundle.writestr(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
         yield sink.take()

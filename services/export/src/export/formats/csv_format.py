@@ -15,8 +15,16 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contracts.archive import AnyRecord, ConversationRecord, MessageRecord
 from export.formats import FLUSH_AT, RenderOptions
 
-COLUMNS = ["conversation_id", "conversation_title", "message_id", "parent_id", "role",
-           "timestamp", "model", "content"]
+COLUMNS = [
+    "conversation_id",
+    "conversation_title",
+    "message_id",
+    "parent_id",
+    "role",
+    "timestamp",
+    "model",
+    "content",
+]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
 
@@ -31,8 +39,9 @@ def unguard(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
-async def render_csv(records: AsyncIterable[AnyRecord], options: RenderOptions
-                     ) -> AsyncIterator[bytes]:
+async def render_csv(
+    records: AsyncIterable[AnyRecord], options: RenderOptions
+) -> AsyncIterator[bytes]:
     """The CSV file, streamed: a header row, then one row per message."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -43,10 +52,16 @@ async def render_csv(records: AsyncIterable[AnyRecord], options: RenderOptions
         if isinstance(record, ConversationRecord):
             conversation_id, title = record.id, guard(record.title or "")
         elif isinstance(record, MessageRecord):
-            row = [record.conversation_id, title if record.conversation_id == conversation_id
-                   else "", record.id, record.parent_id or "", record.role,
-                   record.created_at.isoformat() if options.include_timestamps else "",
-                   guard(record.model or ""), guard(record.content)]
+            row = [
+                record.conversation_id,
+                title if record.conversation_id == conversation_id else "",
+                record.id,
+                record.parent_id or "",
+                record.role,
+                record.created_at.isoformat() if options.include_timestamps else "",
+                guard(record.model or ""),
+                guard(record.content),
+            ]
             if options.include_metadata:
                 row.append(json.dumps(record.metadata, ensure_ascii=False))
             writer.writerow(row)

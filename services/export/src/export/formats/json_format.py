@@ -33,13 +33,17 @@ from export.formats import Chunks, RenderOptions
 
 FORMAT_NAME = "parley-export"
 FORMAT_VERSION = 1
-_SECTION_OF = {FolderRecord: "folders", ConversationRecord: "conversations",
-               MemoryRecord: "memories"}
+_SECTION_OF = {
+    FolderRecord: "folders",
+    ConversationRecord: "conversations",
+    MemoryRecord: "memories",
+}
 _ORDER = ("folders", "conversations", "memories")
 
 
-async def render_json(records: AsyncIterable[AnyRecord], options: RenderOptions
-                      ) -> AsyncIterator[bytes]:
+async def render_json(
+    records: AsyncIterable[AnyRecord], options: RenderOptions
+) -> AsyncIterator[bytes]:
     """The JSON document, streamed; every field of every record is kept (options do not
     apply: this format is for re-importing)."""
     out = Chunks()
@@ -59,7 +63,7 @@ async def render_json(records: AsyncIterable[AnyRecord], options: RenderOptions
         nonlocal section, first_in_section
         close_conversation()
         start = _ORDER.index(section) + 1 if section else 0
-        for other in _ORDER[start:_ORDER.index(name) + 1]:
+        for other in _ORDER[start : _ORDER.index(name) + 1]:
             if section is not None:
                 out.add(b"\n],")
             out.add(f'\n"{other}":['.encode())
@@ -67,14 +71,21 @@ async def render_json(records: AsyncIterable[AnyRecord], options: RenderOptions
 
     async for record in records:
         if isinstance(record, ArchiveHeader):
-            out.add(b'{"format":"' + FORMAT_NAME.encode() + b'","format_version":'
-                    + str(FORMAT_VERSION).encode() + b',\n"header":'
-                    + record.model_dump_json().encode() + b",")
+            out.add(
+                b'{"format":"'
+                + FORMAT_NAME.encode()
+                + b'","format_version":'
+                + str(FORMAT_VERSION).encode()
+                + b',\n"header":'
+                + record.model_dump_json().encode()
+                + b","
+            )
         elif isinstance(record, MessageRecord):
             if not in_conversation:
                 raise ValueError(f"message {record.id} outside its conversation")
-            ready = out.add((b"\n" if first_message else b",\n")
-                            + record.model_dump_json().encode())
+            ready = out.add(
+                (b"\n" if first_message else b",\n") + record.model_dump_json().encode()
+            )
             first_message = False
             if ready:
                 yield out.take()
@@ -82,7 +93,7 @@ async def render_json(records: AsyncIterable[AnyRecord], options: RenderOptions
             if section != _ORDER[-1]:
                 advance_to(_ORDER[-1])
             close_conversation()
-            out.add(b"\n],\n\"end\":" + record.model_dump_json().encode() + b"}\n")
+            out.add(b'\n],\n"end":' + record.model_dump_json().encode() + b"}\n")
         else:
             name = _SECTION_OF[type(record)]
             if section is not None and _ORDER.index(name) < _ORDER.index(section):

@@ -26,8 +26,9 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-async def render_markdown(records: AsyncIterable[AnyRecord], options: RenderOptions
-                          ) -> AsyncIterator[bytes]:
+async def render_markdown(
+    records: AsyncIterable[AnyRecord], options: RenderOptions
+) -> AsyncIterator[bytes]:
     """The Markdown document, streamed."""
     out = Chunks()
     document = MarkdownDocument(options)
@@ -62,8 +63,7 @@ class MarkdownDocument:
         if isinstance(record, MemoryRecord):
             first, self.memories_started = not self.memories_started, True
             return (MEMORIES if first else "") + memory_text(record)
-        if isinstance(record, ArchiveEnd) and self.conversations == 0 \
-                and not self.memories_started:
+        if isinstance(record, ArchiveEnd) and self.conversations == 0 and not self.memories_started:
             return NOTHING
         return ""
 
@@ -82,17 +82,22 @@ def header_text(record: ArchiveHeader, options: RenderOptions) -> str:
 def folder_names(record: ConversationRecord, folders: Mapping[str, str]) -> list[str]:
     """The names of the conversation's folders that are in the export (`folder_ids`, or the
     single `folder_id` of an older archive), on one line each."""
-    ids = record.folder_ids if record.folder_ids is not None \
-        else [record.folder_id] if record.folder_id else []
+    ids = (
+        record.folder_ids
+        if record.folder_ids is not None
+        else [record.folder_id]
+        if record.folder_id
+        else []
+    )
     return [one_line(folders[f]) for f in ids if f in folders]
 
 
-def conversation_facts(record: ConversationRecord, in_folders: Sequence[str],
-                       options: RenderOptions) -> list[str]:
+def conversation_facts(
+    record: ConversationRecord, in_folders: Sequence[str], options: RenderOptions
+) -> list[str]:
     facts = []
     if in_folders:
-        facts.append(("Folder: " if len(in_folders) == 1 else "Folders: ")
-                     + ", ".join(in_folders))
+        facts.append(("Folder: " if len(in_folders) == 1 else "Folders: ") + ", ".join(in_folders))
     if record.tags:
         facts.append("Tags: " + ", ".join(record.tags))
     if options.include_timestamps:
@@ -102,8 +107,9 @@ def conversation_facts(record: ConversationRecord, in_folders: Sequence[str],
     return facts
 
 
-def conversation_text(record: ConversationRecord, in_folders: Sequence[str],
-                      options: RenderOptions) -> str:
+def conversation_text(
+    record: ConversationRecord, in_folders: Sequence[str], options: RenderOptions
+) -> str:
     text = f'<a id="c-{record.id}"></a>\n\n## {one_line(record.title or UNTITLED)}\n\n'
     facts = conversation_facts(record, in_folders, options)
     return text + ("_" + " · ".join(facts) + "_\n\n" if facts else "")
@@ -115,5 +121,4 @@ def message_text(record: MessageRecord, options: RenderOptions) -> str:
 
 
 def memory_text(record: MemoryRecord) -> str:
-    return (f'<a id="r-{record.id}"></a>\n\n### {one_line(record.question)}\n\n'
-            f"{record.answer}\n\n")
+    return f'<a id="r-{record.id}"></a>\n\n### {one_line(record.question)}\n\n{record.answer}\n\n'

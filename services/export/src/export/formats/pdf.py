@@ -38,11 +38,12 @@ class FontMissing(RuntimeError):
 
 def find_font(configured: str = "") -> Path:
     """The TTF to use: the configured one, else the first DejaVu Sans found."""
-    for path in ([Path(configured)] if configured else list(FONT_CANDIDATES)):
+    for path in [Path(configured)] if configured else list(FONT_CANDIDATES):
         if path.is_file():
             return path
-    raise FontMissing("no Unicode TTF font for PDF exports: install fonts-dejavu-core or "
-                      "set EXPORT_PDF_FONT_PATH")
+    raise FontMissing(
+        "no Unicode TTF font for PDF exports: install fonts-dejavu-core or set EXPORT_PDF_FONT_PATH"
+    )
 
 
 def _bold_of(font: Path) -> Path | None:
@@ -50,8 +51,13 @@ def _bold_of(font: Path) -> Path | None:
     return bold if bold.is_file() else None
 
 
-async def render_pdf(records: AsyncIterable[AnyRecord], options: RenderOptions, *,
-                     font: Path, max_messages: int = 50_000) -> AsyncIterator[bytes]:
+async def render_pdf(
+    records: AsyncIterable[AnyRecord],
+    options: RenderOptions,
+    *,
+    font: Path,
+    max_messages: int = 50_000,
+) -> AsyncIterator[bytes]:
     """The PDF document (assembled in memory, then streamed out)."""
     pdf = new_pdf(font)
     layout = PdfLayout(options, max_messages)
@@ -62,7 +68,7 @@ async def render_pdf(records: AsyncIterable[AnyRecord], options: RenderOptions, 
             await asyncio.sleep(0)  # layout is CPU work: let heartbeats through
     document = bytes(await asyncio.to_thread(pdf.output))
     for start in range(0, len(document), FLUSH_AT):
-        yield document[start:start + FLUSH_AT]
+        yield document[start : start + FLUSH_AT]
     if not document:
         yield b""
 
@@ -125,7 +131,8 @@ def refuse_too_large(header: ArchiveHeader, max_messages: int) -> None:
     if header.counts.messages > max_messages:
         raise ExportTooLarge(
             f"{header.counts.messages} messages are more than a PDF export holds "
-            f"({max_messages}): choose json, markdown, csv or zip")
+            f"({max_messages}): choose json, markdown, csv or zip"
+        )
 
 
 def header_lines(record: ArchiveHeader, options: RenderOptions) -> list[Line]:
@@ -136,8 +143,7 @@ def header_lines(record: ArchiveHeader, options: RenderOptions) -> list[Line]:
 
 
 def conversation_lines(record: ConversationRecord, options: RenderOptions) -> list[Line]:
-    lines = [Line(one_line(record.title or UNTITLED), size=14, style="B", gap=1,
-                  space_before=4)]
+    lines = [Line(one_line(record.title or UNTITLED), size=14, style="B", gap=1, space_before=4)]
     if options.include_timestamps:
         lines.append(Line(f"Created {stamp(record.created_at)}", size=8, gap=2))
     return lines
@@ -145,13 +151,14 @@ def conversation_lines(record: ConversationRecord, options: RenderOptions) -> li
 
 def message_lines(record: MessageRecord, options: RenderOptions) -> list[Line]:
     # an empty paragraph would not advance the page: a space keeps the gap
-    return [Line(message_heading(record, options), style="B", gap=0.5),
-            Line(record.content or " ", gap=3)]
+    return [
+        Line(message_heading(record, options), style="B", gap=0.5),
+        Line(record.content or " ", gap=3),
+    ]
 
 
 def memory_lines(record: MemoryRecord) -> list[Line]:
-    return [Line(one_line(record.question), style="B", gap=0.5),
-            Line(record.answer or " ", gap=3)]
+    return [Line(one_line(record.question), style="B", gap=0.5), Line(record.answer or " ", gap=3)]
 
 
 def new_pdf(font: Path) -> FPDF:

@@ -7,7 +7,12 @@ from typing import Literal
 ExportType = Literal["all", "chats", "memories"]
 Include = Literal["folders", "conversations", "memories"]  # the parts of a user's archive
 QUEUED, PROCESSING, COMPLETED, FAILED, EXPIRED = (
-    "queued", "processing", "completed", "failed", "expired")
+    "queued",
+    "processing",
+    "completed",
+    "failed",
+    "expired",
+)
 ACTIVE = (QUEUED, PROCESSING)
 
 INCLUDES: dict[str, tuple[Include, ...]] = {

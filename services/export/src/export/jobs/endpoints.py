@@ -22,8 +22,9 @@ def components(request: Request) -> Components:
 
 
 @router.post("", status_code=202)
-async def request_export(body: ExportRequest, caller: CurrentCaller, request: Request
-                         ) -> Ok[ExportJobOut]:
+async def request_export(
+    body: ExportRequest, caller: CurrentCaller, request: Request
+) -> Ok[ExportJobOut]:
     """Queue an export; poll `GET /api/v1/export/{id}` or listen to export.job.v1."""
     app = components(request)
     async with app.uow() as uow:
@@ -33,10 +34,11 @@ async def request_export(body: ExportRequest, caller: CurrentCaller, request: Re
 
 
 @router.get("")
-async def list_exports(caller: CurrentCaller, request: Request,
-                       paging: Annotated[PageRequest, page_query(size_param="page_size",
-                                                                 max_page=None)],
-                       ) -> Ok[JobPage]:
+async def list_exports(
+    caller: CurrentCaller,
+    request: Request,
+    paging: Annotated[PageRequest, page_query(size_param="page_size", max_page=None)],
+) -> Ok[JobPage]:
     """The caller's exports, newest first."""
     app = components(request)
     async with app.uow() as uow:
@@ -54,39 +56,45 @@ async def get_export(job_id: str, caller: CurrentCaller, request: Request) -> Ok
         return ok(app.jobs.view(job))
 
 
-async def caller_if_any(request: Request,
-                        authorization: Annotated[str | None, Header()] = None) -> Caller | None:
+async def caller_if_any(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Caller | None:
     """The verified caller when the request has an Authorization header, else None."""
     if authorization is None:
         return None
     return await current_caller(request, authorization)
 
 
-@router.get("/{job_id}/download", response_class=StreamingResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
-async def download_export(job_id: str, request: Request,
-                          caller: Annotated[Caller | None, Depends(caller_if_any)],
-                          expires: int | None = None, signature: str | None = None
-                          ) -> StreamingResponse:
+@router.get(
+    "/{job_id}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_export(
+    job_id: str,
+    request: Request,
+    caller: Annotated[Caller | None, Depends(caller_if_any)],
+    expires: int | None = None,
+    signature: str | None = None,
+) -> StreamingResponse:
     """The file, streamed, through an unexpired signed link: the link is the credential
     (a browser or a download manager follows it as it is). With an Authorization header
     it must also be the owner's."""
     app = components(request)
     async with app.uow() as uow:
-        download = await app.jobs.download(uow, caller.user_id if caller else None, job_id,
-                                           expires, signature)
+        download = await app.jobs.download(
+            uow, caller.user_id if caller else None, job_id, expires, signature
+        )
         headers = {"Content-Disposition": f'attachment; filename="{download.file_name}"'}
         if download.job.file_size is not None:
             headers["Content-Length"] = str(download.job.file_size)
         if download.job.sha256:
             headers["X-Content-SHA256"] = download.job.sha256
-    return StreamingResponse(download.chunks, media_type=download.content_type,
-                             headers=headers)
+    return StreamingResponse(download.chunks, media_type=download.content_type, headers=headers)
 
 
 @router.delete("/{job_id}")
-async def delete_export(job_id: str, caller: CurrentCaller, request: Request
-                        ) -> Ok[Deleted]:
+async def delete_export(job_id: str, caller: CurrentCaller, request: Request) -> Ok[Deleted]:
     """Remove the export and its file (a running job is abandoned by its worker)."""
     app = components(request)
     async with app.uow() as uow:

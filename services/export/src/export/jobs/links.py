@@ -35,8 +35,9 @@ class LinkSigner:
         expires = int((time.time() if now is None else now) + self.ttl_seconds)
         return expires, self.signature(job_id, user_id, expires)
 
-    def check(self, job_id: str, user_id: str, expires: int, signature: str,
-              now: float | None = None) -> None:
+    def check(
+        self, job_id: str, user_id: str, expires: int, signature: str, now: float | None = None
+    ) -> None:
         """LinkInvalid for a wrong signature, LinkExpired for a right one past its time."""
         expected = self.signature(job_id, user_id, expires)
         if not secrets_equal(signature, expected):  # any text a client sent: no TypeError

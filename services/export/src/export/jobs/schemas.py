@@ -37,15 +37,19 @@ class DateRange(BaseModel):
 
     @field_validator("start", "end", mode="wrap")
     @classmethod
-    def in_utc(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
-               ) -> datetime | None:
+    def in_utc(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> datetime | None:
         moment: datetime | None = handler(value)
         if moment is None:
             return None
         if moment.utcoffset() is None:
             moment = moment.replace(tzinfo=UTC)
-        if info.field_name == "end" and isinstance(value, str) \
-                and DATE_ONLY.fullmatch(value.strip()):
+        if (
+            info.field_name == "end"
+            and isinstance(value, str)
+            and DATE_ONLY.fullmatch(value.strip())
+        ):
             moment += timedelta(days=1)  # "until 2024-03-31" means through that day
         return moment
 
@@ -60,7 +64,8 @@ class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chat_ids: list[Annotated[str, Field(pattern=CHAT_ID_PATTERN)]] | None = Field(
-        default=None, min_length=1, max_length=1000)
+        default=None, min_length=1, max_length=1000
+    )
     date_range: DateRange | None = None
 
 
@@ -120,5 +125,11 @@ class JobPage(Page[ExportJobOut]):
     @classmethod
     def of(cls, items: list[ExportJobOut], request: PageRequest, total: int) -> Self:
         block = Pagination.of(request, total)
-        return cls(items=items, pagination=block, total=total, page=block.current_page,
-                   page_size=block.per_page, has_more=block.has_next)
+        return cls(
+            items=items,
+            pagination=block,
+            total=total,
+            page=block.current_page,
+            page_size=block.per_page,
+            has_more=block.has_next,
+        )

@@ -55,9 +55,12 @@ def query_of(export_type: str, filters: dict[str, Any] | Filters) -> ArchiveQuer
     """The archive query a job's type and filters ask for."""
     parsed = filters if isinstance(filters, Filters) else Filters.model_validate(filters)
     dates = parsed.date_range
-    return ArchiveQuery(include=domain.INCLUDES[export_type],
-                        chat_ids=tuple(parsed.chat_ids) if parsed.chat_ids else None,
-                        start=dates.start if dates else None, end=dates.end if dates else None)
+    return ArchiveQuery(
+        include=domain.INCLUDES[export_type],
+        chat_ids=tuple(parsed.chat_ids) if parsed.chat_ids else None,
+        start=dates.start if dates else None,
+        end=dates.end if dates else None,
+    )
 
 
 @dataclass
@@ -73,8 +76,9 @@ class Download:
 class ExportJobs:
     """The job API's use cases; the entrypoint owns each unit of work."""
 
-    def __init__(self, settings: Settings, source: ArchiveSource, blobs: BlobStore,
-                 signer: LinkSigner) -> None:
+    def __init__(
+        self, settings: Settings, source: ArchiveSource, blobs: BlobStore, signer: LinkSigner
+    ) -> None:
         self.settings = settings
         self.source = source
         self.blobs = blobs
@@ -87,11 +91,13 @@ class ExportJobs:
             try:
                 await self.source.count(user_id, query)
             except UnknownChats as exc:
-                raise NotFound("some chats do not exist",
-                               {"missing_chat_ids": exc.missing}) from None
+                raise NotFound(
+                    "some chats do not exist", {"missing_chat_ids": exc.missing}
+                ) from None
             except QueryRefused as exc:
-                raise ValidationFailed(f"the chat service refused the filters: {exc}",
-                                       {"field": "filters"}) from None
+                raise ValidationFailed(
+                    f"the chat service refused the filters: {exc}", {"field": "filters"}
+                ) from None
             except (SourceUnavailable, StreamCut) as exc:
                 raise ServiceUnavailable("cannot check the chats right now") from exc
         jobs = JobRepository(uow.session)
@@ -101,14 +107,26 @@ class ExportJobs:
             raise RateLimited(
                 f"{active} exports are already running: wait for one to finish",
                 {"active_jobs": active, "limit": self.settings.max_concurrent_jobs},
-                headers={"Retry-After": "30"})
-        job = ExportJob(id=str(uuid7()), user_id=user_id, export_type=body.export_type,
-                        format=body.format, filters=body.filters.model_dump(mode="json"),
-                        options=body.options.model_dump(mode="json"), status=domain.QUEUED,
-                        processed=0, total=0, attempts=0)
+                headers={"Retry-After": "30"},
+            )
+        job = ExportJob(
+            id=str(uuid7()),
+            user_id=user_id,
+            export_type=body.export_type,
+            format=body.format,
+            filters=body.filters.model_dump(mode="json"),
+            options=body.options.model_dump(mode="json"),
+            status=domain.QUEUED,
+            processed=0,
+            total=0,
+            attempts=0,
+        )
         await jobs.add(job)
-        uow.outbox.add(EXPORT_JOB, ExportRequested(job_id=job.id, export_type=body.export_type,
-                                                   format=body.format), user_id=user_id)
+        uow.outbox.add(
+            EXPORT_JOB,
+            ExportRequested(job_id=job.id, export_type=body.export_type, format=body.format),
+            user_id=user_id,
+        )
         return job
 
     async def get(self, uow: UnitOfWork, user_id: str, job_id: str) -> ExportJob:
@@ -118,10 +136,12 @@ class ExportJobs:
             raise NotFound("no such export")
         return job
 
-    async def list(self, uow: UnitOfWork, user_id: str, paging: PageRequest
-                   ) -> tuple[list[ExportJob], int]:
+    async def list(
+        self, uow: UnitOfWork, user_id: str, paging: PageRequest
+    ) -> tuple[list[ExportJob], int]:
         rows, total = await JobRepository(uow.session).list_for_user(
-            user_id, paging.offset, paging.per_page)
+            user_id, paging.offset, paging.per_page
+        )
         return list(rows), total
 
     async def delete(self, uow: UnitOfWork, user_id: str, job_id: str) -> ExportJob:
@@ -135,8 +155,14 @@ class ExportJobs:
         if job.artifact_key:
             await self.blobs.delete(job.artifact_key)
 
-    async def download(self, uow: UnitOfWork, user_id: str | None, job_id: str,
-                       expires: int | None, signature: str | None) -> Download:
+    async def download(
+        self,
+        uow: UnitOfWork,
+        user_id: str | None,
+        job_id: str,
+        expires: int | None,
+        signature: str | None,
+    ) -> Download:
         """The file, through an unexpired signed link, which names its owner: no caller
         needed (`user_id` None), and a caller who is not the owner finds no such job."""
         if user_id is not None:
@@ -146,8 +172,10 @@ class ExportJobs:
         else:
             raise NotFound("no such export")
         if expires is None or not signature:
-            raise Forbidden("a signed download link is required: take download_url from "
-                            f"GET /api/v1/export/{job_id}")
+            raise Forbidden(
+                "a signed download link is required: take download_url from "
+                f"GET /api/v1/export/{job_id}"
+            )
         try:
             self.signer.check(job.id, job.user_id, expires, signature)
         except LinkInvalid as exc:
@@ -171,8 +199,9 @@ class ExportJobs:
             async for chunk in chunks:
                 yield chunk
 
-        return Download(job, whole(), domain.file_name(job.id, job.format),
-                        domain.CONTENT_TYPES[job.format])
+        return Download(
+            job, whole(), domain.file_name(job.id, job.format), domain.CONTENT_TYPES[job.format]
+        )
 
     def view(self, job: ExportJob, now: datetime | None = None) -> ExportJobOut:
         """The job as the API shows it, with a fresh signed link when there is a file."""
@@ -180,18 +209,28 @@ class ExportJobs:
         if job.status == domain.COMPLETED:
             moment = (now or utc_now()).timestamp()
             url = self.signer.url(job.id, job.user_id, moment)
-            link_expires = datetime.fromtimestamp(
-                math.floor(moment) + self.signer.ttl_seconds, UTC)
+            link_expires = datetime.fromtimestamp(math.floor(moment) + self.signer.ttl_seconds, UTC)
         return ExportJobOut(
-            id=job.id, status=job.status,
+            id=job.id,
+            status=job.status,
             export_type=job.export_type,
             format=job.format,
             filters=Filters.model_validate(job.filters),
             options=Options.model_validate(job.options),
-            progress=Progress(processed=job.processed, total=job.total,
-                              percent=domain.percent(job.processed, job.total, job.status)),
-            attempts=job.attempts, file_size=job.file_size, sha256=job.sha256,
-            download_url=url, download_expires_at=link_expires,
-            error_code=job.error_code, error_message=job.error_message,
-            created_at=job.created_at, started_at=job.started_at,
-            completed_at=job.completed_at, expires_at=job.expires_at)
+            progress=Progress(
+                processed=job.processed,
+                total=job.total,
+                percent=domain.percent(job.processed, job.total, job.status),
+            ),
+            attempts=job.attempts,
+            file_size=job.file_size,
+            sha256=job.sha256,
+            download_url=url,
+            download_expires_at=link_expires,
+            error_code=job.error_code,
+            error_message=job.error_message,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            expires_at=job.expires_at,
+        )

@@ -11,8 +11,9 @@ from export.jobs.worker import ExportWorker
 from servicekit.uow import UnitOfWork
 
 
-def on_job_event(worker: Callable[[], ExportWorker | None]
-                 ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
+def on_job_event(
+    worker: Callable[[], ExportWorker | None],
+) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
     """The handler of export.job.v1 for this process's worker (built at startup)."""
 
     async def handle(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:

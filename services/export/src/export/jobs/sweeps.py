@@ -29,9 +29,11 @@ BATCH = 100
 
 def _requested(uow: UnitOfWork, jobs: list[ExportJob]) -> None:
     for job in jobs:
-        uow.outbox.add(EXPORT_JOB, ExportRequested(
-            job_id=job.id, export_type=job.export_type,
-            format=job.format), user_id=job.user_id)
+        uow.outbox.add(
+            EXPORT_JOB,
+            ExportRequested(job_id=job.id, export_type=job.export_type, format=job.format),
+            user_id=job.user_id,
+        )
 
 
 @dataclass

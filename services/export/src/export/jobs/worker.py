@@ -52,22 +52,38 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid7().hex[-8:]}"
 
 
-def renderers(settings: Settings, attachments: AttachmentSource | None = None
-              ) -> dict[str, Renderer]:
+def renderers(
+    settings: Settings, attachments: AttachmentSource | None = None
+) -> dict[str, Renderer]:
     """The renderer of each format, configured."""
 
     def pdf(records: AsyncIterator[AnyRecord], options: RenderOptions) -> AsyncIterator[bytes]:
-        return render_pdf(records, options, font=find_font(settings.pdf_font_path),
-                          max_messages=settings.pdf_max_messages)
+        return render_pdf(
+            records,
+            options,
+            font=find_font(settings.pdf_font_path),
+            max_messages=settings.pdf_max_messages,
+        )
 
-    plain: dict[str, Renderer] = {"json": render_json, "markdown": render_markdown,
-                                  "csv": render_csv, "pdf": pdf}  # type: ignore[dict-item]
+    plain: dict[str, Renderer] = {
+        "json": render_json,
+        "markdown": render_markdown,
+        "csv": render_csv,
+        "pdf": pdf,  # type: ignore[dict-item]
+    }
 
-    def bundle(records: AsyncIterator[AnyRecord], options: RenderOptions
-               ) -> AsyncIterator[bytes]:
-        return render_zip(records, options, attachments=attachments, entries=[
-            ("export.json", render_json), ("export.md", render_markdown),
-            ("export.csv", render_csv), ("export.pdf", plain["pdf"])])
+    def bundle(records: AsyncIterator[AnyRecord], options: RenderOptions) -> AsyncIterator[bytes]:
+        return render_zip(
+            records,
+            options,
+            attachments=attachments,
+            entries=[
+                ("export.json", render_json),
+                ("export.md", render_markdown),
+                ("export.csv", render_csv),
+                ("export.pdf", plain["pdf"]),
+            ],
+        )
 
     return {**plain, "zip": bundle}  # type: ignore[dict-item]
 
@@ -121,14 +137,18 @@ class ExportWorker:
         async with self._slots:
             async with self.uow() as uow:
                 job = await JobRepository(uow.session).claim(
-                    job_id, self.worker_id, self.settings.lease_seconds)
+                    job_id, self.worker_id, self.settings.lease_seconds
+                )
                 await uow.commit()
             if job is None:
                 return
             if job.attempts > self.settings.max_attempts:
-                await self._fail(job, "TOO_MANY_ATTEMPTS",
-                                 f"gave up after {job.attempts - 1} attempts: "
-                                 f"{job.error_message or 'the worker was lost'}")
+                await self._fail(
+                    job,
+                    "TOO_MANY_ATTEMPTS",
+                    f"gave up after {job.attempts - 1} attempts: "
+                    f"{job.error_message or 'the worker was lost'}",
+                )
                 return
             log.info("export started", job_id=job.id, format=job.format, attempt=job.attempts)
             await self._work(job)
@@ -145,8 +165,10 @@ class ExportWorker:
                 if done:
                     break
                 now = time.monotonic()
-                report = (counter.processed != last_processed
-                          and now - last_reported >= self.settings.progress_interval_seconds)
+                report = (
+                    counter.processed != last_processed
+                    and now - last_reported >= self.settings.progress_interval_seconds
+                )
                 if not await self._renew(job, counter, report):
                     raise LeaseLost
                 if report:
@@ -183,25 +205,32 @@ class ExportWorker:
         await self._complete(job, key, info, counter)
 
     async def _produce(self, job: ExportJob, key: str, counter: _Counter) -> tuple[int, str]:
-        records = self._counted(self.source.stream(job.user_id,
-                                                   query_of(job.export_type, job.filters)),
-                                counter, job)
-        options = RenderOptions(**{k: v for k, v in job.options.items()
-                                   if k in ("include_timestamps", "include_metadata",
-                                            "include_attachments")})
+        records = self._counted(
+            self.source.stream(job.user_id, query_of(job.export_type, job.filters)), counter, job
+        )
+        options = RenderOptions(
+            **{
+                k: v
+                for k, v in job.options.items()
+                if k in ("include_timestamps", "include_metadata", "include_attachments")
+            }
+        )
         attachments = self.attachments(job.user_id) if self.attachments else None
         render = renderers(self.settings, attachments)[job.format]
-        info = await self.blobs.put(key, render(records, options),
-                                    content_type=domain.CONTENT_TYPES[job.format])
+        info = await self.blobs.put(
+            key, render(records, options), content_type=domain.CONTENT_TYPES[job.format]
+        )
         return info.size, info.sha256
 
-    async def _counted(self, records: AsyncIterator[AnyRecord], counter: _Counter,
-                       job: ExportJob) -> AsyncIterator[AnyRecord]:
+    async def _counted(
+        self, records: AsyncIterator[AnyRecord], counter: _Counter, job: ExportJob
+    ) -> AsyncIterator[AnyRecord]:
         async for record in records:
             if isinstance(record, ArchiveHeader):
                 counts = record.counts
-                counter.total = (counts.folders + counts.conversations + counts.messages
-                                 + counts.memories)
+                counter.total = (
+                    counts.folders + counts.conversations + counts.messages + counts.memories
+                )
                 await self._renew(job, counter, report=True)  # the first progress: 0 of N
             elif not isinstance(record, ArchiveEnd):
                 counter.processed += 1
@@ -210,32 +239,49 @@ class ExportWorker:
     async def _renew(self, job: ExportJob, counter: _Counter, report: bool) -> bool:
         async with self.uow() as uow:
             held = await JobRepository(uow.session).renew(
-                job.id, self.worker_id, self.settings.lease_seconds, counter.processed,
-                counter.total)
+                job.id,
+                self.worker_id,
+                self.settings.lease_seconds,
+                counter.processed,
+                counter.total,
+            )
             if held and report:
-                uow.outbox.add(EXPORT_JOB, ExportProgress(
-                    job_id=job.id, processed=counter.processed, total=counter.total),
-                    user_id=job.user_id)
+                uow.outbox.add(
+                    EXPORT_JOB,
+                    ExportProgress(job_id=job.id, processed=counter.processed, total=counter.total),
+                    user_id=job.user_id,
+                )
             await uow.commit()
         if not held:
             raise LeaseLost
         return held
 
-    async def _complete(self, job: ExportJob, key: str, info: tuple[int, str],
-                        counter: _Counter) -> None:
+    async def _complete(
+        self, job: ExportJob, key: str, info: tuple[int, str], counter: _Counter
+    ) -> None:
         size, sha256 = info
         async with self.uow() as uow:
             done = await JobRepository(uow.session).complete(
-                job.id, self.worker_id, key=key, size=size, sha256=sha256,
-                processed=counter.processed, total=counter.total,
-                retention=self.settings.retention_seconds)
+                job.id,
+                self.worker_id,
+                key=key,
+                size=size,
+                sha256=sha256,
+                processed=counter.processed,
+                total=counter.total,
+                retention=self.settings.retention_seconds,
+            )
             if done is not None:
-                uow.outbox.add(EXPORT_JOB, ExportProgress(
-                    job_id=job.id, processed=counter.processed, total=counter.total),
-                    user_id=job.user_id)
-                uow.outbox.add(EXPORT_JOB, ExportCompleted(job_id=job.id, file_size=size,
-                                                           sha256=sha256),
-                               user_id=job.user_id)
+                uow.outbox.add(
+                    EXPORT_JOB,
+                    ExportProgress(job_id=job.id, processed=counter.processed, total=counter.total),
+                    user_id=job.user_id,
+                )
+                uow.outbox.add(
+                    EXPORT_JOB,
+                    ExportCompleted(job_id=job.id, file_size=size, sha256=sha256),
+                    user_id=job.user_id,
+                )
             await uow.commit()
         if done is None:  # someone else holds (or deleted) the job: our file is nobody's
             await self.blobs.delete(key)
@@ -245,12 +291,13 @@ class ExportWorker:
 
     async def _fail(self, job: ExportJob, code: str, message: str) -> None:
         async with self.uow() as uow:
-            failed = await JobRepository(uow.session).fail(job.id, self.worker_id, code,
-                                                           message)
+            failed = await JobRepository(uow.session).fail(job.id, self.worker_id, code, message)
             if failed is not None:
-                uow.outbox.add(EXPORT_JOB, ExportFailed(job_id=job.id, error_code=code,
-                                                        error_message=message),
-                               user_id=job.user_id)
+                uow.outbox.add(
+                    EXPORT_JOB,
+                    ExportFailed(job_id=job.id, error_code=code, error_message=message),
+                    user_id=job.user_id,
+                )
             await uow.commit()
         log.warning("export failed", job_id=job.id, code=code, error=message[:200])
 

@@ -15,8 +15,9 @@ from servicekit.uow import UnitOfWork
 log = structlog.get_logger(__name__)
 
 
-def on_user_event(blobs: BlobStore
-                  ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
+def on_user_event(
+    blobs: BlobStore,
+) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
     """The handler of auth.user.v1 (the consumer commits it with its inbox row)."""
 
     async def handle(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:

@@ -11,16 +11,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Document = dict[str, Any]
-ALIAS_NOTE = ("Every public route of Parley, as the gateway serves it. Each `/api/v1/...` "
-              "path also answers as `/v1/...` (the paths SpeechBot's client calls, e.g. the "
-              "WebSocket `/v1/chats/{chat_id}/ws`); the canonical `/api/v1/...` path is the "
-              "one documented here.")
+ALIAS_NOTE = (
+    "Every public route of Parley, as the gateway serves it. Each `/api/v1/...` "
+    "path also answers as `/v1/...` (the paths SpeechBot's client calls, e.g. the "
+    "WebSocket `/v1/chats/{chat_id}/ws`); the canonical `/api/v1/...` path is the "
+    "one documented here."
+)
 
 
 def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
     if isinstance(node, dict):
-        return {k: (renames.get(v, v) if k == "$ref" and isinstance(v, str)
-                    else _rewrite_refs(v, renames)) for k, v in node.items()}
+        return {
+            k: (
+                renames.get(v, v)
+                if k == "$ref" and isinstance(v, str)
+                else _rewrite_refs(v, renames)
+            )
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rewrite_refs(v, renames) for v in node]
     return node
@@ -35,8 +43,9 @@ def _free_name(name: str, service: str, taken: Mapping[str, Any]) -> str:
     return candidate
 
 
-def _unique_operation(operation: dict[str, Any], service: str, method: str,
-                      seen: set[str]) -> dict[str, Any]:
+def _unique_operation(
+    operation: dict[str, Any], service: str, method: str, seen: set[str]
+) -> dict[str, Any]:
     """OpenAPI wants operation ids unique across the document; two services (or one route
     serving several methods) may repeat one."""
     operation_id = operation["operationId"]
@@ -48,15 +57,19 @@ def _unique_operation(operation: dict[str, Any], service: str, method: str,
     return operation if candidate == operation_id else {**operation, "operationId": candidate}
 
 
-def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str], bool],
-                    title: str = "Parley API", version: str = "1") -> Document:
+def merge_documents(
+    documents: Mapping[str, Document],
+    *,
+    routed: Callable[[str], bool],
+    title: str = "Parley API",
+    version: str = "1",
+) -> Document:
     """The merged document of `documents` (service name → its OpenAPI document), keeping
     only the paths `routed` says the gateway forwards. Services are merged in the order
     given; the first keeps its component names."""
     merged: Document = {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": ALIAS_NOTE},
+        "info": {"title": title, "version": version, "description": ALIAS_NOTE},
         "paths": {},
         "components": {},
     }
@@ -75,8 +88,9 @@ def merge_documents(documents: Mapping[str, Document], *, routed: Callable[[str]
     return merged
 
 
-def renamed_for(original: Document, service: str, components: Mapping[str, Any]
-                ) -> tuple[Document, dict[str, str]]:
+def renamed_for(
+    original: Document, service: str, components: Mapping[str, Any]
+) -> tuple[Document, dict[str, str]]:
     """`original` with its `$ref`s rewritten so none of its components clashes with a
     different one of the same name in `components`, and the renames (old ref → new ref)."""
     renames: dict[str, str] = {}
@@ -88,8 +102,9 @@ def renamed_for(original: Document, service: str, components: Mapping[str, Any]
         renames.update(found)
 
 
-def clashes(document: Document, service: str, components: Mapping[str, Any],
-            renames: Mapping[str, str]) -> dict[str, str]:
+def clashes(
+    document: Document, service: str, components: Mapping[str, Any], renames: Mapping[str, str]
+) -> dict[str, str]:
     """The renames for `document`'s components that differ from a merged one of the same
     name (and were not renamed yet)."""
     found: dict[str, str] = {}
@@ -97,27 +112,31 @@ def clashes(document: Document, service: str, components: Mapping[str, Any],
         target = components.get(section, {})
         for name, item in items.items():
             ref = f"#/components/{section}/{name}"
-            if ref not in renames and ref not in found and name in target \
-                    and target[name] != item:
+            if ref not in renames and ref not in found and name in target and target[name] != item:
                 new = _free_name(name, service, {**target, **items})
                 found[ref] = f"#/components/{section}/{new}"
     return found
 
 
-def add_components(components: dict[str, Any], document: Document,
-                   renames: Mapping[str, str]) -> None:
+def add_components(
+    components: dict[str, Any], document: Document, renames: Mapping[str, str]
+) -> None:
     """Merge `document`'s components under their new names; a name already merged keeps
     its first definition (an identical one, after the renames)."""
     for section, items in document.get("components", {}).items():
         target = components.setdefault(section, {})
         for name, item in items.items():
             ref = f"#/components/{section}/{name}"
-            target.setdefault(renames[ref].rsplit("/", 1)[-1] if ref in renames else name,
-                              item)
+            target.setdefault(renames[ref].rsplit("/", 1)[-1] if ref in renames else name, item)
 
 
-def add_paths(paths: dict[str, Any], document: Document, service: str,
-              routed: Callable[[str], bool], operation_ids: set[str]) -> None:
+def add_paths(
+    paths: dict[str, Any],
+    document: Document,
+    service: str,
+    routed: Callable[[str], bool],
+    operation_ids: set[str],
+) -> None:
     for path, item in document.get("paths", {}).items():
         if not routed(path):
             continue

@@ -21,8 +21,13 @@ RETRY_INCOMPLETE_SECONDS = 5.0
 
 
 class MergedOpenApi:
-    def __init__(self, http: httpx.AsyncClient, upstreams: dict[str, str],
-                 routed: Callable[[str], bool], refresh_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        upstreams: dict[str, str],
+        routed: Callable[[str], bool],
+        refresh_seconds: float = 60.0,
+    ) -> None:
         self.http = http
         self.upstreams = upstreams
         self.routed = routed
@@ -54,8 +59,11 @@ class MergedOpenApi:
         merged = merge_documents(documents, routed=self.routed)
         merged["info"]["x-services"] = sorted(documents)
         self._rendered = json.dumps(merged, separators=(",", ":")).encode()
-        ttl = self.refresh_seconds if complete else min(self.refresh_seconds,
-                                                        RETRY_INCOMPLETE_SECONDS)
+        ttl = (
+            self.refresh_seconds
+            if complete
+            else min(self.refresh_seconds, RETRY_INCOMPLETE_SECONDS)
+        )
         self._fresh_until = time.monotonic() + ttl
 
     async def _fetch(self, name: str) -> Document | None:

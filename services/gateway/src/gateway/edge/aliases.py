@@ -19,6 +19,9 @@ class PathAliasMiddleware:
             canonical = canonical_path(path)
             if canonical != path:
                 raw: bytes = scope.get("raw_path") or path.encode()
-                scope = {**scope, "path": canonical,
-                         "raw_path": canonical_path(raw.decode("latin-1")).encode("latin-1")}
+                scope = {
+                    **scope,
+                    "path": canonical,
+                    "raw_path": canonical_path(raw.decode("latin-1")).encode("latin-1"),
+                }
         await self.app(scope, receive, send)

@@ -27,8 +27,12 @@ from servicekit.errors import (
 log = structlog.get_logger(__name__)
 
 # What the gatekeeper leaves in scope["state"] for the proxy.
-POLICY, CALLER, CLIENT_IP, MAX_BODY = ("gateway.policy", "gateway.caller", "gateway.client_ip",
-                                       "gateway.max_body")
+POLICY, CALLER, CLIENT_IP, MAX_BODY = (
+    "gateway.policy",
+    "gateway.caller",
+    "gateway.client_ip",
+    "gateway.max_body",
+)
 
 
 def components_of(scope: Scope) -> Components:
@@ -53,19 +57,31 @@ class GatekeeperMiddleware:
             await self.app(scope, receive, send)
             return
         settings = gateway.settings
-        ip = client_ip(scope["client"][0] if scope.get("client") else None, scope["headers"],
-                       settings.trusted_proxies)
+        ip = client_ip(
+            scope["client"][0] if scope.get("client") else None,
+            scope["headers"],
+            settings.trusted_proxies,
+        )
         state[CLIENT_IP] = ip
         caller, refusal = await _caller(gateway, policy, scope, websocket)
-        verdict = await gateway.limiter.charge(buckets_for(
-            policy, ip, caller, per_ip=settings.per_ip, sign_in=settings.sign_in,
-            per_user=settings.per_user))
+        verdict = await gateway.limiter.charge(
+            buckets_for(
+                policy,
+                ip,
+                caller,
+                per_ip=settings.per_ip,
+                sign_in=settings.sign_in,
+                per_user=settings.per_user,
+            )
+        )
         if not verdict.allowed:
-            refusal = RateLimited("too many requests: slow down",
-                                  {"retry_after": verdict.retry_after})
+            refusal = RateLimited(
+                "too many requests: slow down", {"retry_after": verdict.retry_after}
+            )
         elif refusal is None:
-            refusal = _routing_refusal(policy, scope, settings.max_upload_bytes,
-                                       settings.max_body_bytes, state)
+            refusal = _routing_refusal(
+                policy, scope, settings.max_upload_bytes, settings.max_body_bytes, state
+            )
         _remember(state, policy, caller)
         if refusal is not None:
             await refuse(scope, receive, send, refusal, verdict)
@@ -73,14 +89,16 @@ class GatekeeperMiddleware:
         await self.app(scope, receive, send if websocket else _with_headers(send, verdict))
 
 
-async def _caller(gateway: Components, policy: Policy, scope: Scope, websocket: bool
-                  ) -> tuple[Caller | None, ServiceError | None]:
+async def _caller(
+    gateway: Components, policy: Policy, scope: Scope, websocket: bool
+) -> tuple[Caller | None, ServiceError | None]:
     """Who presents the request's token, or the refusal of a route that needs one. A
     public route lets its service judge a bad token: the refusal is dropped."""
     if policy.route is None:
         return None, None
-    token = presented_token(scope["headers"], scope.get("query_string", b""), websocket,
-                            scope.get("subprotocols", ()))
+    token = presented_token(
+        scope["headers"], scope.get("query_string", b""), websocket, scope.get("subprotocols", ())
+    )
     if not policy.needs_token and token is None:
         return None, None
     try:
@@ -89,8 +107,15 @@ async def _caller(gateway: Components, policy: Policy, scope: Scope, websocket: 
         return None, exc if policy.needs_token else None
 
 
-def buckets_for(policy: Policy, ip: str, caller: Caller | None, *, per_ip: RateSpec,
-                sign_in: RateSpec, per_user: RateSpec) -> list[Bucket]:
+def buckets_for(
+    policy: Policy,
+    ip: str,
+    caller: Caller | None,
+    *,
+    per_ip: RateSpec,
+    sign_in: RateSpec,
+    per_user: RateSpec,
+) -> list[Bucket]:
     """The counters a request is charged to: its address always, the address's sign-in
     counter on a sign-in route, the user's when the caller is known."""
     buckets = [Bucket(f"ip:{ip}", per_ip)]
@@ -122,8 +147,9 @@ def _with_headers(send: Send, verdict: Verdict) -> Send:
     return send_with_limits
 
 
-def _routing_refusal(policy: Policy, scope: Scope, max_upload: int, max_body: int,
-                     state: dict[str, Any]) -> ServiceError | None:
+def _routing_refusal(
+    policy: Policy, scope: Scope, max_upload: int, max_body: int, state: dict[str, Any]
+) -> ServiceError | None:
     if policy.route is None:
         if scope["path"].startswith("/internal"):
             return NotFound("no such route")  # never routed, whatever follows
@@ -137,20 +163,25 @@ def body_refusal(declared: bytes | None, limit: int) -> PayloadTooLarge | None:
     """A declared Content-Length over `limit` is refused before any byte is read; a
     missing or malformed one is left to the proxy's counting."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return PayloadTooLarge(f"the request body is larger than {limit} bytes",
-                               {"max_bytes": limit})
+        return PayloadTooLarge(
+            f"the request body is larger than {limit} bytes", {"max_bytes": limit}
+        )
     return None
 
 
-async def refuse(scope: Scope, receive: Receive, send: Send, error: ServiceError,
-                 verdict: Verdict | None = None) -> None:
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, error: ServiceError, verdict: Verdict | None = None
+) -> None:
     """Answer `error` in the public error body: as an HTTP response, or for a WebSocket
     handshake as a denial response where the server supports one (close 1008 otherwise)."""
     headers = dict(error.headers or {})
     if verdict is not None:
         headers.update((k.decode(), v.decode()) for k, v in verdict.headers())
-    response = JSONResponse(error_body(error.code, error.message, error.details),
-                            status_code=error.status_code, headers=headers)
+    response = JSONResponse(
+        error_body(error.code, error.message, error.details),
+        status_code=error.status_code,
+        headers=headers,
+    )
     if scope["type"] == "http":
         await response(scope, receive, send)
         return
@@ -158,8 +189,13 @@ async def refuse(scope: Scope, receive: Receive, send: Send, error: ServiceError
     if message["type"] != "websocket.connect":
         return
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": response.status_code,
-                    "headers": response.raw_headers})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": response.body})
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": error.code})

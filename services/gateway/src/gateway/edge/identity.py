@@ -10,8 +10,9 @@ from gateway.proxy.headers import Headers, header
 from servicekit.auth import Caller, TokenVerifier, bearer_token, websocket_token
 
 
-def presented_token(headers: Headers, query_string: bytes, websocket: bool,
-                    subprotocols: Sequence[str] = ()) -> str | None:
+def presented_token(
+    headers: Headers, query_string: bytes, websocket: bool, subprotocols: Sequence[str] = ()
+) -> str | None:
     """The Authorization header; for a WebSocket handshake (browsers cannot set headers on
     one) also `?token=` / `?access_token=` in the query or a `bearer, <token>` subprotocol
     (servicekit.auth.websocket_token, the rule the chat service applies too)."""

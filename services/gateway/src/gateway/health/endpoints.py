@@ -45,10 +45,13 @@ async def live() -> Live:
 async def ready(request: Request) -> GatewayReadiness:
     gateway: Components = request.app.state.gateway
     names = list(gateway.upstreams)
-    results = await asyncio.gather(_redis(gateway), *(
-        _upstream(gateway.http, gateway.upstreams[n]) for n in names))
+    results = await asyncio.gather(
+        _redis(gateway), *(_upstream(gateway.http, gateway.upstreams[n]) for n in names)
+    )
     components = dict(zip(["redis", *names], results, strict=True))
     all_up = all(c.status == "up" for c in components.values())
-    return GatewayReadiness(status="ready" if all_up else "degraded", components=components,
-                            rate_limits="per-process" if gateway.limiter.using_fallback
-                            else "redis")
+    return GatewayReadiness(
+        status="ready" if all_up else "degraded",
+        components=components,
+        rate_limits="per-process" if gateway.limiter.using_fallback else "redis",
+    )

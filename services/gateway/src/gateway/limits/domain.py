@@ -34,19 +34,24 @@ class Verdict:
         tightest = min(counts, key=lambda c: (c.remaining, -c.reset_seconds))
         exceeded = [c for c in counts if c.exceeded]
         retry = max((math.ceil(c.reset_seconds) for c in exceeded), default=None)
-        return cls(allowed=not exceeded, limit=tightest.bucket.spec.limit,
-                   remaining=tightest.remaining,
-                   reset_seconds=max(math.ceil(tightest.reset_seconds), 0),
-                   retry_after=max(retry, 1) if retry is not None else None)
+        return cls(
+            allowed=not exceeded,
+            limit=tightest.bucket.spec.limit,
+            remaining=tightest.remaining,
+            reset_seconds=max(math.ceil(tightest.reset_seconds), 0),
+            retry_after=max(retry, 1) if retry is not None else None,
+        )
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """X-RateLimit-Limit/-Remaining/-Reset (seconds until the window ends), and
         Retry-After when refused."""
         if not self.limit:
             return []
-        out = [(b"x-ratelimit-limit", str(self.limit).encode()),
-               (b"x-ratelimit-remaining", str(self.remaining).encode()),
-               (b"x-ratelimit-reset", str(self.reset_seconds).encode())]
+        out = [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
         if self.retry_after is not None:
             out.append((b"retry-after", str(self.retry_after).encode()))
         return out
@@ -58,8 +63,9 @@ class LocalWindows:
     Each gateway process then limits on its own (N replicas admit up to N times the limit),
     which is looser than Redis but neither refuses everyone nor waves everyone through."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
-                 ) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self.clock = clock
         self.max_keys = max_keys
         self._windows: dict[str, tuple[int, float]] = {}  # key -> (count, window ends at)

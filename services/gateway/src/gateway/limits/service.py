@@ -21,15 +21,25 @@ log = structlog.get_logger(__name__)
 
 def limiter_redis(url: str, timeout: float) -> Redis:
     """A Redis client that fails fast: no retries, short timeouts (the fallback covers it)."""
-    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                          retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
 
 
 class RateLimiter:
     """Charges a request to its buckets and says whether it may pass."""
 
-    def __init__(self, redis: Redis, prefix: str, retry_seconds: float = 2.0,
-                 local: LocalWindows | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        retry_seconds: float = 2.0,
+        local: LocalWindows | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.retry_seconds = retry_seconds
@@ -49,6 +59,9 @@ class RateLimiter:
                 return Verdict.of(await self.windows.charge(buckets))
             except (RedisError, OSError) as exc:
                 self._redis_down_until = time.monotonic() + self.retry_seconds
-                log.warning("rate limits fall back to this process: Redis is unreachable",
-                            error=repr(exc), retry_in=self.retry_seconds)
+                log.warning(
+                    "rate limits fall back to this process: Redis is unreachable",
+                    error=repr(exc),
+                    retry_in=self.retry_seconds,
+                )
         return Verdict.of(self.local.charge(buckets))

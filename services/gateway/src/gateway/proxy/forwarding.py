@@ -31,7 +31,10 @@ def forwarded_headers(scope: Scope, websocket: bool = False) -> Headers:
     """The client's headers as the upstream receives them, with X-Forwarded-*, the request
     id and the trace context (W3C traceparent of the gateway's span, when tracing is on)."""
     return upstream_request_headers(
-        scope["headers"], client=scope.get("state", {}).get(CLIENT_IP, "unknown"),
+        scope["headers"],
+        client=scope.get("state", {}).get(CLIENT_IP, "unknown"),
         scheme="https" if came_over_tls(scope) else "http",
-        request_id=request_id_of_this_request(), trace=current_trace_headers(),
-        websocket=websocket)
+        request_id=request_id_of_this_request(),
+        trace=current_trace_headers(),
+        websocket=websocket,
+    )

@@ -10,21 +10,41 @@ from servicekit.proxies import Network, client_address
 Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection",
-})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-connection",
+    }
+)
 # Set by the gateway itself on the way in; a client's own values are not passed on.
-_REPLACED_IN = frozenset({
-    b"host", b"x-request-id", b"x-forwarded-proto", b"x-forwarded-host",
-    b"x-internal-token",  # the service credential: never from outside
-    b"content-length",  # re-added only when the body's length is known
-})
+_REPLACED_IN = frozenset(
+    {
+        b"host",
+        b"x-request-id",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-internal-token",  # the service credential: never from outside
+        b"content-length",  # re-added only when the body's length is known
+    }
+)
 # The WebSocket handshake is negotiated anew by the gateway's own client.
-_WEBSOCKET_HANDSHAKE = frozenset({
-    b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
-    b"sec-websocket-protocol", b"sec-websocket-accept",
-})
+_WEBSOCKET_HANDSHAKE = frozenset(
+    {
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"sec-websocket-accept",
+    }
+)
 # The gateway's server (uvicorn) and request-id middleware write their own.
 _REPLACED_OUT = frozenset({b"date", b"server", b"x-request-id"})
 
@@ -41,13 +61,19 @@ def client_ip(peer: str | None, headers: Headers, trusted_proxies: Sequence[Netw
     """The caller's address: the TCP peer, or — when the peer is one of the load balancers in
     `trusted_proxies` — the X-Forwarded-For entry they vouch for (servicekit.proxies, the rule
     every service applies; what a client writes itself is ignored)."""
-    forwarded = [value.decode("latin-1") for name, value in headers
-                 if name == b"x-forwarded-for"]
+    forwarded = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
     return client_address(peer, forwarded, trusted_proxies)
 
 
-def upstream_request_headers(headers: Headers, *, client: str, scheme: str, request_id: str,
-                             trace: dict[str, str], websocket: bool = False) -> Headers:
+def upstream_request_headers(
+    headers: Headers,
+    *,
+    client: str,
+    scheme: str,
+    request_id: str,
+    trace: dict[str, str],
+    websocket: bool = False,
+) -> Headers:
     """What the upstream receives: the client's headers (Authorization unchanged) minus
     hop-by-hop ones, plus X-Forwarded-*, X-Request-ID and the trace context."""
     drop = HOP_BY_HOP | _REPLACED_IN | _connection_tokens(headers)

@@ -49,8 +49,9 @@ async def _request_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
         chunk = message.get("body", b"")
         seen += len(chunk)
         if seen > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes",
-                                  {"max_bytes": limit})
+            raise PayloadTooLarge(
+                f"the request body is larger than {limit} bytes", {"max_bytes": limit}
+            )
         if chunk:
             yield chunk
         if not message.get("more_body", False):
@@ -81,8 +82,7 @@ class HttpProxy:
         except _ClientGone:
             return
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, policy: Policy
-                       ) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, policy: Policy) -> None:
         assert policy.route is not None
         gateway = components_of(scope)
         settings = gateway.settings
@@ -100,15 +100,24 @@ class HttpProxy:
                     await refuse(scope, receive, send, exc)
                     return
         replayable = not isinstance(body, AsyncIterator)
-        read_timeout = _timeout_for(scope["path"], policy, settings.route_timeouts,
-                                    settings.upload_timeout_seconds, settings.timeout_seconds)
-        timeout = httpx.Timeout(read_timeout, connect=settings.connect_timeout_seconds,
-                                pool=settings.connect_timeout_seconds)
+        read_timeout = _timeout_for(
+            scope["path"],
+            policy,
+            settings.route_timeouts,
+            settings.upload_timeout_seconds,
+            settings.timeout_seconds,
+        )
+        timeout = httpx.Timeout(
+            read_timeout,
+            connect=settings.connect_timeout_seconds,
+            pool=settings.connect_timeout_seconds,
+        )
         upstream = policy.route.upstream
         attempt = 0
         while True:
-            request = gateway.http.build_request(method, url, headers=headers, content=body,
-                                                 timeout=timeout)
+            request = gateway.http.build_request(
+                method, url, headers=headers, content=body, timeout=timeout
+            )
             try:
                 response = await gateway.http.send(request, stream=True)
                 break
@@ -118,43 +127,72 @@ class HttpProxy:
                     await asyncio.sleep(RETRY_DELAY * attempt)
                     continue
                 log.warning("upstream unreachable", upstream=upstream, error=repr(exc))
-                await refuse(scope, receive, send, ServiceUnavailable(
-                    f"the {upstream} service is unavailable: try again shortly",
-                    {"service": upstream}, headers={"Retry-After": "1"}))
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    ServiceUnavailable(
+                        f"the {upstream} service is unavailable: try again shortly",
+                        {"service": upstream},
+                        headers={"Retry-After": "1"},
+                    ),
+                )
                 return
             except STALE_CONNECTION as exc:
                 if replayable and attempt < retries:
                     attempt += 1
-                    log.info("retrying on a fresh connection", upstream=upstream,
-                             error=repr(exc))
+                    log.info("retrying on a fresh connection", upstream=upstream, error=repr(exc))
                     continue
                 log.warning("upstream failed", upstream=upstream, error=repr(exc))
-                await refuse(scope, receive, send, ServiceUnavailable(
-                    f"the {upstream} service failed to answer", {"service": upstream}))
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    ServiceUnavailable(
+                        f"the {upstream} service failed to answer", {"service": upstream}
+                    ),
+                )
                 return
             except httpx.TimeoutException:
-                await refuse(scope, receive, send, GatewayTimeout(
-                    f"the {upstream} service did not answer in time", {"service": upstream}))
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    GatewayTimeout(
+                        f"the {upstream} service did not answer in time", {"service": upstream}
+                    ),
+                )
                 return
             except PayloadTooLarge as exc:
                 await refuse(scope, receive, send, exc)
                 return
             except httpx.TransportError as exc:  # reset or protocol error before an answer
                 log.warning("upstream failed", upstream=upstream, error=repr(exc))
-                await refuse(scope, receive, send, ServiceUnavailable(
-                    f"the {upstream} service failed to answer", {"service": upstream}))
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    ServiceUnavailable(
+                        f"the {upstream} service failed to answer", {"service": upstream}
+                    ),
+                )
                 return
         await self._stream_back(response, send, method == "HEAD", upstream)
 
-    async def _stream_back(self, response: httpx.Response, send: Send, head: bool,
-                           upstream: str) -> None:
+    async def _stream_back(
+        self, response: httpx.Response, send: Send, head: bool, upstream: str
+    ) -> None:
         try:
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": client_response_headers(response.headers.raw)})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": client_response_headers(response.headers.raw),
+                }
+            )
             if not head:
                 async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk,
-                                "more_body": True})
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except httpx.HTTPError as exc:
             # the status is already sent: all that is left is to cut the response short
@@ -164,14 +202,16 @@ class HttpProxy:
             await response.aclose()
 
 
-def _timeout_for(path: str, policy: Policy, overrides: dict[str, float], upload: float,
-                 default: float) -> float:
+def _timeout_for(
+    path: str, policy: Policy, overrides: dict[str, float], upload: float, default: float
+) -> float:
     """The route's timeout: a configured override for its longest matching prefix, else the
     upload or the default timeout."""
     best = ""
     for prefix in overrides:
         if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and len(prefix) > len(
-                best):
+            best
+        ):
             best = prefix
     if best:
         return overrides[best]

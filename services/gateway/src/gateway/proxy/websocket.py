@@ -49,24 +49,42 @@ async def relay_websocket(scope: Scope, receive: Receive, send: Send) -> None:
     protocols = _subprotocols(scope)
     try:
         upstream = await connect(
-            url, additional_headers=[(k.decode("latin-1"), v.decode("latin-1"))
-                                     for k, v in headers],
+            url,
+            additional_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
             subprotocols=protocols or None,  # type: ignore[arg-type]
-            open_timeout=settings.connect_timeout_seconds, max_size=settings.ws_max_message_bytes,
-            ping_interval=None, compression=None, user_agent_header=None)
+            open_timeout=settings.connect_timeout_seconds,
+            max_size=settings.ws_max_message_bytes,
+            ping_interval=None,
+            compression=None,
+            user_agent_header=None,
+        )
     except InvalidStatus as exc:
-        await _deny(scope, receive, send, exc.response.status_code, bytes(exc.response.body or b""),
-                    exc.response.headers.get("content-type", "application/json"))
+        await _deny(
+            scope,
+            receive,
+            send,
+            exc.response.status_code,
+            bytes(exc.response.body or b""),
+            exc.response.headers.get("content-type", "application/json"),
+        )
         return
     except (OSError, TimeoutError, WebSocketException) as exc:
         log.warning("upstream unreachable", upstream=policy.route.upstream, error=repr(exc))
-        await refuse(scope, receive, send, ServiceUnavailable(
-            f"the {policy.route.upstream} service is unavailable: try again shortly",
-            {"service": policy.route.upstream}))
+        await refuse(
+            scope,
+            receive,
+            send,
+            ServiceUnavailable(
+                f"the {policy.route.upstream} service is unavailable: try again shortly",
+                {"service": policy.route.upstream},
+            ),
+        )
         return
     caller: Caller | None = scope["state"].get(CALLER)
-    async with upstream, gateway.revocations.watching(
-            caller.session_id if caller else None) as revoked:
+    async with (
+        upstream,
+        gateway.revocations.watching(caller.session_id if caller else None) as revoked,
+    ):
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -74,23 +92,32 @@ async def relay_websocket(scope: Scope, receive: Receive, send: Send) -> None:
         await _pump(receive, send, upstream, revoked)
 
 
-async def _deny(scope: Scope, receive: Receive, send: Send, status: int, body: bytes,
-                content_type: str) -> None:
+async def _deny(
+    scope: Scope, receive: Receive, send: Send, status: int, body: bytes, content_type: str
+) -> None:
     """Pass the upstream's refusal of the handshake (its status and body) to the client."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode("latin-1")),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
 
 
-async def _pump(receive: Receive, send: Send, upstream: ClientConnection,
-                revoked: asyncio.Event) -> None:
+async def _pump(
+    receive: Receive, send: Send, upstream: ClientConnection, revoked: asyncio.Event
+) -> None:
     async def client_to_upstream() -> None:
         while True:
             message = await receive()
@@ -121,16 +148,16 @@ async def _pump(receive: Receive, send: Send, upstream: ClientConnection,
         # the caller's session ended: both sides close with 4001, whatever the upstream does
         await revoked.wait()
         with contextlib.suppress(Exception):
-            await send({"type": "websocket.close", "code": CLOSE_REVOKED,
-                        "reason": REVOKED_REASON})
+            await send({"type": "websocket.close", "code": CLOSE_REVOKED, "reason": REVOKED_REASON})
         with contextlib.suppress(Exception):
             await upstream.close(CLOSE_REVOKED, REVOKED_REASON)
 
     inbound = asyncio.create_task(client_to_upstream())
     outbound = asyncio.create_task(upstream_to_client())
     ended = asyncio.create_task(close_when_revoked())
-    done, pending = await asyncio.wait({inbound, outbound, ended},
-                                       return_when=asyncio.FIRST_COMPLETED)
+    done, pending = await asyncio.wait(
+        {inbound, outbound, ended}, return_when=asyncio.FIRST_COMPLETED
+    )
     if inbound in done and not inbound.cancelled() and inbound.exception() is None:
         # the client closed: let the upstream's echo of the close finish, briefly
         with contextlib.suppress(asyncio.TimeoutError, Exception):

@@ -52,20 +52,22 @@ ALIAS_PREFIX, CANONICAL_PREFIX = "/v1", "/api/v1"
 def canonical_path(path: str) -> str:
     """The `/api/v1/...` path a `/v1/...` alias stands for; any other path unchanged."""
     if path == ALIAS_PREFIX or path.startswith(ALIAS_PREFIX + "/"):
-        return CANONICAL_PREFIX + path[len(ALIAS_PREFIX):]
+        return CANONICAL_PREFIX + path[len(ALIAS_PREFIX) :]
     return path
 
 
 # Reachable without an access token: signing in and everything that leads to it.
-SIGN_IN: frozenset[tuple[str, str]] = frozenset({
-    ("POST", "/api/v1/auth/register"),
-    ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/auth/refresh"),
-    ("POST", "/api/v1/auth/anonymous"),
-    ("POST", "/api/v1/auth/password/forgot"),
-    ("POST", "/api/v1/auth/password/reset"),
-    ("POST", "/api/v1/auth/verify-email/confirm"),
-})
+SIGN_IN: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/refresh"),
+        ("POST", "/api/v1/auth/anonymous"),
+        ("POST", "/api/v1/auth/password/forgot"),
+        ("POST", "/api/v1/auth/password/reset"),
+        ("POST", "/api/v1/auth/verify-email/confirm"),
+    }
+)
 PUBLIC: frozenset[tuple[str, str]] = SIGN_IN | {
     ("GET", "/.well-known/jwks.json"),
     ("HEAD", "/.well-known/jwks.json"),
@@ -115,9 +117,15 @@ class RouteTable:
         key = (method, path.rstrip("/") or "/")
         uploads = route.uploads or any(p.match(path) for p in UPLOAD_PATHS)
         public = key in PUBLIC or any(
-            method in methods and pattern.match(key[1]) for methods, pattern in PUBLIC_PATTERNS)
-        return Policy(route, needs_token=not public, sign_in=key in SIGN_IN,
-                      rate_limited=True, uploads=uploads)
+            method in methods and pattern.match(key[1]) for methods, pattern in PUBLIC_PATTERNS
+        )
+        return Policy(
+            route,
+            needs_token=not public,
+            sign_in=key in SIGN_IN,
+            rate_limited=True,
+            uploads=uploads,
+        )
 
 
 def _has_dot_segments(path: str) -> bool:
