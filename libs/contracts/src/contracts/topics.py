@@ -79,10 +79,29 @@ EXPORT_JOB = Topic(
     "export.job.v1",
     (export.ExportRequested, export.ExportProgress, export.ExportCompleted, export.ExportFailed),
 )
-SYNC_IMPORT = Topic("sync.import.v1", (sync.ImportStarted, sync.ImportCompleted, sync.ImportFailed))
+SYNC_IMPORT = Topic(
+    "sync.import.v1",
+    (
+        sync.ImportStarted,
+        sync.ImportProgress,
+        sync.ImportCompleted,
+        sync.ImportFailed,
+        sync.ImportRolledBack,
+    ),
+)
+SYNC_DOCUMENT = Topic("sync.document.v1", (sync.DocumentChanged,))
+# device mutations: sync sends them to the owner as commands, the owner answers on its own topic
+CHAT_COMMAND = Topic("chat.command.v1", (sync.MutationRequested,))
+AUTH_COMMAND = Topic("auth.command.v1", (sync.MutationRequested,))
+CHAT_MUTATION = Topic("chat.mutation.v1", (sync.MutationResolved,))
+AUTH_MUTATION = Topic("auth.mutation.v1", (sync.MutationResolved,))
 
-# chat.ingest.v1 is a command that sync sends to chat, so sync publishes it.
-_PRODUCER_OVERRIDES = {CHAT_INGEST.name: "sync"}
+# commands that sync sends to chat and auth: sync publishes them
+_PRODUCER_OVERRIDES = {
+    CHAT_INGEST.name: "sync",
+    CHAT_COMMAND.name: "sync",
+    AUTH_COMMAND.name: "sync",
+}
 
 ALL_TOPICS: tuple[Topic, ...] = (
     AUTH_USER,
@@ -90,13 +109,18 @@ ALL_TOPICS: tuple[Topic, ...] = (
     AUTH_PREFERENCES,
     AUTH_FLAGS,
     AUTH_EMAIL,
+    AUTH_COMMAND,
+    AUTH_MUTATION,
     CHAT_CONVERSATION,
     CHAT_MESSAGE,
     CHAT_FOLDER,
     CHAT_MEMORY,
     CHAT_INGEST,
+    CHAT_COMMAND,
+    CHAT_MUTATION,
     EXPORT_JOB,
     SYNC_IMPORT,
+    SYNC_DOCUMENT,
 )
 TOPICS: dict[str, Topic] = {t.name: t for t in ALL_TOPICS}
 
