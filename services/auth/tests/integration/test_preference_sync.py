@@ -260,6 +260,16 @@ async def test_put_patch_and_delete_from_a_device_are_applied(synced: Synced) ->
     assert (await synced.feed(user_id))["changes"][0]["version"] == 3
 
 
+async def test_a_device_writing_the_defaults_still_makes_the_record(synced: Synced) -> None:
+    user_id, _ = await synced.user()
+
+    answer = await synced.push(user_id, "patch", fields={"font_size": 14})  # the default
+
+    assert (answer["status"], answer["version"]) == ("applied", 1)
+    [change] = (await synced.feed(user_id))["changes"]
+    assert (change["version"], change["data"]["font_size"]) == (1, 14)
+
+
 async def test_a_command_arriving_twice_has_one_effect_and_the_same_answer(
     synced: Synced,
 ) -> None:

@@ -56,9 +56,10 @@ async def write(
     stamp: str | None = None,
 ) -> Preferences:
     """Apply `changes` written at `stamp` (a device's clock; None: the server's, see
-    `domain.server_stamp`), field by field, the later write winning. If a value changed,
-    the record's version goes up, it takes the user's next change sequence number, and
-    the changed fields (only those) go out as `preferences.updated` with that number."""
+    `domain.server_stamp`), field by field, the later write winning. If a value changed
+    (or nobody wrote the record before), the record's version goes up, it takes the user's
+    next change sequence number, and the changed fields (only those) go out as
+    `preferences.updated` with that number."""
     if "extra" in changes:
         size = len(json.dumps(changes["extra"], separators=(",", ":")).encode())
         if size > extra_max_bytes:
@@ -81,7 +82,9 @@ async def write(
         stamp or domain.server_stamp(now, row.clocks),
     )
     row.clocks = written.clocks
-    if written.changed:
+    # the first write makes the record (version 1) even if every value stays the default:
+    # a device told "applied" must then find the record in the feed
+    if written.changed or row.version == 0:
         seq = await next_seq(uow.session, user_id)
         row.values, row.versions, row.updated_at = written.values, written.versions, now
         row.version, row.seq = row.version + 1, seq
