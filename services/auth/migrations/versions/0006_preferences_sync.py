@@ -13,7 +13,9 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    op.add_column("preferences", sa.Column("seq", sa.BigInteger, nullable=False, server_default="0"))
+    op.add_column(
+        "preferences", sa.Column("seq", sa.BigInteger, nullable=False, server_default="0")
+    )
     op.add_column(
         "preferences", sa.Column("version", sa.Integer, nullable=False, server_default="0")
     )

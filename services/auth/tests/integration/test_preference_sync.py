@@ -356,6 +356,17 @@ async def test_invalid_values_are_rejected_with_the_rest_apis_code(
     assert (await synced.feed(user_id))["changes"] == []
 
 
+async def test_a_mutation_for_an_account_that_is_gone_is_rejected(synced: Synced) -> None:
+    user_id, headers = await synced.user()
+    await synced.client.delete("/api/v1/auth/me", headers=headers)
+
+    answer = await synced.push(user_id, "patch", fields={"font_size": 20})
+
+    assert answer["status"] == "rejected"
+    assert answer["error"]["code"] == "NOT_FOUND"
+    assert (await synced.feed(user_id))["changes"] == []
+
+
 async def test_preferences_written_before_sync_enter_the_feed_at_version_one(
     infra: InfraUrls,
 ) -> None:

@@ -11,7 +11,6 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from auth.accounts.repository import UserRepository
 from auth.models import Mutation
 from auth.mutations import domain
 from auth.mutations.repository import MutationRepository
@@ -36,7 +35,7 @@ async def resolve(
     done = await repo.get(user_id, command.client_id, command.mid)
     if done is not None:
         result = MutationResolved.model_validate(done.result)
-    elif await UserRepository(uow.session).get(user_id) is None:
+    elif not await repo.hold_user(user_id):
         # nobody to keep it for (the account was deleted): the same answer every time anyway
         result = domain.rejected(command, NotFound("no such user"))
     else:
