@@ -482,7 +482,13 @@ def role_of(proc: psutil.Process) -> str | None:
         if marker in cmd:
             return role
     if "multiprocessing" in cmd:
-        return "python load"
+        # a uvicorn worker (spawned by its service's supervisor) or a Python load process
+        try:
+            parent = proc.parent()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            parent = None
+        owner = role_of(parent) if parent is not None else None
+        return owner if owner in ("gateway", "chat", "auth") else "python load"
     return None
 
 
