@@ -76,20 +76,26 @@ class Changes:
         client's finished results not yet handed over (marked handed over by this
         transaction: the entrypoint commits it once the page is complete)."""
         names = list(self.feeds)
-        try:
-            fetched = await asyncio.gather(
-                *(
-                    self._owner_page(self.feeds[n], user_id, cursor.position(n), limit)
-                    for n in names
-                ),
-                self._own_page(uow, user_id, cursor.position("sync"), limit),
-            )
-        except OwnerUnavailable as exc:
-            raise ServiceUnavailable(
-                "some of your data cannot be read right now: pull again shortly",
-                {"reason": str(exc)},
-            ) from exc
-        pages = dict(zip([*names, "sync"], fetched, strict=True))
+        # every read ends before any failure is raised: the session must not be closed
+        # under a query still running
+        fetched = await asyncio.gather(
+            *(self._owner_page(self.feeds[n], user_id, cursor.position(n), limit) for n in names),
+            self._own_page(uow, user_id, cursor.position("sync"), limit),
+            return_exceptions=True,
+        )
+        for outcome in fetched:
+            if isinstance(outcome, OwnerUnavailable):
+                raise ServiceUnavailable(
+                    "some of your data cannot be read right now: pull again shortly",
+                    {"reason": str(outcome)},
+                ) from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+        pages = {
+            name: page
+            for name, page in zip([*names, "sync"], fetched, strict=True)
+            if isinstance(page, domain.SourcePage)
+        }
         merged = domain.merge(pages, cursor, limit, int(self.clock().timestamp()))
         clients = ClientRepository(uow.session)
         results: list[MutationResult] = []
