@@ -16,9 +16,10 @@ from sqlalchemy import text
 
 from contracts import codec
 from contracts.envelope import Envelope
+from contracts.events.auth import UserDeleted
 from contracts.events.sync import MutationResolved
 from contracts.ids import uuid7
-from contracts.topics import CHAT_MUTATION
+from contracts.topics import AUTH_USER, CHAT_MUTATION
 
 from .conftest import Stack, as_user, components, doc, error, hlc, new_user, pull, push, wait_for
 
@@ -177,26 +178,29 @@ async def test_malformed_bodies_are_a_400_public_error_never_a_500(
     assert error(unauthenticated)[0] == 401
 
 
-async def answer(stack: Stack, user: str, resolved: MutationResolved) -> None:
-    """What chat's relay sends once it applied the command: its answer on chat.mutation.v1."""
-    envelope: Envelope[MutationResolved] = Envelope(
+async def publish(stack: Stack, topic: str, user: str, payload: Any, producer: str) -> None:
+    """What another service's relay sends, twice (a redelivery): it has one effect."""
+    envelope: Envelope[Any] = Envelope(
         event_id=uuid7(),
-        type=resolved.event_type,
+        type=payload.event_type,
         occurred_at=datetime.now(UTC),
-        producer="chat",
+        producer=producer,
         user_id=user,
         seq=1,
-        payload=resolved,
+        payload=payload,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.infra.kafka, acks="all")
-    await producer.start()
+    kafka = AIOKafkaProducer(bootstrap_servers=stack.infra.kafka, acks="all")
+    await kafka.start()
     try:
-        for _ in range(2):  # delivered twice: recorded once
-            await producer.send_and_wait(
-                CHAT_MUTATION.name, codec.encode(envelope), key=user.encode()
-            )
+        for _ in range(2):
+            await kafka.send_and_wait(topic, codec.encode(envelope), key=user.encode())
     finally:
-        await producer.stop()
+        await kafka.stop()
+
+
+async def answer(stack: Stack, user: str, resolved: MutationResolved) -> None:
+    """What chat's relay sends once it applied the command: its answer on chat.mutation.v1."""
+    await publish(stack, CHAT_MUTATION.name, user, resolved, "chat")
 
 
 async def commands(app: FastAPI) -> list[dict[str, Any]]:
@@ -209,7 +213,7 @@ async def commands(app: FastAPI) -> list[dict[str, Any]]:
         return [{"topic": t, **json.loads(b)} for t, b in rows]
 
 
-async def test_an_owners_mutation_is_pending_until_its_answer_which_the_next_pull_hands_over(
+async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_account_is_purged(
     client: httpx.AsyncClient, stack: Stack, app: FastAPI
 ) -> None:
     user = new_user()
@@ -290,3 +294,15 @@ async def test_an_owners_mutation_is_pending_until_its_answer_which_the_next_pul
         {"mid": 3, "status": "conflict", "version": 5, "current": current}
     ]
     assert (await pull(client, headers, client_id="phone"))["results"] == []  # answered already
+
+    # the account is deleted: its devices, log and documents go too (the same consumers)
+    await push(client, headers, "phone", doc(4, "put", "t1", data={"a": 1}))
+    await publish(stack, AUTH_USER.name, user, UserDeleted(deleted_at=datetime.now(UTC)), "auth")
+
+    async def purged() -> bool:
+        clients = (await client.get("/api/v1/sync/clients", headers=headers)).json()["data"]
+        return not clients["clients"]
+
+    await wait_for(purged, what="the purge")
+    page = await pull(client, headers, client_id="phone")
+    assert (page["changes"], page["last_mids"], page["results"]) == ([], {}, [])
