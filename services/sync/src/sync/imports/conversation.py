@@ -203,8 +203,18 @@ class ConversationDraft:
             updated_at=updated_at,
             **fields,
         )
+        times: dict[str, datetime] = {}
         for position, message in enumerate(ordered):
-            yield self._message_record(message, parent_ids[position], created_at, position)
+            parent_id = parent_ids[position]
+            # a message without a time follows its parent, else the conversation's start
+            fallback = (
+                times[parent_id] + timedelta(microseconds=1)
+                if parent_id
+                else created_at + timedelta(microseconds=position)
+            )
+            record = self._message_record(message, parent_id, fallback)
+            times[record.id] = record.created_at
+            yield record
 
     def _creation_order(self, roots: list[_Message]) -> list[_Message]:
         """Creation order (time, then the source's order) with parents before children."""
@@ -259,12 +269,12 @@ class ConversationDraft:
         return created_at, updated_at
 
     def _message_record(
-        self, message: _Message, parent_id: str | None, fallback: datetime, position: int
+        self, message: _Message, parent_id: str | None, fallback: datetime
     ) -> MessageRecord:
         fields = message.fields
         created_at = message.created_at
         if created_at is None:
-            created_at = fallback + timedelta(microseconds=position)
+            created_at = fallback
             fields.setdefault("metadata", {}).setdefault("import", {})["missing"] = ["created_at"]
         if fields.get("updated_at") is None:
             fields["updated_at"] = created_at

@@ -36,14 +36,22 @@ SOURCES = (
 PEEK_BYTES = 256 * 1024
 _MAX_EVENTS = 20_000
 _BIGAGI_MESSAGE_KEYS = {"fragments", "originLLM", "typing", "avatar", "purposeId", "generator"}
-_CHATBOT_KEYS = {"system_prompt", "total_tokens", "is_archived", "uploaded_files", "memories"}
+_CHATBOT_KEYS = {
+    "system_prompt",
+    "total_tokens",
+    "is_archived",
+    "uploaded_files",
+    "memories",
+    "user_id",
+}
 _CHATBOT_MESSAGE_KEYS = {"parent_message_id", "is_edited", "images", "files"}
 
 
-def _shape(head: bytes) -> tuple[set[str], dict[str, object], str]:
-    """Key paths seen (`item.mapping`, `conversations.item.messages.item.text`), a few
-    top-level scalar values, and the kind of the top-level value."""
+def _shape(head: bytes) -> tuple[set[str], set[str], dict[str, object], str]:
+    """Key paths seen (`item.mapping`, `conversations.item.messages.item.text`), the
+    top-level keys, a few top-level scalar values, and the kind of the top-level value."""
     paths: set[str] = set()
+    keys: set[str] = set()
     values: dict[str, object] = {}
     top = ""
     try:
@@ -52,13 +60,15 @@ def _shape(head: bytes) -> tuple[set[str], dict[str, object], str]:
                 top = {"start_map": "object", "start_array": "array"}.get(event, "scalar")
             if event == "map_key":
                 paths.add(f"{prefix}.{value}" if prefix else str(value))
-            elif "." not in prefix and prefix and event in ("string", "number", "boolean"):
+                if not prefix:
+                    keys.add(str(value))
+            elif prefix in keys and event in ("string", "number", "boolean"):
                 values[prefix] = value
             if count > _MAX_EVENTS:
                 break
     except ijson.JSONError:
         pass
-    return paths, values, top
+    return paths, keys, values, top
 
 
 def _children(paths: set[str], parent: str) -> set[str]:
@@ -83,8 +93,12 @@ def detect_source(name: str, head: bytes) -> str:
             line = None
         if isinstance(line, dict) and line.get("type") == "header" and "format_version" in line:
             return "parley"
-    paths, values, top = _shape(text)
-    keys = _children(paths, "")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as error:  # odd encodings are read (and reported) later
+        if error.start < len(text) - 4:
+            text = text.decode("utf-8", "replace").encode()
+    paths, keys, values, top = _shape(text)
     if top == "object":
         if values.get("format") == "parley-export":
             return "parley"

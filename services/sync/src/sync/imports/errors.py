@@ -17,3 +17,7 @@ class UnsupportedFormat(ImportRefused):
 
     def __init__(self, message: str) -> None:
         super().__init__("UNSUPPORTED_FORMAT", message)
+
+
+class TruncatedInput(ValueError):
+    """The file ends in the middle of its JSON: it was cut short."""

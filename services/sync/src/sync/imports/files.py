@@ -24,6 +24,17 @@ _UTF8_BOM = codecs.BOM_UTF8
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
+def _as_windows_1252(error: UnicodeError) -> tuple[str, int]:
+    """A byte that is not UTF-8 read as Windows-1252 (what odd stores mostly are), so
+    `Cr\xe8me` stays `Crème`; the five bytes 1252 leaves undefined become U+FFFD."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return bad.decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("parley-windows-1252", _as_windows_1252)
+
+
 @dataclass(frozen=True)
 class ImportLimits:
     max_file_bytes: int = 4 << 30
@@ -168,11 +179,12 @@ class _Unclosable(io.RawIOBase):
 
 
 class Utf8Stream:
-    """Bytes that are certainly UTF-8: a BOM dropped, UTF-16 transcoded, bad bytes replaced.
+    """Bytes that are certainly UTF-8: a BOM dropped, UTF-16 transcoded, bad bytes mended.
 
-    `on_invalid(offset)` is called once, at the first undecodable byte; from there on the
-    rest of the file is decoded with U+FFFD for each bad sequence (a file is never refused
-    for its encoding: the issue names where it went wrong).
+    `on_invalid(offset, encoding)` is called once, at the first byte that is not UTF-8; from
+    there on each such byte is read as Windows-1252 (a Latin-1 store keeps its accents; the
+    few bytes 1252 leaves undefined become U+FFFD). A file is never refused for its
+    encoding: the issue names where it went wrong.
     """
 
     def __init__(self, raw: BinaryIO, on_invalid: Callable[[int, str], None]) -> None:
@@ -198,7 +210,7 @@ class Utf8Stream:
             self._strict.decode(chunk, final=final)
         except UnicodeDecodeError as error:
             self._on_invalid(self._offset - len(pending) + error.start, "utf-8")
-            self._lenient = codecs.getincrementaldecoder("utf-8")("replace")
+            self._lenient = codecs.getincrementaldecoder("utf-8")("parley-windows-1252")
             text = self._lenient.decode(pending + chunk, final=final).encode()
             self._offset += len(chunk)
             # the pending bytes already went out with the previous chunk

@@ -25,7 +25,7 @@ import ijson
 import pydantic
 from sync.imports.conversation import ReadContext
 from sync.imports.detect import PEEK_BYTES, SOURCES, detect_source
-from sync.imports.errors import UnsupportedFormat
+from sync.imports.errors import TruncatedInput, UnsupportedFormat
 from sync.imports.files import ImportFile, ImportInput, ImportLimits, Utf8Stream, import_files
 from sync.imports.formats import (
     bigagi,
@@ -115,8 +115,8 @@ class ImportReader:
             if encoding == "utf-8":
                 ctx.issue(
                     "INVALID_UTF8",
-                    f"bytes that are not UTF-8 from byte {offset}: decoded with U+FFFD "
-                    "in their place",
+                    f"bytes that are not UTF-8 from byte {offset}: each read as "
+                    "Windows-1252 (U+FFFD where that has no character)",
                 )
             else:
                 ctx.issue("ENCODING", f"the file is {encoding}; read as such", severity="info")
@@ -129,7 +129,7 @@ class ImportReader:
                 per_file[record.type] += 1
                 counts[record.type] += 1
                 yield record
-        except ijson.IncompleteJSONError as error:
+        except (ijson.IncompleteJSONError, TruncatedInput) as error:
             self._broken(ctx, file_report, per_file, error)
         except (ijson.JSONError, ValueError, KeyError, TypeError, AttributeError) as error:
             if isinstance(error, pydantic.ValidationError):
@@ -150,7 +150,7 @@ class ImportReader:
     ) -> None:
         file_report.complete = False
         text = str(error)
-        truncated = "premature EOF" in text or "Incomplete JSON" in text
+        truncated = isinstance(error, TruncatedInput) or "premature EOF" in text
         ctx.issue(
             "TRUNCATED" if truncated else "INVALID_JSON",
             f"{'the file is cut short' if truncated else 'the file is not valid JSON'} "

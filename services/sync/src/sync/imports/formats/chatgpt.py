@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-import ijson
 from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.jsonarray import array_items
 from sync.imports.values import read_time, role_of
 
 from contracts.archive import ArchiveRecord
@@ -30,7 +30,7 @@ _MESSAGE_MAPPED = {"id", "create_time", "update_time", "content"}
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
     with open_stream() as stream:
-        for index, item in enumerate(ijson.items(stream, "item", use_float=True)):
+        for index, item in enumerate(array_items(stream)):
             if isinstance(item, dict):
                 yield from _conversation(item, index, ctx)
             else:

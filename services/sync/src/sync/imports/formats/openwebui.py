@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-import ijson
 from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.jsonarray import array_items
 from sync.imports.values import int_or_none, object_of, read_time, role_of, text_of
 
 from contracts.archive import ArchiveRecord
@@ -24,7 +24,7 @@ _MESSAGE_MAPPED = {"id", "parentId", "childrenIds", "role", "content", "model", 
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
     with open_stream() as stream:
-        for index, item in enumerate(ijson.items(stream, "item", use_float=True)):
+        for index, item in enumerate(array_items(stream)):
             if isinstance(item, dict):
                 yield from _chat(item, index, ctx)
             else:
