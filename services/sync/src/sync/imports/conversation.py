@@ -221,24 +221,27 @@ class ConversationDraft:
         heap = [(self._sort_key(m), m.index, m) for m in roots]
         heapq.heapify(heap)
         ordered: list[_Message] = []
-        while heap:
-            _, _, message = heapq.heappop(heap)
-            ordered.append(message)
-            for child in message.children:
-                heapq.heappush(heap, (self._sort_key(child), child.index, child))
-        if len(ordered) < len(self._messages):  # the rest hang on a parent cycle
-            emitted = {id(m) for m in ordered}
-            for message in self._messages:
-                if id(message) not in emitted:
-                    self._keep_aside(message, "parent_id", message.parent_source_id)
-                    message.parent_source_id = None
-                    self.ctx.issue(
-                        "PARENT_CYCLE",
-                        f"message {message.source_id!r} is in a parent cycle; kept as a root",
-                        source_id=message.source_id,
-                    )
-                    ordered.append(message)
-        return ordered
+        emitted: set[int] = set()
+        parent_of = {id(c): m for m in self._messages for c in m.children}
+        while True:
+            while heap:
+                _, _, message = heapq.heappop(heap)
+                ordered.append(message)
+                emitted.add(id(message))
+                for child in message.children:
+                    heapq.heappush(heap, (self._sort_key(child), child.index, child))
+            if len(ordered) == len(self._messages):
+                return ordered
+            # what is left hangs on a parent cycle: cut the first of it loose, as a root
+            loose = next(m for m in self._messages if id(m) not in emitted)
+            parent_of[id(loose)].children.remove(loose)
+            self._keep_aside(loose, "parent_id", loose.parent_source_id)
+            self.ctx.issue(
+                "PARENT_CYCLE",
+                f"message {loose.source_id!r} is in a parent cycle; kept as a root",
+                source_id=loose.source_id,
+            )
+            heapq.heappush(heap, (self._sort_key(loose), loose.index, loose))
 
     @staticmethod
     def _sort_key(message: _Message) -> float:
