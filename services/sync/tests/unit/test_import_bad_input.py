@@ -75,7 +75,8 @@ def test_bytes_that_are_not_utf8_are_read_as_windows_1252_and_reported():
     assert of_type(records, "conversation")[0].title == "Crème brûlée"
     assert of_type(records, "message")[0].content == "Crème brûlée?"
     (issue,) = report.issues
-    assert issue.code == "INVALID_UTF8" and "byte 37" in issue.message
+    assert issue.code == "INVALID_UTF8"
+    assert "byte 37" in issue.message
 
 
 def test_a_utf8_bom_and_utf16_files_read(tmp_path):
@@ -93,7 +94,8 @@ def test_repeated_ids_keep_both_rows_under_distinct_ids(tmp_path):
     path.write_text(json.dumps([twice, twice]))
     records, report = read(path)
     first, second = of_type(records, "conversation")
-    assert first.id == "same" and second.id != "same"
+    assert first.id == "same"
+    assert second.id != "same"
     assert second.provenance["source_id"] == "same"  # type: ignore[attr-defined]
     messages = of_type(records, "message")
     assert len({m.id for m in messages}) == 4
@@ -122,12 +124,12 @@ def test_a_missing_parent_keeps_the_message_as_a_root_and_says_so(tmp_path):
     path.write_text(json.dumps([conversation]))
     records, report = read(path)
     messages = {m.id: m for m in of_type(records, "message")}
-    assert (
-        messages["b"].parent_id is None and messages["b"].metadata["source"]["parent_id"] == "gone"
-    )
+    assert messages["b"].parent_id is None
+    assert messages["b"].metadata["source"]["parent_id"] == "gone"
     assert messages["c"].parent_id == "b"
     (issue,) = report.issues
-    assert issue.code == "ORPHAN_PARENT" and issue.source_id == "b"
+    assert issue.code == "ORPHAN_PARENT"
+    assert issue.source_id == "b"
 
 
 def test_a_parent_cycle_is_broken_and_reported(tmp_path):
@@ -137,7 +139,8 @@ def test_a_parent_cycle_is_broken_and_reported(tmp_path):
     records, report = read(path)
     messages = {m.id: m for m in of_type(records, "message")}
     assert len(messages) == 3
-    assert messages["a"].parent_id is None and messages["a"].metadata["source"]["parent_id"] == "b"
+    assert messages["a"].parent_id is None
+    assert messages["a"].metadata["source"]["parent_id"] == "b"
     assert messages["b"].parent_id == "a"
     assert report.issue_codes() == Counter({"PARENT_CYCLE": 1})
 
@@ -145,7 +148,8 @@ def test_a_parent_cycle_is_broken_and_reported(tmp_path):
 def test_an_empty_conversation_is_kept_and_reported():
     records, report = read(OURS / "chatbot" / "conversations" / "19.json")
     (conversation,) = of_type(records, "conversation")
-    assert conversation.message_count == 0 and conversation.current_leaf_id is None
+    assert conversation.message_count == 0
+    assert conversation.current_leaf_id is None
     assert report.issue_codes() == Counter({"EMPTY_CONVERSATION": 1})
 
 
@@ -163,7 +167,7 @@ def test_a_zip_is_read_member_by_member_and_other_files_are_skipped():
         "user.json": b'{"email": "someone@example.com"}',
         "file-abc.png": b"\x89PNG\r\n",
     })  # fmt: skip
-    records, report = read(("export.zip", data))
+    _records, report = read(("export.zip", data))
     assert report.counts == {"conversation": 1, "message": 12}
     assert [f.file for f in report.files] == ["export.zip/conversations.json"]
     assert report.issue_codes() == Counter({"SKIPPED": 2})
@@ -173,7 +177,8 @@ def test_a_zip_bomb_is_refused_before_anything_is_read():
     bomb = zip_of({"conversations.json": b"[" + b" " * 5_000_000 + b"]"})
     with pytest.raises(ImportRefused) as refused:
         list(ImportReader([("bomb.zip", bomb)]).records())
-    assert refused.value.code == "ZIP_LIMIT" and "zip bomb" in refused.value.message
+    assert refused.value.code == "ZIP_LIMIT"
+    assert "zip bomb" in refused.value.message
 
 
 def test_a_zip_over_its_total_size_is_refused():

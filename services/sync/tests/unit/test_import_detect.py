@@ -58,13 +58,14 @@ def test_an_unknown_file_is_refused_naming_what_it_is(head, seen):
     with pytest.raises(UnsupportedFormat) as raised:
         detect_source("notes.json", head)
     assert raised.value.code == "UNSUPPORTED_FORMAT"
-    assert "notes.json" in raised.value.message and seen in raised.value.message
+    assert "notes.json" in raised.value.message
+    assert seen in raised.value.message
 
 
 def test_an_unknown_file_given_alone_refuses_the_import(tmp_path):
     path = tmp_path / "notes.json"
     path.write_text('{"kind": "notes"}')
-    with pytest.raises(UnsupportedFormat, match="notes.json: a JSON object with keys kind"):
+    with pytest.raises(UnsupportedFormat, match=r"notes\.json: a JSON object with keys kind"):
         list(ImportReader([path]).records())
 
 

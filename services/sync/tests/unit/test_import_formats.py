@@ -40,7 +40,8 @@ def assert_archive_order(records):
         if isinstance(record, ConversationRecord):
             current, seen = record, set()
         elif isinstance(record, MessageRecord):
-            assert current is not None and record.conversation_id == current.id
+            assert current is not None
+            assert record.conversation_id == current.id
             assert record.parent_id is None or record.parent_id in seen
             seen.add(record.id)
 
@@ -105,7 +106,8 @@ def test_chatgpt_tool_results_citations_and_orphans_are_kept():
     records, report = read(REAL / "chatgpt-citations.json")
     tool, reply = of_type(records, "message")
     node = source["mapping"][tool.id]
-    assert tool.role == "assistant" and tool.metadata["source"]["role"] == "tool"
+    assert tool.role == "assistant"
+    assert tool.metadata["source"]["role"] == "tool"
     assert tool.metadata["source"]["content"] == node["message"]["content"]
     assert tool.parent_id is None  # its parent is not in the file: kept as a root
     assert tool.metadata["source"]["parent_id"] == node["parent"]
@@ -196,9 +198,11 @@ def test_librechat_flat_branches_keep_their_parents_and_token_counts():
             message["createdAt"]
         )
     first = messages["115a6247-8fb0-4937-a536-12956669098d"]
-    assert first.role == "user" and first.prompt_tokens == 9
+    assert first.role == "user"
+    assert first.prompt_tokens == 9
     reply = messages["069b9c22-7649-45a9-b90b-fc050533ea21"]
-    assert reply.completion_tokens == 78 and reply.metadata["source"]["sender"] == "GPT-4"
+    assert reply.completion_tokens == 78
+    assert reply.metadata["source"]["sender"] == "GPT-4"
 
 
 def test_chatbot_ui_rows_without_times_keep_order_folders_and_prompts():
@@ -208,7 +212,8 @@ def test_chatbot_ui_rows_without_times_keep_order_folders_and_prompts():
     assert {d.collection for d in documents} == {"prompts", "prompt_folders"}
     assert [d.data for d in documents if d.collection == "prompts"] == source["prompts"]
     for chat, conversation in zip(source["history"], of_type(records, "conversation"), strict=True):
-        assert conversation.title == chat["name"] and conversation.system_prompt == chat["prompt"]
+        assert conversation.title == chat["name"]
+        assert conversation.system_prompt == chat["prompt"]
         assert conversation.metadata["source"]["model"] == chat["model"]
         assert conversation.created_at == IMPORTED_AT
         assert conversation.metadata["import"]["missing"] == ["created_at", "updated_at"]
@@ -241,12 +246,14 @@ def test_big_agi_backup_keeps_ms_times_folders_and_v3_v4_messages():
             assert messages[message["id"]].created_at == EPOCH + timedelta(
                 milliseconds=message["created"]
             )
-    assert messages["m3-a1"].model == "gpt-4-0613" and messages["m3-a1"].completion_tokens == 14
+    assert messages["m3-a1"].model == "gpt-4-0613"
+    assert messages["m3-a1"].completion_tokens == 14
     assert messages["m3-a1"].metadata["source"]["userFlags"] == ["starred"]
     assert messages["v4-a"].content == "Layers, a rain shell, wool socks."
     assert messages["v4-a"].model == "claude-3-5-sonnet"
     assert messages["v4-a"].metadata["source"]["fragments"][0]["part"]["aText"] == "cold, wet"
-    assert messages["v4-u"].parent_id == "v4-s" and messages["v4-a"].parent_id == "v4-u"
+    assert messages["v4-u"].parent_id == "v4-s"
+    assert messages["v4-a"].parent_id == "v4-u"
     assert report.issue_codes() == Counter({"NOT_IMPORTED": 1})
     assert "sk-not-a-real-key" not in str([r.model_dump() for r in records])
 
@@ -254,7 +261,8 @@ def test_big_agi_backup_keeps_ms_times_folders_and_v3_v4_messages():
 def test_big_agi_single_chat_file():
     records, _ = read(OURS / "big-agi" / "regex-help.agi.json")
     (conversation,) = of_type(records, "conversation")
-    assert conversation.id == "Zy8vNq2" and conversation.title == "Regex help (single)"
+    assert conversation.id == "Zy8vNq2"
+    assert conversation.title == "Regex help (single)"
     assert [m.id for m in of_type(records, "message")] == ["m3-u1", "m3-a1"]
 
 
@@ -262,17 +270,20 @@ def test_big_agi_single_chat_file():
 def test_speechbot_cache_maps_bot_full_content_and_favourites(name):
     records, _ = read(OURS / "speechbot" / name)
     conversation = of_type(records, "conversation")[0]
-    assert conversation.id == "chat_1699999999999" and conversation.is_favorite
+    assert conversation.id == "chat_1699999999999"
+    assert conversation.is_favorite
     assert conversation.metadata["source"]["metadata"] == {"voice": "en-GB", "engine": "whisper"}
     user, bot, thanks = of_type(records, "message")[:3]
-    assert bot.role == "assistant" and bot.metadata["source"]["role"] == "bot"
+    assert bot.role == "assistant"
+    assert bot.metadata["source"]["role"] == "bot"
     assert bot.content.startswith("Probably, take an umbrella: 80 %")
     assert bot.metadata["source"]["content"] == "Probably, take an umb…"
     assert bot.model == "gpt-4o"
     assert user.created_at == datetime(2023, 11, 14, 22, 13, 19, 999000, tzinfo=UTC)
     assert bot.created_at == EPOCH + timedelta(milliseconds=1700000001000)
     assert thanks.created_at == EPOCH + timedelta(seconds=1700000102.5)
-    assert thanks.content == "Thanks!" and thanks.parent_id == bot.id
+    assert thanks.content == "Thanks!"
+    assert thanks.parent_id == bot.id
     (preferences,) = of_type(records, "document")
     assert preferences.data["flutter.theme_mode"] == "dark"
     assert "flutter.cached_chats" not in preferences.data
@@ -286,7 +297,8 @@ def test_chatbot_store_ids_tree_memories_and_missing_files():
     assert conversation.provenance["source_id"] == "17"  # type: ignore[attr-defined]
     assert conversation.id.startswith("chatbot-json-")  # a row number is not an id
     assert conversation.created_at == datetime(2024, 3, 2, 9, 15, 0, 123456, tzinfo=UTC)
-    assert conversation.total_tokens == 812 and conversation.system_prompt
+    assert conversation.total_tokens == 812
+    assert conversation.system_prompt
     assert conversation.metadata["source"]["user_id"] == 3
     assert conversation.metadata["missing_attachments"][0]["original_filename"] == "starter.jpg"
     own = [m for m in of_type(records, "message") if m.conversation_id == conversation.id]
@@ -303,8 +315,10 @@ def test_chatbot_store_ids_tree_memories_and_missing_files():
         {"kind": "image", "url": "/static/uploads/starter.jpg"}
     ]
     (memory,) = of_type(records, "memory")
-    assert memory.conversation_id == conversation.id and memory.tags == ["baking", "sourdough"]
-    assert memory.rating == 5 and memory.question == "Starter feeding ratio?"
+    assert memory.conversation_id == conversation.id
+    assert memory.tags == ["baking", "sourdough"]
+    assert memory.rating == 5
+    assert memory.question == "Starter feeding ratio?"
     legacy = next(c for c in of_type(records, "conversation") if c.title.startswith("Old chat"))
     assert legacy.id == "6f1c9a2e-3b7d-4c55-9e1a-0b2f4c6d8e10"
     legacy_messages = [m for m in of_type(records, "message") if m.conversation_id == legacy.id]
