@@ -42,13 +42,15 @@ _TEXT = (
 )
 
 
-def _node(node_id: str, parent: str | None, children: list[str], role: str, when: float) -> str:
+def _node(
+    node_id: str, parent: str | None, children: list[str], role: str, when: float, text: str
+) -> str:
     message = {
         "id": node_id,
         "author": {"role": role, "name": None, "metadata": {}},
         "create_time": when,
         "update_time": None,
-        "content": {"content_type": "text", "parts": [_TEXT if role != "user" else "How?"]},
+        "content": {"content_type": "text", "parts": [text if role != "user" else "How?"]},
         "status": "finished_successfully",
         "end_turn": role == "assistant",
         "weight": 0.0 if role == "system" else 1.0,
@@ -62,8 +64,12 @@ def _node(node_id: str, parent: str | None, children: list[str], role: str, when
     return json.dumps(node)
 
 
-def write_chatgpt_export(out: IO[str], messages: int, per_conversation: int) -> int:
-    """A conversations.json of `messages` message nodes, written without holding it."""
+def write_chatgpt_export(
+    out: IO[str], messages: int, per_conversation: int, padding: int = 0
+) -> int:
+    """A conversations.json of `messages` message nodes, written without holding it;
+    `padding` characters more in every reply make the file bigger per message."""
+    text = _TEXT + "x" * padding
     out.write("[")
     written = 0
     conversation = 0
@@ -88,7 +94,7 @@ def write_chatgpt_export(out: IO[str], messages: int, per_conversation: int) -> 
         )
         for i, node_id in enumerate(ids):
             role = "system" if i == 0 else ("user" if i % 2 else "assistant")
-            node = _node(node_id, parents[i], children[node_id], role, start + i + 0.123456)
+            node = _node(node_id, parents[i], children[node_id], role, start + i + 0.123456, text)
             out.write(("," if i else "") + f'"{node_id}": {node}')
         out.write("}}")
         written += count
@@ -128,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--per-conversation", type=int, default=100)
+    parser.add_argument("--padding", type=int, default=0, help="extra characters per reply")
     parser.add_argument("--file", type=Path, help="read this file instead of generating one")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args()
@@ -139,7 +146,7 @@ def main() -> None:
             path = Path(tmp) / "conversations.json"
             started = time.perf_counter()
             with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
-                write_chatgpt_export(out, args.messages, args.per_conversation)
+                write_chatgpt_export(out, args.messages, args.per_conversation, args.padding)
             generated = time.perf_counter() - started
         figures = measure(path)
         figures["generate_seconds"] = round(generated, 1)
