@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.jsonarray import array_items
+from sync.imports.formats import each_entry
 from sync.imports.values import read_time, role_of
 
 from contracts.archive import ArchiveRecord
@@ -29,12 +29,7 @@ _MESSAGE_MAPPED = {"id", "create_time", "update_time", "content"}
 
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
-    with open_stream() as stream:
-        for index, item in enumerate(array_items(stream)):
-            if isinstance(item, dict):
-                yield from _conversation(item, index, ctx)
-            else:
-                ctx.issue("NOT_A_CONVERSATION", f"entry {index} is not an object; skipped")
+    return each_entry(open_stream, ctx, _conversation)
 
 
 def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[ArchiveRecord]:
