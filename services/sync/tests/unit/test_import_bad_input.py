@@ -207,3 +207,13 @@ def test_array_entries_decode_alike_whatever_the_read_size(chunk):
     items = [{"a": None, "d": 'x\u00e9 \\ " y', "e": [1.25, False]}, {"n": 12345}, [], 7, "z"]
     text = json.dumps(items, ensure_ascii=False).encode()
     assert list(array_items(io.BytesIO(text), chunk=chunk)) == items
+
+
+def test_a_file_full_of_orphans_lists_the_first_and_counts_them_all(tmp_path):
+    nodes = [(f"n{i}", f"gone{i}") for i in range(1500)]
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([chatgpt_conversation("many", nodes)]))
+    report = dry_run([path])
+    assert report.counts == {"conversation": 1, "message": 1500}
+    assert report.issue_codes() == Counter({"ORPHAN_PARENT": 1500})
+    assert len(report.issues) == 1000
