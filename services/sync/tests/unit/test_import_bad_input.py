@@ -217,3 +217,16 @@ def test_a_file_full_of_orphans_lists_the_first_and_counts_them_all(tmp_path):
     assert report.counts == {"conversation": 1, "message": 1500}
     assert report.issue_codes() == Counter({"ORPHAN_PARENT": 1500})
     assert len(report.issues) == 1000
+
+
+def test_a_declared_source_reads_its_files_in_a_zip_and_skips_the_rest():
+    data = zip_of({
+        "conversations.json": (REAL / "chatgpt-tree.json").read_bytes(),
+        "openwebui.json": (REAL / "openwebui-export.json").read_bytes(),
+        "user.json": b'{"email": "someone@example.com"}',
+    })  # fmt: skip
+    _, report = read(("export.zip", data), source="chatgpt")
+    assert report.counts == {"conversation": 1, "message": 12}
+    skipped = sorted(i.message for i in report.issues)
+    assert skipped[0] == "export.zip/openwebui.json: looks like openwebui, not the declared chatgpt"
+    assert report.issue_codes() == Counter({"SKIPPED": 2})
