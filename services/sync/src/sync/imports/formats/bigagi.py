@@ -59,8 +59,7 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
         if services:
             ctx.issue(
                 "NOT_IMPORTED",
-                f"the backup's {services} model service(s) (with their API keys) are not "
-                "imported",
+                f"the backup's {services} model service(s) (with their API keys) are not imported",
                 severity="info",
             )
     with open_stream() as stream:
