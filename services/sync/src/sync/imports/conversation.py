@@ -10,8 +10,9 @@ settles what a source can get wrong:
 - a parent the conversation does not hold: the message is kept as a root, the missing
   parent id stays in `metadata.source.parent_id` (`ORPHAN_PARENT`); a parent cycle is
   broken the same way (`PARENT_CYCLE`);
-- a missing creation time: the conversation's time (else the import time) plus the
-  message's position in microseconds, with `metadata.import.missing = ["created_at"]`;
+- a missing creation time: its parent's time plus 1 µs (a root: the conversation's time
+  plus its position in µs), with `metadata.import.missing = ["created_at"]`; a missing
+  conversation time: its first message's (else the import time), recorded the same way;
 - the current branch: the source's own pointer when it names a message of the
   conversation, else the last leaf in creation order;
 - no messages: kept, reported (`EMPTY_CONVERSATION`).
