@@ -35,7 +35,7 @@ def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         {f"history.{k}": v for k, v in history.items() if k not in ("messages", "currentId")}
     )
     models = body.get("models") or []
-    tags = body.get("tags") or item.get("tags") or []
+    tags = body.get("tags") or item.get("tags") or object_of(item.get("meta")).get("tags") or []
     draft = ConversationDraft(
         ctx,
         item.get("id") or f"entry-{index}",
