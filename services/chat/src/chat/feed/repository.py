@@ -3,9 +3,8 @@ the per-user `seq` of their last change."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,20 +63,17 @@ class FeedRepository:
         rows = await self.session.execute(_AFTER, {"user_id": user_id, "after": after, "n": n})
         return [Position(entity, id_, seq) for entity, id_, seq in rows]
 
-    async def rows(self, user_id: str, entity: str, ids: Sequence[str]) -> dict[str, Row]:
-        """The user's rows of one entity among `ids` (tombstones too), by id."""
-        if not ids:
-            return {}
+    async def rows_between(self, user_id: str, entity: str, after: int, last: int) -> list[Any]:
+        """The user's rows of one entity whose last change has a seq in (`after`, `last`]
+        (tombstones too): the rows a page of positions names, by the same index. Plain
+        rows with the model's attribute names, not ORM objects: a page is read, never
+        changed, and skipping the identity map halves the time it takes."""
         model = SYNCED[entity]
-        found = cast(
-            "Sequence[Row]",
-            (
-                await self.session.scalars(
-                    select(model).where(model.user_id == user_id, model.id.in_(ids))
-                )
-            ).all(),
+        columns = [getattr(model, attribute.key) for attribute in model.__mapper__.column_attrs]
+        found = await self.session.execute(
+            select(*columns).where(model.user_id == user_id, model.seq > after, model.seq <= last)
         )
-        return {row.id: row for row in found}
+        return list(found)
 
     async def live_versions(self, user_id: str) -> list[tuple[str, str, int]]:
         """(entity, id, version) of every live row of the user."""

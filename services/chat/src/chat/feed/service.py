@@ -12,38 +12,44 @@ moved on to a later seq (the row changed again), which a later page returns. Not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chat import changes
-from chat.feed.repository import FeedRepository, Row
-from chat.feed.schemas import Change, ChangePage, Versions
-from chat.models import Conversation, Folder, Memory, Message
+from chat.feed.repository import FeedRepository
+from chat.feed.schemas import Change, ChangePage, Entity, Versions
+from contracts.envelope import EventPayload
 from servicekit.uow import UnitOfWork
 
+# entity -> its change event, built from a row (an ORM object or a plain row alike)
+_EVENTS: dict[str, Callable[[Any], EventPayload]] = {
+    "conversation": changes.conversation_event,
+    "message": changes.message_event,
+    "folder": changes.folder_event,
+    "memory": changes.memory_event,
+}
 
-def record(row: Row) -> dict[str, Any]:
+
+def record(entity: str, row: Any) -> dict[str, Any]:
     """A live row as its change event's payload shows it (JSON mode): what pull hands out
     and what a conflict sends back as `current`."""
-    if isinstance(row, Conversation):
-        return changes.conversation_event(row).model_dump(mode="json")
-    if isinstance(row, Message):
-        return changes.message_event(row).model_dump(mode="json")
-    if isinstance(row, Folder):
-        return changes.folder_event(row).model_dump(mode="json")
-    assert isinstance(row, Memory)
-    return changes.memory_event(row).model_dump(mode="json")
+    return _EVENTS[entity](row).model_dump(mode="json")
 
 
-def change_of(entity: str, row: Row) -> Change:
+def change_of(entity: Entity, row: Any) -> Change:
+    # built without validation: every value comes from a stored row or its event, both
+    # typed already; what is not passed stays unset, so a tombstone's `data` is left out
     if row.deleted_at is not None:
-        return Change(entity=entity, id=row.id, op="delete", version=row.version, seq=row.seq)
-    return Change(
+        return Change.model_construct(
+            entity=entity, id=row.id, op="delete", version=row.version, seq=row.seq
+        )
+    return Change.model_construct(
         entity=entity,
         id=row.id,
         op="put",
         version=row.version,
         seq=row.seq,
-        data=record(row),
+        data=record(entity, row),
     )
 
 
@@ -55,15 +61,15 @@ async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -
     repo = FeedRepository(uow.session)
     positions = await repo.positions_after(user_id, after, limit + 1)
     page = positions[:limit]
-    wanted: dict[str, list[str]] = {}
-    for p in page:
-        wanted.setdefault(p.entity, []).append(p.id)
-    rows = {entity: await repo.rows(user_id, entity, ids) for entity, ids in wanted.items()}
-    return ChangePage(
-        changes=[change_of(p.entity, rows[p.entity][p.id]) for p in page],
-        has_more=len(positions) > limit,
-        last_seq=page[-1].seq if page else after,
-    )
+    if not page:
+        return ChangePage(changes=[], has_more=False, last_seq=after)
+    last = page[-1].seq
+    found: list[Change] = []
+    for entity in {p.entity for p in page}:
+        rows = await repo.rows_between(user_id, entity, after, last)
+        found += (change_of(entity, row) for row in rows)  # type: ignore[arg-type]
+    found.sort(key=lambda c: c.seq)
+    return ChangePage(changes=found, has_more=len(positions) > limit, last_seq=last)
 
 
 async def live_versions(uow: UnitOfWork, user_id: str) -> Versions:

@@ -85,8 +85,8 @@ def _rejected(code: str, message: str) -> dict[str, Any]:
     return {"status": "rejected", "error": {"code": code, "message": message}}
 
 
-def _conflict(row: Row) -> dict[str, Any]:
-    return {"status": "conflict", "version": row.version, "current": record(row)}
+def _conflict(entity: str, row: Row) -> dict[str, Any]:
+    return {"status": "conflict", "version": row.version, "current": record(entity, row)}
 
 
 async def _apply(
@@ -117,14 +117,14 @@ async def _apply(
     if step is Step.UPDATE and isinstance(row, Message):
         fields = m.fields if m.op == "patch" else m.data
         if domain.content_moved(fields or {}, m.base_version, row.version):
-            return _conflict(row), chat_id
+            return _conflict(m.entity, row), chat_id
     change = _CHANGES[m.entity]
     try:
         await _in_savepoint(uow, lambda: change(Target(uow, settings, user_id, m, step, row, now)))
     except Conflict as exc:
         current = await repo.row(user_id, m.entity, m.id)
         if isinstance(current, Message) and "current_version" in exc.details:
-            return _conflict(current), chat_id  # the text moved while we looked
+            return _conflict(m.entity, current), chat_id  # the text moved while we looked
         return _rejected(exc.code, exc.message), chat_id
     except ServiceError as exc:
         return _rejected(exc.code, exc.message), chat_id
@@ -169,7 +169,7 @@ def _same_message(settings: Settings, row: Message, m: MutationRequested) -> dic
         return _rejected(exc.code, exc.message)
     if domain.same_content(row.content, row.parts, incoming.content, incoming.parts):
         return {"status": "applied", "version": row.version}
-    return _conflict(row)
+    return _conflict(m.entity, row)
 
 
 def _parsed(model: type[BaseModel], data: dict[str, Any]) -> Any:
