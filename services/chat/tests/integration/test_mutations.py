@@ -341,3 +341,23 @@ async def test_what_the_api_would_refuse_is_rejected_and_leaves_nothing(
     # the consumer went on: the next mutation is applied
     ok = await devices.apply(alice, "conversation", "put", "c1", data={"title": "fine"})
     assert ok.status == "applied"
+
+
+async def test_folder_ids_replace_the_chats_folders_under_one_clock(
+    alice: User, devices: Devices
+) -> None:
+    for folder_id in ("f1", "f2", "f3"):
+        data(await alice.post("/api/v1/folders", json={"id": folder_id, "title": folder_id}), 201)
+    await alice.new_chat(id="c1", folder_ids=["f1"])
+    listed = data(await alice.patch("/api/v1/chats/c1", json={"folder_ids": ["f2", "f1", "f2"]}))
+    assert (listed["folder_ids"], listed["folder_id"]) == (["f2", "f1"], "f2")
+    # a device's older one-folder change loses to the newer list: one membership, one clock
+    old = await devices.apply(
+        alice, "conversation", "patch", "c1", stamp=stamp(1, 0, "phone"), fields={"folder_id": "f3"}
+    )
+    assert old.status == "applied"
+    assert data(await alice.get("/api/v1/chats/c1"))["folder_ids"] == ["f2", "f1"]
+    newer = await devices.apply(alice, "conversation", "patch", "c1", fields={"folder_ids": []})
+    assert newer.status == "applied"
+    chat = data(await alice.get("/api/v1/chats/c1"))
+    assert (chat["folder_ids"], chat["folder_id"]) == ([], None)
