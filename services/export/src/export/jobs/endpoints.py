@@ -16,7 +16,7 @@ from servicekit.responses import Deleted, Ok, ok
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
 
 
-async def components(request: Request) -> Components:  # async: no thread-pool hop per request
+def components(request: Request) -> Components:
     built: Components = request.app.state.export
     return built
 
