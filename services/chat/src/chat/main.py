@@ -61,7 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 AUTH_USER,
                 user_deleted_handler(forget_cached, blob_store=lambda: app.state.chat.blobs),
             ),
-            Subscription(CHAT_INGEST, ingest_handler(lambda: app.state.chat.ingest_blobs, utc_now)),
+            Subscription(
+                CHAT_INGEST,
+                ingest_handler(
+                    lambda: app.state.chat.ingest_blobs,
+                    utc_now,
+                    row_events=settings.ingest_row_events,
+                ),
+            ),
         ],
         on_startup=start_components,
         on_shutdown=stop_components,

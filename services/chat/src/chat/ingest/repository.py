@@ -40,9 +40,33 @@ _PROVENANCE_COLUMNS = (
     "imported_version",
     "imported_seq",
 )
-_MESSAGE_COLUMNS = {attribute: attribute for attribute in NewMessage.__slots__}
-_MESSAGE_COLUMNS["meta"] = "metadata"
-_JSON_ATTRIBUTES = ("parts", "meta")
+# NewMessage's attributes as columns, in the order `copy_messages` writes them
+_MESSAGE_COLUMNS = (
+    "user_id",
+    "id",
+    "conversation_id",
+    "parent_id",
+    "role",
+    "content",
+    "parts",
+    "status",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "metadata",
+    "revision_count",
+    "created_order",
+    "version",
+    "seq",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
 
 # an import's rows as they are now, for the rollback
 _IMPORTED = text("""
@@ -169,16 +193,34 @@ class IngestRepository:
 
     async def copy_messages(self, rows: Sequence[NewMessage]) -> None:
         """The bulk path for `NewMessage` rows (`MessageRepository.insert_all`'s rows)."""
-        records = []
-        for row in rows:
-            values = []
-            for attribute in _MESSAGE_COLUMNS:
-                value = getattr(row, attribute)
-                if attribute in _JSON_ATTRIBUTES and value is not None:
-                    value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-                values.append(value)
-            records.append(tuple(values))
-        await self._copy("messages", list(_MESSAGE_COLUMNS.values()), records)
+        await self._copy(
+            "messages",
+            _MESSAGE_COLUMNS,
+            [
+                (
+                    m.user_id,
+                    m.id,
+                    m.conversation_id,
+                    m.parent_id,
+                    m.role,
+                    m.content,
+                    None if m.parts is None else _json(m.parts),
+                    m.status,
+                    m.model,
+                    m.prompt_tokens,
+                    m.completion_tokens,
+                    _json(m.meta),
+                    m.revision_count,
+                    m.created_order,
+                    m.version,
+                    m.seq,
+                    m.created_at,
+                    m.updated_at,
+                    m.deleted_at,
+                )
+                for m in rows
+            ],
+        )
 
     async def copy_revisions(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(user_id, message_id, version, content, parts as JSON text, replaced_at)."""
