@@ -42,6 +42,11 @@ def test_malformed_records_are_issues_and_the_rest_parses() -> None:
                 if k != "provenance"
             },
             b"{not json",
+            record("message", "m4", conversation_id="c1", metadata={"note": "a \x00"}),
+            json.dumps(record("message", "m5", conversation_id="c1", parts=[{"t": "\x00"}])),
+            record("message", "m6", conversation_id="c1", prompt_tokens=2**40),
+            record("message", "m7", conversation_id="c1", model="m" * 201),
+            record("message", "m8", conversation_id="c1", content="lone \ud800"),
         ]
     )
     assert [(p.index, p.entity, p.record.id) for p in batch.records] == [
@@ -53,6 +58,11 @@ def test_malformed_records_are_issues_and_the_rest_parses() -> None:
         (3, "INVALID_RECORD"),
         (4, "MISSING_PROVENANCE"),
         (5, "INVALID_RECORD"),
+        (6, "INVALID_RECORD"),
+        (7, "INVALID_RECORD"),
+        (8, "INVALID_RECORD"),
+        (9, "INVALID_RECORD"),
+        (10, "INVALID_RECORD"),
     ]
     assert batch.records[1].provenance.source_id == "src-m1"
 

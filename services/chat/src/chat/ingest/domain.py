@@ -104,7 +104,19 @@ def _one(item: Mapping[str, Any] | bytes | str) -> tuple[str | None, Any, str | 
         where = ".".join(str(p) for p in first["loc"])
         return kind, None, f"{where}: {first['msg']}" if where else first["msg"]
     problem = _bad_ids(kind or "", record) or _bad_text(kind or "", record)
+    if problem is None and _may_hold_nul(item):
+        problem = _bad_json(kind or "", record)
     return kind, (record if problem is None else None), problem
+
+
+def _may_hold_nul(item: Mapping[str, Any] | bytes | str) -> bool:
+    """A JSON line without an escaped NUL has none (and its parser refused lone surrogates);
+    a dict has to be looked at."""
+    if isinstance(item, bytes):
+        return b"\\u0000" in item
+    if isinstance(item, str):
+        return "\\u0000" in item
+    return True
 
 
 def _type_of_line(line: bytes | str) -> str | None:
@@ -155,11 +167,42 @@ _TEXT_FIELDS = {
 }
 
 
+_COLUMN_CHARS = {"model": 200, "color": 32}  # varchar columns (the rest are text)
+_INT_FIELDS = {
+    "folder": ("version", "sort_order"),
+    "conversation": ("version",),
+    "message": ("version", "prompt_tokens", "completion_tokens"),
+    "memory": ("version", "rating"),
+}
+_INT4 = 2**31
+
+
 def _bad_text(kind: str, record: Any) -> str | None:
-    """PostgreSQL stores neither NUL characters nor lone surrogates."""
+    """What PostgreSQL would refuse: NUL characters, lone surrogates, text longer than its
+    column, integers beyond 32 bits (one such value would fail the whole batch's COPY)."""
     for name in _TEXT_FIELDS.get(kind, ()):
         value = getattr(record, name)
         if value is not None and not _storable(value):
+            return f"{name}: NUL character or invalid UTF-8"
+    for name, most in _COLUMN_CHARS.items():
+        value = getattr(record, name, None)
+        if value is not None and len(value) > most:
+            return f"{name}: longer than {most} characters"
+    for name in _INT_FIELDS.get(kind, ()):
+        value = getattr(record, name)
+        if value is not None and not -_INT4 <= value < _INT4:
+            return f"{name}: out of range"
+    return None
+
+
+def _bad_json(kind: str, record: Any) -> str | None:
+    """JSON values (metadata, parts, revisions) jsonb would refuse: a NUL anywhere in them."""
+    values = {"metadata": getattr(record, "metadata", None)}
+    if kind == "message":
+        values["parts"] = record.parts
+        values["revisions"] = [r.model_dump(mode="json") for r in record.revisions]
+    for name, value in values.items():
+        if value and not storable_json(json.dumps(value, ensure_ascii=False)):
             return f"{name}: NUL character or invalid UTF-8"
     return None
 

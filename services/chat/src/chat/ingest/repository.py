@@ -68,21 +68,24 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# an import's provenance rows (p), each beside the row it is about (f, c, m or x)
+_ROWS_OF_IMPORT = """FROM ingest_provenance p
+  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
+  LEFT JOIN conversations c
+    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
+  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
+  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
+ WHERE p.user_id = :user_id AND p.import_id = :import_id"""
+
 # an import's rows as they are now, for the rollback
-_IMPORTED = text("""
+_IMPORTED = text(f"""
 SELECT p.entity, p.id, m.conversation_id,
        coalesce(f.version, c.version, m.version, x.version) AS version,
        coalesce(f.seq, c.seq, m.seq, x.seq) AS seq,
        coalesce(f.deleted_at, c.deleted_at, m.deleted_at, x.deleted_at) IS NOT NULL
          OR coalesce(f.id, c.id, m.id, x.id) IS NULL AS deleted,
        p.imported_version, p.imported_seq
-  FROM ingest_provenance p
-  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
-  LEFT JOIN conversations c
-    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
-  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
-  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
- WHERE p.user_id = :user_id AND p.import_id = :import_id
+  {_ROWS_OF_IMPORT}
 """)
 
 # chats of the import holding live rows it did not add: the user's own messages or files
@@ -102,14 +105,9 @@ SELECT fm.folder_id, fm.conversation_id FROM folder_memberships fm
  WHERE fm.user_id = :user_id AND fm.folder_id = ANY(:folder_ids) AND c.deleted_at IS NULL
 """)
 
-_SUMMARY_COUNTS = text("""
-SELECT p.entity, count(*) FROM ingest_provenance p
-  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
-  LEFT JOIN conversations c
-    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
-  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
-  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
- WHERE p.user_id = :user_id AND p.import_id = :import_id
+_SUMMARY_COUNTS = text(f"""
+SELECT p.entity, count(*)
+  {_ROWS_OF_IMPORT}
    AND coalesce(f.id, c.id, m.id, x.id) IS NOT NULL
    AND coalesce(f.deleted_at, c.deleted_at, m.deleted_at, x.deleted_at) IS NULL
  GROUP BY p.entity
