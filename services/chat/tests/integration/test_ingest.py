@@ -463,3 +463,42 @@ async def test_rollback_removes_exactly_what_the_import_added(stack: Stack, runn
     assert forced["removed"] == {"folders": 2, "conversations": 1, "messages": 4, "memories": 0}
     assert await archive(client, alice.id) == before
     assert data(await alice.get(f"/api/v1/chats/{own['id']}"))["title"] == "Mine"
+
+
+async def test_parleys_own_export_imports_back_into_a_fresh_account_exactly(
+    stack: Stack, running: Any
+) -> None:
+    app, client, _ = running
+    alice = User(client, stack.minter, unique_name("user"))
+    bob = User(client, stack.minter, unique_name("user"))
+    folder = data(await alice.post("/api/v1/folders", json={"title": "Work", "color": "#00f"}), 201)
+    chat = await alice.new_chat(
+        title="Plans", folder_id=folder["id"], tags=["q3"], metadata={"app": "web"},
+        initial_message={"role": "user", "content": "first"},
+    )  # fmt: skip
+    first = chat["last_message"]
+    data(
+        await alice.patch(
+            f"/api/v1/chats/{chat['id']}/messages/{first['id']}", json={"content": "edited"}
+        )
+    )
+    data(
+        await alice.post(
+            f"/api/v1/chats/{chat['id']}/messages",
+            json={"role": "assistant", "content": "reply", "prompt_tokens": 3},
+        ),
+        201,
+    )
+    data(await alice.post(f"/api/v1/chats/{chat['id']}/favorite"))
+    data(await alice.post("/api/v1/memories", json={"question": "q", "answer": "a"}), 201)
+    exported = await archive(client, alice.id)
+    # what sync's importer of Parley's format sends: the lines, each with its provenance
+    records = [
+        {**r, "provenance": {"source": "parley", "source_id": f"{r['type']}:{r['id']}"}}
+        for r in exported
+    ]
+    applied = await Importer(stack, app, bob.id, direct=True).send(
+        IngestBatch(import_id="imp5", source="parley", batch_index=0, records=records)
+    )
+    assert applied["issues"] == []
+    assert await archive(client, bob.id) == exported  # versions and revisions included
