@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ingest_handler(
                     lambda: app.state.chat.ingest_blobs,
                     utc_now,
+                    forget_cached,
                     row_events=settings.ingest_row_events,
                 ),
             ),

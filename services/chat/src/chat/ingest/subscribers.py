@@ -23,14 +23,22 @@ log = structlog.get_logger(__name__)
 def ingest_handler(
     blob_store: Callable[[], BlobStore],
     clock: Callable[[], datetime],
+    forget_cached: Callable[[str], Awaitable[None]],
     *,
     row_events: bool = True,
 ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
     """The `chat.ingest.v1` handler; `blob_store` gives the store large batches are in
-    (built in the lifespan, after this); `row_events`: see `service.apply_batch`."""
+    (built in the lifespan, after this); `forget_cached(user_id)` drops the user's cached
+    reads once the import's transaction has committed; `row_events`: see
+    `service.apply_batch`."""
 
     async def handle(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
         command, user_id = envelope.payload, envelope.user_id
+
+        async def forget() -> None:
+            await forget_cached(user_id)
+
+        uow.after_commit(forget)  # chats, lists and pages the import changed
         try:
             if isinstance(command, IngestBatch):
                 try:
