@@ -21,12 +21,14 @@ TABLES = {
     "memory": "memories",
 }
 
+# one source and entity at a time, one unique-index look-up per source id (LATERAL: never a
+# scan of the user's provenance, whatever the planner thinks of the table's size)
 _KNOWN = text("""
-SELECT p.source, p.entity, p.source_id, p.id FROM ingest_provenance p
-  JOIN unnest(CAST(:sources AS text[]), CAST(:entities AS text[]), CAST(:source_ids AS text[]))
-       AS k(source, entity, source_id)
-    ON p.source = k.source AND p.entity = k.entity AND p.source_id = k.source_id
- WHERE p.user_id = :user_id
+SELECT k.source_id, p.id FROM unnest(CAST(:source_ids AS text[])) AS k(source_id)
+ CROSS JOIN LATERAL (
+    SELECT p.id FROM ingest_provenance p
+     WHERE p.user_id = :user_id AND p.source = :source AND p.entity = :entity
+       AND p.source_id = k.source_id) p
 """)
 
 _PROVENANCE_COLUMNS = (
@@ -147,19 +149,22 @@ class IngestRepository:
         self, user_id: str, keys: Sequence[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], str]:
         """Among (source, entity, source_id), those the user imported before → their ids."""
-        if not keys:
-            return {}
-        sources, entities, source_ids = (list(column) for column in zip(*keys, strict=True))
-        rows = await self.session.execute(
-            _KNOWN,
-            {
-                "user_id": user_id,
-                "sources": sources,
-                "entities": entities,
-                "source_ids": source_ids,
-            },
-        )
-        return {(s, e, sid): row_id for s, e, sid, row_id in rows}
+        groups: dict[tuple[str, str], list[str]] = {}
+        for source, entity, source_id in keys:
+            groups.setdefault((source, entity), []).append(source_id)
+        found: dict[tuple[str, str, str], str] = {}
+        for (source, entity), source_ids in groups.items():
+            rows = await self.session.execute(
+                _KNOWN,
+                {
+                    "user_id": user_id,
+                    "source": source,
+                    "entity": entity,
+                    "source_ids": source_ids,
+                },
+            )
+            found.update({(source, entity, sid): row_id for sid, row_id in rows})
+        return found
 
     async def existing(
         self, user_id: str, entity: str, ids: Sequence[str]
