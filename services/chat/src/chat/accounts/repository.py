@@ -10,6 +10,7 @@ from chat.models import (
     Attachment,
     Conversation,
     Folder,
+    IngestProvenance,
     Memory,
     Message,
     MessageRevision,
@@ -24,6 +25,7 @@ USER_TABLES = (
     Memory,
     Attachment,
     AppliedMutation,
+    IngestProvenance,
 )
 
 
