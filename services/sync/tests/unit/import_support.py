@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sync.imports import ImportReader, ReadReport
-
 from contracts.archive import ArchiveRecord
+from sync.imports import ImportReader, ReadReport
 
 REAL = Path(__file__).resolve().parents[5] / "shared" / "fixtures" / "real-exports" / "librechat"
 if not REAL.exists():  # a checkout outside the work tree layout: the shared folder by name

@@ -9,6 +9,7 @@ import zipfile
 from collections import Counter
 
 import pytest
+
 from sync.imports import ImportLimits, ImportReader, ImportRefused, UnsupportedFormat, dry_run
 from sync.imports.jsonarray import array_items
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sync.imports import ImportReader, UnsupportedFormat, detect_source
 from sync.imports.detect import PEEK_BYTES
 

@@ -7,9 +7,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sync.imports.values import ID_PATTERN
 
 from contracts.archive import ConversationRecord, MessageRecord
+from sync.imports.values import ID_PATTERN
 
 from .import_support import IMPORTED_AT, OURS, REAL, of_type, read, source_json
 

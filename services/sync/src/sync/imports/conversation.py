@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from contracts.archive import ArchiveRecord, ConversationRecord, MessageRecord
 from sync.imports.report import ReadReport
 from sync.imports.values import derived_id, parley_id
-
-from contracts.archive import ArchiveRecord, ConversationRecord, MessageRecord
 
 
 @dataclass

@@ -22,6 +22,7 @@ import io
 import json
 
 import ijson
+
 from sync.imports.errors import UnsupportedFormat
 
 SOURCES = (

@@ -23,6 +23,8 @@ from typing import BinaryIO, cast
 
 import ijson
 import pydantic
+
+from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ReadContext
 from sync.imports.detect import PEEK_BYTES, SOURCES, detect_source
 from sync.imports.errors import TruncatedInput, UnsupportedFormat
@@ -38,8 +40,6 @@ from sync.imports.formats import (
     speechbot,
 )
 from sync.imports.report import FileReport, ReadReport
-
-from contracts.archive import ArchiveRecord
 
 READERS: dict[str, ModuleType] = {
     "parley": parley,

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ReadContext
 from sync.imports.jsonarray import array_items
-
-from contracts.archive import ArchiveRecord
 
 EntryReader = Callable[[dict[str, Any], int, ReadContext], Iterator[ArchiveRecord]]
 

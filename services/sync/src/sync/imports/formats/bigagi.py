@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
-from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import int_or_none, object_of, parley_id, read_time, role_of, text_of
 
 from contracts.archive import ArchiveRecord, FolderRecord
+from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.values import int_or_none, object_of, parley_id, read_time, role_of, text_of
 
 _CONVERSATION_MAPPED = {
     "id",

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
-from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import derived_id, int_or_none, read_time, role_of, text_of
 
 from contracts.archive import ArchiveRecord, MemoryRecord
+from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.values import derived_id, int_or_none, read_time, role_of, text_of
 
 _CONVERSATION_MAPPED = {
     "id", "model", "title", "system_prompt", "total_tokens", "is_archived", "created_at",

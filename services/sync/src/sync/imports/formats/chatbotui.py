@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
+
+from contracts.archive import ArchiveRecord, FolderRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.records import DocumentRecord
 from sync.imports.values import object_of, parley_id, role_of, text_of
-
-from contracts.archive import ArchiveRecord, FolderRecord
 
 _MAPPED = {"id", "name", "messages", "prompt", "folderId"}
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.formats import each_entry
 from sync.imports.values import object_of, read_time, role_of
-
-from contracts.archive import ArchiveRecord
 
 _CONVERSATION_MAPPED = {
     "id", "conversation_id", "title", "create_time", "update_time", "mapping",

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
-from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import int_or_none, object_of, read_time, text_of
 
 from contracts.archive import ArchiveRecord
+from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.values import int_or_none, object_of, read_time, text_of
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 _TOP_MAPPED = {"conversationId", "title", "messages", "messagesTree"}

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.formats import each_entry
 from sync.imports.values import int_or_none, object_of, read_time, role_of, text_of
-
-from contracts.archive import ArchiveRecord
 
 _CHAT_MAPPED = {"id", "title", "chat", "created_at", "updated_at", "archived", "pinned"}
 _BODY_MAPPED = {"title", "history", "models", "tags"}

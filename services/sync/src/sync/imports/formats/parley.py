@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 import ijson
-from sync.imports.conversation import ReadContext
 
 from contracts.archive import RECORD, ArchiveRecord
+from sync.imports.conversation import ReadContext
 
 _KINDS = ("folders", "conversations", "messages", "memories")
 

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from xml.etree import ElementTree
 
+from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.records import DocumentRecord
 from sync.imports.values import read_time, role_of, text_of
-
-from contracts.archive import ArchiveRecord
 
 _CHAT_MAPPED = {"id", "title", "created_at", "updated_at", "is_favorite", "messages", "metadata"}
 _MESSAGE_MAPPED = {"id", "role", "full_content", "timestamp", "metadata"}
