@@ -229,3 +229,21 @@ class Attachment(Base):
     file_type: Mapped[str | None] = mapped_column(String(100))
     # when the sweep made sure a deleted row's bytes are gone (NULL: not yet, or live)
     blob_deleted_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class IngestProvenance(Base):
+    """Where an imported row came from (migration 0007): a re-run finds it by
+    (source, entity, source_id) and skips it; a rollback finds an import's rows by
+    `import_id` and keeps those whose version or seq moved since (the user changed them)."""
+
+    __tablename__ = "ingest_provenance"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(Text)
+    import_id: Mapped[str] = mapped_column(ID)
+    file: Mapped[str | None] = mapped_column(Text)
+    imported_version: Mapped[int] = mapped_column(Integer)
+    imported_seq: Mapped[int] = mapped_column(BigInteger)
