@@ -207,6 +207,23 @@ class Memory(Owned, Base):
     field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
 
 
+class AppliedMutation(Base):
+    """A device mutation chat applied for sync (migration 0006): one per user, device and
+    mutation number, with the answer published (`result`: a `MutationResolved` as JSON), so
+    a second delivery is answered the same and changes nothing."""
+
+    __tablename__ = "applied_mutations"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(ID)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    applied_at: Mapped[datetime] = mapped_column(TS)
+
+
 class Attachment(Base):
     """A file attached to a chat: its bytes are in the blob store under `blob_key`, its row
     here. Not synced like the rows above, so no version or seq."""

@@ -10,6 +10,7 @@ from chat.models import (
     Conversation,
     Folder,
     IngestProvenance,
+    AppliedMutation,
     Memory,
     Message,
     MessageRevision,
@@ -24,6 +25,7 @@ USER_TABLES = (
     Memory,
     Attachment,
     IngestProvenance,
+    AppliedMutation,
 )
 
 
