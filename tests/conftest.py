@@ -1,5 +1,5 @@
-"""The whole public stack for the cross-service tests: auth, chat, export and the gateway, each
-its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
+"""The whole public stack for the cross-service tests: auth, chat, export, sync and the gateway,
+each its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
 and chat), reached only through the gateway. `stack` is module-scoped: every module that asks
 for it gets fresh schemas, consumer groups and key prefixes, and its own service logs."""
 
@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
-from parley.stack.ports import free_port
 from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
 
 STACK_INTERNAL_TOKEN = "internal-test-credential"
@@ -27,12 +26,13 @@ GENEROUS = "1000000/1m"
 
 @dataclass(frozen=True)
 class Stack:
-    """Base URLs of the four services (clients use `gateway`), and where their logs are."""
+    """Base URLs of the five services (clients use `gateway`), and where their logs are."""
 
     gateway: str
     auth: str
     chat: str
     export: str
+    sync: str
     log_dir: Path
 
     def logs(self) -> dict[str, str]:
@@ -52,9 +52,9 @@ def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, s
 
 @contextmanager
 def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
-    """Auth, chat, export and the gateway started in that order (each once it answers
+    """Auth, chat, export, sync and the gateway started in that order (each once it answers
     `/health/ready`), stopped in reverse; their schemas dropped afterwards."""
-    schemas = create_schemas(infra, "auth", "chat", "export")
+    schemas = create_schemas(infra, "auth", "chat", "export", "sync")
     try:
         with ExitStack() as running:
             pem = (
@@ -111,6 +111,18 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
+            sync = running.enter_context(
+                uvicorn_process(
+                    "sync",
+                    "sync.main:create_app",
+                    {
+                        **_infra_env("SYNC_", infra, schemas["sync"]),
+                        "SYNC_AUTH_URL": auth,
+                        "SYNC_CHAT_URL": chat,
+                    },
+                    log_dir,
+                )
+            ).url
             gateway = running.enter_context(
                 uvicorn_process(
                     "gateway",
@@ -119,7 +131,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "GATEWAY_AUTH_URL": auth,
                         "GATEWAY_CHAT_URL": chat,
                         "GATEWAY_EXPORT_URL": export,
-                        "GATEWAY_SYNC_URL": f"http://127.0.0.1:{free_port()}",  # not built: 503
+                        "GATEWAY_SYNC_URL": sync,
                         "GATEWAY_REDIS_URL": infra.redis,
                         "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
                         "GATEWAY_LOG_LEVEL": "WARNING",
@@ -133,13 +145,15 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            yield Stack(gateway=gateway, auth=auth, chat=chat, export=export, log_dir=log_dir)
+            yield Stack(
+                gateway=gateway, auth=auth, chat=chat, export=export, sync=sync, log_dir=log_dir
+            )
     finally:
         drop_schemas(infra, schemas.values())
 
 
 @pytest.fixture(scope="module")
 def stack(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The four services of the public API as real processes, for the module's tests."""
+    """The five services of the public API as real processes, for the module's tests."""
     with running_stack(infra, tmp_path_factory.mktemp("stack-logs")) as running:
         yield running

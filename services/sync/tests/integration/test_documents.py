@@ -16,8 +16,15 @@ def hlc(offset_ms: int = 0, counter: int = 0) -> str:
 
 
 def doc(mid: int, op: str, id_: str, **fields: Any) -> dict[str, Any]:
-    return {"mid": mid, "entity": "document", "collection": "todos", "op": op, "id": id_,
-            "hlc": hlc(counter=mid), **fields}
+    return {
+        "mid": mid,
+        "entity": "document",
+        "collection": "todos",
+        "op": op,
+        "id": id_,
+        "hlc": hlc(counter=mid),
+        **fields,
+    }
 
 
 async def push(
@@ -33,9 +40,7 @@ async def push(
     return data
 
 
-async def pull(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: Any
-) -> dict[str, Any]:
+async def pull(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
     response = await client.get("/api/v1/sync/pull", headers=headers, params=params)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
@@ -75,7 +80,11 @@ async def test_documents_push_pull_and_digest(client: httpx.AsyncClient, stack: 
         "data": {"title": "milk", "done": True},
     }
     assert by_id["t2"] == {
-        "entity": "document", "id": "t2", "collection": "todos", "op": "delete", "version": 2
+        "entity": "document",
+        "id": "t2",
+        "collection": "todos",
+        "op": "delete",
+        "version": 2,
     }
 
     # nothing new since the cursor; a new change comes alone
