@@ -2,11 +2,13 @@
 `conversations.json`, and the reader's memory while it streams the file.
 
 What this measures: `sync.imports.dry_run` (detect → stream with ijson → normalise every
-node into archive records → count), in a child process, on a file generated here with
+node into archive records → count), on a file generated here with
 constant memory: `--messages` mapping nodes in conversations of `--per-conversation`, each
 conversation with a regenerated reply (a branch point), hidden system node, model slugs and
-float epoch times, about 1 KB per message like real exports. RSS growth is the child's peak
-RSS (ru_maxrss) after reading minus its peak before (the imports loaded, the file written).
+float epoch times, about 1 KB per message like real exports. RSS growth is the peak RSS
+(ru_maxrss) after reading minus the peak before (the imports loaded, the file written with
+constant memory). The rate is given per wall-clock second and per CPU second of the
+reading process (on a shared machine the wall clock also counts everyone else's work).
 The database side of an import (chat's ingest against `COPY FROM`) is not in these figures.
 
 Targets (issue 14): dry run >= 100,000 messages/s; RSS < 300 MB for a 1 GB file.
@@ -40,13 +42,15 @@ _TEXT = (
 )
 
 
-def _node(node_id: str, parent: str | None, children: list[str], role: str, when: float) -> str:
+def _node(
+    node_id: str, parent: str | None, children: list[str], role: str, when: float, text: str
+) -> str:
     message = {
         "id": node_id,
         "author": {"role": role, "name": None, "metadata": {}},
         "create_time": when,
         "update_time": None,
-        "content": {"content_type": "text", "parts": [_TEXT if role != "user" else "How?"]},
+        "content": {"content_type": "text", "parts": [text if role != "user" else "How?"]},
         "status": "finished_successfully",
         "end_turn": role == "assistant",
         "weight": 0.0 if role == "system" else 1.0,
@@ -60,8 +64,12 @@ def _node(node_id: str, parent: str | None, children: list[str], role: str, when
     return json.dumps(node)
 
 
-def write_chatgpt_export(out: IO[str], messages: int, per_conversation: int) -> int:
-    """A conversations.json of `messages` message nodes, written without holding it."""
+def write_chatgpt_export(
+    out: IO[str], messages: int, per_conversation: int, padding: int = 0
+) -> int:
+    """A conversations.json of `messages` message nodes, written without holding it;
+    `padding` characters more in every reply make the file bigger per message."""
+    text = _TEXT + "x" * padding
     out.write("[")
     written = 0
     conversation = 0
@@ -86,7 +94,7 @@ def write_chatgpt_export(out: IO[str], messages: int, per_conversation: int) -> 
         )
         for i, node_id in enumerate(ids):
             role = "system" if i == 0 else ("user" if i % 2 else "assistant")
-            node = _node(node_id, parents[i], children[node_id], role, start + i + 0.123456)
+            node = _node(node_id, parents[i], children[node_id], role, start + i + 0.123456, text)
             out.write(("," if i else "") + f'"{node_id}": {node}')
         out.write("}}")
         written += count
@@ -104,9 +112,10 @@ def measure(path: Path) -> dict[str, object]:
     from sync.imports import dry_run
 
     before = _rss_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = dry_run([path])
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     messages = report.counts.get("message", 0)
     return {
         "file_bytes": path.stat().st_size,
@@ -114,6 +123,8 @@ def measure(path: Path) -> dict[str, object]:
         "issues": len(report.issues),
         "seconds": round(seconds, 2),
         "messages_per_second": round(messages / seconds),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "messages_per_cpu_second": round(messages / cpu_seconds),
         "rss_before_mb": round(before, 1),
         "rss_growth_mb": round(_rss_mb() - before, 1),
     }
@@ -123,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--per-conversation", type=int, default=100)
+    parser.add_argument("--padding", type=int, default=0, help="extra characters per reply")
     parser.add_argument("--file", type=Path, help="read this file instead of generating one")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args()
@@ -134,7 +146,7 @@ def main() -> None:
             path = Path(tmp) / "conversations.json"
             started = time.perf_counter()
             with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
-                write_chatgpt_export(out, args.messages, args.per_conversation)
+                write_chatgpt_export(out, args.messages, args.per_conversation, args.padding)
             generated = time.perf_counter() - started
         figures = measure(path)
         figures["generate_seconds"] = round(generated, 1)
@@ -144,6 +156,11 @@ def main() -> None:
     size_mb = int(figures["file_bytes"]) / 1e6  # type: ignore[call-overload]
     print(f"file          {size_mb:,.0f} MB ({figures['counts']})")
     print(f"dry run       {figures['seconds']} s, {figures['messages_per_second']:,} messages/s")
+    # on a shared machine the wall clock counts other processes' time too
+    print(
+        f"dry run (CPU) {figures['cpu_seconds']} s, "
+        f"{figures['messages_per_cpu_second']:,} messages per CPU second"
+    )
     print(f"RSS           {figures['rss_before_mb']} MB before, +{figures['rss_growth_mb']} MB")
     print(f"issues        {figures['issues']}")
     print(f"python        {sys.version.split()[0]} on {os.uname().machine}")

@@ -10,8 +10,9 @@ settles what a source can get wrong:
 - a parent the conversation does not hold: the message is kept as a root, the missing
   parent id stays in `metadata.source.parent_id` (`ORPHAN_PARENT`); a parent cycle is
   broken the same way (`PARENT_CYCLE`);
-- a missing creation time: the conversation's time (else the import time) plus the
-  message's position in microseconds, with `metadata.import.missing = ["created_at"]`;
+- a missing creation time: its parent's time plus 1 µs (a root: the conversation's time
+  plus its position in µs), with `metadata.import.missing = ["created_at"]`; a missing
+  conversation time: its first message's (else the import time), recorded the same way;
 - the current branch: the source's own pointer when it names a message of the
   conversation, else the last leaf in creation order;
 - no messages: kept, reported (`EMPTY_CONVERSATION`).
@@ -73,6 +74,7 @@ class _Message:
     fields: dict[str, Any]
     index: int
     id: str = ""
+    parent: _Message | None = None
     children: list[_Message] = field(default_factory=list)
 
 
@@ -169,11 +171,11 @@ class ConversationDraft:
             if parent is None:
                 roots.append(message)
             else:
+                message.parent = parent
                 parent.children.append(message)
 
         ordered = self._creation_order(roots)
         created_at, updated_at = self._conversation_times(ordered)
-        parent_ids = self._parent_ids(ordered)
         current = by_source_id.get(self.current_source_id) if self.current_source_id else None
         if self.current_source_id and current is None:
             ctx.issue(
@@ -203,54 +205,65 @@ class ConversationDraft:
             updated_at=updated_at,
             **fields,
         )
-        times: dict[str, datetime] = {}
         for position, message in enumerate(ordered):
-            parent_id = parent_ids[position]
-            # a message without a time follows its parent, else the conversation's start
-            fallback = (
-                times[parent_id] + timedelta(microseconds=1)
-                if parent_id
-                else created_at + timedelta(microseconds=position)
-            )
-            record = self._message_record(message, parent_id, fallback)
-            times[record.id] = record.created_at
-            yield record
+            parent = message.parent
+            if message.created_at is None:
+                # a message without a time follows its parent, else the conversation's start
+                message.created_at = (
+                    parent.created_at + timedelta(microseconds=1)
+                    if parent is not None and parent.created_at is not None
+                    else created_at + timedelta(microseconds=position)
+                )
+                message.fields.setdefault("metadata", {}).setdefault("import", {})["missing"] = [
+                    "created_at"
+                ]
+            yield self._message_record(message, parent.id if parent else None)
 
     def _creation_order(self, roots: list[_Message]) -> list[_Message]:
         """Creation order (time, then the source's order) with parents before children."""
+        if self._in_creation_order():
+            return self._messages
         heap = [(self._sort_key(m), m.index, m) for m in roots]
         heapq.heapify(heap)
         ordered: list[_Message] = []
-        while heap:
-            _, _, message = heapq.heappop(heap)
-            ordered.append(message)
-            for child in message.children:
-                heapq.heappush(heap, (self._sort_key(child), child.index, child))
-        if len(ordered) < len(self._messages):  # the rest hang on a parent cycle
-            emitted = {id(m) for m in ordered}
-            for message in self._messages:
-                if id(message) not in emitted:
-                    self._keep_aside(message, "parent_id", message.parent_source_id)
-                    message.parent_source_id = None
-                    self.ctx.issue(
-                        "PARENT_CYCLE",
-                        f"message {message.source_id!r} is in a parent cycle; kept as a root",
-                        source_id=message.source_id,
-                    )
-                    ordered.append(message)
-        return ordered
+        emitted: set[int] = set()
+        while True:
+            while heap:
+                _, _, message = heapq.heappop(heap)
+                ordered.append(message)
+                emitted.add(id(message))
+                for child in message.children:
+                    heapq.heappush(heap, (self._sort_key(child), child.index, child))
+            if len(ordered) == len(self._messages):
+                return ordered
+            # what is left hangs on a parent cycle: cut the first of it loose, as a root
+            loose = next(m for m in self._messages if id(m) not in emitted)
+            if loose.parent is not None:
+                loose.parent.children.remove(loose)
+                loose.parent = None
+            self._keep_aside(loose, "parent_id", loose.parent_source_id)
+            self.ctx.issue(
+                "PARENT_CYCLE",
+                f"message {loose.source_id!r} is in a parent cycle; kept as a root",
+                source_id=loose.source_id,
+            )
+            heapq.heappush(heap, (self._sort_key(loose), loose.index, loose))
+
+    def _in_creation_order(self) -> bool:
+        """Whether the source's own order already is creation order, parents first (the
+        usual case): then it is the order, with no sorting."""
+        last = float("-inf")
+        for message in self._messages:
+            key = self._sort_key(message)
+            if key < last or (message.parent is not None and message.parent.index > message.index):
+                return False
+            last = key
+        return True
 
     @staticmethod
     def _sort_key(message: _Message) -> float:
         # a message without a time sorts by its place in the source (after timed ones)
         return message.created_at.timestamp() if message.created_at else float("inf")
-
-    def _parent_ids(self, ordered: list[_Message]) -> list[str | None]:
-        parent_of: dict[int, str] = {}
-        for message in ordered:
-            for child in message.children:
-                parent_of[id(child)] = message.id
-        return [parent_of.get(id(m)) for m in ordered]
 
     def _conversation_times(self, ordered: list[_Message]) -> tuple[datetime, datetime]:
         times = [m.created_at for m in ordered if m.created_at is not None]
@@ -268,22 +281,16 @@ class ConversationDraft:
             metadata.setdefault("import", {})["missing"] = missing
         return created_at, updated_at
 
-    def _message_record(
-        self, message: _Message, parent_id: str | None, fallback: datetime
-    ) -> MessageRecord:
+    def _message_record(self, message: _Message, parent_id: str | None) -> MessageRecord:
         fields = message.fields
-        created_at = message.created_at
-        if created_at is None:
-            created_at = fallback
-            fields.setdefault("metadata", {}).setdefault("import", {})["missing"] = ["created_at"]
         if fields.get("updated_at") is None:
-            fields["updated_at"] = created_at
+            fields["updated_at"] = message.created_at
         fields.setdefault("version", 1)
         return MessageRecord(
             id=message.id,
             conversation_id=self.id,
             parent_id=parent_id,
-            created_at=created_at,
+            created_at=message.created_at,
             **fields,
         )
 

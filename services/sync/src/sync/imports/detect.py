@@ -17,6 +17,7 @@ shape of what was seen decides:
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 
@@ -79,6 +80,8 @@ def _children(paths: set[str], parent: str) -> set[str]:
 
 def detect_source(name: str, head: bytes) -> str:
     """The source that wrote the file, or UnsupportedFormat naming what its start looks like."""
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        head = head.decode("utf-16", "ignore").encode()
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     lower = name.lower()
     if text.startswith(b"<"):

@@ -169,6 +169,15 @@ class _Unclosable(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
     def read(self, size: int = -1) -> bytes:
         return self._stream.read(size)
 
@@ -202,6 +211,8 @@ class Utf8Stream:
         if not self._started:
             self._started = True
             chunk = self._start(chunk)
+            if self._lenient is not None:  # UTF-16: _start transcoded it already
+                return chunk
         final = not chunk
         if self._lenient is not None:
             return self._lenient.decode(chunk, final=final).encode()

@@ -87,17 +87,29 @@ class ImportReader:
             raise UnsupportedFormat("no file of a known chat export was found in the input")
 
     def _source_of(self, file: ImportFile) -> str | None:
-        if self.source is not None:
+        """The declared source for a file given on its own; inside a folder or zip the
+        declared source only picks among the files that look like it (a ChatGPT zip holds
+        `user.json` and images too)."""
+        if self.source is not None and not file.nested:
             return self.source
         with file.open() as stream:
             head = stream.read(PEEK_BYTES)
         try:
-            return detect_source(file.name, bytes(head))
+            detected = detect_source(file.name, bytes(head))
         except UnsupportedFormat as error:
             if not file.nested:
                 raise
             self.report.issue(file.name, "SKIPPED", str(error), severity="info")
             return None
+        if self.source is not None and detected != self.source:
+            self.report.issue(
+                file.name,
+                "SKIPPED",
+                f"{file.name}: looks like {detected}, not the declared {self.source}",
+                severity="info",
+            )
+            return None
+        return detected
 
     def _read_file(
         self, file: ImportFile, source: str, counts: Counter[str]

@@ -29,12 +29,20 @@ class FileReport(BaseModel):
     complete: bool = Field(default=True, description="false when the file was cut short")
 
 
+# a file with a million orphans must not hold a million issues: the first ones of each code
+# are listed, all of them are counted
+ISSUES_LISTED_PER_CODE = 1000
+
+
 class ReadReport(BaseModel):
-    """The dry run's answer: exact counts per record kind, every issue named by its file."""
+    """The dry run's answer: exact counts per record kind, issues named by their file."""
 
     counts: dict[str, int] = Field(default_factory=dict)
     files: list[FileReport] = Field(default_factory=list)
-    issues: list[ReadIssue] = Field(default_factory=list)
+    issues: list[ReadIssue] = Field(
+        default_factory=list, description=f"the first {ISSUES_LISTED_PER_CODE} of each code"
+    )
+    issue_counts: dict[str, int] = Field(default_factory=dict, description="every issue, by code")
 
     def issue(
         self,
@@ -45,9 +53,13 @@ class ReadReport(BaseModel):
         severity: Severity = "warning",
         source_id: str | None = None,
     ) -> None:
+        seen = self.issue_counts.get(code, 0)
+        self.issue_counts[code] = seen + 1
+        if seen >= ISSUES_LISTED_PER_CODE:
+            return
         self.issues.append(
             ReadIssue(file=file, code=code, message=message, severity=severity, source_id=source_id)
         )
 
     def issue_codes(self) -> Counter[str]:
-        return Counter(issue.code for issue in self.issues)
+        return Counter(self.issue_counts)

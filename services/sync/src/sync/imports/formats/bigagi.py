@@ -54,11 +54,14 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
                 chat_folders.setdefault(str(conversation_id), []).append(record.id)
             yield record
     if "models" in top:
-        ctx.issue(
-            "NOT_IMPORTED",
-            "the backup's model services (with their API keys) are not imported",
-            severity="info",
-        )
+        with open_stream() as stream:
+            services = sum(1 for _ in ijson.items(stream, "models.sources.item"))
+        if services:
+            ctx.issue(
+                "NOT_IMPORTED",
+                f"the backup's {services} model service(s) (with their API keys) are not imported",
+                severity="info",
+            )
     with open_stream() as stream:
         for index, chat in enumerate(ijson.items(stream, "conversations.item", use_float=True)):
             yield from _conversation(chat, index, chat_folders, ctx)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.jsonarray import array_items
-from sync.imports.values import read_time, role_of
+from sync.imports.formats import each_entry
+from sync.imports.values import object_of, read_time, role_of
 
 from contracts.archive import ArchiveRecord
 
@@ -29,12 +29,7 @@ _MESSAGE_MAPPED = {"id", "create_time", "update_time", "content"}
 
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
-    with open_stream() as stream:
-        for index, item in enumerate(array_items(stream)):
-            if isinstance(item, dict):
-                yield from _conversation(item, index, ctx)
-            else:
-                ctx.issue("NOT_A_CONVERSATION", f"entry {index} is not an object; skipped")
+    return each_entry(open_stream, ctx, _conversation)
 
 
 def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[ArchiveRecord]:
@@ -88,22 +83,23 @@ def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterato
 
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
-    source = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
-    author = message.get("author") or {}
+    source = dict(message)
+    for key in _MESSAGE_MAPPED:
+        source.pop(key, None)
+    author = object_of(message.get("author"))
     role, keep_role = role_of(author.get("role"))
     if keep_role:
         source["role"] = author.get("role")
-    content = message.get("content") or {}
+    content = object_of(message.get("content"))
     text, complete = _text(content)
     if not complete:
-        source["content"] = content
-    meta = message.get("metadata") or {}
-    status = message.get("status")
+        source["content"] = message.get("content")
+    model = object_of(message.get("metadata")).get("model_slug")
     return {
         "role": role,
         "content": text,
-        "model": meta.get("model_slug") if isinstance(meta, dict) else None,
-        "status": "failed" if status == "failed" else "complete",
+        "model": model if isinstance(model, str) else None,
+        "status": "failed" if message.get("status") == "failed" else "complete",
         "metadata": {"source": source},
     }
 
@@ -112,6 +108,8 @@ def _text(content: dict[str, Any]) -> tuple[str, bool]:
     """The content's text, and whether that text is all the content holds."""
     kind = content.get("content_type")
     parts = content.get("parts")
+    if kind == "text" and type(parts) is list and len(parts) == 1 and type(parts[0]) is str:
+        return parts[0], len(content) == 2  # the usual message: one string part
     if kind == "text" and isinstance(parts, list):
         if all(isinstance(p, str) for p in parts):
             return "\n\n".join(parts), len(parts) <= 1

@@ -46,8 +46,8 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
     tree = document.get("messagesTree")
     if tree is None:
         tree = document.get("messages") or []
-    for message in _walk(tree, None):
-        draft.add_message(**_message(message))
+    for position, message in enumerate(_walk(tree, None)):
+        draft.add_message(**_message(message, position))
     yield from draft.records()
 
 
@@ -65,13 +65,13 @@ def _walk(messages: list[Any], parent: str | None) -> Iterator[dict[str, Any]]:
             yield from _walk(children, message.get("messageId"))
 
 
-def _message(message: dict[str, Any]) -> dict[str, Any]:
+def _message(message: dict[str, Any], position: int) -> dict[str, Any]:
     parent = message.get("parentMessageId")
     rest = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
     user = bool(message.get("isCreatedByUser"))
     tokens = int_or_none(message.get("tokenCount"))
     return {
-        "source_id": message.get("messageId"),
+        "source_id": message.get("messageId") or message.get("_id") or f"message-{position}",
         "parent_source_id": None if parent in (None, "", NO_PARENT) else parent,
         "created_at": read_time(message.get("createdAt")),
         "updated_at": read_time(message.get("updatedAt")),

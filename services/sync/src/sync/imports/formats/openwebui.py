@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.jsonarray import array_items
+from sync.imports.formats import each_entry
 from sync.imports.values import int_or_none, object_of, read_time, role_of, text_of
 
 from contracts.archive import ArchiveRecord
@@ -23,12 +23,7 @@ _MESSAGE_MAPPED = {"id", "parentId", "childrenIds", "role", "content", "model", 
 
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
-    with open_stream() as stream:
-        for index, item in enumerate(array_items(stream)):
-            if isinstance(item, dict):
-                yield from _chat(item, index, ctx)
-            else:
-                ctx.issue("NOT_A_CONVERSATION", f"entry {index} is not an object; skipped")
+    return each_entry(open_stream, ctx, _chat)
 
 
 def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[ArchiveRecord]:
@@ -40,7 +35,7 @@ def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         {f"history.{k}": v for k, v in history.items() if k not in ("messages", "currentId")}
     )
     models = body.get("models") or []
-    tags = body.get("tags") or item.get("tags") or []
+    tags = body.get("tags") or item.get("tags") or object_of(item.get("meta")).get("tags") or []
     draft = ConversationDraft(
         ctx,
         item.get("id") or f"entry-{index}",
