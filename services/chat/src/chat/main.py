@@ -64,7 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 AUTH_USER,
                 user_deleted_handler(forget_cached, blob_store=lambda: app.state.chat.blobs),
             ),
-            Subscription(CHAT_INGEST, ingest_handler(lambda: app.state.chat.ingest_blobs, utc_now)),
+            Subscription(
+                CHAT_INGEST,
+                ingest_handler(
+                    lambda: app.state.chat.ingest_blobs,
+                    utc_now,
+                    forget_cached,
+                    row_events=settings.ingest_row_events,
+                ),
+            ),
             Subscription(
                 CHAT_COMMAND, mutation_handler(settings, lambda: app.state.chat.cache, utc_now)
             ),

@@ -96,3 +96,8 @@ class Settings(ServiceSettings):
         description="the blob store sync writes import batches to "
         "(its SYNC_BLOB_URL); empty: sync's default, .parley/blobs/sync",
     )
+    ingest_row_events: bool = Field(
+        default=True,
+        description="an imported row's change event, as any write has; off: "
+        "devices still pull the rows, event consumers see only the batch's answer",
+    )

@@ -239,7 +239,7 @@ class Importer:
         )
         if self.direct:
             chat = components(self.app)
-            handle = ingest_handler(lambda: chat.ingest_blobs, utc_now)
+            handle = ingest_handler(lambda: chat.ingest_blobs, utc_now, chat.cache.forget_user)
             async with chat.uow() as uow:
                 await handle(uow, envelope)
                 await uow.commit()
@@ -463,3 +463,78 @@ async def test_rollback_removes_exactly_what_the_import_added(stack: Stack, runn
     assert forced["removed"] == {"folders": 2, "conversations": 1, "messages": 4, "memories": 0}
     assert await archive(client, alice.id) == before
     assert data(await alice.get(f"/api/v1/chats/{own['id']}"))["title"] == "Mine"
+
+
+async def test_parleys_own_export_imports_back_into_a_fresh_account_exactly(
+    stack: Stack, running: Any
+) -> None:
+    app, client, _ = running
+    alice = User(client, stack.minter, unique_name("user"))
+    bob = User(client, stack.minter, unique_name("user"))
+    folder = data(await alice.post("/api/v1/folders", json={"title": "Work", "color": "#00f"}), 201)
+    chat = await alice.new_chat(
+        title="Plans", folder_id=folder["id"], tags=["q3"], metadata={"app": "web"},
+        initial_message={"role": "user", "content": "first"},
+    )  # fmt: skip
+    first = chat["last_message"]
+    data(
+        await alice.patch(
+            f"/api/v1/chats/{chat['id']}/messages/{first['id']}", json={"content": "edited"}
+        )
+    )
+    data(
+        await alice.post(
+            f"/api/v1/chats/{chat['id']}/messages",
+            json={"role": "assistant", "content": "reply", "prompt_tokens": 3},
+        ),
+        201,
+    )
+    data(await alice.post(f"/api/v1/chats/{chat['id']}/favorite"))
+    data(await alice.post("/api/v1/memories", json={"question": "q", "answer": "a"}), 201)
+    exported = await archive(client, alice.id)
+    # what sync's importer of Parley's format sends: the lines, each with its provenance
+    records = [
+        {**r, "provenance": {"source": "parley", "source_id": f"{r['type']}:{r['id']}"}}
+        for r in exported
+    ]
+    applied = await Importer(stack, app, bob.id, direct=True).send(
+        IngestBatch(import_id="imp5", source="parley", batch_index=0, records=records)
+    )
+    assert applied["issues"] == []
+    assert await archive(client, bob.id) == exported  # versions and revisions included
+
+
+async def test_rolling_back_messages_added_to_an_earlier_chat_keeps_the_chat(
+    stack: Stack, running: Any
+) -> None:
+    """A later export of the same source has new messages in a chat imported before: the
+    second import adds only those, and its rollback takes only those away."""
+    app, client, _ = running
+    alice = User(client, stack.minter, unique_name("user"))
+    importer = Importer(stack, app, alice.id, direct=True)
+    first, _ = source_records("n-")
+    chat_and_root = [r for r in first if r["id"] in ("n-c1", "n-m1")]
+    await importer.send(
+        IngestBatch(import_id="old", source="bigagi", batch_index=0, records=chat_and_root)
+    )
+    before = await archive(client, alice.id)
+    later = await importer.send(
+        IngestBatch(import_id="new", source="bigagi", batch_index=0, records=first)
+    )
+    assert later["counts"]["messages"] == 3
+    assert later["skipped"] == {"folders": 0, "conversations": 1, "messages": 1, "memories": 0}
+    chat = data(await alice.get("/api/v1/chats/n-c1"))
+    assert chat["message_count"] == 4
+
+    rolled = await importer.send(IngestRollback(import_id="new"))
+    assert rolled["removed"] == {"folders": 2, "conversations": 0, "messages": 3, "memories": 0}
+    chat = data(await alice.get("/api/v1/chats/n-c1"))
+    assert (chat["message_count"], chat["current_leaf_id"]) == (1, "n-m1")
+    deleted = [
+        (kind, payload["message_id"])
+        for _, kind, _, payload in await outbox(app, alice.id)
+        if kind == "message.deleted"
+    ]
+    assert sorted(deleted) == [("message.deleted", f"n-m{i}") for i in (2, 3, 4)]
+    after = {(r["type"], r["id"]) for r in await archive(client, alice.id)}
+    assert after == {(r["type"], r["id"]) for r in before}

@@ -125,7 +125,9 @@ class IngestBatch(EventPayload):
     source: str = Field(description="e.g. 'chatgpt', 'chatbot-json', 'parley'")
     batch_index: int = Field(ge=0)
     is_last: bool = False
-    records: list[dict[str, Any]] = Field(description="conversations and messages, source ids kept")
+    records: list[dict[str, Any]] = Field(
+        default_factory=list, description="conversations and messages, source ids kept"
+    )
     blob_key: str | None = Field(
         default=None, description="the records as NDJSON in the shared blob store, instead"
     )

@@ -4,6 +4,7 @@ keeps. Everything a batch does not store is an issue in chat's answer, never a s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,14 +28,14 @@ KIND["memory"] = "memories"
 MAX_SOURCE_CHARS = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build
 class Provenance:
     source: str
     source_id: str
     file: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parsed:
     """A well-formed record of the batch, where it was in it, and where it came from."""
 
@@ -102,23 +103,38 @@ def _one(item: Mapping[str, Any] | bytes | str) -> tuple[str | None, Any, str | 
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return kind, None, f"{where}: {first['msg']}" if where else first["msg"]
-    problem = _bad_ids(kind or "", record) or _bad_text(record)
+    problem = _bad_ids(kind or "", record) or _bad_text(kind or "", record)
+    if problem is None and _may_hold_nul(item):
+        problem = _bad_json(kind or "", record)
     return kind, (record if problem is None else None), problem
+
+
+def _may_hold_nul(item: Mapping[str, Any] | bytes | str) -> bool:
+    """A JSON line without an escaped NUL has none (and its parser refused lone surrogates);
+    a dict has to be looked at."""
+    if isinstance(item, bytes):
+        return b"\\u0000" in item
+    if isinstance(item, str):
+        return "\\u0000" in item
+    return True
 
 
 def _type_of_line(line: bytes | str) -> str | None:
     # cheaper than a whole parse: the archive writes "type" first; anything else falls back
-    text = line.decode(errors="replace") if isinstance(line, bytes) else line
-    for kind in _RECORDS:
-        if text.startswith(f'{{"type":"{kind}"') or text.startswith(f'{{"type": "{kind}"'):
+    head = line[:32].encode() if isinstance(line, str) else line[:32]
+    for kind, prefixes in _LINE_PREFIXES.items():
+        if head.startswith(prefixes):
             return kind
-    import json
-
     try:
-        value = json.loads(text)
+        value = json.loads(line)
     except ValueError:
         return None
     return str(value.get("type")) if isinstance(value, dict) else None
+
+
+_LINE_PREFIXES = {
+    kind: (f'{{"type":"{kind}"'.encode(), f'{{"type": "{kind}"'.encode()) for kind in _RECORDS
+}
 
 
 def _id_of(item: Mapping[str, Any] | bytes | str) -> str | None:
@@ -143,11 +159,50 @@ def _bad_ids(kind: str, record: Any) -> str | None:
     return None
 
 
-def _bad_text(record: BaseModel) -> str | None:
-    """PostgreSQL stores neither NUL characters nor lone surrogates."""
-    for name in ("title", "content", "question", "answer", "context", "system_prompt", "model"):
+_TEXT_FIELDS = {
+    "folder": ("title",),
+    "conversation": ("title", "model", "system_prompt"),
+    "message": ("content", "model"),
+    "memory": ("question", "answer", "context"),
+}
+
+
+_COLUMN_CHARS = {"model": 200, "color": 32}  # varchar columns (the rest are text)
+_INT_FIELDS = {
+    "folder": ("version", "sort_order"),
+    "conversation": ("version",),
+    "message": ("version", "prompt_tokens", "completion_tokens"),
+    "memory": ("version", "rating"),
+}
+_INT4 = 2**31
+
+
+def _bad_text(kind: str, record: Any) -> str | None:
+    """What PostgreSQL would refuse: NUL characters, lone surrogates, text longer than its
+    column, integers beyond 32 bits (one such value would fail the whole batch's COPY)."""
+    for name in _TEXT_FIELDS.get(kind, ()):
+        value = getattr(record, name)
+        if value is not None and not _storable(value):
+            return f"{name}: NUL character or invalid UTF-8"
+    for name, most in _COLUMN_CHARS.items():
         value = getattr(record, name, None)
-        if isinstance(value, str) and not _storable(value):
+        if value is not None and len(value) > most:
+            return f"{name}: longer than {most} characters"
+    for name in _INT_FIELDS.get(kind, ()):
+        value = getattr(record, name)
+        if value is not None and not -_INT4 <= value < _INT4:
+            return f"{name}: out of range"
+    return None
+
+
+def _bad_json(kind: str, record: Any) -> str | None:
+    """JSON values (metadata, parts, revisions) jsonb would refuse: a NUL anywhere in them."""
+    values = {"metadata": getattr(record, "metadata", None)}
+    if kind == "message":
+        values["parts"] = record.parts
+        values["revisions"] = [r.model_dump(mode="json") for r in record.revisions]
+    for name, value in values.items():
+        if value and not storable_json(json.dumps(value, ensure_ascii=False)):
             return f"{name}: NUL character or invalid UTF-8"
     return None
 
@@ -170,18 +225,21 @@ def storable_json(text: str) -> bool:
 
 
 def _provenance(record: BaseModel) -> tuple[Provenance | None, str | None]:
-    extra = record.model_extra or {}
-    given = extra.get("provenance")
-    if not isinstance(given, dict):
+    given = (record.__pydantic_extra__ or {}).get("provenance")
+    if given.__class__ is not dict:
         return None, "no provenance {source, source_id}"
     source, source_id, file = given.get("source"), given.get("source_id"), given.get("file")
-    if not isinstance(source, str) or not source or len(source) > MAX_SOURCE_CHARS:
+    if source.__class__ is not str or not source or len(source) > MAX_SOURCE_CHARS:
         return None, "provenance.source: a name of 1 to 64 characters"
-    if not isinstance(source_id, str | int) or source_id == "":
+    if source_id.__class__ is not str:
+        if source_id.__class__ is not int:
+            return None, "provenance.source_id: the record's id in its source"
+        source_id = str(source_id)
+    if not source_id:
         return None, "provenance.source_id: the record's id in its source"
-    if file is not None and not isinstance(file, str):
+    if file is not None and file.__class__ is not str:
         return None, "provenance.file: a file name"
-    return Provenance(source, str(source_id), file), None
+    return Provenance(source, source_id, file), None
 
 
 # --- a batch -------------------------------------------------------------------------

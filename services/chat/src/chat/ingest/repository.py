@@ -40,25 +40,52 @@ _PROVENANCE_COLUMNS = (
     "imported_version",
     "imported_seq",
 )
-_MESSAGE_COLUMNS = {attribute: attribute for attribute in NewMessage.__slots__}
-_MESSAGE_COLUMNS["meta"] = "metadata"
-_JSON_ATTRIBUTES = ("parts", "meta")
+# NewMessage's attributes as columns, in the order `copy_messages` writes them
+_MESSAGE_COLUMNS = (
+    "user_id",
+    "id",
+    "conversation_id",
+    "parent_id",
+    "role",
+    "content",
+    "parts",
+    "status",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "metadata",
+    "revision_count",
+    "created_order",
+    "version",
+    "seq",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# an import's provenance rows (p), each beside the row it is about (f, c, m or x)
+_ROWS_OF_IMPORT = """FROM ingest_provenance p
+  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
+  LEFT JOIN conversations c
+    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
+  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
+  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
+ WHERE p.user_id = :user_id AND p.import_id = :import_id"""
 
 # an import's rows as they are now, for the rollback
-_IMPORTED = text("""
+_IMPORTED = text(f"""
 SELECT p.entity, p.id, m.conversation_id,
        coalesce(f.version, c.version, m.version, x.version) AS version,
        coalesce(f.seq, c.seq, m.seq, x.seq) AS seq,
        coalesce(f.deleted_at, c.deleted_at, m.deleted_at, x.deleted_at) IS NOT NULL
          OR coalesce(f.id, c.id, m.id, x.id) IS NULL AS deleted,
        p.imported_version, p.imported_seq
-  FROM ingest_provenance p
-  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
-  LEFT JOIN conversations c
-    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
-  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
-  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
- WHERE p.user_id = :user_id AND p.import_id = :import_id
+  {_ROWS_OF_IMPORT}
 """)
 
 # chats of the import holding live rows it did not add: the user's own messages or files
@@ -78,14 +105,9 @@ SELECT fm.folder_id, fm.conversation_id FROM folder_memberships fm
  WHERE fm.user_id = :user_id AND fm.folder_id = ANY(:folder_ids) AND c.deleted_at IS NULL
 """)
 
-_SUMMARY_COUNTS = text("""
-SELECT p.entity, count(*) FROM ingest_provenance p
-  LEFT JOIN folders f ON p.entity = 'folder' AND f.user_id = p.user_id AND f.id = p.id
-  LEFT JOIN conversations c
-    ON p.entity = 'conversation' AND c.user_id = p.user_id AND c.id = p.id
-  LEFT JOIN messages m ON p.entity = 'message' AND m.user_id = p.user_id AND m.id = p.id
-  LEFT JOIN memories x ON p.entity = 'memory' AND x.user_id = p.user_id AND x.id = p.id
- WHERE p.user_id = :user_id AND p.import_id = :import_id
+_SUMMARY_COUNTS = text(f"""
+SELECT p.entity, count(*)
+  {_ROWS_OF_IMPORT}
    AND coalesce(f.id, c.id, m.id, x.id) IS NOT NULL
    AND coalesce(f.deleted_at, c.deleted_at, m.deleted_at, x.deleted_at) IS NULL
  GROUP BY p.entity
@@ -169,16 +191,34 @@ class IngestRepository:
 
     async def copy_messages(self, rows: Sequence[NewMessage]) -> None:
         """The bulk path for `NewMessage` rows (`MessageRepository.insert_all`'s rows)."""
-        records = []
-        for row in rows:
-            values = []
-            for attribute in _MESSAGE_COLUMNS:
-                value = getattr(row, attribute)
-                if attribute in _JSON_ATTRIBUTES and value is not None:
-                    value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-                values.append(value)
-            records.append(tuple(values))
-        await self._copy("messages", list(_MESSAGE_COLUMNS.values()), records)
+        await self._copy(
+            "messages",
+            _MESSAGE_COLUMNS,
+            [
+                (
+                    m.user_id,
+                    m.id,
+                    m.conversation_id,
+                    m.parent_id,
+                    m.role,
+                    m.content,
+                    None if m.parts is None else _json(m.parts),
+                    m.status,
+                    m.model,
+                    m.prompt_tokens,
+                    m.completion_tokens,
+                    _json(m.meta),
+                    m.revision_count,
+                    m.created_order,
+                    m.version,
+                    m.seq,
+                    m.created_at,
+                    m.updated_at,
+                    m.deleted_at,
+                )
+                for m in rows
+            ],
+        )
 
     async def copy_revisions(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(user_id, message_id, version, content, parts as JSON text, replaced_at)."""

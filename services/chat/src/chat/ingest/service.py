@@ -51,10 +51,18 @@ async def records_of(batch: IngestBatch, blobs: BlobStore) -> Sequence[Raw]:
 
 
 async def apply_batch(
-    uow: UnitOfWork, user_id: str, batch: IngestBatch, raw: Sequence[Raw], now: datetime
+    uow: UnitOfWork,
+    user_id: str,
+    batch: IngestBatch,
+    raw: Sequence[Raw],
+    now: datetime,
+    *,
+    row_events: bool = True,
 ) -> IngestBatchApplied:
-    """Store the batch's new records with the user's change seqs and their events, skip what
-    is there already, and answer on `chat.ingest_result.v1` (all in this transaction)."""
+    """Store the batch's new records with the user's change seqs and (with `row_events`)
+    one change event each, skip what is there already, and answer on
+    `chat.ingest_result.v1` (all in this transaction). Without row events devices still
+    learn of the rows by pull (each has its seq); only event consumers miss them."""
     parsed = domain.parse(raw)
     await refuse_if_purged(uow, user_id)  # the user's lock first: one writer at a time
     repo = IngestRepository(uow.session)
@@ -63,7 +71,7 @@ async def apply_batch(
     plan.issues[:0] = parsed.issues
     counts = Counter(KIND[p.entity] for p in plan.accepted)
     if plan.accepted:
-        await _insert(uow, repo, user_id, batch.import_id, plan, now)
+        await _insert(uow, repo, user_id, batch.import_id, plan, now, row_events)
     result = IngestBatchApplied(
         import_id=batch.import_id,
         batch_index=batch.batch_index,
@@ -115,6 +123,7 @@ async def _insert(
     import_id: str,
     plan: BatchPlan,
     now: datetime,
+    row_events: bool,
 ) -> None:
     seqs = iter(await take_seqs_of_live_user(uow, user_id, len(plan.accepted)))
     new_chats: dict[str, Conversation] = {}
@@ -234,9 +243,24 @@ async def _insert(
     if revisions:
         await repo.copy_revisions(revisions)
     await repo.copy_provenance(provenance)
+    if row_events:
+        _row_events(uow, user_id, folders, list(new_chats.values()), messages, memories)
+    for chat_id, (count, tokens) in added.items():
+        if chat_id not in new_chats:
+            await _messages_added(uow, repo, user_id, import_id, chat_id, count, tokens, now)
+
+
+def _row_events(
+    uow: UnitOfWork,
+    user_id: str,
+    folders: Sequence[Folder],
+    chats: Sequence[Conversation],
+    messages: Sequence[NewMessage],
+    memories: Sequence[Memory],
+) -> None:
     for folder in folders:
         uow.outbox.add(CHAT_FOLDER, changes.folder_event(folder), user_id=user_id, seq=folder.seq)
-    for chat in new_chats.values():
+    for chat in chats:
         uow.outbox.add(
             CHAT_CONVERSATION, changes.conversation_event(chat), user_id=user_id, seq=chat.seq
         )
@@ -246,9 +270,6 @@ async def _insert(
         )
     for memory in memories:
         uow.outbox.add(CHAT_MEMORY, changes.memory_event(memory), user_id=user_id, seq=memory.seq)
-    for chat_id, (count, tokens) in added.items():
-        if chat_id not in new_chats:
-            await _messages_added(uow, repo, user_id, import_id, chat_id, count, tokens, now)
 
 
 def _new_message(user_id: str, p: Parsed, seq: int, plan: BatchPlan) -> NewMessage:

@@ -21,13 +21,24 @@ log = structlog.get_logger(__name__)
 
 
 def ingest_handler(
-    blob_store: Callable[[], BlobStore], clock: Callable[[], datetime]
+    blob_store: Callable[[], BlobStore],
+    clock: Callable[[], datetime],
+    forget_cached: Callable[[str], Awaitable[None]],
+    *,
+    row_events: bool = True,
 ) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
     """The `chat.ingest.v1` handler; `blob_store` gives the store large batches are in
-    (built in the lifespan, after this)."""
+    (built in the lifespan, after this); `forget_cached(user_id)` drops the user's cached
+    reads once the import's transaction has committed; `row_events`: see
+    `service.apply_batch`."""
 
     async def handle(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
         command, user_id = envelope.payload, envelope.user_id
+
+        async def forget() -> None:
+            await forget_cached(user_id)
+
+        uow.after_commit(forget)  # chats, lists and pages the import changed
         try:
             if isinstance(command, IngestBatch):
                 try:
@@ -35,7 +46,9 @@ def ingest_handler(
                 except (BlobNotFound, InvalidBlobKey) as exc:
                     _failed(uow, user_id, command, "BLOB_NOT_FOUND", f"no batch at {exc}")
                     return
-                result = await service.apply_batch(uow, user_id, command, records, clock())
+                result = await service.apply_batch(
+                    uow, user_id, command, records, clock(), row_events=row_events
+                )
                 log.info(
                     "ingest batch applied",
                     import_id=command.import_id,
