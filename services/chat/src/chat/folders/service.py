@@ -122,9 +122,12 @@ async def update(
 
 async def delete(uow: UnitOfWork, user_id: str, folder_id: str, now: datetime) -> None:
     """Tombstone the folder; its conversations leave it and its subfolders move up."""
-    row = await _live(uow, user_id, folder_id)
     repo = FolderRepository(uow.session)
-    for child in await repo.list_for_user(user_id, for_update=True):
+    # every folder locked first, in one order: two deletes of different folders locking
+    # their own folder first, then all the others, deadlocked
+    every = await repo.list_for_user(user_id, for_update=True)
+    row = await _live(uow, user_id, folder_id)
+    for child in every:
         if child.parent_id == folder_id:
             child.parent_id = row.parent_id
             await changes.folder_changed(uow, child, now)

@@ -120,7 +120,7 @@ async def _apply(
             return _conflict(row), chat_id
     change = _CHANGES[m.entity]
     try:
-        await _in_savepoint(uow, lambda: change(uow, settings, user_id, m, step, row, now))
+        await _in_savepoint(uow, lambda: change(Target(uow, settings, user_id, m, step, row, now)))
     except Conflict as exc:
         current = await repo.row(user_id, m.entity, m.id)
         if isinstance(current, Message) and "current_version" in exc.details:
@@ -197,28 +197,28 @@ def _merge(m: MutationRequested, *creation_only: str) -> dict[str, Any]:
     return domain.without_key(_record_id(m), "id", *creation_only)
 
 
-Change = Callable[
-    [UnitOfWork, Settings, str, MutationRequested, Step, Row | None, datetime], Awaitable[None]
-]
+@dataclass(frozen=True)
+class Target:
+    """One mutation on its way into a sub-domain's service."""
+
+    uow: UnitOfWork
+    settings: Settings
+    user_id: str
+    m: MutationRequested
+    step: Step
+    row: Row | None  # as it was before (None: the user never had the id)
+    now: datetime
 
 
-async def _conversation(
-    uow: UnitOfWork,
-    settings: Settings,
-    user_id: str,
-    m: MutationRequested,
-    step: Step,
-    row: Row | None,
-    now: datetime,
-) -> None:
-    if step is Step.DELETE:
+async def _conversation(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
         await conversations.delete(uow, user_id, m.id, now)
-    elif step is Step.CREATE:
+    elif t.step is Step.CREATE:
         data = _record_id(m)
         archived = data.pop("is_archived", None)  # not a REST create's field: set after
-        await conversations.create(
-            uow, settings, user_id, _parsed(ChatCreate, data), now, stamp=m.stamp
-        )
+        body = _parsed(ChatCreate, data)
+        await conversations.create(uow, settings, user_id, body, now, stamp=m.stamp)
         if archived is not None:
             patch = _parsed(ChatPatch, {"is_archived": archived})
             await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
@@ -227,76 +227,57 @@ async def _conversation(
         await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
 
 
-async def _message(
-    uow: UnitOfWork,
-    settings: Settings,
-    user_id: str,
-    m: MutationRequested,
-    step: Step,
-    row: Row | None,
-    now: datetime,
-) -> None:
-    if step is Step.CREATE:
+async def _message(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.CREATE:
         data = _record_id(m)
         conversation_id = data.pop("conversation_id", None)
         if not isinstance(conversation_id, str):
             raise ValidationFailed(
                 "a message put names its conversation_id", {"field": "conversation_id"}
             )
-        await messages.store(
-            uow, settings, user_id, conversation_id, [_parsed(MessageIn, data)], now
-        )
+        incoming = [_parsed(MessageIn, data)]
+        await messages.store(uow, settings, user_id, conversation_id, incoming, now)
         return
-    if row is None:
+    if t.row is None:
         raise messages.message_not_found(m.id)
-    assert isinstance(row, Message)
-    if step is Step.DELETE:
-        await messages.delete(uow, user_id, row.conversation_id, m.id, now)
+    assert isinstance(t.row, Message)
+    if t.step is Step.DELETE:
+        await messages.delete(uow, user_id, t.row.conversation_id, m.id, now)
         return
     fields = domain.without_key(m.fields, "conversation_id", "base_version")
     if domain.touches_content(fields) and m.base_version is not None:
         fields["base_version"] = m.base_version  # checked again under the row's lock
     patch = _parsed(MessagePatch, fields)
-    await messages.edit(uow, settings, user_id, row.conversation_id, m.id, patch, now)
+    await messages.edit(uow, settings, user_id, t.row.conversation_id, m.id, patch, now)
 
 
-async def _folder(
-    uow: UnitOfWork,
-    settings: Settings,
-    user_id: str,
-    m: MutationRequested,
-    step: Step,
-    row: Row | None,
-    now: datetime,
-) -> None:
-    if step is Step.DELETE:
-        if row is None:
+async def _folder(t: Target) -> None:
+    uow, user_id, m, now = t.uow, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
+        if t.row is None:
             raise folders.folder_not_found(m.id)
         await folders.delete(uow, user_id, m.id, now)
-    elif step is Step.CREATE:
+    elif t.step is Step.CREATE:
         await folders.create(uow, user_id, _parsed(FolderCreate, _record_id(m)), now, stamp=m.stamp)
     else:
         patch = _parsed(FolderPatch, _merge(m))
         await folders.update(uow, user_id, m.id, patch, now, stamp=m.stamp)
 
 
-async def _memory(
-    uow: UnitOfWork,
-    settings: Settings,
-    user_id: str,
-    m: MutationRequested,
-    step: Step,
-    row: Row | None,
-    now: datetime,
-) -> None:
-    if step is Step.DELETE:
+async def _memory(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
         await memories.delete(uow, user_id, m.id, now)
-    elif step is Step.CREATE:
+    elif t.step is Step.CREATE:
         body = _parsed(MemoryCreate, _record_id(m))
         await memories.create(uow, settings, user_id, body, now, stamp=m.stamp)
     else:
         patch = _parsed(MemoryPatch, _merge(m))
         await memories.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+
+
+Change = Callable[[Target], Awaitable[None]]
 
 
 _CHANGES: dict[str, Change] = {
