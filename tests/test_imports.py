@@ -96,12 +96,9 @@ def finished(
 def imported(
     client: httpx.Client, headers: dict[str, str], files: list[tuple[str, bytes]], **kw: Any
 ) -> dict[str, Any]:
-    t0 = time.monotonic()
     response = upload(client, headers, files, **kw)
     assert response.status_code == 202, response.text
-    job = finished(client, headers, response.json()["data"]["id"])
-    print("IMPORT TOOK", time.monotonic() - t0, job["progress"])
-    return job
+    return finished(client, headers, response.json()["data"]["id"])
 
 
 def archive(stack: Stack, user_id: str) -> list[dict[str, Any]]:

@@ -29,8 +29,9 @@ async def start_import(
     caller: CurrentCaller,
     request: Request,
     files: Annotated[
-        list[UploadFile], File(description="export files, a folder's files, or a zip")
-    ],
+        list[UploadFile] | None, File(description="export files, a folder's files, or a zip")
+    ] = None,
+    file: Annotated[list[UploadFile] | None, File(description="the same as `files`")] = None,
     source: Annotated[
         str | None, Form(description=f"one of {', '.join(SOURCES)}; detected if not given")
     ] = None,
@@ -42,7 +43,8 @@ async def start_import(
     app = components(request)
     if source is not None and source not in SOURCES:
         raise ValidationFailed(f"unknown source {source!r}", {"known": list(SOURCES)})
-    uploads = [Upload(f.filename or f"file-{i}", f.file, f.size or 0) for i, f in enumerate(files)]
+    given = [*(files or []), *(file or [])]
+    uploads = [Upload(f.filename or f"file-{i}", f.file, f.size or 0) for i, f in enumerate(given)]
     if not uploads:
         raise ValidationFailed("no file was uploaded")
     if sum(u.size for u in uploads) > app.settings.import_max_upload_bytes:
