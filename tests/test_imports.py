@@ -236,3 +236,32 @@ def test_the_operator_cli_imports_a_file_and_reports_it(
         cli, ["import", "/nonexistent/file.json", "--user", email], env=env
     )
     assert missing.exit_code == 2
+
+
+def test_migrate_chatbot_store_creates_the_accounts_and_imports_each_users_chats(
+    stack: Stack, gateway: httpx.Client, tmp_path: Path
+) -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "services/sync/tests/fixtures/chatbot"
+    store = tmp_path / "chatbot-data"
+    (store / "conversations").mkdir(parents=True)
+    for file in (fixtures / "conversations").glob("*.json"):
+        (store / "conversations" / file.name).write_bytes(file.read_bytes())
+    ada, bob = (f"{unique_name(n)}@example.com" for n in ("ada", "bob"))
+    mapping = tmp_path / "users.csv"
+    mapping.write_text(f"flask_user_id,email,password\n3,{ada},{PASSWORD}\n4,{bob}\n")
+    accounts = tmp_path / "accounts.csv"
+    command = ["migrate", "chatbot-store", str(store), "--users", str(mapping)]
+    command += ["--accounts-out", str(accounts)]
+    result = CliRunner().invoke(cli, command, env={"PARLEY_URL": stack.gateway})
+    assert result.exit_code == 0, result.output
+    assert "validated" in result.output
+
+    signed_in = gateway.post("/api/v1/auth/login", json={"email": ada, "password": PASSWORD})
+    assert signed_in.status_code == 200, signed_in.text
+    stored = kinds(archive(stack, signed_in.json()["data"]["user"]["id"]))
+    assert stored == {"conversation": 3, "message": 9, "memory": 1}  # 20-truncated's start too
+    generated = accounts.read_text().splitlines()[1].split(",")
+    assert generated[:2] == ["4", bob]
+    assert gateway.post(
+        "/api/v1/auth/login", json={"email": bob, "password": generated[2]}
+    ).is_success
