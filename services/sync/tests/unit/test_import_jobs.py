@@ -59,3 +59,12 @@ def test_validation_is_clean_only_when_every_record_is_accounted_for_and_digests
     assert not verdict["clean"]
     assert verdict["mismatches"][0]["id"] == chats[0].id
     assert domain.compare(source, stored, {}, {}, wrong, {chats[0].id})["clean"]
+
+
+def test_documents_ride_along_with_the_batch_they_were_read_in() -> None:
+    speechbot = FIXTURES / "speechbot" / "shared_prefs.json"
+    read = list(ImportReader([speechbot]).records())
+    documents = [r for r in read if r.type == "document"]
+    assert documents
+    carried = [d for b in domain.batches(read, 2) for d in b.documents]
+    assert carried == documents

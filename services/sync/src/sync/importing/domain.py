@@ -11,6 +11,7 @@ from typing import Any
 
 from contracts.archive import ArchiveRecord, MessageRecord
 from contracts.ingest import KINDS, ConversationSummary, conversation_digest
+from sync.imports import DocumentRecord
 
 QUEUED, PROCESSING, COMPLETED, FAILED, ROLLED_BACK = (
     "queued",
@@ -39,6 +40,8 @@ class Batch:
     index: int
     lines: list[bytes]  # NDJSON archive lines, provenance included
     kinds: dict[str, int]
+    # app data no chat entity models (chatbot-ui prompts, SpeechBot preferences): sync's own
+    documents: list[DocumentRecord] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines]
@@ -50,9 +53,13 @@ class Batch:
 
 def batches(records: Iterable[ArchiveRecord], per_batch: int) -> Iterator[Batch]:
     """Chat's records in fixed-size batches, in read order (parents before children), so
-    the same input always gives the same batches: a resumed job skips those it sent."""
+    the same input always gives the same batches: a resumed job skips those it sent. The
+    documents read meanwhile ride along with the batch (sync stores them itself)."""
     batch = Batch(0, [], {})
     for record in records:
+        if isinstance(record, DocumentRecord):
+            batch.documents.append(record)
+            continue
         kind = CHAT_KINDS.get(str(getattr(record, "type", "")))
         if kind is None:
             continue
@@ -61,7 +68,7 @@ def batches(records: Iterable[ArchiveRecord], per_batch: int) -> Iterator[Batch]
         if len(batch.lines) >= per_batch:
             yield batch
             batch = Batch(batch.index + 1, [], {})
-    if batch.lines or batch.index == 0:
+    if batch.lines or batch.documents or batch.index == 0:
         yield batch
 
 
@@ -70,8 +77,16 @@ def added(total: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
 
 
 def chat_counts(read_counts: Mapping[str, int]) -> dict[str, int]:
-    """A reader's counts (by record type) as chat's kinds."""
-    return {kind: read_counts.get(record_type, 0) for record_type, kind in CHAT_KINDS.items()}
+    """A reader's counts (by record type) as the job's kinds (chat's, and sync's documents)."""
+    counts = {kind: read_counts.get(record_type, 0) for record_type, kind in CHAT_KINDS.items()}
+    if read_counts.get("document"):
+        counts["documents"] = read_counts["document"]
+    return counts
+
+
+def document_stamp(imported_at: datetime, job_id: str) -> str:
+    """An imported document's field clock: the import's time, the import as the writer."""
+    return f"{int(imported_at.timestamp() * 1000):015d}:00000:import-{job_id}"
 
 
 # --- validation ----------------------------------------------------------------------

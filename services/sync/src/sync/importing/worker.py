@@ -24,7 +24,10 @@ from contracts.events.chat import IngestBatch
 from contracts.events.sync import ImportCompleted, ImportStarted
 from contracts.ids import uuid7
 from contracts.topics import CHAT_INGEST, SYNC_IMPORT
+from servicekit.clock import utc_now
 from servicekit.uow import UnitOfWork
+from sync.documents.service import DocumentWrite, lock_writer
+from sync.documents.service import apply as apply_document
 from sync.importing import domain
 from sync.importing.repository import ImportJobRepository
 from sync.importing.service import ImportJobs, complete_if_done, fail
@@ -159,9 +162,45 @@ class ImportWorker:
             )
             if held:
                 uow.outbox.add(CHAT_INGEST, command, user_id=job.user_id)
+                if batch.documents:
+                    await self._documents(uow, job, batch)
             await uow.commit()
         if not held:
             raise LeaseLost
+
+    async def _documents(self, uow: UnitOfWork, job: ImportJob, batch: domain.Batch) -> None:
+        """Sync's own documents of the batch, put in this transaction: new ones count as
+        stored, the same content again as there already, the refused are issues."""
+        await lock_writer(uow, job.user_id)
+        stored = skipped = 0
+        refused: list[dict[str, str]] = []
+        now = utc_now()
+        for document in batch.documents:
+            write = DocumentWrite(
+                collection=document.collection,
+                id=document.id,
+                op="put",
+                data=document.data,
+                fields=None,
+                base_version=None,
+                stamp=domain.document_stamp(job.created_at, job.id),
+            )
+            outcome, _ = await apply_document(
+                uow, job.user_id, write, max_bytes=self.settings.document_max_bytes, now=now
+            )
+            if outcome.status != "applied":
+                refused.append({"id": document.id, "code": str(outcome.error or outcome.status)})
+            elif outcome.new_version:
+                stored += 1
+            else:
+                skipped += 1
+        row = await ImportJobRepository(uow.session).get(job.id, lock=True)
+        assert row is not None
+        row.counts = domain.added(row.counts, {"documents": stored})
+        row.skipped = domain.added(row.skipped, {"documents": skipped})
+        if refused:
+            earlier = row.report.get("documents_refused", [])
+            row.report = {**row.report, "documents_refused": [*earlier, *refused]}
 
     async def _finish(self, job: ImportJob, report: ReadReport, sent: int, records: int) -> None:
         read = report.model_dump(mode="json")
