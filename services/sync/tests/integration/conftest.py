@@ -10,6 +10,7 @@ cross-service tests in `tests/` run sync against the real chat and auth."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,3 +155,39 @@ def error(response: httpx.Response) -> tuple[int, str]:
     assert body["success"] is False
     assert set(body) == {"success", "error", "message", "details"}
     return response.status_code, body["error"]
+
+
+def hlc(offset_ms: int = 0, counter: int = 0) -> str:
+    return f"{int(time.time() * 1000) + offset_ms}-{counter}"
+
+
+def doc(mid: int, op: str, id_: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "mid": mid,
+        "entity": "document",
+        "collection": "todos",
+        "op": op,
+        "id": id_,
+        "hlc": hlc(counter=mid),
+        **fields,
+    }
+
+
+async def push(
+    client: httpx.AsyncClient, headers: dict[str, str], client_id: str, *mutations: dict[str, Any]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/sync/push?wait=0",
+        headers=headers,
+        json={"client_id": client_id, "mutations": list(mutations)},
+    )
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def pull(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = await client.get("/api/v1/sync/pull", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data

@@ -1,53 +1,26 @@
-"""Documents end to end over the real database: pushed, merged, pulled, digested."""
+"""Pull end to end over the real database and HTTP: sync's documents, pushed and merged, and
+chat's and auth's feeds (stand-ins on loopback) behind one cursor, then the digest."""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import httpx
 
-from .conftest import Stack, as_user, new_user
+from .conftest import Stack, as_user, doc, new_user, pull, push
 
 
-def hlc(offset_ms: int = 0, counter: int = 0) -> str:
-    return f"{int(time.time() * 1000) + offset_ms}-{counter}"
+def owned(entity: str, id_: str, seq: int, version: int = 1, op: str = "put") -> dict[str, Any]:
+    change: dict[str, Any] = {"entity": entity, "id": id_, "op": op, "version": version, "seq": seq}
+    if op == "put":
+        change["data"] = {"id": id_, "title": f"{entity} {id_}"}
+    return change
 
 
-def doc(mid: int, op: str, id_: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "mid": mid,
-        "entity": "document",
-        "collection": "todos",
-        "op": op,
-        "id": id_,
-        "hlc": hlc(counter=mid),
-        **fields,
-    }
-
-
-async def push(
-    client: httpx.AsyncClient, headers: dict[str, str], client_id: str, *mutations: dict[str, Any]
-) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/sync/push?wait=0",
-        headers=headers,
-        json={"client_id": client_id, "mutations": list(mutations)},
-    )
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
-async def pull(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
-    response = await client.get("/api/v1/sync/pull", headers=headers, params=params)
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
-async def test_documents_push_pull_and_digest(client: httpx.AsyncClient, stack: Stack) -> None:
+async def test_documents_and_the_owners_changes_pull_page_by_page_and_digest(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     user = new_user()
     headers = as_user(stack, user)
     pushed = await push(
@@ -58,19 +31,42 @@ async def test_documents_push_pull_and_digest(client: httpx.AsyncClient, stack: 
         doc(2, "put", "t2", data={"title": "eggs"}),
         doc(3, "patch", "t1", fields={"done": True}),
         doc(4, "delete", "t2"),
+        doc(5, "put", "t1", data={"title": "milk", "done": True}),  # the same again
     )
-    assert pushed["last_mid"] == 4
+    assert pushed["last_mid"] == 5
     assert [(r["mid"], r["status"], r.get("version")) for r in pushed["results"]] == [
         (1, "applied", 1),
         (2, "applied", 1),
         (3, "applied", 2),
         (4, "applied", 2),
+        (5, "applied", 2),
     ]
+    stack.chat.changes[user] = [
+        owned("conversation", "c1", 3),
+        owned("message", "m1", 4),
+        owned("folder", "f1", 6, version=2, op="delete"),
+    ]
+    stack.auth.changes[user] = [owned("preferences", "me", 2, version=4)]
 
-    page = await pull(client, headers, client_id="laptop")
-    assert page["has_more"] is False
-    assert page["last_mids"] == {"phone": 4}
-    by_id = {c["id"]: c for c in page["changes"]}
+    # a snapshot in pages of two: each record once, at its latest version
+    cursor, seen = "", []
+    while True:
+        page = await pull(client, headers, cursor=cursor, limit=2, client_id="laptop")
+        assert len(page["changes"]) <= 2
+        seen += page["changes"]
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    assert page["last_mids"] == {"phone": 5}
+    assert sorted((c["entity"], c["id"], c["op"], c["version"]) for c in seen) == [
+        ("conversation", "c1", "put", 1),
+        ("document", "t1", "put", 2),
+        ("document", "t2", "delete", 2),
+        ("folder", "f1", "delete", 2),
+        ("message", "m1", "put", 1),
+        ("preferences", "me", "put", 4),
+    ]
+    by_id = {c["id"]: c for c in seen}
     assert by_id["t1"] == {
         "entity": "document",
         "id": "t1",
@@ -79,21 +75,38 @@ async def test_documents_push_pull_and_digest(client: httpx.AsyncClient, stack: 
         "version": 2,
         "data": {"title": "milk", "done": True},
     }
-    assert by_id["t2"] == {
-        "entity": "document",
-        "id": "t2",
-        "collection": "todos",
-        "op": "delete",
-        "version": 2,
-    }
+    assert "data" not in by_id["t2"]
+    assert "data" not in by_id["f1"]
+    assert by_id["c1"]["data"] == {"id": "c1", "title": "conversation c1"}
 
-    # nothing new since the cursor; a new change comes alone
-    again = await pull(client, headers, cursor=page["cursor"])
-    assert again["changes"] == []
-    await push(client, headers, "phone", doc(5, "patch", "t1", fields={"title": "oat milk"}))
-    newer = await pull(client, headers, cursor=again["cursor"])
-    assert [(c["id"], c["version"]) for c in newer["changes"]] == [("t1", 3)]
+    # nothing new since the cursor; new changes of any owner come, and only they
+    assert (await pull(client, headers, cursor=cursor))["changes"] == []
+    await push(client, headers, "phone", doc(6, "patch", "t1", fields={"title": "oat milk"}))
+    stack.chat.changes[user].append(owned("message", "m1", 9, version=2))
+    newer = await pull(client, headers, cursor=cursor)
+    assert sorted((c["id"], c["version"]) for c in newer["changes"]) == [("m1", 2), ("t1", 3)]
 
     digest = (await client.get("/api/v1/sync/digest", headers=headers)).json()["data"]
-    expected = hashlib.sha256(b"document|todos/t1|3\n").hexdigest()
-    assert digest == {"count": 1, "digest": expected}
+    # the stand-ins list every put they hold (m1 twice, as versions 1 and 2)
+    lines = sorted(
+        [
+            b"conversation|c1|1\n",
+            b"message|m1|1\n",
+            b"message|m1|2\n",
+            b"preferences|me|4\n",
+            b"document|todos/t1|3\n",
+        ]
+    )
+    assert digest == {"count": 5, "digest": hashlib.sha256(b"".join(lines)).hexdigest()}
+
+
+async def test_an_owner_that_cannot_answer_makes_pull_503_and_hands_nothing_over(
+    client: httpx.AsyncClient, stack: Stack, app: Any
+) -> None:
+    user = new_user()
+    headers = as_user(stack, user)
+    await push(client, headers, "phone", doc(1, "put", "t1", data={"a": 1}))
+    app.state.sync.changes.feeds["chat"].token = "wrong"  # chat answers 401
+    response = await client.get("/api/v1/sync/pull", headers=headers)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "SERVICE_UNAVAILABLE"

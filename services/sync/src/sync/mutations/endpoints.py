@@ -34,6 +34,8 @@ async def push(
     async with app.uow() as uow:
         pushed = await app.mutations.push(uow, caller.user_id, body)
         await uow.commit()
+    if pushed.documents_changed:  # devices hear of it now; the event pokes other processes too
+        await app.signals.notify(caller.user_id)
     seconds = app.settings.default_wait_seconds if wait is None else wait
     seconds = min(seconds, app.settings.max_wait_seconds)
     if pushed.pending and seconds > 0:

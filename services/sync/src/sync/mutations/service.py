@@ -39,6 +39,7 @@ class Pushed:
     results: dict[int, dict[str, Any]]
     last_mid: int
     pending: list[int] = field(default_factory=list)
+    documents_changed: bool = False
 
 
 def _consecutive(mutations: list[MutationIn]) -> None:
@@ -140,6 +141,7 @@ class MutationLog:
                         now=now,
                     )
                     status = applied.status
+                    pushed.documents_changed |= applied.new_version
                     outcome = "merged" if applied.merged else applied.status
                 else:
                     self._command(uow, user_id, client_id, checked)
