@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.importing.domain import ACTIVE, PROCESSING, QUEUED
@@ -61,6 +61,10 @@ class ImportJobRepository:
             )
         ).scalar_one()
         return rows, int(total)
+
+    async def purge_user(self, user_id: str) -> None:
+        """The user's jobs (their uploads stay in the blob store until its own retention)."""
+        await self.session.execute(delete(ImportJob).where(ImportJob.user_id == user_id))
 
     async def claimable(self, limit: int) -> list[str]:
         """Queued jobs, and jobs whose worker stopped renewing its lease."""
