@@ -91,6 +91,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         **_infra_env("CHAT_", infra, schemas["chat"]),
                         "CHAT_AUTH_URL": auth,
                         "CHAT_BLOB_URL": (log_dir / "chat-blobs").as_uri(),
+                        "CHAT_INGEST_BLOB_URL": (log_dir / "sync-blobs").as_uri(),
                         "CHAT_ECHO_PACE_MS": "5",
                         "CHAT_SEND_RATE_PER_MINUTE": "100000",
                     },
@@ -119,6 +120,13 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         **_infra_env("SYNC_", infra, schemas["sync"]),
                         "SYNC_AUTH_URL": auth,
                         "SYNC_CHAT_URL": chat,
+                        # imports: the store chat reads large batches from; small limits so
+                        # tests reach the 413s and the by-reference batches with small files
+                        "SYNC_BLOB_URL": (log_dir / "sync-blobs").as_uri(),
+                        "SYNC_IMPORT_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+                        "SYNC_IMPORT_INLINE_MAX_BYTES": "20000",
+                        "SYNC_IMPORT_BATCH_RECORDS": "200",
+                        "SYNC_IMPORT_POLL_SECONDS": "0.5",
                     },
                     log_dir,
                 )

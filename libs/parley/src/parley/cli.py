@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from parley.dev import DevRunner
+from parley.importing import import_command, imports_app, migrate_app
 from parley.stack.embedded import Ports
 
 app = typer.Typer(
@@ -168,6 +169,11 @@ def grant_admin(
     except GrantFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+app.command("import")(import_command)
+app.add_typer(imports_app, name="imports")
+app.add_typer(migrate_app, name="migrate")
 
 
 def main() -> None:

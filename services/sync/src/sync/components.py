@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from servicekit.blobs import blob_store_for
 from servicekit.clock import utc_now
 from servicekit.runtime import ServiceRuntime
 from servicekit.uow import UnitOfWork
 from sync.changes.service import Changes
 from sync.changes.sweeps import TombstoneSweeper
+from sync.importing.service import ChatImports, ImportJobs
+from sync.importing.worker import ImportWorker
 from sync.mutations.service import MutationLog
 from sync.owner_feeds import HttpOwnerFeed, OwnerFeed
 from sync.settings import Settings
@@ -31,6 +34,8 @@ class Components:
     mutations: MutationLog
     changes: Changes
     sweeper: TombstoneSweeper
+    imports: ImportJobs
+    import_worker: ImportWorker
     http: httpx.AsyncClient | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -40,8 +45,12 @@ class Components:
     async def start(self) -> None:
         await self.signals.start()
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sync-sweeper"))
+        self._tasks.append(
+            asyncio.create_task(self.import_worker.run_forever(), name="sync-imports")
+        )
 
     async def stop(self) -> None:
+        await self.import_worker.stop()
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -55,15 +64,20 @@ def build_components(
     settings: Settings, runtime: ServiceRuntime, feeds: Mapping[str, OwnerFeed] | None = None
 ) -> Components:
     """With no `feeds`, chat's and auth's changes come over internal HTTP."""
-    http = None
+    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.owner_timeout_seconds))
+    token = settings.internal_token.get_secret_value()
     if feeds is None:
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.owner_timeout_seconds))
-        token = settings.internal_token.get_secret_value()
         feeds = {
             "chat": HttpOwnerFeed("chat", settings.chat_url, token, http),
             "auth": HttpOwnerFeed("auth", settings.auth_url, token, http),
         }
     assert runtime.redis is not None, "the runtime is not started"
+    imports = ImportJobs(
+        settings,
+        blob_store_for(settings.blob_url, "sync"),
+        ChatImports(settings.chat_url, token, http),
+        utc_now,
+    )
     return Components(
         settings=settings,
         runtime=runtime,
@@ -71,5 +85,7 @@ def build_components(
         mutations=MutationLog(settings, utc_now),
         changes=Changes(settings, feeds, utc_now),
         sweeper=TombstoneSweeper(settings, runtime.uow, utc_now),
+        imports=imports,
+        import_worker=ImportWorker(settings, runtime.uow, imports),
         http=http,
     )

@@ -14,6 +14,7 @@ from contracts.topics import (
     AUTH_USER,
     CHAT_CONVERSATION,
     CHAT_FOLDER,
+    CHAT_INGEST_RESULT,
     CHAT_MEMORY,
     CHAT_MESSAGE,
     CHAT_MUTATION,
@@ -24,6 +25,9 @@ from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 from sync.changes import endpoints as changes_endpoints
 from sync.clients import endpoints as clients_endpoints
 from sync.components import Components, build_components
+from sync.importing import endpoints as imports_endpoints
+from sync.importing.service import ImportJobs
+from sync.importing.subscribers import on_ingest_result
 from sync.live import endpoints as live_endpoints
 from sync.live.subscribers import on_change
 from sync.mutations import endpoints as mutations_endpoints
@@ -56,7 +60,12 @@ def create_app(
         built: Components | None = getattr(app.state, "sync", None)
         return built.signals if built else None
 
+    def imports() -> ImportJobs | None:
+        built: Components | None = getattr(app.state, "sync", None)
+        return built.imports if built else None
+
     subscriptions = [
+        Subscription(CHAT_INGEST_RESULT, on_ingest_result(imports)),
         Subscription(AUTH_USER, on_user_event),
         Subscription(CHAT_MUTATION, on_mutation_resolved(signals)),
         Subscription(AUTH_MUTATION, on_mutation_resolved(signals)),
@@ -80,6 +89,7 @@ def create_app(
             changes_endpoints.router,
             clients_endpoints.router,
             live_endpoints.router,
+            imports_endpoints.router,
         ],
         publishes=list(topics_published_by("sync")),
         subscriptions=subscriptions,

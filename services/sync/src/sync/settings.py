@@ -43,3 +43,27 @@ class Settings(ServiceSettings):
     # Live
     redis_key_prefix: str = Field(default="sync:", description="prefix of every Redis channel")
     ws_heartbeat_seconds: float = Field(default=25.0, gt=0, description="between heartbeats")
+
+    # Imports (sync.importing): uploads and large batches go to the blob store chat reads
+    # them from (chat's CHAT_INGEST_BLOB_URL must name the same store)
+    blob_url: str = Field(
+        default="",
+        description="file:///abs/path or s3://bucket[/prefix]?endpoint=...; "
+        "empty: .parley/blobs/sync",
+    )
+    import_max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="all files of one upload; larger: 413"
+    )
+    import_max_unpacked_bytes: int = Field(
+        default=2 << 30, ge=1, description="what a zip may unpack to in all (zip bombs)"
+    )
+    import_max_zip_ratio: float = Field(default=200.0, gt=1, description="per zip member")
+    import_batch_records: int = Field(default=500, ge=1, description="records per ingest batch")
+    import_inline_max_bytes: int = Field(
+        default=256 * 1024, ge=0, description="a batch larger than this goes by blob reference"
+    )
+    import_lease_seconds: float = Field(default=30.0, gt=0)
+    import_poll_seconds: float = Field(
+        default=2.0, gt=0, description="how often queued and abandoned imports are looked for"
+    )
+    import_max_attempts: int = Field(default=5, ge=1)

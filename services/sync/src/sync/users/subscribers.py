@@ -1,4 +1,5 @@
-"""auth.user.v1: when an account is deleted, its devices, mutation log and documents go too
+"""auth.user.v1: when an account is deleted, its devices, mutation log, documents and import
+jobs go too
 (idempotently: a second delivery finds nothing left to delete)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from contracts.events.auth import UserDeleted
 from servicekit.uow import UnitOfWork
 from sync.clients.repository import ClientRepository
 from sync.documents.repository import DocumentRepository
+from sync.importing.repository import ImportJobRepository
 
 log = structlog.get_logger(__name__)
 
@@ -20,4 +22,5 @@ async def on_user_event(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> No
         return
     await ClientRepository(uow.session).purge_user(envelope.user_id)
     await DocumentRepository(uow.session).purge_user(envelope.user_id)
+    await ImportJobRepository(uow.session).purge_user(envelope.user_id)
     log.info("sync data purged", user_id=envelope.user_id)

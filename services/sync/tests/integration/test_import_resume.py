@@ -1,0 +1,116 @@
+"""An import whose worker died mid-run goes on from the first batch it had not sent.
+
+The crash is the state a SIGKILL leaves (the worker commits each batch's command and its
+`batches_sent` together): the job `processing` under a lease that ran out, `batches_sent`
+= 2. The next poll claims it again and sends batches 2.. only, so each batch's
+`ingest.batch` command is in the outbox exactly once. (Chat does not run here: its answers
+are what the cross-service tests in `tests/test_imports.py` follow.)"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from contracts.codec import decode
+from contracts.events.chat import IngestBatch
+from contracts.topics import CHAT_INGEST
+from parley.testing import serving
+from servicekit.db import outbox_table
+from sync.main import create_app
+from sync.models import ImportJob
+
+from .conftest import Stack, as_user, components, new_user, wait_for
+
+pytestmark = pytest.mark.integration
+
+STORE = Path(__file__).resolve().parents[1] / "fixtures" / "chatbot" / "conversations"
+
+
+async def test_a_worker_that_died_after_two_batches_is_taken_over_from_the_third(
+    stack: Stack, tmp_path: Path
+) -> None:
+    app = create_app(
+        stack.settings.model_copy(
+            update={
+                "blob_url": (tmp_path / "blobs").as_uri(),
+                "import_batch_records": 2,
+                "import_poll_seconds": 0.2,
+                "import_lease_seconds": 1.0,
+            }
+        )
+    )
+    async with serving(app, keys=stack.keys) as client:
+        user = new_user()
+        files = [
+            ("files", (p.name, p.read_bytes(), "application/json"))
+            for p in sorted(STORE.glob("1*.json"))
+        ]
+        response = await client.post("/api/v1/imports", headers=as_user(stack, user), files=files)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["data"]["id"]
+        built = components(app)
+
+        async def job() -> ImportJob:
+            async with built.uow() as uow:
+                row = await uow.session.get(ImportJob, job_id)
+                assert row is not None
+                uow.session.expunge(row)
+                return row
+
+        async def sent_everything() -> ImportJob | None:
+            row = await job()
+            return row if row.batches_total is not None else None
+
+        first = await wait_for(sent_everything, what="the first run to send every batch")
+        assert first.batches_total >= 4
+
+        async def batches() -> Counter[int]:
+            async with built.uow() as uow:
+                rows = await uow.session.execute(
+                    select(outbox_table.c.body).where(outbox_table.c.topic == CHAT_INGEST.name)
+                )
+                payloads = [decode(CHAT_INGEST, body).payload for (body,) in rows]
+            return Counter(
+                p.batch_index
+                for p in payloads
+                if isinstance(p, IngestBatch) and p.import_id == job_id
+            )
+
+        assert await batches() == Counter(range(first.batches_total))
+
+        # what a SIGKILL after the second batch leaves: its later commands never written
+        async with built.uow() as uow:
+            later = [
+                row_id
+                for row_id, body in (
+                    await uow.session.execute(
+                        select(outbox_table.c.id, outbox_table.c.body).where(
+                            outbox_table.c.topic == CHAT_INGEST.name
+                        )
+                    )
+                ).all()
+                if getattr(decode(CHAT_INGEST, body).payload, "batch_index", 0) >= 2
+            ]
+            await uow.session.execute(delete(outbox_table).where(outbox_table.c.id.in_(later)))
+            await uow.session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id)
+                .values(
+                    status="processing",
+                    batches_sent=2,
+                    batches_total=None,
+                    lease_owner="a-worker-that-died",
+                    lease_expires_at=ImportJob.created_at,
+                )
+            )
+            await uow.commit()
+
+        resumed = await wait_for(sent_everything, what="another worker to take the job over")
+        assert resumed.attempts == 2
+        assert resumed.batches_total == first.batches_total
+        assert await batches() == Counter(range(first.batches_total))  # each batch once
+        status = await client.get(f"/api/v1/imports/{job_id}", headers=as_user(stack, user))
+        assert status.json()["data"]["progress"]["batches_sent"] == first.batches_total
