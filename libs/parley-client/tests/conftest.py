@@ -88,12 +88,12 @@ class FakeSync:
             "version": self._write(key, {**row.data, **m["fields"]}).version,
         }  # type: ignore[dict-item]
 
-    def finish_held(self) -> None:
-        for client, m in self.held:
+    def finish_held(self, mids: set[int] | None = None) -> None:
+        for client, m in [h for h in self.held if mids is None or h[1]["mid"] in mids]:
             result = {"mid": m["mid"], **self.apply(m)}
             self.results[(client, m["mid"])] = result
             self.undelivered[client].append(result)
-        self.held.clear()
+            self.held.remove((client, m))
 
     def write_elsewhere(self, entity: str, id_: str, data: dict[str, Any] | None) -> int:
         """Another device (or an API call) changes a record."""
@@ -118,6 +118,8 @@ class FakeSync:
         client, mutations = body["client_id"], body["mutations"]
         self.pushed.append(mutations)
         first = mutations[0]["mid"]
+        if [m["mid"] for m in mutations] != list(range(first, first + len(mutations))):
+            return httpx.Response(400, json={"success": False, "error": "VALIDATION_ERROR"})
         if first > self.last_mid[client] + 1:
             return httpx.Response(
                 409,
@@ -179,7 +181,11 @@ class FakeSync:
         )
 
     def digest_lines(self) -> list[tuple[str, str, int]]:
-        return [(k[0], k[2], r.version) for k, r in self.rows.items() if r.data is not None]
+        return [
+            (k[0], f"{k[1]}/{k[2]}" if k[1] else k[2], r.version)
+            for k, r in self.rows.items()
+            if r.data is not None
+        ]
 
 
 @pytest.fixture

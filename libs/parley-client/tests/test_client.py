@@ -256,3 +256,22 @@ def test_an_app_without_an_event_loop_syncs_through_a_background_thread(
         background.stop()
     assert report.applied == 1
     assert server.rows[("preferences", "", "me")].data == {"theme_mode": "dark"}
+
+
+async def test_resends_around_a_finished_mutation_keep_mids_consecutive(
+    tmp_path: Path, server: FakeSync, transport: httpx.MockTransport
+) -> None:
+    client = make_client(tmp_path, transport, resend_pending_after=0)
+    server.hold = True
+    for n in range(3):
+        client.put("folder", f"f{n}", {"title": str(n)})
+    await client.sync()
+    server.finish_held({2})
+    await client.pull()
+    assert [m.mid for m in client.pending()] == [1, 3]
+    server.hold = False
+    server.finish_held()
+    server.pushed.clear()
+    report = await client.sync()
+    assert [[m["mid"] for m in batch] for batch in server.pushed] == [[1], [3]]
+    assert report.results == {1: "applied", 3: "applied"}

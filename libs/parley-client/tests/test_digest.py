@@ -37,5 +37,5 @@ def test_the_local_digest_counts_live_records_only(tmp_path) -> None:
     )
     store.enqueue(Key("folder", "f3"), "put", data={"title": "not on the server yet"})
     assert digest_of(store.live_versions()) == digest_of(
-        [("folder", "f1", 2), ("document", "t1", 1)]
+        [("folder", "f1", 2), ("document", "todos/t1", 1)]
     )

@@ -291,6 +291,8 @@ class ParleyClient:
             if not waiting:
                 if mutation.auto_base and mutation.key in unresolved:
                     break
+                if batch and mutation.mid != batch[-1].mid + 1:
+                    break  # the server takes consecutive mids only
                 batch.append(mutation)
                 if len(batch) == MAX_BATCH:
                     break

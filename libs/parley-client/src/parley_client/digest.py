@@ -1,6 +1,7 @@
 """The digest a client and the server compute over the same records, to prove they agree:
 SHA-256 hex over the lines `f"{entity}|{id}|{version}\\n"` of every live record, sorted as
-byte strings; `count` is the number of lines."""
+byte strings; `count` is the number of lines. A document's id in its line is
+`collection/id` ('/' is in no id, so the line is unique)."""
 
 from __future__ import annotations
 

@@ -312,12 +312,13 @@ class LocalStore:
         return [_record(r) for r in rows]
 
     def live_versions(self) -> list[tuple[str, str, int]]:
-        """`(entity, id, version)` of every live record the server showed: the digest's input."""
+        """`(entity, id, version)` of every live record the server showed: the digest's
+        input (a document's id there is `collection/id`)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT entity, id, version FROM records WHERE data IS NOT NULL"
+                "SELECT entity, collection, id, version FROM records WHERE data IS NOT NULL"
             ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], f"{r[1]}/{r[2]}" if r[1] else r[2], r[3]) for r in rows]
 
     def apply_page(
         self, changes: Iterable[Record], cursor: str, *, forget_all_first: bool = False
