@@ -136,7 +136,9 @@ class ParleyClient:
     keeps the records, the queue and the cursor across restarts (`durable=False` trades
     the last changes before a power cut for speed; a killed app loses nothing either way).
     `on_conflict` and `on_rejected` are called (synchronously, during `sync()`, once the
-    results are stored) for each such result. `transport` replaces httpx's own (tests)."""
+    results are stored) for each such result; `on_result` once for every final result
+    (applied, conflict, rejected) with the result as the server sent it. `transport`
+    replaces httpx's own (tests, simulations)."""
 
     def __init__(
         self,
@@ -147,6 +149,7 @@ class ParleyClient:
         *,
         on_conflict: Callable[[Conflict], None] | None = None,
         on_rejected: Callable[[Rejection], None] | None = None,
+        on_result: Callable[[Mutation, dict[str, Any]], None] | None = None,
         wait: float = 5.0,
         backoff: Backoff = Backoff(),
         resend_pending_after: float = 30.0,
@@ -158,6 +161,7 @@ class ParleyClient:
         self.store = LocalStore(db_path, client_id=client_id, durable=durable)
         self.on_conflict = on_conflict
         self.on_rejected = on_rejected
+        self.on_result = on_result
         self.wait = wait
         self.backoff = backoff
         self.resend_pending_after = resend_pending_after
@@ -373,6 +377,8 @@ class ParleyClient:
                 if self.on_rejected is not None:
                     callbacks.append(partial(self.on_rejected, rejection))
             report.results[mid] = status
+            if self.on_result is not None:
+                callbacks.append(partial(self.on_result, mutation, result))
         if accepted:
             self.store.mark_accepted(accepted, time.time())
 
