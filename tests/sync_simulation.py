@@ -25,14 +25,19 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from parley_client import Backoff, Mutation, ParleyClient, SyncError, SyncUnavailable
+from parley.stack.components import Broker
+from parley.stack.embedded import InfraUrls
+from parley.stack.ports import free_port
+from parley.stack.provision import ensure_topics
+from parley_client import Backoff, Mutation, ParleyClient, SyncUnavailable
 
 PASSWORD = "correct horse battery staple 7"
 # entities whose versions move only by the mutations aimed at them (no cascade touches
@@ -53,6 +58,7 @@ class Plan:
     lose_push: float = 0.1  # share of push responses dropped after the server took the push
     lose_pull: float = 0.03
     offline: float = 0.08  # chance a step takes a device offline for a while
+    delete_conversations: bool = True  # (deleting one deletes its messages too)
 
 
 @dataclass
@@ -66,6 +72,51 @@ class Faults:
     kill_device_at: float = 0.25
 
 
+# The embedded broker keeps topics in memory: after its restart, a service asking for a
+# topic before it is provisioned again gets one auto-created with 4 partitions while its
+# producer still knows 6, and what it sends to partitions 4-5 is never read. Provisioned
+# with the auto-created count from the start, the layout survives the restart.
+BROKER_PARTITIONS = 4
+
+
+@dataclass
+class FaultyStack:
+    """The whole stack (tests/conftest.py's `running_stack`) on a broker of its own, so
+    restarting it touches nobody else; `faults()` kills chat and restarts the broker."""
+
+    stack: Any  # tests.conftest.Stack
+    broker: Broker
+
+    def faults(self) -> Faults:
+        async def kill_chat() -> None:
+            chat = self.stack.processes["chat"]
+            chat.kill()
+            await asyncio.sleep(1.5)  # devices keep pushing and pulling meanwhile
+            await asyncio.to_thread(chat.restart)
+
+        async def restart_broker() -> None:
+            self.broker.stop()
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(self.broker.start)
+            await ensure_topics(self.broker.url, partitions=BROKER_PARTITIONS)
+
+        return Faults(kill_chat=kill_chat, restart_broker=restart_broker)
+
+
+@contextmanager
+def faulty_stack(infra: InfraUrls, log_dir: Path) -> Iterator[FaultyStack]:
+    from tests.conftest import running_stack
+
+    broker = Broker(free_port(), lambda *_: None)
+    broker.start()
+    try:
+        asyncio.run(ensure_topics(broker.url, partitions=BROKER_PARTITIONS))
+        with running_stack(replace(infra, kafka=broker.url), log_dir) as stack:
+            yield FaultyStack(stack, broker)
+    finally:
+        broker.stop()
+
+
 class FlakyNetwork(httpx.AsyncBaseTransport):
     """The device's network: off while the device is offline; drops some responses after
     the server handled the request (as a connection reset on the way back would)."""
@@ -75,10 +126,11 @@ class FlakyNetwork(httpx.AsyncBaseTransport):
         self.rng = rng
         self.lose = {"/api/v1/sync/push": lose_push, "/api/v1/sync/pull": lose_pull}
         self.offline = False
+        self.held = False  # every device held off the network at once (a quiet moment)
         self.lost: Counter[str] = Counter()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.offline:
+        if self.offline or self.held:
             raise httpx.ConnectError("offline (simulated)", request=request)
         response = await self.inner.handle_async_request(request)
         path = request.url.path
@@ -293,7 +345,7 @@ class Simulation:
             live[(user, kind)].append(id_)
             return ("put", kind, id_, body, TODOS if kind == "document" else None)
         collection = TODOS if kind == "document" else None
-        if action < 0.52:
+        if action < 0.52 and (kind != "conversation" or self.plan.delete_conversations):
             forget(kind, existing)
             return ("delete", kind, existing, None, collection)
         fields = {
@@ -387,13 +439,27 @@ class Simulation:
         if self.faults.kill_chat is not None:
             events.append((self.faults.kill_chat_at, "chat", self.faults.kill_chat))
         if self.faults.restart_broker is not None:
-            events.append((self.faults.restart_broker_at, "broker", self.faults.restart_broker))
+            restart = self.faults.restart_broker
+            events.append((self.faults.restart_broker_at, "broker", lambda: self._quietly(restart)))
         started = time.monotonic()
         for at, name, inject in sorted(events, key=lambda e: e[0]):
             await asyncio.sleep(max(0.0, started + at * seconds - time.monotonic()))
             t0 = time.monotonic()
             await inject()
             self.log.append(f"fault {name} at {at:.0%} took {time.monotonic() - t0:.1f}s")
+
+    async def _quietly(self, fault: Callable[[], Awaitable[None]]) -> None:
+        """`fault` at a quiet moment: every device held off the network, and a moment for
+        what is on its way to land. The embedded broker keeps its messages in memory, so a
+        restart loses what it holds (a real Kafka keeps it): the quiet keeps that small."""
+        for device in self.devices:
+            device.network.held = True
+        await asyncio.sleep(1.5)
+        try:
+            await fault()
+        finally:
+            for device in self.devices:
+                device.network.held = False
 
     async def _settle(self, timeout: float) -> None:
         """Everyone online, nothing lost on the way: sync until no device has anything
@@ -512,6 +578,3 @@ def describe(outcome: Outcome) -> str:
         },
         indent=1,
     )
-
-
-__all__ = ["Faults", "Outcome", "Plan", "Simulation", "SyncError", "describe"]

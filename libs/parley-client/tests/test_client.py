@@ -70,8 +70,9 @@ async def test_a_lost_response_is_retried_blindly_and_applied_once(
     client.patch("folder", "f1", {"title": "Work stuff"})
     server.lose_responses = 1
     report = await client.sync()
-    # the first batch holds only the put (the patch waits for the version it produces)
-    assert report.replayed == 1
+    # a folder's fields merge: the patch goes with the put, and both answers were lost
+    assert [len(batch) for batch in server.pushed] == [2, 2]
+    assert report.replayed == 2
     assert report.applied == 2
     assert server.rows[("folder", "", "f1")].version == 2  # one put, one patch: two versions
     assert client.get("folder", "f1") == {"title": "Work stuff"}

@@ -23,6 +23,7 @@ from parley_client.store import LocalStore
 
 TokenProvider = Callable[[], str | Awaitable[str]]
 MAX_BATCH: Final = 500  # the server's limit per push
+CONTENT_ENTITIES: Final = frozenset(("message", "document"))
 PULL_LIMIT: Final = 1000
 
 
@@ -32,7 +33,8 @@ class _Auto:
 
 
 AUTO: Final = _Auto()
-"""Base version: the version of the record the server last showed, when the mutation is sent."""
+"""Base version of a message or document edit: the version of the record the server last
+showed when the mutation is sent (other entities merge per field and send none)."""
 
 
 class SyncError(Exception):
@@ -227,7 +229,9 @@ class ParleyClient:
             raise ValueError(f"unknown entity {entity!r}: one of {sorted(ENTITIES)}")
         if (entity == "document") != (collection is not None):
             raise ValueError("documents need a collection; other entities take none")
-        auto = isinstance(base_version, _Auto)
+        # a base version matters where content conflicts (a message's text, a document);
+        # elsewhere fields merge, so an edit need not wait for the version before it
+        auto = isinstance(base_version, _Auto) and entity in CONTENT_ENTITIES
         return self.store.enqueue(
             Key(entity, id, collection or ""),
             op,
