@@ -173,13 +173,14 @@ class Outcome:
     digests: dict[str, tuple[int, str]]
     server_digests: dict[int, tuple[int, str]]
     seconds: float
+    poke_syncs: int
 
     def summary(self) -> str:
         return (
             f"seed={self.seed} devices={self.devices} mutations={self.mutations} "
             f"results={dict(self.statuses)} lost_responses={dict(self.lost_responses)} "
             f"records={ {u: d[0] for u, d in self.server_digests.items()} } "
-            f"{self.seconds:.1f}s problems={len(self.problems)}"
+            f"poke_syncs={self.poke_syncs} {self.seconds:.1f}s problems={len(self.problems)}"
         )
 
 
@@ -218,6 +219,7 @@ class Simulation:
         self.rng = random.Random(plan.seed)
         self.devices: list[Device] = []
         self.log: list[str] = []
+        self.poke_syncs = 0  # syncs the listening device made on a poke or a (re)connect
 
     # -- setting up -------------------------------------------------------------------
 
@@ -488,12 +490,20 @@ class Simulation:
         tasks = [
             asyncio.create_task(self._run_device(d, steps[d.name], pace)) for d in self.devices
         ]
+        # the last device also keeps the sync socket open: it syncs on every poke too
+        listener = self.devices[-1]
+        assert listener.client is not None
+        assert listener is not self.devices[0]
+        listening = asyncio.create_task(
+            listener.client.listen(on_sync=lambda _: self._count_poke_sync())
+        )
         try:
             await self._faults()
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
+            for task in [*tasks, listening]:
                 task.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
         await self._settle(settle_timeout)
         outcome = await self._check(time.monotonic() - started)
         for device in self.devices:
@@ -502,6 +512,9 @@ class Simulation:
         return outcome
 
     # -- the verdict ------------------------------------------------------------------
+
+    def _count_poke_sync(self) -> None:
+        self.poke_syncs += 1
 
     async def _check(self, seconds: float) -> Outcome:
         problems: list[str] = []
@@ -565,6 +578,7 @@ class Simulation:
             digests=digests,
             server_digests=server,
             seconds=seconds,
+            poke_syncs=self.poke_syncs,
         )
 
 

@@ -49,3 +49,4 @@ async def test_every_device_converges_and_every_mutation_counts_once(
     assert outcome.devices == 6
     assert outcome.statuses["applied"] > outcome.mutations // 2  # the run did real work
     assert outcome.lost_responses["/api/v1/sync/push"] > 0  # and lost answers on the way
+    assert outcome.poke_syncs > 1  # the listening device synced on pokes, not only on connect

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from websockets.typing import Subprotocol
 
 from parley_client import (
     BackgroundSync,
@@ -15,6 +17,7 @@ from parley_client import (
     ParleyClient,
     Rejection,
     SyncError,
+    SyncReport,
     SyncUnavailable,
     digest_of,
 )
@@ -276,3 +279,59 @@ async def test_resends_around_a_finished_mutation_keep_mids_consecutive(
     report = await client.sync()
     assert [[m["mid"] for m in batch] for batch in server.pushed] == [[1], [3]]
     assert report.results == {1: "applied", 3: "applied"}
+
+
+async def test_listen_syncs_on_connect_on_each_poke_and_after_a_reconnect(
+    tmp_path: Path, server: FakeSync, transport: httpx.MockTransport
+) -> None:
+    import asyncio
+
+    from websockets.asyncio.server import ServerConnection, serve
+
+    connections: list[ServerConnection] = []
+    protocols: list[str | None] = []
+    changed = asyncio.Event()
+
+    async def socket(ws: ServerConnection) -> None:
+        connections.append(ws)
+        changed.set()
+        protocols.append(ws.request.headers.get("sec-websocket-protocol") if ws.request else None)
+        await ws.send('{"type": "connected"}')
+        await ws.wait_closed()
+
+    async def until(done: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not done():
+                await changed.wait()
+                changed.clear()
+
+    synced: list[int] = []
+
+    def on_sync(report: SyncReport) -> None:
+        synced.append(report.pulled)
+        changed.set()
+
+    async with serve(socket, "127.0.0.1", 0, subprotocols=[Subprotocol("bearer")]) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        client = ParleyClient(
+            f"http://127.0.0.1:{port}",
+            lambda: "token",
+            tmp_path / "c.db",
+            transport=transport,
+            backoff=FAST,
+        )
+        listening = asyncio.create_task(client.listen(on_sync=on_sync))
+        try:
+            await until(lambda: len(synced) == 1)  # the sync on connect
+            server.write_elsewhere("folder", "f1", {"title": "from the laptop"})
+            await connections[0].send('{"type": "poke"}')
+            await until(lambda: len(synced) == 2)
+            assert client.get("folder", "f1") == {"title": "from the laptop"}
+            server.write_elsewhere("folder", "f2", {"title": "while away"})
+            await connections[0].close()  # the server goes away: reconnect, pull again
+            await until(lambda: len(connections) == 2 and len(synced) == 3)
+            assert client.get("folder", "f2") == {"title": "while away"}
+        finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+    assert protocols == ["bearer, token", "bearer, token"]

@@ -298,9 +298,9 @@ class ServiceProcess:
     def pid(self) -> int:
         return self.popen.pid
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Return once `/health/ready` answers (any status below 500); RuntimeError with
-        the log if the process exits or never answers."""
+    def wait_ready(self, timeout: float = 90.0, probe: str = "/health/ready") -> None:
+        """Return once `probe` answers (any status below 500); RuntimeError with the log
+        if the process exits or never answers."""
         deadline = time.monotonic() + timeout
         while True:
             if self.popen.poll() is not None:
@@ -308,7 +308,7 @@ class ServiceProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not start:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/health/ready", timeout=1).status_code < 500:
+                if httpx.get(self.url + probe, timeout=1).status_code < 500:
                     return
             except httpx.HTTPError:
                 pass
@@ -322,10 +322,11 @@ class ServiceProcess:
 
     def restart(self, timeout: float = 90.0) -> None:
         """Start the same command again on the same port (after `kill` or a crash), and
-        wait until it is ready."""
+        wait until it answers (`/health/live`: whether its dependencies are ready is for
+        the caller to find out, as a real restart's clients do)."""
         self.kill()
         self.popen = _spawn(self.argv, self.env, self.log)
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, probe="/health/live")
 
     def stop(self) -> None:
         """SIGINT (uvicorn's clean shutdown), then SIGKILL after 20 s."""
