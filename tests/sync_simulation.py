@@ -220,6 +220,7 @@ class Simulation:
         self.devices: list[Device] = []
         self.log: list[str] = []
         self.poke_syncs = 0  # syncs the listening device made on a poke or a (re)connect
+        self._started = time.monotonic()
 
     # -- setting up -------------------------------------------------------------------
 
@@ -429,7 +430,7 @@ class Simulation:
         if line.strip() != b"pushed":
             stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
             raise AssertionError(f"the doomed device never pushed: {line!r} {stderr[-2000:]}")
-        self.log.append(f"{device.name} killed mid-push and restarted from its queue")
+        self._note(f"{device.name} killed mid-push, restarting from its queue")
         device.restarted += 1
         self._open(device)
 
@@ -446,9 +447,9 @@ class Simulation:
         started = time.monotonic()
         for at, name, inject in sorted(events, key=lambda e: e[0]):
             await asyncio.sleep(max(0.0, started + at * seconds - time.monotonic()))
-            t0 = time.monotonic()
+            self._note(f"fault: {name}")
             await inject()
-            self.log.append(f"fault {name} at {at:.0%} took {time.monotonic() - t0:.1f}s")
+            self._note(f"fault: {name} over")
 
     async def _quietly(self, fault: Callable[[], Awaitable[None]]) -> None:
         """`fault` at a quiet moment: every device held off the network, and a moment for
@@ -475,6 +476,7 @@ class Simulation:
             waiting = {d.name: len(d.client.pending()) for d in self.devices if d.client}
             if not any(waiting.values()):
                 break
+            self._note(f"still queued: {waiting}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"still queued after {timeout}s: {waiting}")
             await asyncio.sleep(0.5)
@@ -482,9 +484,13 @@ class Simulation:
             assert device.client is not None
             await device.client.sync()
 
+    def _note(self, what: str) -> None:
+        self.log.append(f"{time.monotonic() - self._started:6.1f}s {what}")
+
     async def run(self, settle_timeout: float = 90.0) -> Outcome:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         await self._set_up()
+        self._note(f"{len(self.devices)} devices signed in")
         steps = self._steps()
         pace = self.plan.seconds / max(1, max(len(s) for s in steps.values()))
         tasks = [
@@ -504,7 +510,9 @@ class Simulation:
             for task in [*tasks, listening]:
                 task.cancel()
             await asyncio.gather(listening, return_exceptions=True)
+        self._note("plan done: settling")
         await self._settle(settle_timeout)
+        self._note("settled: checking")
         outcome = await self._check(time.monotonic() - started)
         for device in self.devices:
             if device.client is not None:

@@ -19,7 +19,9 @@ from parley.stack.embedded import InfraUrls
 
 from .sync_simulation import FaultyStack, Plan, Simulation, describe, faulty_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# the stack's five services start for this module alone (on a loaded machine that is most
+# of the time); the simulation itself takes about a minute
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +43,11 @@ async def test_every_device_converges_and_every_mutation_counts_once(
         tmp_path,
         stack_with_faults.faults(),
     )
-    outcome = await simulation.run(settle_timeout=60.0)
+    try:
+        outcome = await simulation.run(settle_timeout=60.0)
+    finally:
+        print("\n".join(simulation.log))
     print(outcome.summary())
-    for line in simulation.log:
-        print(" ", line)
     assert outcome.problems == [], describe(outcome)
     assert outcome.devices == 6
     assert outcome.statuses["applied"] > outcome.mutations // 2  # the run did real work
