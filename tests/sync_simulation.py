@@ -157,6 +157,7 @@ class Device:
     enqueued: dict[int, Mutation] = field(default_factory=dict)
     final: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_error: str = ""
     syncs: int = 0
     unavailable: int = 0
     restarted: int = 0
@@ -381,8 +382,9 @@ class Simulation:
         try:
             await device.client.sync()
             device.syncs += 1
-        except SyncUnavailable:
+        except SyncUnavailable as exc:
             device.unavailable += 1
+            device.last_error = str(exc)
 
     async def _run_device(self, device: Device, steps: list[tuple[str, Any]], pace: float) -> None:
         for kind, arg in steps:
@@ -476,7 +478,10 @@ class Simulation:
             waiting = {d.name: len(d.client.pending()) for d in self.devices if d.client}
             if not any(waiting.values()):
                 break
-            self._note(f"still queued: {waiting}")
+            errors = {d.name: d.last_error[:160] for d in self.devices if d.last_error}
+            self._note(f"still queued: {waiting}; last errors: {errors}")
+            for device in self.devices:
+                device.last_error = ""
             if time.monotonic() > deadline:
                 raise AssertionError(f"still queued after {timeout}s: {waiting}")
             await asyncio.sleep(0.5)
