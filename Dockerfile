@@ -18,7 +18,7 @@ FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
-RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<auth|chat|export|gateway> is required"; exit 1; }
+RUN test -n "$SERVICE" || { echo "--build-arg SERVICE=<auth|chat|export|gateway|sync> is required"; exit 1; }
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -38,6 +38,7 @@ COPY services/auth/pyproject.toml services/auth/
 COPY services/chat/pyproject.toml services/chat/
 COPY services/export/pyproject.toml services/export/
 COPY services/gateway/pyproject.toml services/gateway/
+COPY services/sync/pyproject.toml services/sync/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "$SERVICE"
 # Then the sources of the libraries every service stands on, and of this service only

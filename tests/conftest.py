@@ -1,5 +1,5 @@
-"""The whole public stack for the cross-service tests: auth, chat, export and the gateway, each
-its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
+"""The whole public stack for the cross-service tests: auth, chat, export, sync and the gateway,
+each its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
 and chat), reached only through the gateway. `stack` is module-scoped: every module that asks
 for it gets fresh schemas, consumer groups and key prefixes, and its own service logs."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
-from parley.stack.ports import free_port
-from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
+from parley.testing import (
+    ServiceProcess,
+    create_schemas,
+    drop_schemas,
+    service_env,
+    unique_name,
+    uvicorn_process,
+)
 
 STACK_INTERNAL_TOKEN = "internal-test-credential"
 # A fuzzer or a replayed app sends hundreds of requests from one address in minutes: the
@@ -27,13 +33,16 @@ GENEROUS = "1000000/1m"
 
 @dataclass(frozen=True)
 class Stack:
-    """Base URLs of the four services (clients use `gateway`), and where their logs are."""
+    """Base URLs of the five services (clients use `gateway`), and where their logs are."""
 
     gateway: str
     auth: str
     chat: str
     export: str
+    sync: str
     log_dir: Path
+    # each service's process, by name: a test can SIGKILL one and restart it on its port
+    processes: dict[str, ServiceProcess] = field(default_factory=dict, compare=False)
 
     def logs(self) -> dict[str, str]:
         """Every service log's text, by file name: for a failure report."""
@@ -52,11 +61,18 @@ def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, s
 
 @contextmanager
 def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
-    """Auth, chat, export and the gateway started in that order (each once it answers
+    """Auth, chat, export, sync and the gateway started in that order (each once it answers
     `/health/ready`), stopped in reverse; their schemas dropped afterwards."""
-    schemas = create_schemas(infra, "auth", "chat", "export")
+    schemas = create_schemas(infra, "auth", "chat", "export", "sync")
     try:
         with ExitStack() as running:
+            processes: dict[str, ServiceProcess] = {}
+
+            def started(service: AbstractContextManager[ServiceProcess]) -> ServiceProcess:
+                process = running.enter_context(service)
+                processes[process.name] = process
+                return process
+
             pem = (
                 Ed25519PrivateKey.generate()
                 .private_bytes(
@@ -66,7 +82,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                 )
                 .decode()
             )
-            auth = running.enter_context(
+            auth = started(
                 uvicorn_process(
                     "auth",
                     "auth.main:create_app",
@@ -83,7 +99,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            chat = running.enter_context(
+            chat = started(
                 uvicorn_process(
                     "chat",
                     "chat.main:create_app",
@@ -97,7 +113,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            export = running.enter_context(
+            export = started(
                 uvicorn_process(
                     "export",
                     "export.main:create_app",
@@ -111,7 +127,19 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            gateway = running.enter_context(
+            sync = started(
+                uvicorn_process(
+                    "sync",
+                    "sync.main:create_app",
+                    {
+                        **_infra_env("SYNC_", infra, schemas["sync"]),
+                        "SYNC_AUTH_URL": auth,
+                        "SYNC_CHAT_URL": chat,
+                    },
+                    log_dir,
+                )
+            ).url
+            gateway = started(
                 uvicorn_process(
                     "gateway",
                     "gateway.main:create_app",
@@ -119,7 +147,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "GATEWAY_AUTH_URL": auth,
                         "GATEWAY_CHAT_URL": chat,
                         "GATEWAY_EXPORT_URL": export,
-                        "GATEWAY_SYNC_URL": f"http://127.0.0.1:{free_port()}",  # not built: 503
+                        "GATEWAY_SYNC_URL": sync,
                         "GATEWAY_REDIS_URL": infra.redis,
                         "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
                         "GATEWAY_LOG_LEVEL": "WARNING",
@@ -133,13 +161,21 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            yield Stack(gateway=gateway, auth=auth, chat=chat, export=export, log_dir=log_dir)
+            yield Stack(
+                gateway=gateway,
+                auth=auth,
+                chat=chat,
+                export=export,
+                sync=sync,
+                log_dir=log_dir,
+                processes=processes,
+            )
     finally:
         drop_schemas(infra, schemas.values())
 
 
 @pytest.fixture(scope="module")
 def stack(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The four services of the public API as real processes, for the module's tests."""
+    """The five services of the public API as real processes, for the module's tests."""
     with running_stack(infra, tmp_path_factory.mktemp("stack-logs")) as running:
         yield running

@@ -21,4 +21,4 @@ SQL
 create_service_role auth "$AUTH_DB_PASSWORD"
 create_service_role chat "$CHAT_DB_PASSWORD"
 create_service_role export "$EXPORT_DB_PASSWORD"
-# sync: add `create_service_role sync "$SYNC_DB_PASSWORD"` when the service lands
+create_service_role sync "$SYNC_DB_PASSWORD"

@@ -74,7 +74,12 @@ CHAT_CONVERSATION = Topic(
 CHAT_MESSAGE = Topic("chat.message.v1", (chat.MessageChanged, chat.MessageDeleted))
 CHAT_FOLDER = Topic("chat.folder.v1", (chat.FolderChanged,))
 CHAT_MEMORY = Topic("chat.memory.v1", (chat.MemoryChanged,))
-CHAT_INGEST = Topic("chat.ingest.v1", (chat.IngestBatch,))
+CHAT_INGEST = Topic("chat.ingest.v1", (chat.IngestBatch, chat.IngestRollback))
+# chat's answers to the ingest commands: sync follows an import's batches and rollback here
+CHAT_INGEST_RESULT = Topic(
+    "chat.ingest_result.v1",
+    (chat.IngestBatchApplied, chat.IngestBatchFailed, chat.IngestRolledBack),
+)
 EXPORT_JOB = Topic(
     "export.job.v1",
     (export.ExportRequested, export.ExportProgress, export.ExportCompleted, export.ExportFailed),
@@ -116,6 +121,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     CHAT_FOLDER,
     CHAT_MEMORY,
     CHAT_INGEST,
+    CHAT_INGEST_RESULT,
     CHAT_COMMAND,
     CHAT_MUTATION,
     EXPORT_JOB,

@@ -57,6 +57,14 @@ def dev(
             help="NAME=PORT: serve a service on another port than its manifest says (repeatable)",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="uvicorn worker processes per service; 0: one per core (the production "
+            "setting, docs/operations.md)",
+        ),
+    ] = 1,
 ) -> None:
     """Run all of Parley locally: PostgreSQL 16, Redis, the Kafka broker and every service.
 
@@ -73,6 +81,7 @@ def dev(
         console=Console(),
         reset=reset,
         service_ports=_service_ports(service_port or []),
+        workers=workers,
     )
     raise typer.Exit(runner.run())
 

@@ -43,6 +43,7 @@ class DevRunner:
     console: Console
     reset: bool = False
     service_ports: dict[str, int] = field(default_factory=dict)  # overrides the manifests
+    workers: int = 1  # uvicorn worker processes per service; 0: one per core
     rows: dict[str, Row] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -92,7 +93,9 @@ class DevRunner:
             for spec in services:
                 self._migrate(spec, stack)
             for spec in services:
-                proc = service_process(spec, stack.service_env(spec, services), self.log_line)
+                proc = service_process(
+                    spec, stack.service_env(spec, services), self.log_line, self.workers
+                )
                 proc.start()
                 self.processes.append(proc)
                 self.rows[spec.name] = Row(spec.name, f"http://127.0.0.1:{spec.port}")

@@ -42,7 +42,9 @@ def page_query(
     """A dependency reading `?page=` and the page size (`?limit=` unless named otherwise);
     out-of-range values answer 400 VALIDATION_ERROR (`max_page=None`: pages unbounded)."""
 
-    def read(
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off on
+    # every request for what is a constructor call
+    async def read(
         page: Annotated[int, Query(ge=1, le=max_page)] = 1,
         size: Annotated[int, Query(alias=size_param, ge=1, le=max_size)] = default_size,
     ) -> PageRequest:

@@ -14,7 +14,7 @@ from servicekit.responses import Ok, ok
 __all__ = ["Auth", "Ok", "client_ip", "components", "components_of_app", "ok"]
 
 
-def components(request: Request) -> Components:
+async def components(request: Request) -> Components:  # async: no thread-pool hop per request
     """The auth components the lifespan built (see auth.main)."""
     return components_of_app(request.app)
 

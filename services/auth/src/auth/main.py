@@ -16,14 +16,16 @@ from auth.emails import endpoints as emails_endpoints
 from auth.emails.service import EmailLinks
 from auth.emails.subscribers import log_email
 from auth.flags import endpoints as flags_endpoints
+from auth.mutations.subscribers import mutation_handler
 from auth.preferences import endpoints as preferences_endpoints
 from auth.settings import Settings
 from auth.tokens import endpoints as tokens_endpoints
 from auth.tokens.keys import KeyRing
 from auth.tokens.service import Tokens
 from auth.tokens.verification import LocalJwks
-from contracts.topics import AUTH_EMAIL, topics_published_by
+from contracts.topics import AUTH_COMMAND, AUTH_EMAIL, topics_published_by
 from servicekit.auth import TokenVerifier
+from servicekit.clock import utc_now
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 
 
@@ -77,6 +79,13 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The auth service's ASGI app (uvicorn --factory auth.main:create_app)."""
     settings = settings or Settings()
+    subscriptions = []
+    # no mail provider yet: in development the links land in auth's own log
+    if settings.mail_sink == "log":
+        subscriptions.append(Subscription(AUTH_EMAIL, log_email))
+    if settings.consume_commands:
+        handler = mutation_handler(settings.preferences_extra_max_bytes, utc_now)
+        subscriptions.append(Subscription(AUTH_COMMAND, handler))
     app = create_service_app(
         settings,
         title="Parley auth",
@@ -86,12 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tokens_endpoints.jwks_router,
             emails_endpoints.router,
             preferences_endpoints.router,
+            preferences_endpoints.internal_router,
             flags_endpoints.router,
             accounts_endpoints.internal_router,
         ],
         publishes=list(topics_published_by("auth")),
-        # no mail provider yet: in development the links land in auth's own log
-        subscriptions=[Subscription(AUTH_EMAIL, log_email)] if settings.mail_sink == "log" else [],
+        subscriptions=subscriptions,
         on_startup=start_components,
     )
     return app

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -119,6 +120,28 @@ class Preferences(Base):
     values: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     versions: Mapped[dict[str, int]] = mapped_column(JSONB, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the user's change sequence number of the last change (0: never written), the version
+    # of the whole record, and per field the stamp of its last write (last writer wins)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    clocks: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+
+
+class Mutation(Base):
+    """A device mutation auth applied (a `mutation.requested` command from sync), with the
+    `mutation.resolved` it answered: the same command again gets the same answer."""
+
+    __tablename__ = "mutations"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Flag(Base):

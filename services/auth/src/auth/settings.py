@@ -55,6 +55,10 @@ class Settings(ServiceSettings):
 
     # Preferences
     preferences_extra_max_bytes: int = 16 * 1024
+    consume_commands: bool = Field(
+        default=True,
+        description="apply sync's device mutations of preferences (auth.command.v1)",
+    )
 
     # Email links: verification and password reset
     public_url: str = Field(

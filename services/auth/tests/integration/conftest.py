@@ -36,27 +36,26 @@ class Stack:
         return create_app(self.settings.model_copy(update=overrides))
 
 
+def auth_settings(infra: InfraUrls, schema: str, **overrides: Any) -> Settings:
+    """The settings of an auth app for tests on `schema`, then `overrides`."""
+    defaults: dict[str, Any] = dict(
+        # the cheapest argon2id: tests spend their time on behaviour (parameters are settings)
+        argon2_memory_kib=1024,
+        argon2_time_cost=1,
+        # the log mail sink joins a consumer group per app; the test that needs it turns it on
+        mail_sink="none",
+        # so does the revocation consumer; auth checks its own sessions in its database
+        consume_revocations=False,
+        # and the command consumer (test_preference_sync turns it on)
+        consume_commands=False,
+    )
+    return service_settings(Settings, infra, name="auth", schema=schema, **(defaults | overrides))
+
+
 @pytest.fixture
 async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
     async with migrated_schema(infra, "auth") as schema:
-        yield Stack(
-            infra,
-            service_settings(
-                Settings,
-                infra,
-                name="auth",
-                schema=schema,
-                # the cheapest argon2id: tests spend their time on behaviour
-                # (parameters are settings)
-                argon2_memory_kib=1024,
-                argon2_time_cost=1,
-                # the log mail sink joins a consumer group per app; the test that needs it
-                # turns it on
-                mail_sink="none",
-                # so does the revocation consumer; auth checks its own sessions in its database
-                consume_revocations=False,
-            ),
-        )
+        yield Stack(infra, auth_settings(infra, schema))
 
 
 @pytest.fixture

@@ -82,17 +82,19 @@ def test_a_keys_kid_is_its_thumbprint_and_it_signs_eddsa() -> None:
 
 
 def test_preferences_version_only_fields_that_change() -> None:
-    stored, versions, changed = preferences.apply(
-        {}, {}, {"theme_mode": "dark", "compact_mode": False}
-    )
+    first = preferences.apply({}, {}, {}, {"theme_mode": "dark", "compact_mode": False}, "t1")
 
-    assert changed == {"theme_mode": "dark"}  # compact_mode was already False
-    assert versions == {"theme_mode": 1}
-    _, versions, changed = preferences.apply(
-        stored, versions, {"theme_mode": "light", "center_mode": "wide"}
+    assert first.changed == {"theme_mode": "dark"}  # compact_mode was already False
+    assert first.versions == {"theme_mode": 1}
+    second = preferences.apply(
+        first.values,
+        first.versions,
+        first.clocks,
+        {"theme_mode": "light", "center_mode": "wide"},
+        "t2",
     )
-    assert versions == {"theme_mode": 2, "center_mode": 1}
-    assert preferences.current(stored)["theme_mode"] == "dark"
+    assert second.versions == {"theme_mode": 2, "center_mode": 1}
+    assert preferences.current(first.values)["theme_mode"] == "dark"
     assert preferences.current({"gone_field": 1}) == preferences.DEFAULTS
 
 

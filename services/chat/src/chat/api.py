@@ -36,7 +36,7 @@ IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 TagQuery = Annotated[str | None, Query(max_length=50)]
 
 
-def components(request: Request) -> Components:
+async def components(request: Request) -> Components:  # async: no thread-pool hop per request
     """The chat components the lifespan built (see chat.main)."""
     return components_of_app(request.app)
 

@@ -114,21 +114,20 @@ async def folder_changed(
     uow: UnitOfWork, row: Folder, now: datetime, *, first: bool = False
 ) -> None:
     seq = await _bump(uow, row, now, first=first)
-    uow.outbox.add(
-        CHAT_FOLDER,
-        FolderChanged(
-            folder_id=row.id,
-            version=row.version,
-            title=row.title,
-            parent_id=row.parent_id,
-            deleted=row.deleted_at is not None,
-            color=row.color,
-            is_collapsed=row.is_collapsed,
-            sort_order=row.sort_order,
-            updated_at=row.updated_at,
-        ),
-        user_id=row.user_id,
-        seq=seq,
+    uow.outbox.add(CHAT_FOLDER, folder_event(row), user_id=row.user_id, seq=seq)
+
+
+def folder_event(row: Folder) -> FolderChanged:
+    return FolderChanged(
+        folder_id=row.id,
+        version=row.version,
+        title=row.title,
+        parent_id=row.parent_id,
+        deleted=row.deleted_at is not None,
+        color=row.color,
+        is_collapsed=row.is_collapsed,
+        sort_order=row.sort_order,
+        updated_at=row.updated_at,
     )
 
 
@@ -136,21 +135,20 @@ async def memory_changed(
     uow: UnitOfWork, row: Memory, now: datetime, *, first: bool = False
 ) -> None:
     seq = await _bump(uow, row, now, first=first)
-    uow.outbox.add(
-        CHAT_MEMORY,
-        MemoryChanged(
-            memory_id=row.id,
-            version=row.version,
-            conversation_id=row.conversation_id,
-            deleted=row.deleted_at is not None,
-            question=row.question,
-            answer=row.answer,
-            context=row.context,
-            rating=row.rating,
-            tags=list(row.tags),
-            is_public=row.is_public,
-            updated_at=row.updated_at,
-        ),
-        user_id=row.user_id,
-        seq=seq,
+    uow.outbox.add(CHAT_MEMORY, memory_event(row), user_id=row.user_id, seq=seq)
+
+
+def memory_event(row: Memory) -> MemoryChanged:
+    return MemoryChanged(
+        memory_id=row.id,
+        version=row.version,
+        conversation_id=row.conversation_id,
+        deleted=row.deleted_at is not None,
+        question=row.question,
+        answer=row.answer,
+        context=row.context,
+        rating=row.rating,
+        tags=list(row.tags),
+        is_public=row.is_public,
+        updated_at=row.updated_at,
     )

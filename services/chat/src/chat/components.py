@@ -30,6 +30,7 @@ class Components:
     blobs: BlobStore
     hub: LiveHub
     replies: Replies
+    ingest_blobs: BlobStore  # where sync puts the large import batches it sends
     background: list[asyncio.Task[None]] = field(default_factory=list)
     clock: Callable[[], datetime] = field(default=utc_now)
 

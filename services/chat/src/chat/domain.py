@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -88,6 +88,12 @@ def server_clock(now: datetime) -> str:
     """A hybrid-logical-clock stamp for a change made through the REST API: wall time in
     milliseconds, counter 0, node `server`. Stamps compare as strings."""
     return f"{int(now.timestamp() * 1000):015d}:{0:05d}:server"
+
+
+def created_clocks(names: Iterable[str], stamp: str | None) -> dict[str, str]:
+    """The field clocks of a new row: each field written at `stamp` (a device's create, so
+    an older change of another device does not overwrite it), or none (a REST create)."""
+    return {name: stamp for name in names} if stamp is not None else {}
 
 
 def fields_to_apply(

@@ -17,15 +17,19 @@ from chat.attachments import service as attachments
 from chat.cache import ChatCache
 from chat.components import Components
 from chat.conversations import endpoints as conversations_endpoints
+from chat.feed import endpoints as feed_endpoints
 from chat.folders import endpoints as folders_endpoints
+from chat.ingest import endpoints as ingest_endpoints
+from chat.ingest.subscribers import ingest_handler
 from chat.live import endpoints as live_endpoints
 from chat.live.hub import LiveHub
 from chat.memories import endpoints as memories_endpoints
 from chat.messages import endpoints as messages_endpoints
+from chat.mutations.subscribers import mutation_handler
 from chat.search import endpoints as search_endpoints
 from chat.search.repository import has_trigram
 from chat.settings import Settings
-from contracts.topics import AUTH_USER, topics_published_by
+from contracts.topics import AUTH_USER, CHAT_COMMAND, CHAT_INGEST, topics_published_by
 from servicekit.blobs import blob_store_for
 from servicekit.clock import utc_now
 from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
@@ -49,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             memories_endpoints.router,
             search_endpoints.router,
             archive_endpoints.router,
+            feed_endpoints.router,
+            ingest_endpoints.router,
             attachments_endpoints.router,
             live_endpoints.router,
         ],
@@ -57,7 +63,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Subscription(
                 AUTH_USER,
                 user_deleted_handler(forget_cached, blob_store=lambda: app.state.chat.blobs),
-            )
+            ),
+            Subscription(
+                CHAT_COMMAND, mutation_handler(settings, lambda: app.state.chat.cache, utc_now)
+            ),
+            Subscription(
+                CHAT_INGEST,
+                ingest_handler(
+                    lambda: app.state.chat.ingest_blobs,
+                    utc_now,
+                    forget_cached,
+                    row_events=settings.ingest_row_events,
+                ),
+            ),
         ],
         on_startup=start_components,
         on_shutdown=stop_components,
@@ -103,6 +121,7 @@ async def start_components(app: FastAPI, runtime: ServiceRuntime) -> None:
         blobs=blobs,
         hub=hub,
         replies=replies,
+        ingest_blobs=blob_store_for(settings.ingest_blob_url, "sync"),
     )
     chat.background.append(asyncio.create_task(replies.run_sweeps(), name="chat-reply-sweep"))
     chat.background.append(

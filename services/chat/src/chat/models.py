@@ -207,6 +207,23 @@ class Memory(Owned, Base):
     field_clocks: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
 
 
+class AppliedMutation(Base):
+    """A device mutation chat applied for sync (migration 0006): one per user, device and
+    mutation number, with the answer published (`result`: a `MutationResolved` as JSON), so
+    a second delivery is answered the same and changes nothing."""
+
+    __tablename__ = "applied_mutations"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(ID)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    applied_at: Mapped[datetime] = mapped_column(TS)
+
+
 class Attachment(Base):
     """A file attached to a chat: its bytes are in the blob store under `blob_key`, its row
     here. Not synced like the rows above, so no version or seq."""
@@ -229,3 +246,21 @@ class Attachment(Base):
     file_type: Mapped[str | None] = mapped_column(String(100))
     # when the sweep made sure a deleted row's bytes are gone (NULL: not yet, or live)
     blob_deleted_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class IngestProvenance(Base):
+    """Where an imported row came from (migration 0007): a re-run finds it by
+    (source, entity, source_id) and skips it; a rollback finds an import's rows by
+    `import_id` and keeps those whose version or seq moved since (the user changed them)."""
+
+    __tablename__ = "ingest_provenance"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(Text)
+    import_id: Mapped[str] = mapped_column(ID)
+    file: Mapped[str | None] = mapped_column(Text)
+    imported_version: Mapped[int] = mapped_column(Integer)
+    imported_seq: Mapped[int] = mapped_column(BigInteger)

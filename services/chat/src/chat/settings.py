@@ -89,3 +89,15 @@ class Settings(ServiceSettings):
         "s3://bucket[/prefix]?endpoint=...; empty: .parley/blobs/chat",
     )
     attachment_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+
+    # Imports (chat.ingest): where sync puts the large batches it sends by reference
+    ingest_blob_url: str = Field(
+        default="",
+        description="the blob store sync writes import batches to "
+        "(its SYNC_BLOB_URL); empty: sync's default, .parley/blobs/sync",
+    )
+    ingest_row_events: bool = Field(
+        default=True,
+        description="an imported row's change event, as any write has; off: "
+        "devices still pull the rows, event consumers see only the batch's answer",
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,9 @@ class Stack:
         return create_app(self.settings.model_copy(update=overrides))
 
 
-@pytest.fixture
-async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def chat_stack(infra: InfraUrls) -> AsyncIterator[Stack]:
+    """A migrated schema of its own and the settings of an app using it."""
     async with migrated_schema(infra, "chat") as schema:
         settings = service_settings(
             Settings,
@@ -52,6 +54,12 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
             internal_token=INTERNAL_TOKEN,
         )
         yield Stack(infra, settings, TokenMinter())
+
+
+@pytest.fixture
+async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
+    async with chat_stack(infra) as built:
+        yield built
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.docs.service import MergedOpenApi
 from gateway.limits.service import RateLimiter
+from gateway.proxy.pool import ShardedClients
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import TokenVerifier
@@ -24,5 +25,6 @@ class Components:
     limiter: RateLimiter
     redis: Redis
     revocations: Revocations  # revoked sessions: read only, the services record them
-    http: httpx.AsyncClient  # to the upstreams: pooled, streaming
+    http: httpx.AsyncClient  # the gateway's own calls: JWKS, OpenAPI documents, probes
+    proxy: ShardedClients  # the forwarded requests: pooled, streaming
     docs: MergedOpenApi

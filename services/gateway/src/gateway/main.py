@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +27,7 @@ from gateway.edge.security import SecurityHeadersMiddleware
 from gateway.health import endpoints as health_endpoints
 from gateway.limits.service import RateLimiter, limiter_redis
 from gateway.proxy.http import HttpProxy
+from gateway.proxy.pool import ShardedClients, upstream_client
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import JwksCache, TokenVerifier
@@ -39,27 +39,15 @@ from servicekit.revocation import Revocations
 from servicekit.telemetry import configure_tracing, instrument_app
 
 log = structlog.get_logger(__name__)
-
-
-def upstream_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client for every upstream; no redirects followed (the client sees them)."""
-    limits = httpx.Limits(
-        max_connections=settings.max_upstream_connections,
-        max_keepalive_connections=settings.max_upstream_connections,
-        keepalive_expiry=settings.upstream_keepalive_seconds,
-    )
-    return httpx.AsyncClient(
-        limits=limits,
-        follow_redirects=False,
-        trust_env=False,
-        timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
-    )
+# the client of the gateway's own calls (auth's JWKS, the services' OpenAPI documents, the
+# readiness probe); the proxied requests have their own pool (gateway.proxy.pool)
+SIDE_CONNECTIONS = 20
 
 
 def build_components(settings: Settings) -> Components:
     routes = RouteTable()
     upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
-    http = upstream_client(settings)
+    http = upstream_client(settings, max_connections=SIDE_CONNECTIONS)
     redis = limiter_redis(settings.redis_url, settings.redis_timeout_seconds)
     # the markers the services' revocation consumers write (servicekit.revocation): the
     # gateway runs no consumer of its own, it reads theirs from the same Redis
@@ -79,6 +67,7 @@ def build_components(settings: Settings) -> Components:
         redis=redis,
         revocations=revocations,
         http=http,
+        proxy=ShardedClients(settings),
         docs=MergedOpenApi(
             http,
             upstreams,
@@ -104,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await gateway.revocations.stop()
+            await gateway.proxy.aclose()
             await gateway.http.aclose()
             await gateway.redis.aclose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import EventPayload
 
@@ -112,11 +112,82 @@ class MemoryChanged(EventPayload):
 
 
 class IngestBatch(EventPayload):
-    """Command from sync to chat: store these imported records, idempotently by provenance."""
+    """Command from sync to chat: store these imported records, idempotently by provenance.
+
+    Records are `contracts.archive` folder, conversation, message and memory lines, each
+    with `provenance = {"source", "source_id", "file"}`, parents before children. A large
+    batch travels by reference: `blob_key` names NDJSON archive lines in the blob store
+    sync and chat share (chat's `CHAT_INGEST_BLOB_URL`), and `records` is empty. Chat
+    answers every batch on `chat.ingest_result.v1`."""
 
     event_type: ClassVar[str] = "ingest.batch"
     import_id: str
     source: str = Field(description="e.g. 'chatgpt', 'chatbot-json', 'parley'")
     batch_index: int = Field(ge=0)
     is_last: bool = False
-    records: list[dict[str, Any]] = Field(description="conversations and messages, source ids kept")
+    records: list[dict[str, Any]] = Field(
+        default_factory=list, description="conversations and messages, source ids kept"
+    )
+    blob_key: str | None = Field(
+        default=None, description="the records as NDJSON in the shared blob store, instead"
+    )
+
+
+class IngestRollback(EventPayload):
+    """Command from sync to chat: remove what one import added (as tombstones), except rows
+    the user changed since, unless `force`. Answered by `ingest.rolled_back`."""
+
+    event_type: ClassVar[str] = "ingest.rollback"
+    import_id: str
+    force: bool = False
+
+
+class IngestIssue(BaseModel):
+    """One record of a batch chat did not store as sent, and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int | None = Field(default=None, description="the record's place in the batch")
+    kind: str | None = Field(default=None, description="folder, conversation, message, memory")
+    id: str | None = None
+    code: str = Field(description="e.g. INVALID_RECORD, MISSING_CONVERSATION, ID_TAKEN")
+    message: str
+
+
+class IngestBatchApplied(EventPayload):
+    """Chat's answer to an `ingest.batch`: what it inserted and what was there already, by
+    kind (folders, conversations, messages, memories), and the records it refused. A batch
+    applied twice answers with everything skipped."""
+
+    event_type: ClassVar[str] = "ingest.batch_applied"
+    import_id: str
+    batch_index: int = Field(ge=0)
+    is_last: bool = False
+    counts: dict[str, int] = Field(default_factory=dict, description="inserted, by kind")
+    skipped: dict[str, int] = Field(default_factory=dict, description="already there, by kind")
+    issues: list[IngestIssue] = Field(default_factory=list)
+
+
+class IngestBatchFailed(EventPayload):
+    """Chat could not apply an `ingest.batch` at all (its blob is missing or unreadable):
+    nothing of it was written."""
+
+    event_type: ClassVar[str] = "ingest.batch_failed"
+    import_id: str
+    batch_index: int = Field(ge=0)
+    error_code: str
+    error_message: str
+
+
+class IngestRolledBack(EventPayload):
+    """Chat's answer to an `ingest.rollback`: rows removed by kind, rows kept because the
+    user changed them since (or they hold something the user added), with their ids."""
+
+    event_type: ClassVar[str] = "ingest.rolled_back"
+    import_id: str
+    force: bool = False
+    removed: dict[str, int] = Field(default_factory=dict)
+    kept: dict[str, int] = Field(default_factory=dict)
+    kept_ids: list[dict[str, str]] = Field(
+        default_factory=list, description="[{'entity', 'id', 'reason'}] of what was kept"
+    )

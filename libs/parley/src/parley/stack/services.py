@@ -8,11 +8,13 @@ A service declares itself in its own `pyproject.toml`:
     app = "chat.main:create_app"        # an ASGI app factory
     migrations = "migrations"           # Alembic scripts, relative to the service folder
 
-`parley dev` runs its migrations, then starts it with uvicorn as its own process.
+`parley dev` runs its migrations, then starts it with uvicorn as its own process (with
+`--workers N`, N worker processes behind one port: uvicorn's supervisor forks them).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -59,8 +61,16 @@ def discover(services_dir: Path) -> list[ServiceSpec]:
     return sorted(found, key=lambda s: (rank.get(s.name, len(rank)), s.name))
 
 
-def service_process(spec: ServiceSpec, env: dict[str, str], sink: LineSink) -> ManagedProcess:
-    """The uvicorn process that serves `spec` on loopback."""
+def worker_count(workers: int) -> int:
+    """Worker processes per service: `workers`, or one per core when it is 0."""
+    return workers if workers > 0 else os.cpu_count() or 1
+
+
+def service_process(
+    spec: ServiceSpec, env: dict[str, str], sink: LineSink, workers: int = 1
+) -> ManagedProcess:
+    """The uvicorn process that serves `spec` on loopback, with `workers` worker processes
+    (1: uvicorn serves in this process itself; 0: one per core)."""
     argv = [
         sys.executable,
         "-m",
@@ -75,6 +85,9 @@ def service_process(spec: ServiceSpec, env: dict[str, str], sink: LineSink) -> M
         "--lifespan",
         "on",
     ]
+    count = worker_count(workers)
+    if count > 1:
+        argv += ["--workers", str(count)]
     return ManagedProcess(spec.name, argv, sink=sink, env=env, cwd=spec.root)
 
 

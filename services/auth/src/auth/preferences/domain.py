@@ -1,8 +1,12 @@
-"""Preferences with no I/O: the typed fields the apps use, their defaults, and per-field
-versions, so two devices changing different fields both keep their change."""
+"""Preferences with no I/O: the typed fields the apps use, their defaults, per-field
+versions, and per-field clocks, so two devices changing different fields both keep their
+change and, on the same field, the later write wins (whenever it arrives)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,19 +43,65 @@ def current(stored: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULTS, **{k: v for k, v in stored.items() if k in DEFAULTS}}
 
 
-def apply(
-    stored: dict[str, Any], versions: dict[str, int], changes: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
-    """Apply `changes` (field -> new value); returns (stored, versions, changed fields).
+# The one id of the preferences record in sync (each user has exactly one)
+RECORD_ID = "me"
+_SERVER_NODE = "server"
 
-    Only a field whose value really changes gets a new version, so a write that repeats
-    what is there changes nothing and announces nothing."""
+
+def server_stamp(now: datetime, clocks: Mapping[str, str]) -> str:
+    """The stamp of a write through the REST API: wall time in ms, counter 0, node
+    `server` (chat's field-clock format, `<unix_ms:015d>:<counter:05d>:<node>`). A device may
+    run up to 5 minutes ahead, so when a field already carries a stamp at or past that, the
+    write takes the next counter of the latest stamp instead: it happened after that write
+    and must win over it, like a hybrid logical clock."""
+    stamp = f"{int(now.timestamp() * 1000):015d}:{0:05d}:{_SERVER_NODE}"
+    latest = max(clocks.values(), default="")
+    if latest < stamp:
+        return stamp
+    unix_ms, counter = latest.split(":")[:2]
+    return f"{int(unix_ms):015d}:{int(counter) + 1:05d}:{_SERVER_NODE}"
+
+
+def fields_to_apply(
+    clocks: Mapping[str, str], changes: Mapping[str, Any], stamp: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Per-field last-writer-wins (chat's rule for its metadata): the changes whose field was
+    last written before `stamp`, and the clocks after taking them. Stamps compare as whole
+    strings, so on the same clock the greater node (client) id wins."""
+    accepted = {name: value for name, value in changes.items() if clocks.get(name, "") < stamp}
+    return accepted, {**clocks, **dict.fromkeys(accepted, stamp)}
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's outcome: what to store, and the fields whose value changed."""
+
+    values: dict[str, Any]
+    versions: dict[str, int]
+    clocks: dict[str, str]
+    changed: dict[str, Any]
+
+
+def apply(
+    stored: dict[str, Any],
+    versions: dict[str, int],
+    clocks: dict[str, str],
+    changes: dict[str, Any],
+    stamp: str,
+) -> Written:
+    """Apply `changes` (field -> new value) written at `stamp`.
+
+    A field last written after `stamp` keeps its value (an older write arriving late loses).
+    Every field taken gets `stamp` as its clock, even when its value stays (a later write is
+    still later than a repeated one); only a field whose value really changes gets a new
+    version, so a write that repeats what is there announces nothing."""
+    accepted, new_clocks = fields_to_apply(clocks, changes, stamp)
     now = current(stored)
     new_stored, new_versions, changed = dict(stored), dict(versions), {}
-    for name, value in changes.items():
+    for name, value in accepted.items():
         if now[name] == value:
             continue
         new_stored[name] = value
         new_versions[name] = versions.get(name, 0) + 1
         changed[name] = value
-    return new_stored, new_versions, changed
+    return Written(new_stored, new_versions, new_clocks, changed)

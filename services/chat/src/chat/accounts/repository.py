@@ -5,10 +5,28 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.models import Attachment, Conversation, Folder, Memory, Message, MessageRevision
+from chat.models import (
+    AppliedMutation,
+    Attachment,
+    Conversation,
+    Folder,
+    IngestProvenance,
+    Memory,
+    Message,
+    MessageRevision,
+)
 
 # every table of rows that belong to one user (folder memberships cascade with their chats)
-USER_TABLES = (MessageRevision, Message, Conversation, Folder, Memory, Attachment)
+USER_TABLES = (
+    MessageRevision,
+    Message,
+    Conversation,
+    Folder,
+    Memory,
+    Attachment,
+    AppliedMutation,
+    IngestProvenance,
+)
 
 
 class PurgeRepository:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,10 @@ from chat.pagination import ChatPagination
 from servicekit.validation import JsonObject, Text
 
 DEFAULT_TITLE = "New Chat"  # what the apps call a chat nobody named
+
+
+# a chat's folders, as a client that keeps a list sends them (big-AGI; sync)
+FolderIds = list[Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]]
 
 
 class ChatCreate(BaseModel):
@@ -27,6 +31,9 @@ class ChatCreate(BaseModel):
     )
     title: Text | None = Field(default=None, description=f'"{DEFAULT_TITLE}" when absent or blank')
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
+    folder_ids: FolderIds | None = Field(
+        default=None, max_length=1000, description="every folder of the chat (first: folder_id)"
+    )
     tags: list[Text] = Field(default_factory=list)
     model: Text | None = Field(default=None, max_length=200)
     system_prompt: Text | None = None
@@ -44,6 +51,11 @@ class ChatPatch(BaseModel):
 
     title: Text | None = None
     folder_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=64)
+    folder_ids: FolderIds | None = Field(
+        default=None,
+        max_length=1000,
+        description="every folder the chat is in (replaces them; the first is folder_id)",
+    )
     tags: list[Text] | None = None
     model: Text | None = Field(default=None, max_length=200)
     system_prompt: Text | None = None

@@ -66,10 +66,17 @@ async def check_folder(uow: UnitOfWork, user_id: str, folder_id: str | None) -> 
 
 
 async def create(
-    uow: UnitOfWork, settings: Settings, user_id: str, body: ChatCreate, now: datetime
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    body: ChatCreate,
+    now: datetime,
+    *,
+    stamp: str | None = None,
 ) -> tuple[ChatCreated, bool]:
     """Create the conversation (and its first message); an id the user already has
-    returns that conversation unchanged (a retried create) — `False` says so."""
+    returns that conversation unchanged (a retried create) — `False` says so. A device's
+    create (sync) passes its `stamp`: the fields' clocks start there."""
     fields = clean_fields(settings, body.model_dump(include={"title", "tags", "metadata"}))
     fields["title"] = fields["title"] or DEFAULT_TITLE
     repo = ConversationRepository(uow.session)
@@ -79,21 +86,31 @@ async def create(
     )
     if existing is not None:
         return await retried(uow, existing, body), False
-    await check_folder(uow, user_id, body.folder_id)
+    folder_ids = list(dict.fromkeys(body.folder_ids or [])) or (
+        [body.folder_id] if body.folder_id is not None else []
+    )
+    if body.folder_id is not None and body.folder_ids and body.folder_id != folder_ids[0]:
+        raise ValidationFailed(
+            "folder_id is the first of folder_ids: send one of them",
+            {"folder_id": body.folder_id, "folder_ids": folder_ids},
+        )
+    for folder_id in folder_ids:
+        await check_folder(uow, user_id, folder_id)
     row = Conversation(
         user_id=user_id,
         id=conversation_id,
         title=fields["title"],
         model=body.model,
         system_prompt=body.system_prompt,
-        folder_id=body.folder_id,
+        folder_id=folder_ids[0] if folder_ids else None,
+        folder_ids=folder_ids,
         tags=fields["tags"],
         is_favorite=body.is_favorite,
         is_archived=False,
         message_count=0,
         total_tokens=0,
         meta=fields["metadata"],
-        field_clocks={},
+        field_clocks=domain.created_clocks(ChatPatch.model_fields, stamp),
         created_at=now,
         updated_at=now,
     )
@@ -164,12 +181,22 @@ async def update(
     row = await messages.live_conversation(uow, user_id, conversation_id, for_update=True)
     if "folder_id" in fields:
         await check_folder(uow, user_id, fields["folder_id"])
-    accepted, clocks = domain.fields_to_apply(
-        row.field_clocks, fields, stamp or domain.server_clock(now)
-    )
+    for folder_id in fields.get("folder_ids") or []:
+        await check_folder(uow, user_id, folder_id)
+    stamp = stamp or domain.server_clock(now)
+    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, stamp)
     changed = False
+    if accepted.get("folder_ids") is not None:
+        accepted.pop("folder_id", None)  # the whole list says more than its first
+        wanted = list(dict.fromkeys(accepted.pop("folder_ids")))
+        if wanted != list(row.folder_ids):
+            await folders.set_chat_folders(uow, row, wanted, now)
+            changed = True
+        clocks["folder_id"] = clocks["folder_ids"] = stamp  # one membership, two names
+    accepted.pop("folder_ids", None)
     if "folder_id" in accepted and accepted["folder_id"] != row.folder_id:
         await folders.move_chat(uow, row, accepted["folder_id"], now)  # in that folder only
+        clocks["folder_ids"] = stamp
         changed = True
     for name, value in accepted.items():
         attribute = "meta" if name == "metadata" else name

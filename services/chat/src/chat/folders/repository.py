@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -60,9 +60,10 @@ class MembershipRepository:
                             "user_id": user_id,
                             "conversation_id": conversation_id,
                             "folder_id": f,
-                            "added_at": now,
+                            # a microsecond apart: the chat's folders keep the order given
+                            "added_at": now + timedelta(microseconds=i),
                         }
-                        for f in folder_ids
+                        for i, f in enumerate(folder_ids)
                     ]
                 )
                 .on_conflict_do_nothing()

@@ -49,8 +49,10 @@ async def list_folders(uow: UnitOfWork, user_id: str) -> FolderList:
 
 
 async def create(
-    uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime
+    uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime, *, stamp: str | None = None
 ) -> tuple[FolderOut, bool]:
+    """A new folder (`stamp`: a device's create, its fields' clocks start there); an id the
+    user has already returns that folder unchanged, `False` says so."""
     repo = FolderRepository(uow.session)
     folder_id = body.id or domain.new_id()
     existing = domain.retried_create(
@@ -71,7 +73,7 @@ async def create(
         is_collapsed=body.is_collapsed,
         sort_order=sort_order,
         parent_id=body.parent_id,
-        field_clocks={},
+        field_clocks=domain.created_clocks(FolderPatch.model_fields, stamp),
         created_at=now,
         updated_at=now,
     )
@@ -89,15 +91,25 @@ async def get(uow: UnitOfWork, user_id: str, folder_id: str) -> FolderOut:
 
 
 async def update(
-    uow: UnitOfWork, user_id: str, folder_id: str, patch: FolderPatch, now: datetime
+    uow: UnitOfWork,
+    user_id: str,
+    folder_id: str,
+    patch: FolderPatch,
+    now: datetime,
+    *,
+    stamp: str | None = None,
 ) -> FolderOut:
+    """Change the fields present, each last-writer-wins by its clock (`stamp`: a device's
+    clock; a REST change is stamped with the server's time)."""
     row = await _live(uow, user_id, folder_id)
     fields: dict[str, Any] = patch.model_dump(exclude_unset=True)
     if "title" in fields and fields["title"] is None:
         raise ValidationFailed("a folder needs a title", {"field": "title"})
     if "parent_id" in fields:
         await _check_parent(FolderRepository(uow.session), user_id, folder_id, fields["parent_id"])
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, domain.server_clock(now))
+    accepted, clocks = domain.fields_to_apply(
+        row.field_clocks, fields, stamp or domain.server_clock(now)
+    )
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():
@@ -110,9 +122,12 @@ async def update(
 
 async def delete(uow: UnitOfWork, user_id: str, folder_id: str, now: datetime) -> None:
     """Tombstone the folder; its conversations leave it and its subfolders move up."""
-    row = await _live(uow, user_id, folder_id)
     repo = FolderRepository(uow.session)
-    for child in await repo.list_for_user(user_id, for_update=True):
+    # every folder locked first, in one order: two deletes of different folders locking
+    # their own folder first, then all the others, deadlocked
+    every = await repo.list_for_user(user_id, for_update=True)
+    row = await _live(uow, user_id, folder_id)
+    for child in every:
         if child.parent_id == folder_id:
             child.parent_id = row.parent_id
             await changes.folder_changed(uow, child, now)
@@ -184,17 +199,26 @@ async def move_chat(
 ) -> None:
     """A client that knows one folder set `folder_id`: the chat is now in that folder only
     (None: in none). The caller records the change of the conversation."""
+    await set_chat_folders(uow, row, [folder_id] if folder_id is not None else [], now)
+
+
+async def set_chat_folders(
+    uow: UnitOfWork, row: Conversation, folder_ids: list[str], now: datetime
+) -> None:
+    """The chat is in exactly these folders now (a client that keeps a list, such as a
+    device syncing `folder_ids`); the caller records the change of the conversation."""
     memberships = MembershipRepository(uow.session)
     await memberships.remove(row.user_id, row.id)
-    row.folder_ids = [folder_id] if folder_id is not None else []
+    row.folder_ids = list(folder_ids)
     await memberships.add(row.user_id, row.id, row.folder_ids, now)
-    row.folder_id = folder_id
+    row.folder_id = row.folder_ids[0] if row.folder_ids else None
 
 
 async def _membership_changed(uow: UnitOfWork, row: Conversation, now: datetime) -> None:
     """A chat's folders changed: `folder_id` follows the first, and the change is the
-    conversation's (version, seq, event; its folder clock, for sync's last writer wins)."""
+    conversation's (version, seq, event; its folder clocks, for sync's last writer wins)."""
     row.folder_id = row.folder_ids[0] if row.folder_ids else None
-    row.field_clocks = {**row.field_clocks, "folder_id": domain.server_clock(now)}
+    clock = domain.server_clock(now)
+    row.field_clocks = {**row.field_clocks, "folder_id": clock, "folder_ids": clock}
     await changes.conversation_changed(uow, row, now)
     await uow.session.flush()

@@ -36,8 +36,16 @@ def _tags(settings: Settings, tags: list[str]) -> list[str]:
 
 
 async def create(
-    uow: UnitOfWork, settings: Settings, user_id: str, body: MemoryCreate, now: datetime
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    body: MemoryCreate,
+    now: datetime,
+    *,
+    stamp: str | None = None,
 ) -> tuple[MemoryOut, bool]:
+    """A new memory (`stamp`: a device's create, its fields' clocks start there); an id the
+    user has already returns that memory unchanged, `False` says so."""
     repo = MemoryRepository(uow.session)
     memory_id = body.id or domain.new_id()
     existing = domain.retried_create(
@@ -55,7 +63,7 @@ async def create(
         tags=_tags(settings, body.tags),
         is_public=body.is_public,
         conversation_id=body.conversation_id,
-        field_clocks={},
+        field_clocks=domain.created_clocks(MemoryPatch.model_fields, stamp),
         created_at=now,
         updated_at=now,
     )
@@ -90,7 +98,11 @@ async def update(
     memory_id: str,
     patch: MemoryPatch,
     now: datetime,
+    *,
+    stamp: str | None = None,
 ) -> MemoryOut:
+    """Change the fields present, each last-writer-wins by its clock (`stamp`: a device's
+    clock; a REST change is stamped with the server's time)."""
     row = await MemoryRepository(uow.session).get(user_id, memory_id, for_update=True)
     if row is None:
         raise memory_not_found(memory_id)
@@ -100,7 +112,9 @@ async def update(
             raise ValidationFailed(f"a memory needs its {required}", {"field": required})
     if fields.get("tags") is not None:
         fields["tags"] = _tags(settings, fields["tags"])
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, domain.server_clock(now))
+    accepted, clocks = domain.fields_to_apply(
+        row.field_clocks, fields, stamp or domain.server_clock(now)
+    )
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():

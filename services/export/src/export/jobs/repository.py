@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from export.jobs.domain import ACTIVE, COMPLETED, EXPIRED, FAILED, PROCESSING, QUEUED
@@ -223,41 +224,32 @@ class JobRepository:
     # Sweeps
     async def requeue_lost(self, limit: int) -> Sequence[ExportJob]:
         """Jobs whose worker stopped renewing its lease, back to queued."""
-        lost = (
-            select(ExportJob.id)
-            .where(ExportJob.status == PROCESSING, ExportJob.lease_expires_at < _NOW)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        return (
-            (
-                await self.session.execute(
-                    update(ExportJob)
-                    .where(ExportJob.id.in_(lost))
-                    .values(
-                        status=QUEUED,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        dispatched_at=_NOW,
-                        updated_at=_NOW,
-                    )
-                    .returning(ExportJob)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            .scalars()
-            .all()
+        return await self._sweep(
+            (ExportJob.status == PROCESSING, ExportJob.lease_expires_at < _NOW),
+            limit,
+            status=QUEUED,
+            lease_owner=None,
+            lease_expires_at=None,
         )
 
     async def redispatch_stale(self, older_than: float, limit: int) -> Sequence[ExportJob]:
         """Queued jobs no worker claimed for `older_than` seconds: stamped for dispatch."""
-        stale = (
-            select(ExportJob.id)
-            .where(
+        return await self._sweep(
+            (
                 ExportJob.status == QUEUED,
                 ExportJob.dispatched_at < _NOW - timedelta(seconds=older_than),
-            )
+            ),
+            limit,
+        )
+
+    async def _sweep(
+        self, where: tuple[ColumnElement[bool], ...], limit: int, **values: Any
+    ) -> Sequence[ExportJob]:
+        """Up to `limit` jobs matching `where` that no other sweeper holds (SKIP LOCKED),
+        updated with `values` and stamped for dispatch, in one statement."""
+        picked = (
+            select(ExportJob.id)
+            .where(*where)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
@@ -266,8 +258,8 @@ class JobRepository:
             (
                 await self.session.execute(
                     update(ExportJob)
-                    .where(ExportJob.id.in_(stale))
-                    .values(dispatched_at=_NOW, updated_at=_NOW)
+                    .where(ExportJob.id.in_(picked))
+                    .values(**values, dispatched_at=_NOW, updated_at=_NOW)
                     .returning(ExportJob)
                     .execution_options(synchronize_session=False)
                 )

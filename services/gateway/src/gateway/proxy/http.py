@@ -115,11 +115,12 @@ class HttpProxy:
         upstream = policy.route.upstream
         attempt = 0
         while True:
-            request = gateway.http.build_request(
+            client = gateway.proxy.next()
+            request = client.build_request(
                 method, url, headers=headers, content=body, timeout=timeout
             )
             try:
-                response = await gateway.http.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 if attempt < retries:

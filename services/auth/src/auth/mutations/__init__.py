@@ -1,0 +1,1 @@
+"""Device mutations of preferences: sync's `mutation.requested` commands, applied once."""

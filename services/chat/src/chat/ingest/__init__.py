@@ -1,0 +1,1 @@
+"""Imports: sync's batches stored idempotently by provenance, summaries, rollbacks."""

@@ -1,0 +1,288 @@
+"""Applying a device's mutation (a `MutationRequested` sync sent on `chat.command.v1`)
+exactly once, through the same services the REST API calls, and answering it with a
+`MutationResolved` on `chat.mutation.v1` in the same transaction.
+
+Exactly once: the consumer's inbox drops a redelivered event, and `applied_mutations`
+(keyed by user, device and mutation number) holds the answer, so the same mutation sent
+again under a new event id is answered again and changes nothing. A mutation the REST API
+would refuse (400/404/409, a deleted record) is `rejected` with that error; its partial
+writes and events are rolled back to a savepoint, and the consumer moves on."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chat.conversations import service as conversations
+from chat.conversations.schemas import ChatCreate, ChatPatch
+from chat.feed.repository import Row
+from chat.feed.service import record
+from chat.folders import service as folders
+from chat.folders.schemas import FolderCreate, FolderPatch
+from chat.memories import service as memories
+from chat.memories.schemas import MemoryCreate, MemoryPatch
+from chat.messages import service as messages
+from chat.messages.schemas import MessageIn, MessagePatch
+from chat.models import AppliedMutation, Conversation, Message
+from chat.mutations import domain
+from chat.mutations.domain import Refusal, Step
+from chat.mutations.repository import MutationRepository
+from chat.settings import Settings
+from contracts.events.sync import MutationRequested, MutationResolved
+from contracts.topics import CHAT_MUTATION
+from servicekit.errors import Conflict, ServiceError, ValidationFailed
+from servicekit.outbox import Outbox
+from servicekit.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one mutation: the answer, whether it was one given before, and the
+    chat whose cached reads it made stale (None: the user's other data)."""
+
+    resolved: MutationResolved
+    replayed: bool
+    chat_id: str | None
+
+
+async def resolve(
+    uow: UnitOfWork, settings: Settings, user_id: str, m: MutationRequested, now: datetime
+) -> Outcome:
+    """Apply `m` once (or find the answer it had) and publish the answer; the caller
+    commits."""
+    repo = MutationRepository(uow.session)
+    before = await repo.answered(user_id, m.client_id, m.mid)
+    if before is not None:
+        resolved = MutationResolved.model_validate(before.result)
+        uow.outbox.add(CHAT_MUTATION, resolved, user_id=user_id)
+        return Outcome(resolved, replayed=True, chat_id=None)
+    answer, chat_id = await _apply(uow, settings, user_id, m, now)
+    resolved = MutationResolved(
+        client_id=m.client_id, mid=m.mid, entity=m.entity, id=m.id, **answer
+    )
+    repo.add(
+        AppliedMutation(
+            user_id=user_id,
+            client_id=m.client_id,
+            mid=m.mid,
+            entity=m.entity,
+            entity_id=m.id,
+            status=resolved.status,
+            result=resolved.model_dump(mode="json"),
+            applied_at=now,
+        )
+    )
+    uow.outbox.add(CHAT_MUTATION, resolved, user_id=user_id)
+    await uow.session.flush()
+    return Outcome(resolved, replayed=False, chat_id=chat_id)
+
+
+def _rejected(code: str, message: str) -> dict[str, Any]:
+    return {"status": "rejected", "error": {"code": code, "message": message}}
+
+
+def _conflict(entity: str, row: Row) -> dict[str, Any]:
+    return {"status": "conflict", "version": row.version, "current": record(entity, row)}
+
+
+async def _apply(
+    uow: UnitOfWork, settings: Settings, user_id: str, m: MutationRequested, now: datetime
+) -> tuple[dict[str, Any], str | None]:
+    """The answer's fields (status, version, current, error) and the chat it changed."""
+    if m.entity not in domain.CHAT_ENTITIES:
+        refused = domain.step_for(m.entity, m.op, exists=False, deleted=False)
+        assert isinstance(refused, Refusal)
+        return _rejected(refused.code, refused.message), None
+    repo = MutationRepository(uow.session)
+    row = await repo.row(user_id, m.entity, m.id)
+    step = domain.step_for(
+        m.entity,
+        m.op,
+        exists=row is not None,
+        deleted=row is not None and row.deleted_at is not None,
+    )
+    chat_id = _chat_of(m, row)
+    if isinstance(step, Refusal):
+        return _rejected(step.code, step.message), chat_id
+    if step is Step.ALREADY_DELETED:
+        assert row is not None
+        return {"status": "applied", "version": row.version}, chat_id
+    if step is Step.SAME_MESSAGE:
+        assert isinstance(row, Message)
+        return _same_message(settings, row, m), chat_id
+    if step is Step.UPDATE and isinstance(row, Message):
+        fields = m.fields if m.op == "patch" else m.data
+        if domain.content_moved(fields or {}, m.base_version, row.version):
+            return _conflict(m.entity, row), chat_id
+    change = _CHANGES[m.entity]
+    try:
+        await _in_savepoint(uow, lambda: change(Target(uow, settings, user_id, m, step, row, now)))
+    except Conflict as exc:
+        current = await repo.row(user_id, m.entity, m.id)
+        if isinstance(current, Message) and "current_version" in exc.details:
+            return _conflict(m.entity, current), chat_id  # the text moved while we looked
+        return _rejected(exc.code, exc.message), chat_id
+    except ServiceError as exc:
+        return _rejected(exc.code, exc.message), chat_id
+    after = await repo.row(user_id, m.entity, m.id)
+    assert after is not None
+    return {"status": "applied", "version": after.version}, _chat_of(m, after)
+
+
+async def _in_savepoint(uow: UnitOfWork, change: Callable[[], Awaitable[None]]) -> None:
+    """Run `change` so that a refusal leaves nothing behind: its writes in a savepoint,
+    and its events in an outbox of their own, written inside that savepoint (rolled back
+    with it). The batch's other mutations and answers are untouched."""
+    outer = uow.outbox
+    uow.outbox = Outbox(uow.session, outer.producer)
+    try:
+        async with uow.session.begin_nested():
+            await change()
+            await uow.outbox.flush()
+    finally:
+        uow.outbox = outer
+
+
+def _chat_of(m: MutationRequested, row: Row | None) -> str | None:
+    if isinstance(row, Conversation):
+        return row.id
+    if isinstance(row, Message):
+        return row.conversation_id
+    if m.entity == "conversation":
+        return m.id
+    if m.entity == "message" and m.data is not None:
+        conversation_id = m.data.get("conversation_id")
+        return conversation_id if isinstance(conversation_id, str) else None
+    return None
+
+
+def _same_message(settings: Settings, row: Message, m: MutationRequested) -> dict[str, Any]:
+    """A put of a stored message: a retried create when the text is the same (applied,
+    nothing changes), else a conflict; a message's text changes by patch, on a version."""
+    try:
+        incoming = _parsed(MessageIn, {**domain.without_key(m.data, "conversation_id"), "id": m.id})
+    except ServiceError as exc:
+        return _rejected(exc.code, exc.message)
+    if domain.same_content(row.content, row.parts, incoming.content, incoming.parts):
+        return {"status": "applied", "version": row.version}
+    return _conflict(m.entity, row)
+
+
+def _parsed(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """The mutation's data read as the REST API reads the same body (400 otherwise)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ValidationFailed(f"{where}: {first['msg']}", {"field": where}) from None
+
+
+def _record_id(m: MutationRequested) -> dict[str, Any]:
+    """A put's data with the mutation's id (a different id in the data is refused)."""
+    data = dict(m.data or {})
+    if data.setdefault("id", m.id) != m.id:
+        raise ValidationFailed("data.id differs from the mutation's id", {"field": "id"})
+    return data
+
+
+def _merge(m: MutationRequested, *creation_only: str) -> dict[str, Any]:
+    """The fields a patch (or a put of a live row, merged like one) changes."""
+    if m.op == "patch":
+        return dict(m.fields or {})
+    return domain.without_key(_record_id(m), "id", *creation_only)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One mutation on its way into a sub-domain's service."""
+
+    uow: UnitOfWork
+    settings: Settings
+    user_id: str
+    m: MutationRequested
+    step: Step
+    row: Row | None  # as it was before (None: the user never had the id)
+    now: datetime
+
+
+async def _conversation(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
+        await conversations.delete(uow, user_id, m.id, now)
+    elif t.step is Step.CREATE:
+        data = _record_id(m)
+        archived = data.pop("is_archived", None)  # not a REST create's field: set after
+        body = _parsed(ChatCreate, data)
+        await conversations.create(uow, settings, user_id, body, now, stamp=m.stamp)
+        if archived is not None:
+            patch = _parsed(ChatPatch, {"is_archived": archived})
+            await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+    else:
+        patch = _parsed(ChatPatch, _merge(m, "initial_message"))
+        await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+
+
+async def _message(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.CREATE:
+        data = _record_id(m)
+        conversation_id = data.pop("conversation_id", None)
+        if not isinstance(conversation_id, str):
+            raise ValidationFailed(
+                "a message put names its conversation_id", {"field": "conversation_id"}
+            )
+        incoming = [_parsed(MessageIn, data)]
+        await messages.store(uow, settings, user_id, conversation_id, incoming, now)
+        return
+    if t.row is None:
+        raise messages.message_not_found(m.id)
+    assert isinstance(t.row, Message)
+    if t.step is Step.DELETE:
+        await messages.delete(uow, user_id, t.row.conversation_id, m.id, now)
+        return
+    fields = domain.without_key(m.fields, "conversation_id", "base_version")
+    if domain.touches_content(fields) and m.base_version is not None:
+        fields["base_version"] = m.base_version  # checked again under the row's lock
+    patch = _parsed(MessagePatch, fields)
+    await messages.edit(uow, settings, user_id, t.row.conversation_id, m.id, patch, now)
+
+
+async def _folder(t: Target) -> None:
+    uow, user_id, m, now = t.uow, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
+        if t.row is None:
+            raise folders.folder_not_found(m.id)
+        await folders.delete(uow, user_id, m.id, now)
+    elif t.step is Step.CREATE:
+        await folders.create(uow, user_id, _parsed(FolderCreate, _record_id(m)), now, stamp=m.stamp)
+    else:
+        patch = _parsed(FolderPatch, _merge(m))
+        await folders.update(uow, user_id, m.id, patch, now, stamp=m.stamp)
+
+
+async def _memory(t: Target) -> None:
+    uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
+    if t.step is Step.DELETE:
+        await memories.delete(uow, user_id, m.id, now)
+    elif t.step is Step.CREATE:
+        body = _parsed(MemoryCreate, _record_id(m))
+        await memories.create(uow, settings, user_id, body, now, stamp=m.stamp)
+    else:
+        patch = _parsed(MemoryPatch, _merge(m))
+        await memories.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+
+
+Change = Callable[[Target], Awaitable[None]]
+
+
+_CHANGES: dict[str, Change] = {
+    "conversation": _conversation,
+    "message": _message,
+    "folder": _folder,
+    "memory": _memory,
+}

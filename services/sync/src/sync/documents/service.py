@@ -1,0 +1,139 @@
+"""App documents' use cases: a device mutation applied in the push's own transaction (sync
+owns documents), and documents as pull and the digest read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from contracts.events.sync import DocumentChanged
+from contracts.topics import SYNC_DOCUMENT
+from servicekit.outbox import next_seq
+from servicekit.uow import UnitOfWork
+from sync.documents import domain
+from sync.documents.repository import DocumentRepository
+from sync.models import Document
+
+ENTITY = "document"
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """One device mutation of a document, checked already."""
+
+    collection: str
+    id: str
+    op: str
+    data: dict[str, Any] | None
+    fields: dict[str, Any] | None
+    base_version: int | None
+    stamp: str
+
+
+_LOCK_WRITER = text(
+    "INSERT INTO user_seq (user_id, seq) VALUES (:user_id, 0) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq"
+)
+
+
+async def lock_writer(uow: UnitOfWork, user_id: str) -> None:
+    """Make this transaction the user's only document writer until it commits (the lock
+    `next_seq` takes anyway, taken before reading): two devices creating the same document
+    take turns instead of one failing on the key."""
+    await uow.session.execute(_LOCK_WRITER, {"user_id": user_id})
+
+
+def change_of(row: Document) -> dict[str, Any]:
+    """A document as pull shows it (also a conflict's `current`), with its seq."""
+    change: dict[str, Any] = {
+        "entity": ENTITY,
+        "id": row.id,
+        "collection": row.collection,
+        "op": "delete" if row.deleted_at is not None else "put",
+        "version": row.version,
+        "seq": row.seq,
+    }
+    if row.deleted_at is None:
+        change["data"] = row.data
+    return change
+
+
+def _stored(row: Document | None) -> domain.Stored | None:
+    if row is None:
+        return None
+    return domain.Stored(
+        data=row.data,
+        clocks=dict(row.clocks),
+        version=row.version,
+        deleted=row.deleted_at is not None,
+    )
+
+
+async def apply(
+    uow: UnitOfWork, user_id: str, write: DocumentWrite, *, max_bytes: int, now: datetime
+) -> tuple[domain.Outcome, dict[str, Any]]:
+    """Apply the mutation (row, per-user seq and `document.changed` in this transaction);
+    the outcome and the result the mutation log keeps (`version`, `current`, `error`)."""
+    documents = DocumentRepository(uow.session)
+    row = await documents.get_for_update(user_id, write.collection, write.id)
+    outcome = domain.apply(
+        _stored(row),
+        write.op,
+        data=write.data,
+        fields=write.fields,
+        base_version=write.base_version,
+        stamp=write.stamp,
+        max_bytes=max_bytes,
+    )
+    if outcome.status == "conflict":
+        assert row is not None
+        current = {k: v for k, v in change_of(row).items() if k != "seq"}
+        return outcome, {"version": row.version, "current": current}
+    if outcome.status == "rejected":
+        return outcome, {"error": outcome.error}
+    if outcome.write:
+        if row is None:
+            row = Document(
+                user_id=user_id, collection=write.collection, id=write.id, created_at=now
+            )
+            documents.session.add(row)
+        row.clocks = outcome.clocks
+        if outcome.new_version:
+            assert outcome.version is not None
+            row.version = outcome.version
+            row.data = None if outcome.deleted else outcome.data
+            row.deleted_at = now if outcome.deleted else None
+            row.updated_at = now
+            row.seq = await next_seq(uow.session, user_id)
+            uow.outbox.add(
+                SYNC_DOCUMENT,
+                DocumentChanged(
+                    collection=row.collection,
+                    document_id=row.id,
+                    version=row.version,
+                    data=row.data,
+                    deleted=outcome.deleted,
+                    updated_at=now,
+                ),
+                user_id=user_id,
+                seq=row.seq,
+            )
+        await uow.session.flush()
+    return outcome, {"version": outcome.version}
+
+
+async def changed_after(
+    uow: UnitOfWork, user_id: str, after: int, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` document changes after seq `after` (with their seq), and whether more
+    follow."""
+    rows = await DocumentRepository(uow.session).changed_after(user_id, after, limit + 1)
+    return [change_of(r) for r in rows[:limit]], len(rows) > limit
+
+
+async def live_versions(uow: UnitOfWork, user_id: str) -> list[tuple[str, str, int]]:
+    """(collection, id, version) of the user's live documents."""
+    return await DocumentRepository(uow.session).live_versions(user_id)

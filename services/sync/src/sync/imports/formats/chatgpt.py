@@ -1,0 +1,124 @@
+"""ChatGPT's `conversations.json`: an array of conversations, each a `mapping` tree.
+
+Streamed one conversation at a time (`item`), so a file of any size reads in the memory of
+its largest conversation. Every node with a message becomes a message, hidden and system
+nodes and tool results included (`author.role` tool → assistant, the role kept in
+`metadata.source.role`); nodes without a message (the root) are skipped and their children
+hang on the nearest ancestor that has one. `current_node` is the current branch. Times are
+float epoch seconds. The text is the content's string parts joined by blank lines (code,
+quotes, browsing results: their text field); the content object itself is kept in
+`metadata.source.content` whenever that text does not say all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from contracts.archive import ArchiveRecord
+from sync.imports.conversation import ConversationDraft, ReadContext
+from sync.imports.formats import each_entry
+from sync.imports.values import object_of, read_time, role_of
+
+_CONVERSATION_MAPPED = {
+    "id", "conversation_id", "title", "create_time", "update_time", "mapping",
+    "current_node", "default_model_slug", "is_archived", "is_starred",
+}  # fmt: skip
+_MESSAGE_MAPPED = {"id", "create_time", "update_time", "content"}
+
+
+def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
+    return each_entry(open_stream, ctx, _conversation)
+
+
+def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[ArchiveRecord]:
+    source_id = item.get("conversation_id") or item.get("id") or f"entry-{index}"
+    rest = {k: v for k, v in item.items() if k not in _CONVERSATION_MAPPED}
+    draft = ConversationDraft(
+        ctx,
+        source_id,
+        title=item.get("title"),
+        model=item.get("default_model_slug"),
+        is_archived=bool(item.get("is_archived")),
+        is_favorite=bool(item.get("is_starred")),
+        metadata={"source": rest} if rest else {},
+        created_at=read_time(item.get("create_time"), unit="s"),
+        updated_at=read_time(item.get("update_time"), unit="s"),
+    )
+    mapping = item.get("mapping")
+    if not isinstance(mapping, dict):
+        ctx.issue(
+            "NO_MAPPING",
+            f"conversation {source_id!r} has no message tree; kept without messages",
+            source_id=str(source_id),
+        )
+        yield from draft.records()
+        return
+
+    def carrier(node_id: str | None) -> str | None:
+        """The nearest node from node_id up that holds a message (or an unknown id)."""
+        seen = 0
+        while node_id is not None:
+            node = mapping.get(node_id)
+            if node is None or node.get("message") is not None or seen > len(mapping):
+                return node_id
+            node_id = node.get("parent")
+            seen += 1
+        return None
+
+    for node_id, node in mapping.items():
+        message = node.get("message") if isinstance(node, dict) else None
+        if message is None:
+            continue
+        draft.add_message(
+            node_id,
+            parent_source_id=carrier(node.get("parent")),
+            created_at=read_time(message.get("create_time"), unit="s"),
+            updated_at=read_time(message.get("update_time"), unit="s"),
+            **_message_fields(message),
+        )
+    draft.current_source_id = carrier(item.get("current_node"))
+    yield from draft.records()
+
+
+def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
+    source = dict(message)
+    for key in _MESSAGE_MAPPED:
+        source.pop(key, None)
+    author = object_of(message.get("author"))
+    role, keep_role = role_of(author.get("role"))
+    if keep_role:
+        source["role"] = author.get("role")
+    content = object_of(message.get("content"))
+    text, complete = _text(content)
+    if not complete:
+        source["content"] = message.get("content")
+    model = object_of(message.get("metadata")).get("model_slug")
+    return {
+        "role": role,
+        "content": text,
+        "model": model if isinstance(model, str) else None,
+        "status": "failed" if message.get("status") == "failed" else "complete",
+        "metadata": {"source": source},
+    }
+
+
+def _text(content: dict[str, Any]) -> tuple[str, bool]:
+    """The content's text, and whether that text is all the content holds."""
+    kind = content.get("content_type")
+    parts = content.get("parts")
+    if kind == "text" and type(parts) is list and len(parts) == 1 and type(parts[0]) is str:
+        return parts[0], len(content) == 2  # the usual message: one string part
+    if kind == "text" and isinstance(parts, list):
+        if all(isinstance(p, str) for p in parts):
+            return "\n\n".join(parts), len(parts) <= 1
+        return "\n\n".join(p for p in parts if isinstance(p, str)), False
+    if isinstance(parts, list):
+        return "\n\n".join(p for p in parts if isinstance(p, str)), False
+    for key in ("text", "result"):
+        if isinstance(content.get(key), str):
+            return content[key], False
+    if kind == "user_editable_context":
+        texts = [content.get("user_profile"), content.get("user_instructions")]
+        return "\n\n".join(t for t in texts if isinstance(t, str)), False
+    return "", False

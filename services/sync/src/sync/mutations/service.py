@@ -1,0 +1,228 @@
+"""Push's use cases: take a client's mutations in mid order exactly once, apply documents in
+this transaction, send the others to their owners as commands (outbox), and wait a while for
+the owners' answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from contracts.events.sync import MutationRequested
+from contracts.topics import AUTH_COMMAND, CHAT_COMMAND
+from servicekit.errors import ServiceError, ValidationFailed
+from servicekit.uow import UnitOfWork
+from sync.clients.repository import ClientRepository
+from sync.documents import service as documents
+from sync.metrics import MUTATIONS_RECEIVED, count_outcome
+from sync.mutations import domain
+from sync.mutations.repository import MutationRepository
+from sync.mutations.schemas import MutationIn, PushIn
+from sync.settings import Settings
+from sync.signals import UserSignals
+
+COMMANDS = {"chat": CHAT_COMMAND, "auth": AUTH_COMMAND}
+
+
+class MutationGap(ServiceError):
+    status_code, code = 409, "MUTATION_GAP"
+
+
+@dataclass
+class Pushed:
+    """A push's answer so far: a result per mutation (by mid, in order) and the mids still
+    waiting for their owner."""
+
+    results: dict[int, dict[str, Any]]
+    last_mid: int
+    pending: list[int] = field(default_factory=list)
+    documents_changed: bool = False
+
+
+def _consecutive(mutations: list[MutationIn]) -> None:
+    first = mutations[0].mid
+    for n, mutation in enumerate(mutations):
+        if mutation.mid != first + n:
+            raise ValidationFailed(
+                "mids must be consecutive and in order within a push",
+                {"field": f"mutations.{n}.mid", "expected_mid": first + n},
+            )
+
+
+class MutationLog:
+    """The exactly-once bookkeeping of device mutations; the entrypoint owns each unit of
+    work."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    async def push(self, uow: UnitOfWork, user_id: str, body: PushIn) -> Pushed:
+        """Record and apply (or send on) the client's new mutations; replayed mids answer
+        their recorded result. MutationGap when the first new mid skips some."""
+        if len(body.mutations) > self.settings.max_mutations:
+            raise ValidationFailed(
+                f"at most {self.settings.max_mutations} mutations per push",
+                {"field": "mutations", "max_mutations": self.settings.max_mutations},
+            )
+        clients = ClientRepository(uow.session)
+        last_mid = await clients.touch(user_id, body.client_id)
+        if not body.mutations:
+            return Pushed({}, last_mid)
+        _consecutive(body.mutations)
+        if body.mutations[0].mid > last_mid + 1:
+            raise MutationGap(
+                f"mutation {last_mid + 1} of this client is missing: push from it",
+                {"expected_mid": last_mid + 1, "last_mid": last_mid},
+            )
+        log = MutationRepository(uow.session)
+        pushed = Pushed({}, last_mid)
+        replayed = [m for m in body.mutations if m.mid <= last_mid]
+        stored = await log.get_many(user_id, body.client_id, [m.mid for m in replayed])
+        for m in replayed:
+            row = stored.get(m.mid)
+            if row is None:  # below last_mid but not in the log: cannot happen, say so
+                pushed.results[m.mid] = domain.result_of(
+                    m.mid,
+                    domain.REJECTED,
+                    {"error": {"code": "UNKNOWN_MUTATION", "message": "not in the log"}},
+                    replayed=True,
+                )
+                continue
+            pushed.results[m.mid] = domain.result_of(m.mid, row.status, row.result, replayed=True)
+            if row.status == domain.PENDING:
+                pushed.pending.append(m.mid)
+            count_outcome(row.entity, "duplicate")
+        fresh = [m for m in body.mutations if m.mid > last_mid]
+        if fresh:
+            await self._take(uow, user_id, body.client_id, fresh, pushed)
+            await clients.set_last_mid(user_id, body.client_id, fresh[-1].mid)
+            pushed.last_mid = fresh[-1].mid
+        return pushed
+
+    async def _take(
+        self, uow: UnitOfWork, user_id: str, client_id: str, fresh: list[MutationIn], pushed: Pushed
+    ) -> None:
+        now = self.clock()
+        now_ms = int(now.timestamp() * 1000)
+        skew_ms = int(self.settings.max_clock_skew_seconds * 1000)
+        rows: list[dict[str, Any]] = []
+        writer_locked = False
+        for m in fresh:
+            raw = m.raw()
+            entity = raw.get("entity") if isinstance(raw.get("entity"), str) else "unknown"
+            MUTATIONS_RECEIVED.labels(entity if entity in domain.OWNERS else "unknown").inc()
+            try:
+                checked = domain.check(raw, client_id, now_ms, skew_ms)
+            except domain.Rejected as rejected:
+                status, result = domain.REJECTED, {"error": rejected.error()}
+                outcome = "rejected"
+            else:
+                if checked.owner == "sync":
+                    if not writer_locked:
+                        await documents.lock_writer(uow, user_id)
+                        writer_locked = True
+                    applied, result = await documents.apply(
+                        uow,
+                        user_id,
+                        documents.DocumentWrite(
+                            collection=checked.collection or "",
+                            id=checked.id,
+                            op=checked.op,
+                            data=checked.data,
+                            fields=checked.fields,
+                            base_version=checked.base_version,
+                            stamp=checked.stamp,
+                        ),
+                        max_bytes=self.settings.document_max_bytes,
+                        now=now,
+                    )
+                    status = applied.status
+                    pushed.documents_changed |= applied.new_version
+                    outcome = "merged" if applied.merged else applied.status
+                else:
+                    self._command(uow, user_id, client_id, checked)
+                    status, result, outcome = domain.PENDING, {}, ""
+            entity_label = entity if entity in domain.OWNERS else "unknown"
+            if outcome:
+                count_outcome(entity_label, outcome)
+            result = {k: v for k, v in result.items() if v is not None}
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "client_id": client_id,
+                    "mid": m.mid,
+                    "entity": entity_label,
+                    "op": str(raw.get("op"))[:16],
+                    "entity_id": str(raw.get("id"))[:128],
+                    "status": status,
+                    "result": result,
+                    # a final result is answered by this push; a replay repeats it
+                    "delivered": status != domain.PENDING,
+                    "resolved_at": None if status == domain.PENDING else now,
+                }
+            )
+            pushed.results[m.mid] = domain.result_of(m.mid, status, result)
+            if status == domain.PENDING:
+                pushed.pending.append(m.mid)
+        await MutationRepository(uow.session).add_all(rows)
+
+    def _command(self, uow: UnitOfWork, user_id: str, client_id: str, m: domain.Checked) -> None:
+        uow.outbox.add(
+            COMMANDS[m.owner],
+            MutationRequested(
+                client_id=client_id,
+                mid=m.mid,
+                entity=m.entity,
+                op=m.op,
+                id=m.id,
+                base_version=m.base_version,
+                data=m.data,
+                fields=m.fields,
+                hlc=m.hlc,
+                stamp=m.stamp,
+            ),
+            user_id=user_id,
+        )
+
+    async def wait_for_owners(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        signals: UserSignals,
+        user_id: str,
+        client_id: str,
+        pushed: Pushed,
+        wait: float,
+    ) -> None:
+        """Wait up to `wait` seconds for the owners' answers to the pending mutations; what
+        arrives in time replaces `pending` in `pushed.results` (and counts as delivered)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        async with signals.listen(user_id) as changed:
+            while pushed.pending:
+                async with uow_factory() as uow:
+                    log = MutationRepository(uow.session)
+                    rows = await log.get_many(user_id, client_id, pushed.pending)
+                    done = [mid for mid, row in rows.items() if row.status != domain.PENDING]
+                    for mid in done:
+                        was = pushed.results[mid]
+                        pushed.results[mid] = domain.result_of(
+                            mid,
+                            rows[mid].status,
+                            rows[mid].result,
+                            replayed=bool(was.get("replayed")),
+                        )
+                    if done:
+                        await log.mark_delivered(user_id, client_id, done)
+                        await uow.commit()
+                pushed.pending = [mid for mid in pushed.pending if mid not in done]
+                remaining = deadline - loop.time()
+                if not pushed.pending or remaining <= 0:
+                    return
+                changed.clear()
+                # on a timeout: one last look, then answer with what came
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), remaining)
