@@ -17,6 +17,7 @@ applied twice leaves a version nobody was told about; one lost leaves its device
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -204,7 +205,10 @@ class HoldBack(httpx.AsyncBaseTransport):
 
 async def main():
     base, token, db = sys.argv[1:4]
-    client = ParleyClient(base, lambda: token, db, transport=HoldBack(), wait=0)
+    # whatever waits for a result is asked for again: there is always something to push
+    client = ParleyClient(
+        base, lambda: token, db, transport=HoldBack(), wait=0, resend_pending_after=0
+    )
     await client.push()
 
 asyncio.run(main())
@@ -427,7 +431,9 @@ class Simulation:
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
         finally:
-            proc.send_signal(signal.SIGKILL)
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGKILL)
             await proc.wait()
         if line.strip() != b"pushed":
             stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
