@@ -33,6 +33,7 @@ COPY pyproject.toml uv.lock ./
 COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/servicekit/pyproject.toml libs/servicekit/
 COPY libs/parley/pyproject.toml libs/parley/
+COPY libs/parley-client/pyproject.toml libs/parley-client/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/chat/pyproject.toml services/chat/
 COPY services/export/pyproject.toml services/export/

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
-from parley.testing import create_schemas, drop_schemas, service_env, unique_name, uvicorn_process
+from parley.testing import (
+    ServiceProcess,
+    create_schemas,
+    drop_schemas,
+    service_env,
+    unique_name,
+    uvicorn_process,
+)
 
 STACK_INTERNAL_TOKEN = "internal-test-credential"
 # A fuzzer or a replayed app sends hundreds of requests from one address in minutes: the
@@ -34,6 +41,8 @@ class Stack:
     export: str
     sync: str
     log_dir: Path
+    # each service's process, by name: a test can SIGKILL one and restart it on its port
+    processes: dict[str, ServiceProcess] = field(default_factory=dict, compare=False)
 
     def logs(self) -> dict[str, str]:
         """Every service log's text, by file name: for a failure report."""
@@ -57,6 +66,13 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
     schemas = create_schemas(infra, "auth", "chat", "export", "sync")
     try:
         with ExitStack() as running:
+            processes: dict[str, ServiceProcess] = {}
+
+            def started(service: AbstractContextManager[ServiceProcess]) -> ServiceProcess:
+                process = running.enter_context(service)
+                processes[process.name] = process
+                return process
+
             pem = (
                 Ed25519PrivateKey.generate()
                 .private_bytes(
@@ -66,7 +82,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                 )
                 .decode()
             )
-            auth = running.enter_context(
+            auth = started(
                 uvicorn_process(
                     "auth",
                     "auth.main:create_app",
@@ -83,7 +99,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            chat = running.enter_context(
+            chat = started(
                 uvicorn_process(
                     "chat",
                     "chat.main:create_app",
@@ -98,7 +114,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            export = running.enter_context(
+            export = started(
                 uvicorn_process(
                     "export",
                     "export.main:create_app",
@@ -112,7 +128,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            sync = running.enter_context(
+            sync = started(
                 uvicorn_process(
                     "sync",
                     "sync.main:create_app",
@@ -131,7 +147,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                     log_dir,
                 )
             ).url
-            gateway = running.enter_context(
+            gateway = started(
                 uvicorn_process(
                     "gateway",
                     "gateway.main:create_app",
@@ -154,7 +170,13 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                 )
             ).url
             yield Stack(
-                gateway=gateway, auth=auth, chat=chat, export=export, sync=sync, log_dir=log_dir
+                gateway=gateway,
+                auth=auth,
+                chat=chat,
+                export=export,
+                sync=sync,
+                log_dir=log_dir,
+                processes=processes,
             )
     finally:
         drop_schemas(infra, schemas.values())

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -278,6 +278,11 @@ class TokenMinter:
         return {"Authorization": f"Bearer {self.token(user_id)}"}
 
 
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
 @dataclass
 class ServiceProcess:
     """An app served by its own uvicorn process on loopback (see `uvicorn_process`)."""
@@ -286,10 +291,42 @@ class ServiceProcess:
     url: str
     popen: subprocess.Popen[bytes]
     log: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def wait_ready(self, timeout: float = 90.0, probe: str = "/health/ready") -> None:
+        """Return once `probe` answers (any status below 500); RuntimeError with the log
+        if the process exits or never answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.output()}")
+            try:
+                if httpx.get(self.url + probe, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no shutdown, no flushing."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Start the same command again on the same port (after `kill` or a crash), and
+        wait until it answers (`/health/live`: whether its dependencies are ready is for
+        the caller to find out, as a real restart's clients do)."""
+        self.kill()
+        self.popen = _spawn(self.argv, self.env, self.log)
+        self.wait_ready(timeout, probe="/health/live")
 
     def stop(self) -> None:
         """SIGINT (uvicorn's clean shutdown), then SIGKILL after 20 s."""
@@ -337,28 +374,12 @@ def uvicorn_process(
     ]
     if app_dir is not None:
         argv += ["--app-dir", str(app_dir)]
-    log = log_dir / f"{name}-{port}.log"
-    with log.open("ab") as out:
-        popen = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-        )
-    process = ServiceProcess(name, f"http://127.0.0.1:{port}", popen, log)
+    log, full_env = log_dir / f"{name}-{port}.log", {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    process = ServiceProcess(
+        name, f"http://127.0.0.1:{port}", _spawn(argv, full_env, log), log, argv, full_env
+    )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{process.output()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start:\n{process.output()}")
-            try:
-                if httpx.get(process.url + "/health/ready", timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        process.wait_ready(timeout)
         yield process
     finally:
         process.stop()
