@@ -213,6 +213,12 @@ async def commands(app: FastAPI) -> list[dict[str, Any]]:
         return [{"topic": t, **json.loads(b)} for t, b in rows]
 
 
+def chat_answers(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results of the test's chat mutations: mid 2 goes to auth, which this module does not
+    run, but an auth consumer of another module sharing the broker may still answer it."""
+    return [r for r in results if r["mid"] != 2]
+
+
 async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_account_is_purged(
     client: httpx.AsyncClient, stack: Stack, app: FastAPI
 ) -> None:
@@ -251,13 +257,12 @@ async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_acc
     )
 
     async def handed_over() -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = (await pull(client, headers, client_id="phone"))["results"]
-        return results
+        return chat_answers((await pull(client, headers, client_id="phone"))["results"])
 
     assert await wait_for(handed_over, what="the answer in pull") == [
         {"mid": 1, "status": "applied", "version": 1}
     ]
-    assert (await pull(client, headers, client_id="phone"))["results"] == []  # handed over once
+    assert chat_answers((await pull(client, headers, client_id="phone"))["results"]) == []  # once
     replay = await push(client, headers, "phone", conversation(1))
     assert replay["results"] == [{"mid": 1, "status": "applied", "version": 1, "replayed": True}]
 
@@ -293,7 +298,7 @@ async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_acc
     assert response.json()["data"]["results"] == [
         {"mid": 3, "status": "conflict", "version": 5, "current": current}
     ]
-    assert (await pull(client, headers, client_id="phone"))["results"] == []  # answered already
+    assert chat_answers((await pull(client, headers, client_id="phone"))["results"]) == []
 
     # the account is deleted: its devices, log and documents go too (the same consumers)
     await push(client, headers, "phone", doc(4, "put", "t1", data={"a": 1}))
