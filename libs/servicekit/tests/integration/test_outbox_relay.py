@@ -141,7 +141,8 @@ async def test_two_relays_publish_each_row_once_and_keep_each_users_order(servic
     first, second = relay_for(service, batch_size=50), relay_for(service, batch_size=50)
     await drain(service, first, second)
 
-    records = await read_topic(service.kafka, service.topic.name, expected=total)
+    # 2,000 records: under a loaded machine reading them all can take longer than the default
+    records = await read_topic(service.kafka, service.topic.name, expected=total, timeout=90)
     events = [codec.decode(service.topic, r.value) for r in records]
     counts = Counter(e.event_id for e in events)
     assert len(counts) == total
