@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -94,18 +94,3 @@ def created_clocks(names: Iterable[str], stamp: str | None) -> dict[str, str]:
     """The field clocks of a new row: each field written at `stamp` (a device's create, so
     an older change of another device does not overwrite it), or none (a REST create)."""
     return {name: stamp for name in names} if stamp is not None else {}
-
-
-def fields_to_apply(
-    clocks: Mapping[str, str], changes: Mapping[str, Any], stamp: str
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Per-field last-writer-wins: the changes whose field was last written before `stamp`,
-    and the clocks after applying them. Ties go to the later writer's node id (the stamp's
-    last part), because stamps compare as whole strings."""
-    accepted: dict[str, Any] = {}
-    new_clocks = dict(clocks)
-    for name, value in changes.items():
-        if clocks.get(name, "") < stamp:
-            accepted[name] = value
-            new_clocks[name] = stamp
-    return accepted, new_clocks

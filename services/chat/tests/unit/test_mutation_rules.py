@@ -1,12 +1,13 @@
 """The pure rules of applying a device mutation (chat.mutations.domain) and the per-field
-last-writer-wins they rely on (chat.domain.fields_to_apply)."""
+last-writer-wins they rely on (servicekit.clock.fields_to_apply)."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat.domain import created_clocks, fields_to_apply
+from chat.domain import created_clocks
 from chat.mutations.domain import Refusal, Step, content_moved, same_content, step_for
+from servicekit.clock import fields_to_apply
 
 
 def stamp(ms: int, counter: int, client: str) -> str:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servicekit.clock import fields_to_apply
+
 
 class PreferenceValues(BaseModel):
     """Every preference with its default (the apps' own: SpeechBot/ChatBot for the `chat_*`
@@ -60,16 +62,6 @@ def server_stamp(now: datetime, clocks: Mapping[str, str]) -> str:
         return stamp
     unix_ms, counter = latest.split(":")[:2]
     return f"{int(unix_ms):015d}:{int(counter) + 1:05d}:{_SERVER_NODE}"
-
-
-def fields_to_apply(
-    clocks: Mapping[str, str], changes: Mapping[str, Any], stamp: str
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Per-field last-writer-wins (chat's rule for its metadata): the changes whose field was
-    last written before `stamp`, and the clocks after taking them. Stamps compare as whole
-    strings, so on the same clock the greater node (client) id wins."""
-    accepted = {name: value for name, value in changes.items() if clocks.get(name, "") < stamp}
-    return accepted, {**clocks, **dict.fromkeys(accepted, stamp)}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from chat.messages.schemas import MessageOut
 from chat.models import Conversation
 from chat.pagination import ChatPagination
 from chat.settings import Settings
+from servicekit.clock import fields_to_apply
 from servicekit.errors import PayloadTooLarge, ValidationFailed
 from servicekit.pagination import PageRequest
 from servicekit.uow import UnitOfWork
@@ -184,7 +185,7 @@ async def update(
     for folder_id in fields.get("folder_ids") or []:
         await check_folder(uow, user_id, folder_id)
     stamp = stamp or domain.server_clock(now)
-    accepted, clocks = domain.fields_to_apply(row.field_clocks, fields, stamp)
+    accepted, clocks = fields_to_apply(row.field_clocks, fields, stamp)
     changed = False
     if accepted.get("folder_ids") is not None:
         accepted.pop("folder_id", None)  # the whole list says more than its first

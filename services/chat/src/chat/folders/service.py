@@ -12,6 +12,7 @@ from chat.folders.repository import FolderRepository, MembershipRepository
 from chat.folders.schemas import FolderCreate, FolderList, FolderOut, FolderPatch
 from chat.messages.service import live_conversation
 from chat.models import Conversation, Folder
+from servicekit.clock import fields_to_apply
 from servicekit.errors import NotFound, ValidationFailed
 from servicekit.uow import UnitOfWork
 
@@ -107,9 +108,7 @@ async def update(
         raise ValidationFailed("a folder needs a title", {"field": "title"})
     if "parent_id" in fields:
         await _check_parent(FolderRepository(uow.session), user_id, folder_id, fields["parent_id"])
-    accepted, clocks = domain.fields_to_apply(
-        row.field_clocks, fields, stamp or domain.server_clock(now)
-    )
+    accepted, clocks = fields_to_apply(row.field_clocks, fields, stamp or domain.server_clock(now))
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():

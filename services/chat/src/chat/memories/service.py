@@ -17,6 +17,7 @@ from chat.memories.schemas import (
 )
 from chat.models import Memory
 from chat.settings import Settings
+from servicekit.clock import fields_to_apply
 from servicekit.errors import NotFound, ValidationFailed
 from servicekit.pagination import PageRequest, Pagination
 from servicekit.uow import UnitOfWork
@@ -112,9 +113,7 @@ async def update(
             raise ValidationFailed(f"a memory needs its {required}", {"field": required})
     if fields.get("tags") is not None:
         fields["tags"] = _tags(settings, fields["tags"])
-    accepted, clocks = domain.fields_to_apply(
-        row.field_clocks, fields, stamp or domain.server_clock(now)
-    )
+    accepted, clocks = fields_to_apply(row.field_clocks, fields, stamp or domain.server_clock(now))
     changed = {k: v for k, v in accepted.items() if getattr(row, k) != v}
     if changed:
         for name, value in changed.items():
