@@ -13,7 +13,8 @@ them without writing. A consumer group hands an event to one replica only, so th
 live in Redis, not in a process; the notice reaches every replica, which closes its sockets
 of those sessions.
 
-A request pays one Redis round trip (`Revocations.check`, called by `TokenVerifier.verify`).
+A request pays one Redis round trip (`Revocations.check`, called by `TokenVerifier.verify`;
+the gateway reads the marker in the same round trip as its rate-limit counters instead).
 When Redis does not answer, tokens are accepted (logged, and Redis is left alone for a couple
 of seconds): a Redis outage must not sign every user out, and a token still ends at its `exp`.
 """
@@ -51,6 +52,10 @@ class TokenRevoked(Unauthorized):
     """The token's session was ended (signed out, password reset, account deleted)."""
 
     code = "TOKEN_REVOKED"
+
+    @classmethod
+    def refusal(cls) -> TokenRevoked:
+        return cls("this session has ended: sign in again")
 
 
 def marker_key(session_id: str) -> str:
@@ -127,7 +132,7 @@ class Revocations:
     async def check(self, session_id: str | None) -> None:
         """TokenRevoked if the session was revoked."""
         if await self.is_revoked(session_id):
-            raise TokenRevoked("this session has ended: sign in again")
+            raise TokenRevoked.refusal()
 
     # -- watching (live sockets) -------------------------------------------------------------
 

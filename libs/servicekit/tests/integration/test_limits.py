@@ -52,3 +52,18 @@ async def test_every_counter_has_an_expiry_even_one_that_lost_it(redis: Redis) -
     assert 0 < await redis.ttl(prefix + "leaked") <= 30
     await windows.charge([Bucket("fresh", RateSpec(10, 30))])
     assert 0 < await redis.ttl(prefix + "fresh") <= 30
+
+
+async def test_a_set_marker_is_reported_and_spares_the_last_buckets(redis: Redis) -> None:
+    prefix = unique_name("limits") + ":"
+    windows = FixedWindows(redis, prefix)
+    per_ip, per_user = Bucket("ip:1", RateSpec(10, 60)), Bucket("user:u", RateSpec(10, 60))
+    marker = unique_name("marker")
+    marked, [ip, user] = await windows.charge_unless_marked([per_ip, per_user], marker, 1)
+    assert (marked, ip.used, user.used) == (False, 1, 1)
+    await redis.set(marker, "logout", ex=60)
+    marked, counts = await windows.charge_unless_marked([per_ip, per_user], marker, 1)
+    assert marked
+    assert [(c.bucket, c.used) for c in counts] == [(per_ip, 2)]
+    assert await redis.get(prefix + "user:u") == b"1"  # not charged while marked
+    assert 0 < await redis.ttl(prefix + "ip:1") <= 60

@@ -1,4 +1,5 @@
-"""The checks every request passes before it is forwarded: route (or 404), identity,
+"""The checks every request passes before it is forwarded: route (or 404), identity
+(signature, then the revoked-session marker read together with the rate-limit counters),
 rate limits, declared body size. Runs for HTTP and WebSocket alike and renders its refusals
 in the public error body (429 with Retry-After, 401, 404, 413)."""
 
@@ -23,6 +24,7 @@ from servicekit.errors import (
     ServiceError,
     error_body,
 )
+from servicekit.revocation import TokenRevoked
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +66,7 @@ class GatekeeperMiddleware:
         )
         state[CLIENT_IP] = ip
         caller, refusal = await _caller(gateway, policy, scope, websocket)
-        verdict = await gateway.limiter.charge(
+        verdict, revoked = await gateway.limiter.charge(
             buckets_for(
                 policy,
                 ip,
@@ -72,8 +74,12 @@ class GatekeeperMiddleware:
                 per_ip=settings.per_ip,
                 sign_in=settings.sign_in,
                 per_user=settings.per_user,
-            )
+            ),
+            caller.session_id if caller is not None else None,
         )
+        if revoked:  # the signature was good, the session is over
+            caller = None
+            refusal = TokenRevoked.refusal() if policy.needs_token else None
         if not verdict.allowed:
             refusal = RateLimited(
                 "too many requests: slow down", {"retry_after": verdict.retry_after}
@@ -93,7 +99,8 @@ async def _caller(
     gateway: Components, policy: Policy, scope: Scope, websocket: bool
 ) -> tuple[Caller | None, ServiceError | None]:
     """Who presents the request's token, or the refusal of a route that needs one. A
-    public route lets its service judge a bad token: the refusal is dropped."""
+    public route lets its service judge a bad token: the refusal is dropped. Whether the
+    token's session was revoked is read with the rate-limit counters (one Redis round trip)."""
     if policy.route is None:
         return None, None
     token = presented_token(

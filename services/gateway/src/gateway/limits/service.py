@@ -1,6 +1,7 @@
 """Counting requests against their rate limits: in Redis, shared by every gateway process,
 all of a request's buckets in one atomic round trip (servicekit's `FixedWindows`, a Lua
-script); in this process's memory while Redis is unreachable."""
+script) which also reads the caller's revoked-session marker; in this process's memory
+while Redis is unreachable (and then a session counts as not revoked, as everywhere)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from redis.exceptions import RedisError
 
 from gateway.limits.domain import Bucket, LocalWindows, Verdict
 from servicekit.limits import FixedWindows
+from servicekit.revocation import marker_key
 
 log = structlog.get_logger(__name__)
 
@@ -51,12 +53,22 @@ class RateLimiter:
     def using_fallback(self) -> bool:
         return time.monotonic() < self._redis_down_until
 
-    async def charge(self, buckets: Sequence[Bucket]) -> Verdict:
+    async def charge(
+        self, buckets: Sequence[Bucket], session_id: str | None = None
+    ) -> tuple[Verdict, bool]:
+        """The verdict, and whether `session_id` was revoked (servicekit.revocation's marker,
+        read in the same round trip). The last bucket is the caller's own: a revoked
+        session's request is not charged to it."""
         if not buckets:
-            return Verdict.of([])
+            return Verdict.of([]), False
         if not self.using_fallback:
             try:
-                return Verdict.of(await self.windows.charge(buckets))
+                if session_id is None:
+                    return Verdict.of(await self.windows.charge(buckets)), False
+                revoked, counts = await self.windows.charge_unless_marked(
+                    buckets, marker_key(session_id), len(buckets) - 1
+                )
+                return Verdict.of(counts), revoked
             except (RedisError, OSError) as exc:
                 self._redis_down_until = time.monotonic() + self.retry_seconds
                 log.warning(
@@ -64,4 +76,4 @@ class RateLimiter:
                     error=repr(exc),
                     retry_in=self.retry_seconds,
                 )
-        return Verdict.of(self.local.charge(buckets))
+        return Verdict.of(self.local.charge(buckets)), False
