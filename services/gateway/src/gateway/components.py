@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 from redis.asyncio import Redis
 
 from gateway.docs.service import MergedOpenApi
 from gateway.limits.service import RateLimiter
-from gateway.proxy.pool import ShardedClients
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import TokenVerifier
@@ -26,5 +26,5 @@ class Components:
     redis: Redis
     revocations: Revocations  # revoked sessions: read only, the services record them
     http: httpx.AsyncClient  # the gateway's own calls: JWKS, OpenAPI documents, probes
-    proxy: ShardedClients  # the forwarded requests: pooled, streaming
+    proxy: aiohttp.ClientSession  # the forwarded requests: pooled, streaming
     docs: MergedOpenApi

@@ -27,7 +27,7 @@ from gateway.edge.security import SecurityHeadersMiddleware
 from gateway.health import endpoints as health_endpoints
 from gateway.limits.service import RateLimiter, limiter_redis
 from gateway.proxy.http import HttpProxy
-from gateway.proxy.pool import ShardedClients, upstream_client
+from gateway.proxy.pool import proxy_session, upstream_client
 from gateway.routes.domain import RouteTable
 from gateway.settings import Settings
 from servicekit.auth import JwksCache, TokenVerifier
@@ -68,7 +68,7 @@ def build_components(settings: Settings) -> Components:
         redis=redis,
         revocations=revocations,
         http=http,
-        proxy=ShardedClients(settings),
+        proxy=proxy_session(settings),
         docs=MergedOpenApi(
             http,
             upstreams,
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await gateway.revocations.stop()
-            await gateway.proxy.aclose()
+            await gateway.proxy.close()
             await gateway.http.aclose()
             await gateway.redis.aclose()
 

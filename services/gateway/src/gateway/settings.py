@@ -79,12 +79,6 @@ class Settings(ServiceSettings):
     max_upstream_connections: int = Field(
         default=200, ge=1, description="open to the upstreams at once, per gateway process"
     )
-    upstream_pool_shards: int = Field(
-        default=8,
-        ge=1,
-        description="the proxy's pool is split into this many, used in turn: httpx's "
-        "pool walks all its connections on every request (gateway.proxy.pool)",
-    )
     ws_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1)
 
     # The merged OpenAPI document

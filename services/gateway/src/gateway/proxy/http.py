@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import structlog
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
 from gateway.edge.gatekeeper import MAX_BODY, POLICY, components_of, refuse
 from gateway.proxy.forwarding import forwarded_headers, upstream_url
@@ -25,8 +26,10 @@ from servicekit.metrics import ROUTE_LABEL
 
 log = structlog.get_logger(__name__)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Nothing reached the service: no connection could be made or had in time
+UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 # What a keep-alive connection the upstream closed while it sat in the pool fails with
-STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 RETRY_DELAY = 0.05
 
 
@@ -38,24 +41,38 @@ class _ClientGone(Exception):
     """The client disconnected while sending its body."""
 
 
-async def _request_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The client's body as it arrives; PayloadTooLarge past `limit` bytes, whatever the
-    Content-Length said (chunked bodies declare none)."""
-    seen = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        seen += len(chunk)
-        if seen > limit:
-            raise PayloadTooLarge(
-                f"the request body is larger than {limit} bytes", {"max_bytes": limit}
-            )
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+class _Body:
+    """The client's body as it arrives, streamed to the upstream; PayloadTooLarge past
+    `limit` bytes, whatever the Content-Length said (chunked bodies declare none). The
+    upstream client sends it from a task of its own and reports its failure as a
+    connection error: `failure` keeps what really went wrong."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.failure: Exception | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        try:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                if seen > self.limit:
+                    raise PayloadTooLarge(
+                        f"the request body is larger than {self.limit} bytes",
+                        {"max_bytes": self.limit},
+                    )
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+        except (_ClientGone, PayloadTooLarge) as exc:
+            self.failure = exc
+            raise
 
 
 def _has_body(scope: Scope) -> bool:
@@ -87,19 +104,25 @@ class HttpProxy:
         gateway = components_of(scope)
         settings = gateway.settings
         method: str = scope["method"]
-        url = upstream_url(gateway.upstreams[policy.route.upstream], scope)
-        headers = forwarded_headers(scope)
+        url = URL(upstream_url(gateway.upstreams[policy.route.upstream], scope), encoded=True)
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in forwarded_headers(scope)
+        ]
         retries = settings.read_retries if method in IDEMPOTENT else 0
         body: bytes | AsyncIterator[bytes] | None = None
+        streamed: _Body | None = None
         if _has_body(scope):
-            body = _request_body(receive, scope["state"].get(MAX_BODY, settings.max_body_bytes))
+            streamed = _Body(receive, scope["state"].get(MAX_BODY, settings.max_body_bytes))
+            body = streamed.chunks()
             if retries and not policy.uploads:
                 try:  # a JSON body (1 MiB at most): kept, so a retry can send it again
                     body = b"".join([chunk async for chunk in body])
                 except PayloadTooLarge as exc:
                     await refuse(scope, receive, send, exc)
                     return
-        replayable = not isinstance(body, AsyncIterator)
+                streamed = None
+        replayable = streamed is None
         read_timeout = _timeout_for(
             scope["path"],
             policy,
@@ -107,22 +130,26 @@ class HttpProxy:
             settings.upload_timeout_seconds,
             settings.timeout_seconds,
         )
-        timeout = httpx.Timeout(
-            read_timeout,
+        timeout = aiohttp.ClientTimeout(
+            total=None,
             connect=settings.connect_timeout_seconds,
-            pool=settings.connect_timeout_seconds,
+            sock_connect=settings.connect_timeout_seconds,
+            sock_read=read_timeout,
         )
         upstream = policy.route.upstream
         attempt = 0
         while True:
-            client = gateway.proxy.next()
-            request = client.build_request(
-                method, url, headers=headers, content=body, timeout=timeout
-            )
             try:
-                response = await client.send(request, stream=True)
+                response = await gateway.proxy.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
                 break
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            except UNREACHABLE as exc:
                 if attempt < retries:
                     attempt += 1
                     await asyncio.sleep(RETRY_DELAY * attempt)
@@ -144,17 +171,9 @@ class HttpProxy:
                     attempt += 1
                     log.info("retrying on a fresh connection", upstream=upstream, error=repr(exc))
                     continue
-                log.warning("upstream failed", upstream=upstream, error=repr(exc))
-                await refuse(
-                    scope,
-                    receive,
-                    send,
-                    ServiceUnavailable(
-                        f"the {upstream} service failed to answer", {"service": upstream}
-                    ),
-                )
+                await self._failed(scope, receive, send, upstream, exc, streamed)
                 return
-            except httpx.TimeoutException:
+            except (aiohttp.ServerTimeoutError, TimeoutError):
                 await refuse(
                     scope,
                     receive,
@@ -164,43 +183,59 @@ class HttpProxy:
                     ),
                 )
                 return
-            except PayloadTooLarge as exc:
-                await refuse(scope, receive, send, exc)
-                return
-            except httpx.TransportError as exc:  # reset or protocol error before an answer
-                log.warning("upstream failed", upstream=upstream, error=repr(exc))
-                await refuse(
-                    scope,
-                    receive,
-                    send,
-                    ServiceUnavailable(
-                        f"the {upstream} service failed to answer", {"service": upstream}
-                    ),
-                )
+            except (aiohttp.ClientError, PayloadTooLarge) as exc:
+                # reset or protocol error before an answer, or the client's body failed
+                await self._failed(scope, receive, send, upstream, exc, streamed)
                 return
         await self._stream_back(response, send, method == "HEAD", upstream)
 
+    async def _failed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: str,
+        exc: Exception,
+        streamed: _Body | None,
+    ) -> None:
+        failure = streamed.failure if streamed is not None else None
+        if isinstance(exc, PayloadTooLarge):
+            failure = exc
+        if isinstance(failure, _ClientGone):
+            raise failure
+        if isinstance(failure, PayloadTooLarge):
+            await refuse(scope, receive, send, failure)
+            return
+        log.warning("upstream failed", upstream=upstream, error=repr(exc))
+        await refuse(
+            scope,
+            receive,
+            send,
+            ServiceUnavailable(f"the {upstream} service failed to answer", {"service": upstream}),
+        )
+
     async def _stream_back(
-        self, response: httpx.Response, send: Send, head: bool, upstream: str
+        self, response: aiohttp.ClientResponse, send: Send, head: bool, upstream: str
     ) -> None:
         try:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": client_response_headers(response.headers.raw),
+                    "status": response.status,
+                    "headers": client_response_headers(response.raw_headers),
                 }
             )
             if not head:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             # the status is already sent: all that is left is to cut the response short
             log.warning("upstream stream broke off", upstream=upstream, error=repr(exc))
+            response.close()
             raise
         finally:
-            await response.aclose()
+            response.release()
 
 
 def _timeout_for(
