@@ -130,9 +130,12 @@ class HttpProxy:
             settings.upload_timeout_seconds,
             settings.timeout_seconds,
         )
+        # `connect` bounds the wait for a pooled connection too: under a burst the requests
+        # queue there (as long as the route's timeout) instead of failing after the 2 s a
+        # new connection is given (`sock_connect`)
         timeout = aiohttp.ClientTimeout(
             total=None,
-            connect=settings.connect_timeout_seconds,
+            connect=read_timeout + settings.connect_timeout_seconds,
             sock_connect=settings.connect_timeout_seconds,
             sock_read=read_timeout,
         )
