@@ -135,7 +135,8 @@ def queue_chat_mutations(device: ParleyClient, n: int, tag: str) -> None:
             device.put("document", f"d-{tag}-{i}", {"text": f"todo {i}"}, collection="todos")
 
 
-async def bench_push(sync_url: str, auth: str, workdir: Path, rounds: int) -> None:
+async def bench_push(sync_url: str, auth: str, workdir: Path, rounds: int) -> str:
+    """Phase 1; the user's token: its chat rows are what phase 3 pulls first."""
     print(f"\n1. push of 100 mutations, wait for all applied ({rounds} rounds)")
     (token,) = await sign_up(auth, 1)
     device = client(sync_url, token, workdir, "push", wait=10.0)
@@ -154,6 +155,7 @@ async def bench_push(sync_url: str, auth: str, workdir: Path, rounds: int) -> No
     print(f"   {dist(times)}   not applied within the push: {not_applied}")
     print(f"   {verdict(pct(times, 0.99) < 100, 'p99 < 100 ms')}")
     await device.aclose()
+    return token
 
 
 async def bench_throughput(
@@ -209,10 +211,30 @@ async def load_history(database: str, user_id: str, rows: int, start: int) -> No
         await conn.close()
 
 
+async def pull_times(http: httpx.AsyncClient, cursors: list[str], owner: str) -> list[float]:
+    """ms of each pull of 1,000 from `cursors`; each page must be 1,000 of `owner`'s."""
+    times = []
+    for c in cursors:
+        t0 = time.perf_counter()
+        r = await http.get("/api/v1/sync/pull", params={"cursor": c, "limit": 1000})
+        times.append((time.perf_counter() - t0) * 1000)
+        changes = r.json()["data"]["changes"]
+        assert len(changes) == 1000, r.text[:200]
+        assert owner == "chat" or all(x["entity"] == "document" for x in changes), owner
+    return times
+
+
 async def bench_pull(
-    sync_url: str, auth: str, database: str, sizes: list[int], samples: int
+    sync_url: str, auth: str, database: str, sizes: list[int], samples: int, chat_user: str
 ) -> None:
     print(f"\n3. pull of 1,000 changes at growing history ({samples} pages per size)")
+    # chat's feed: the first page of phase 1's user is its 1,000 oldest chat rows
+    async with httpx.AsyncClient(
+        base_url=sync_url, timeout=60, headers={"Authorization": f"Bearer {chat_user}"}
+    ) as http:
+        times = await pull_times(http, [""] * samples, "chat")
+    ok = verdict(pct(times, 0.95) < 50, "p95 < 50 ms")
+    print(f"   chat's rows   {dist(times)}   {ok}   (phase 1's user, through chat's feed)")
     (token,) = await sign_up(auth, 1)
     user_id = user_of(token)
     loaded = 0
@@ -233,14 +255,9 @@ async def bench_pull(
                     break
                 cursors.append(cursor)
             picks = random.Random(size).choices(cursors[:-1] or cursors, k=samples)
-            times = []
-            for c in picks:
-                t0 = time.perf_counter()
-                r = await http.get("/api/v1/sync/pull", params={"cursor": c, "limit": 1000})
-                times.append((time.perf_counter() - t0) * 1000)
-                assert len(r.json()["data"]["changes"]) == 1000, r.text[:200]
+            times = await pull_times(http, picks, "sync")
             ok = verdict(pct(times, 0.95) < 50, "p95 < 50 ms")
-            print(f"   {size:>9,} rows   {dist(times)}   {ok}")
+            print(f"   {size:>9,} documents   {dist(times)}   {ok}")
 
 
 async def bench_pokes(
@@ -262,21 +279,26 @@ async def bench_pokes(
     pushes: list[float] = []
     for round_ in range(rounds):
         arrived: list[float] = []
+        started: list[float] = []  # when this round's push was sent
 
-        async def await_poke(ws: Any, out: list[float] = arrived) -> None:
+        async def await_poke(
+            ws: Any, out: list[float] = arrived, start: list[float] = started
+        ) -> None:
             while True:
                 frame = json.loads(await ws.recv())
-                if frame["type"] == "poke":
-                    out.append(time.perf_counter())
+                # a late poke of the previous push (its event pokes again) is not this one's
+                if frame["type"] == "poke" and start and (now := time.perf_counter()) >= start[0]:
+                    out.append(now)
                     return
 
         waiting = [asyncio.create_task(await_poke(ws)) for ws in conns]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         device.put("document", f"poke-{round_}", {"n": round_}, collection="pokes")
         # the commit is inside the push: timed from its start, the push's own time counts
         # too (an upper bound); timed from its answer, the answer could queue behind the
         # frames this loop reads and the figure would come out too low
         sent = time.perf_counter()
+        started.append(sent)
         await device.push()
         pushes.append((time.perf_counter() - sent) * 1000)
         await asyncio.wait_for(asyncio.gather(*waiting), 60)
@@ -305,7 +327,7 @@ ROLES = (
 
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of this benchmark's processes, summed by role (the PostgreSQL
-    backends with their postmaster; this process is `bench`)."""
+    backends, live or closed, with their postmaster; this process is `bench`)."""
     me = psutil.Process()
     out: dict[str, float] = {}
     for proc in [me, *me.children(recursive=True)]:
@@ -314,9 +336,13 @@ def cpu_seconds() -> dict[str, float]:
             times = proc.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        role = "bench" if proc.pid == me.pid else next((r for m, r in ROLES if m in cmd), None)
-        if role is not None:
-            out[role] = out.get(role, 0.0) + times.user + times.system
+        if proc.pid == me.pid:
+            out["bench"] = times.user + times.system
+            continue
+        role = next((r for m, r in ROLES if m in cmd), None)
+        if role is not None:  # with its exited children's (PostgreSQL's closed backends)
+            seconds = times.user + times.system + times.children_user + times.children_system
+            out[role] = out.get(role, 0.0) + seconds
     return out
 
 
@@ -342,12 +368,19 @@ def load() -> str:
 
 async def run(args: argparse.Namespace, sync_url: str, auth: str, database: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-sync-"))
-    await measured("push", bench_push(sync_url, auth, workdir, args.rounds))
+    pushed: list[str] = []
+
+    async def push() -> None:
+        pushed.append(await bench_push(sync_url, auth, workdir, args.rounds))
+
+    await measured("push", push())
     await measured(
         "throughput", bench_throughput(sync_url, auth, workdir, args.clients, args.per_client)
     )
     sizes = [int(s) for s in args.history.split(",")]
-    await measured("pull", bench_pull(sync_url, auth, database, sizes, args.samples))
+    if pushed:
+        pull = bench_pull(sync_url, auth, database, sizes, args.samples, pushed[0])
+        await measured("pull", pull)
     await measured("pokes", bench_pokes(sync_url, auth, workdir, args.sockets))
 
 
