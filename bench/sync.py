@@ -376,8 +376,10 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def run(args: argparse.Namespace, sync_url: str, auth: str, database: str) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-sync-"))
+async def run(
+    args: argparse.Namespace, sync_url: str, auth: str, database: str, workdir: Path
+) -> None:
+    """The four phases; the devices' local databases go in `workdir`."""
     pushed: list[str] = []
 
     async def push() -> None:
@@ -462,7 +464,7 @@ def main() -> int:
                 running_stack(infra, work, timeout=args.start_timeout) as stack,
             ):
                 print(f"stack up in {time.perf_counter() - t0:.0f} s (load {load()})")
-                asyncio.run(run(args, stack.sync, stack.auth, infra.database))
+                asyncio.run(run(args, stack.sync, stack.auth, infra.database, work))
     except Exception:  # a benchmark reports; it never fails the caller
         traceback.print_exc()
         print("\nThe benchmark did not complete: see the error above.", file=sys.stderr)
