@@ -48,14 +48,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from parley.stack.embedded import InfraUrls, infrastructure
-from parley.stack.provision import ensure_database
-from parley.testing import ServiceProcess, create_schemas, unique_name, uvicorn_process
+from parley.stack.embedded import InfraUrls
+from parley.testing import (
+    ServiceProcess,
+    create_schemas,
+    infra_with_database,
+    unique_name,
+    uvicorn_process,
+)
 
 # Run as `python bench/chat_stream.py`, this folder heads sys.path, and the migrations'
 # `import chat` / `import auth` would find bench/chat.py / bench/auth.py: take it off the path.
@@ -474,39 +478,20 @@ async def bench(a: argparse.Namespace, chat: Chat) -> None:
     await fan_out(a, chat)
 
 
-async def drop_database(admin: str, database: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def run(a: argparse.Namespace, log_dir: Path) -> None:
     plain = a.database_url and a.database_url.replace("+asyncpg", "", 1)
-    with infrastructure(
-        log_dir, sink, postgres_admin=plain, redis=a.redis_url, kafka=a.kafka
-    ) as servers:
-        print(
-            f"  PostgreSQL {'external' if a.database_url else 'embedded'}, Redis "
-            f"{'external' if a.redis_url else 'embedded'}, Kafka "
-            f"{'external' if a.kafka else 'embedded (Tansu)'}"
-        )
-        admin, database = servers.postgres_admin, unique_name("parley_bench_live")
-        asyncio.run(ensure_database(admin, database))
-        try:
-            infra = InfraUrls(
-                postgres_admin=admin,
-                database=admin.rsplit("/", 1)[0] + "/" + database,
-                redis=servers.redis,
-                kafka=servers.kafka,
-            )
-            schemas = create_schemas(infra, "auth", "chat")
-            with services(infra, schemas, log_dir) as chat:
-                asyncio.run(bench(a, chat))
-        finally:
-            asyncio.run(drop_database(admin, database))
-            print(f"\n  dropped database {database}")
+    print(
+        f"  PostgreSQL {'external' if a.database_url else 'embedded'}, Redis "
+        f"{'external' if a.redis_url else 'embedded'}, Kafka "
+        f"{'external' if a.kafka else 'embedded (Tansu)'}"
+    )
+    with infra_with_database(
+        log_dir, sink, "parley_bench_live", postgres_admin=plain, redis=a.redis_url, kafka=a.kafka
+    ) as infra:
+        schemas = create_schemas(infra, "auth", "chat")
+        with services(infra, schemas, log_dir) as chat:
+            asyncio.run(bench(a, chat))
+    print(f"\n  dropped database {infra.database.rsplit('/', 1)[1]}")
 
 
 def main() -> int:

@@ -36,12 +36,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 
-from parley.stack.embedded import infrastructure
+from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import uvicorn_process
+from parley.testing import infra_with_database, uvicorn_process
 from servicekit.migrations import upgrade
 
 # Run as `python bench/gateway.py`, this folder heads sys.path, and the migrations' `import
@@ -181,22 +180,8 @@ async def frame_latencies(url: str, headers: dict[str, str], frames: int) -> lis
 # --- the run -----------------------------------------------------------------------------------
 
 
-async def admin_sql(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def bench(a: argparse.Namespace, admin_url: str, redis: str, kafka: str, log_dir: Path) -> None:
-    database = f"parley_bench_gw_{secrets.token_hex(4)}"
-    db_url = (
-        admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        + "/"
-        + database
-    )
-    asyncio.run(admin_sql(admin_url, f'CREATE DATABASE "{database}"'))
+def bench(a: argparse.Namespace, infra: InfraUrls, log_dir: Path) -> None:
+    db_url, redis, kafka = infra.database_as("postgres"), infra.redis, infra.kafka
     service = (
         "chat"
         if a.route.startswith(
@@ -204,148 +189,140 @@ def bench(a: argparse.Namespace, admin_url: str, redis: str, kafka: str, log_dir
         )
         else "auth"
     )
-    try:
-        names = ["auth"] + (["chat"] if service == "chat" else [])
-        for name in names:
-            upgrade(ROOT / f"services/{name}/migrations", db_url, name)
+    names = ["auth"] + (["chat"] if service == "chat" else [])
+    for name in names:
+        upgrade(ROOT / f"services/{name}/migrations", db_url, name)
 
-        def env(prefix: str, name: str) -> dict[str, str]:
-            return {
-                f"{prefix}DATABASE_URL": db_url,
-                f"{prefix}DB_SCHEMA": name,
-                f"{prefix}REDIS_URL": redis,
-                f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
-                f"{prefix}LOG_LEVEL": "WARNING",
-            }
+    def env(prefix: str, name: str) -> dict[str, str]:
+        return {
+            f"{prefix}DATABASE_URL": db_url,
+            f"{prefix}DB_SCHEMA": name,
+            f"{prefix}REDIS_URL": redis,
+            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": kafka,
+            f"{prefix}LOG_LEVEL": "WARNING",
+        }
 
-        echo_port = free_port()
-        import multiprocessing
+    echo_port = free_port()
+    import multiprocessing
 
-        echo = multiprocessing.get_context("spawn").Process(
-            target=echo_server, args=(echo_port,), daemon=True
-        )
-        echo.start()
-        with ExitStack() as stack:
-            auth = stack.enter_context(
-                uvicorn(
-                    "auth",
-                    "auth.main:create_app",
-                    {
-                        **env("AUTH_", "auth"),
-                        "AUTH_ARGON2_MEMORY_KIB": "1024",
-                        "AUTH_ARGON2_TIME_COST": "1",
-                        "AUTH_MAIL_SINK": "none",
-                    },
-                    log_dir,
-                )
-            )
-            upstreams = {"auth": auth}
-            if service == "chat":
-                upstreams["chat"] = stack.enter_context(
-                    uvicorn(
-                        "chat",
-                        "chat.main:create_app",
-                        {**env("CHAT_", "chat"), "CHAT_AUTH_URL": auth},
-                        log_dir,
-                    )
-                )
-            gateway = stack.enter_context(
-                uvicorn(
-                    "gateway",
-                    "gateway.main:create_app",
-                    {
-                        "GATEWAY_AUTH_URL": auth,
-                        "GATEWAY_CHAT_URL": upstreams.get("chat", auth),
-                        "GATEWAY_SYNC_URL": f"http://127.0.0.1:{echo_port}",
-                        "GATEWAY_REDIS_URL": redis,
-                        "GATEWAY_LOG_LEVEL": "WARNING",
-                        "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
-                        "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m",
-                    },
-                    log_dir,
-                )
-            )
-            registered = httpx.post(
-                auth + "/api/v1/auth/register",
-                json={
-                    "email": f"bench-{secrets.token_hex(3)}@example.com",
-                    "password": PASSWORD,
-                    "name": "Bench",
+    echo = multiprocessing.get_context("spawn").Process(
+        target=echo_server, args=(echo_port,), daemon=True
+    )
+    echo.start()
+    with ExitStack() as stack:
+        auth = stack.enter_context(
+            uvicorn(
+                "auth",
+                "auth.main:create_app",
+                {
+                    **env("AUTH_", "auth"),
+                    "AUTH_ARGON2_MEMORY_KIB": "1024",
+                    "AUTH_ARGON2_TIME_COST": "1",
+                    "AUTH_MAIL_SINK": "none",
                 },
-            ).json()
-            token = registered["data"]["tokens"]["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            if service == "chat":
-                for i in range(a.chats):
-                    httpx.post(
-                        upstreams["chat"] + "/api/v1/chats",
-                        headers=headers,
-                        json={"title": f"chat {i}"},
-                    ).raise_for_status()
-            print(
-                f"  processes: auth, {'chat, ' if service == 'chat' else ''}gateway (uvicorn, "
-                f"one worker each); load: {a.workers} processes, {a.connections} connections"
+                log_dir,
             )
-            print(
-                f"\n1. GET {a.route} for {a.seconds:.0f} s each, {a.connections} in flight"
-                + (f" ({a.chats} chats in the list)" if service == "chat" else "")
+        )
+        upstreams = {"auth": auth}
+        if service == "chat":
+            upstreams["chat"] = stack.enter_context(
+                uvicorn(
+                    "chat",
+                    "chat.main:create_app",
+                    {**env("CHAT_", "chat"), "CHAT_AUTH_URL": auth},
+                    log_dir,
+                )
             )
-            direct_url = upstreams[service] + a.route
-            gateway_url = gateway + a.route
-            rounds: dict[str, list[tuple[float, list[float], int]]] = {"direct": [], "gateway": []}
-            with ProcessPoolExecutor(a.workers) as pool:
-                drive(
-                    pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), gateway_url, headers
-                )  # warm up both paths
-                drive(pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), direct_url, headers)
-                for _ in range(a.rounds):
-                    for label, url in (("direct", direct_url), ("gateway", gateway_url)):
-                        result = drive(pool, a, url, headers)
-                        rounds[label].append(result)
-                        print(
-                            line(
-                                f"{label} ({service})"
-                                if label == "direct"
-                                else "through the gateway",
-                                *result,
-                            )
+        gateway = stack.enter_context(
+            uvicorn(
+                "gateway",
+                "gateway.main:create_app",
+                {
+                    "GATEWAY_AUTH_URL": auth,
+                    "GATEWAY_CHAT_URL": upstreams.get("chat", auth),
+                    "GATEWAY_SYNC_URL": f"http://127.0.0.1:{echo_port}",
+                    "GATEWAY_REDIS_URL": redis,
+                    "GATEWAY_LOG_LEVEL": "WARNING",
+                    "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
+                    "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m",
+                },
+                log_dir,
+            )
+        )
+        registered = httpx.post(
+            auth + "/api/v1/auth/register",
+            json={
+                "email": f"bench-{secrets.token_hex(3)}@example.com",
+                "password": PASSWORD,
+                "name": "Bench",
+            },
+        ).json()
+        token = registered["data"]["tokens"]["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        if service == "chat":
+            for i in range(a.chats):
+                httpx.post(
+                    upstreams["chat"] + "/api/v1/chats",
+                    headers=headers,
+                    json={"title": f"chat {i}"},
+                ).raise_for_status()
+        print(
+            f"  processes: auth, {'chat, ' if service == 'chat' else ''}gateway (uvicorn, "
+            f"one worker each); load: {a.workers} processes, {a.connections} connections"
+        )
+        print(
+            f"\n1. GET {a.route} for {a.seconds:.0f} s each, {a.connections} in flight"
+            + (f" ({a.chats} chats in the list)" if service == "chat" else "")
+        )
+        direct_url = upstreams[service] + a.route
+        gateway_url = gateway + a.route
+        rounds: dict[str, list[tuple[float, list[float], int]]] = {"direct": [], "gateway": []}
+        with ProcessPoolExecutor(a.workers) as pool:
+            drive(
+                pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), gateway_url, headers
+            )  # warm up both paths
+            drive(pool, argparse.Namespace(**{**vars(a), "seconds": 1.0}), direct_url, headers)
+            for _ in range(a.rounds):
+                for label, url in (("direct", direct_url), ("gateway", gateway_url)):
+                    result = drive(pool, a, url, headers)
+                    rounds[label].append(result)
+                    print(
+                        line(
+                            f"{label} ({service})" if label == "direct" else "through the gateway",
+                            *result,
                         )
-            rate = {k: sum(r[0] for r in v) / len(v) for k, v in rounds.items()}
-            lat = {k: [ms for r in v for ms in r[1]] for k, v in rounds.items()}
-            ratio = rate["gateway"] / max(rate["direct"], 1e-9)
-            p95 = percentiles(lat["gateway"])[0.95]
-            print(
-                f"  gateway / direct throughput: {ratio:.0%}   "
-                f"[{verdict(ratio >= TARGET_RATIO)} >= {TARGET_RATIO:.0%}]"
-            )
-            print(
-                f"  gateway p95 {p95:.1f} ms   [{verdict(p95 < TARGET_P95_MS)} < "
-                f"{TARGET_P95_MS:.0f} ms]   direct p95 {percentiles(lat['direct'])[0.95]:.1f} ms"
-            )
+                    )
+        rate = {k: sum(r[0] for r in v) / len(v) for k, v in rounds.items()}
+        lat = {k: [ms for r in v for ms in r[1]] for k, v in rounds.items()}
+        ratio = rate["gateway"] / max(rate["direct"], 1e-9)
+        p95 = percentiles(lat["gateway"])[0.95]
+        print(
+            f"  gateway / direct throughput: {ratio:.0%}   "
+            f"[{verdict(ratio >= TARGET_RATIO)} >= {TARGET_RATIO:.0%}]"
+        )
+        print(
+            f"  gateway p95 {p95:.1f} ms   [{verdict(p95 < TARGET_P95_MS)} < "
+            f"{TARGET_P95_MS:.0f} ms]   direct p95 {percentiles(lat['direct'])[0.95]:.1f} ms"
+        )
 
-            print(f"\n2. WebSocket echo, {a.frames} frames of 64 bytes, one at a time")
-            direct_ws = asyncio.run(
-                frame_latencies(f"ws://127.0.0.1:{echo_port}/api/v1/sync/ws", {}, a.frames)
+        print(f"\n2. WebSocket echo, {a.frames} frames of 64 bytes, one at a time")
+        direct_ws = asyncio.run(
+            frame_latencies(f"ws://127.0.0.1:{echo_port}/api/v1/sync/ws", {}, a.frames)
+        )
+        gateway_ws = asyncio.run(
+            frame_latencies(
+                gateway.replace("http://", "ws://") + "/api/v1/sync/ws", headers, a.frames
             )
-            gateway_ws = asyncio.run(
-                frame_latencies(
-                    gateway.replace("http://", "ws://") + "/api/v1/sync/ws", headers, a.frames
-                )
-            )
-            d, g = percentiles(direct_ws), percentiles(gateway_ws)
-            for label, p in (("direct", d), ("through the gateway", g)):
-                print(
-                    f"  {label:<22} p50 {p[0.50]:6.3f}   p95 {p[0.95]:6.3f}   p99 {p[0.99]:6.3f} ms"
-                )
-            added = g[0.99] - d[0.99]
-            print(
-                f"  added per frame: p50 {g[0.50] - d[0.50]:.3f} ms, p99 {added:.3f} ms   "
-                f"[{verdict(added < TARGET_WS_P99_MS)} < {TARGET_WS_P99_MS:.0f} ms]"
-            )
-        echo.terminate()
-    finally:
-        asyncio.run(admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        print(f"\n  dropped database {database}")
+        )
+        d, g = percentiles(direct_ws), percentiles(gateway_ws)
+        for label, p in (("direct", d), ("through the gateway", g)):
+            print(f"  {label:<22} p50 {p[0.50]:6.3f}   p95 {p[0.95]:6.3f}   p99 {p[0.99]:6.3f} ms")
+        added = g[0.99] - d[0.99]
+        print(
+            f"  added per frame: p50 {g[0.50] - d[0.50]:.3f} ms, p99 {added:.3f} ms   "
+            f"[{verdict(added < TARGET_WS_P99_MS)} < {TARGET_WS_P99_MS:.0f} ms]"
+        )
+    echo.terminate()
 
 
 def main() -> int:
@@ -378,13 +355,14 @@ def main() -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="parley-bench-gw-") as tmp,
-            infrastructure(
+            infra_with_database(
                 Path(tmp),
                 sink,
+                "parley_bench_gw",
                 postgres_admin=args.database_url and args.database_url.replace("+asyncpg", "", 1),
-            ) as servers,
+            ) as infra,
         ):
-            bench(args, servers.postgres_admin, servers.redis, servers.kafka, Path(tmp))
+            bench(args, infra, Path(tmp))
     except Exception:  # a benchmark reports; it never fails the caller
         traceback.print_exc()
         print("\nThe benchmark did not complete: see the error above.", file=sys.stderr)

@@ -64,14 +64,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httptools
 import httpx
 import psutil
 
-from parley.stack.embedded import InfraUrls, infrastructure
-from parley.stack.provision import ensure_database
-from parley.testing import ServiceProcess, create_schemas, unique_name, uvicorn_process
+from parley.stack.embedded import InfraUrls
+from parley.testing import (
+    ServiceProcess,
+    create_schemas,
+    infra_with_database,
+    unique_name,
+    uvicorn_process,
+)
 
 # Run as `python bench/load.py`, this folder heads sys.path, and the migrations' `import auth`
 # would find bench/auth.py instead of the auth service's package: take it off the path.
@@ -969,28 +973,11 @@ def summary(a: argparse.Namespace, curve: dict[int, dict[str, list[Step]]]) -> N
 
 def run(a: argparse.Namespace, work: Path) -> None:
     plain = a.database_url and a.database_url.replace("+asyncpg", "", 1)
-    with infrastructure(work, sink, postgres_admin=plain) as servers:
-        admin, database = servers.postgres_admin, unique_name("parley_bench_load")
-        asyncio.run(ensure_database(admin, database))
-        try:
-            infra = InfraUrls(
-                postgres_admin=admin,
-                database=admin.rsplit("/", 1)[0] + "/" + database,
-                redis=servers.redis,
-                kafka=servers.kafka,
-            )
-            with services(a, infra, work) as stack:
-                bench(a, stack, work)
-        finally:
-            asyncio.run(drop_database(admin, database))
-
-
-async def drop_database(admin: str, database: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    with (
+        infra_with_database(work, sink, "parley_bench_load", postgres_admin=plain) as infra,
+        services(a, infra, work) as stack,
+    ):
+        bench(a, stack, work)
 
 
 def main() -> int:

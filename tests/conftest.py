@@ -60,9 +60,10 @@ def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, s
 
 
 @contextmanager
-def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
+def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> Iterator[Stack]:
     """Auth, chat, export, sync and the gateway started in that order (each once it answers
-    `/health/ready`), stopped in reverse; their schemas dropped afterwards."""
+    `/health/ready`, within `timeout` seconds), stopped in reverse; their schemas dropped
+    afterwards."""
     schemas = create_schemas(infra, "auth", "chat", "export", "sync")
     try:
         with ExitStack() as running:
@@ -97,6 +98,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "AUTH_PASSWORD_RESET_MAX_PER_IP": "1000000",
                     },
                     log_dir,
+                    timeout=timeout,
                 )
             ).url
             chat = started(
@@ -112,6 +114,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "CHAT_SEND_RATE_PER_MINUTE": "100000",
                     },
                     log_dir,
+                    timeout=timeout,
                 )
             ).url
             export = started(
@@ -126,6 +129,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "EXPORT_MAX_CONCURRENT_JOBS": "1000",
                     },
                     log_dir,
+                    timeout=timeout,
                 )
             ).url
             sync = started(
@@ -145,6 +149,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "SYNC_IMPORT_POLL_SECONDS": "0.5",
                     },
                     log_dir,
+                    timeout=timeout,
                 )
             ).url
             gateway = started(
@@ -167,6 +172,7 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "GATEWAY_TIMEOUT_SECONDS": "20",
                     },
                     log_dir,
+                    timeout=timeout,
                 )
             ).url
             yield Stack(

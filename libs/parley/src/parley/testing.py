@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls, infrastructure
 from parley.stack.ports import free_port
+from parley.stack.process import LineSink
 from parley.stack.provision import ensure_database
 from parley.stack.services import discover
 
@@ -96,19 +97,23 @@ async def _drop_database(admin_url: str, database: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
-    """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session.
-
-    Whatever is not given by a PARLEY_TEST_* variable is started embedded."""
+@contextmanager
+def infra_with_database(
+    data_dir: Path,
+    sink: LineSink,
+    prefix: str,
+    *,
+    postgres_admin: str | None = None,
+    redis: str | None = None,
+    kafka: str | None = None,
+) -> Iterator[InfraUrls]:
+    """The servers (each URL not given started embedded, see `infrastructure`) and a new
+    database `<prefix>_<hex>` on them, dropped on exit: the test session's and every
+    benchmark's start."""
     with infrastructure(
-        tmp_path_factory.mktemp("stack"),
-        _echo,
-        postgres_admin=os.environ.get("PARLEY_TEST_DATABASE_URL"),
-        redis=os.environ.get("PARLEY_TEST_REDIS_URL"),
-        kafka=os.environ.get("PARLEY_TEST_KAFKA"),
+        data_dir, sink, postgres_admin=postgres_admin, redis=redis, kafka=kafka
     ) as servers:
-        admin, database = servers.postgres_admin, unique_name("parley_test")
+        admin, database = servers.postgres_admin, unique_name(prefix)
         asyncio.run(ensure_database(admin, database))
         try:
             yield InfraUrls(
@@ -119,6 +124,22 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
             )
         finally:
             asyncio.run(_drop_database(admin, database))
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraUrls]:
+    """URLs of a real PostgreSQL database, Redis and Kafka-protocol broker for this session.
+
+    Whatever is not given by a PARLEY_TEST_* variable is started embedded."""
+    with infra_with_database(
+        tmp_path_factory.mktemp("stack"),
+        _echo,
+        "parley_test",
+        postgres_admin=os.environ.get("PARLEY_TEST_DATABASE_URL"),
+        redis=os.environ.get("PARLEY_TEST_REDIS_URL"),
+        kafka=os.environ.get("PARLEY_TEST_KAFKA"),
+    ) as urls:
+        yield urls
 
 
 WORKSPACE = Path(__file__).resolve().parents[4]

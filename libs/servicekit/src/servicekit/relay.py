@@ -179,6 +179,10 @@ class OutboxRelay:
         last_housekeeping = 0.0
         try:
             while not self._stopping:
+                # cleared before the pass, not after it: a NOTIFY that arrives while the
+                # pass runs (a commit it may have missed) starts the next pass at once
+                # instead of after a whole poll interval
+                self._wake.clear()
                 try:
                     claimed = await self.relay_once()
                     if time.monotonic() - last_housekeeping > self.config.housekeeping_every:
@@ -190,10 +194,7 @@ class OutboxRelay:
                     await self._pause(self.config.poll_interval)
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
-                # not once stopping: clearing would drop stop()'s wake-up, and the pass that
-                # just ended would idle a whole poll interval before `run` returns
                 if claimed < self.config.batch_size and not self._stopping:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
         finally:

@@ -17,7 +17,7 @@ from typing import Any
 
 from chat import changes
 from chat.feed.repository import FeedRepository
-from chat.feed.schemas import Change, ChangePage, Entity, Versions
+from chat.feed.schemas import Entity, FeedChange, FeedPage, Versions
 from contracts.envelope import EventPayload
 from servicekit.uow import UnitOfWork
 
@@ -36,24 +36,13 @@ def record(entity: str, row: Any) -> dict[str, Any]:
     return _EVENTS[entity](row).model_dump(mode="json")
 
 
-def change_of(entity: Entity, row: Any) -> Change:
-    # built without validation: every value comes from a stored row or its event, both
-    # typed already; what is not passed stays unset, so a tombstone's `data` is left out
+def change_of(entity: Entity, row: Any) -> FeedChange:
     if row.deleted_at is not None:
-        return Change.model_construct(
-            entity=entity, id=row.id, op="delete", version=row.version, seq=row.seq
-        )
-    return Change.model_construct(
-        entity=entity,
-        id=row.id,
-        op="put",
-        version=row.version,
-        seq=row.seq,
-        data=record(entity, row),
-    )
+        return FeedChange(entity, row.id, "delete", row.version, row.seq)
+    return FeedChange(entity, row.id, "put", row.version, row.seq, _EVENTS[entity](row))
 
 
-async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -> ChangePage:
+async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -> FeedPage:
     """Up to `limit` changes after seq `after`, oldest first, each row at its latest
     version (see the module's docstring for why none is ever skipped)."""
     # one snapshot for the positions and the rows they name
@@ -62,14 +51,14 @@ async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -
     positions = await repo.positions_after(user_id, after, limit + 1)
     page = positions[:limit]
     if not page:
-        return ChangePage(changes=[], has_more=False, last_seq=after)
+        return FeedPage(changes=[], has_more=False, last_seq=after)
     last = page[-1].seq
-    found: list[Change] = []
+    found: list[FeedChange] = []
     for entity in {p.entity for p in page}:
         rows = await repo.rows_between(user_id, entity, after, last)
         found += (change_of(entity, row) for row in rows)  # type: ignore[arg-type]
     found.sort(key=lambda c: c.seq)
-    return ChangePage(changes=found, has_more=len(positions) > limit, last_seq=last)
+    return FeedPage(changes=found, has_more=len(positions) > limit, last_seq=last)
 
 
 async def live_versions(uow: UnitOfWork, user_id: str) -> Versions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,15 @@ class FolderRepository:
 
     def add(self, row: Folder) -> None:
         self.session.add(row)
+
+    async def max_sort_order(self, user_id: str) -> int | None:
+        """The highest `sort_order` of the user's live folders (None: none): one number, not
+        every folder loaded to find it (a device's push creates folders many at a time)."""
+        return await self.session.scalar(
+            select(func.max(Folder.sort_order)).where(
+                Folder.user_id == user_id, Folder.deleted_at.is_(None)
+            )
+        )
 
     async def list_for_user(self, user_id: str, *, for_update: bool = False) -> list[Folder]:
         query = (

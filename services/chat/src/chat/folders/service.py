@@ -64,8 +64,8 @@ async def create(
     await _check_parent(repo, user_id, folder_id, body.parent_id)
     sort_order = body.sort_order
     if sort_order is None:
-        siblings = await repo.list_for_user(user_id)
-        sort_order = max((f.sort_order for f in siblings), default=-1) + 1
+        highest = await repo.max_sort_order(user_id)
+        sort_order = (-1 if highest is None else highest) + 1
     row = Folder(
         user_id=user_id,
         id=folder_id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Row, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.models import Document
@@ -33,20 +34,25 @@ class DocumentRepository:
         self.session.add(document)
         await self.session.flush()
 
-    async def changed_after(self, user_id: str, after: int, limit: int) -> Sequence[Document]:
-        """Up to `limit` documents whose last change came after seq `after`, in seq order."""
+    async def changed_after(self, user_id: str, after: int, limit: int) -> Sequence[Row[Any]]:
+        """Up to `limit` documents whose last change came after seq `after`, in seq order:
+        plain rows of what pull shows (no `clocks`, no ORM objects: a page is only read, and
+        skipping the identity map and the clocks' JSON halves its time)."""
         return (
-            (
-                await self.session.execute(
-                    select(Document)
-                    .where(Document.user_id == user_id, Document.seq > after)
-                    .order_by(Document.seq)
-                    .limit(limit)
+            await self.session.execute(
+                select(
+                    Document.id,
+                    Document.collection,
+                    Document.version,
+                    Document.seq,
+                    Document.deleted_at,
+                    Document.data,
                 )
+                .where(Document.user_id == user_id, Document.seq > after)
+                .order_by(Document.seq)
+                .limit(limit)
             )
-            .scalars()
-            .all()
-        )
+        ).all()
 
     async def live_versions(self, user_id: str) -> list[tuple[str, str, int]]:
         rows = await self.session.execute(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
 from contracts.events.sync import DocumentChanged
 from contracts.topics import SYNC_DOCUMENT
@@ -46,8 +46,9 @@ async def lock_writer(uow: UnitOfWork, user_id: str) -> None:
     await uow.session.execute(_LOCK_WRITER, {"user_id": user_id})
 
 
-def change_of(row: Document) -> dict[str, Any]:
-    """A document as pull shows it (also a conflict's `current`), with its seq."""
+def change_of(row: Document | Row[Any]) -> dict[str, Any]:
+    """A document (or a row of its pulled columns) as pull shows it (also a conflict's
+    `current`), with its seq."""
     change: dict[str, Any] = {
         "entity": ENTITY,
         "id": row.id,
