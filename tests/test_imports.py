@@ -13,6 +13,7 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from parley.cli import app as cli
-from parley.testing import unique_name
+from parley.sample_archive import sample_archive
+from parley.testing import ServiceProcess, unique_name
 
 from .conftest import STACK_INTERNAL_TOKEN, Stack
 
@@ -265,3 +267,72 @@ def test_migrate_chatbot_store_creates_the_accounts_and_imports_each_users_chats
     assert gateway.post(
         "/api/v1/auth/login", json={"email": bob, "password": generated[2]}
     ).is_success
+
+
+def parley_archive(conversations: int, messages: int) -> bytes:
+    """A generated Parley archive (NDJSON) of plain chats, ids kept by the import."""
+    records = sample_archive(
+        "someone-else",
+        conversations=conversations,
+        messages_per_conversation=messages,
+        memories=0,
+        folders=0,
+        tricky=False,
+    )
+    return b"".join(r.model_dump_json().encode() + b"\n" for r in records)
+
+
+@contextmanager
+def sync_with(stack: Stack, **settings: str) -> Iterator[ServiceProcess]:
+    """Sync restarted with `settings` on top of its own (the same port, schema and consumer
+    groups), and restarted as it was afterwards."""
+    sync = stack.processes["sync"]
+    before = dict(sync.env)
+    sync.env.update(settings)
+    try:
+        sync.restart()
+        sync.wait_ready()
+        yield sync
+    finally:
+        sync.env.clear()
+        sync.env.update(before)
+        sync.restart()
+        sync.wait_ready()
+
+
+def test_an_import_whose_sync_is_sigkilled_mid_run_resumes_and_stores_each_record_once(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    _, user_id, headers = account(gateway)
+    conversations, per_chat = 30, 100
+    data = parley_archive(conversations, per_chat)
+    # small batches (many to send) and a short lease (the restarted worker takes the dead
+    # one's job over soon): the kill lands while the worker is still sending
+    with sync_with(stack, SYNC_IMPORT_BATCH_RECORDS="20", SYNC_IMPORT_LEASE_SECONDS="3") as sync:
+        response = upload(gateway, headers, [("big.ndjson", data)])
+        assert response.status_code == 202, response.text
+        job_id = response.json()["data"]["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            job = gateway.get(f"/api/v1/imports/{job_id}", headers=headers).json()["data"]
+            if job["progress"]["batches_sent"] >= 3:
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        sync.kill()  # SIGKILL: no shutdown, the lease left to run out
+        assert job["progress"]["batches_total"] is None, job  # it was still sending
+        sync.restart()
+        sync.wait_ready()
+        done = finished(gateway, headers, job_id)
+    assert done["status"] == "completed", done
+    assert done["progress"]["batches_total"] == (conversations * (per_chat + 1)) // 20 + 1
+    stored = archive(stack, user_id)
+    ids = [(r["type"], r["id"]) for r in stored]
+    assert len(ids) == len(set(ids))  # each record once
+    assert kinds(stored) == {"conversation": conversations, "message": conversations * per_chat}
+    assert done["counts"]["messages"] == conversations * per_chat
+    assert done["counts"]["conversations"] == conversations
+    assert sum(done["skipped"].values()) == 0
+    validated = gateway.post(f"/api/v1/imports/{job_id}/validate", headers=headers)
+    assert validated.status_code == 200, validated.text
+    assert validated.json()["data"]["validation"]["clean"], validated.text
