@@ -89,6 +89,43 @@ def document_stamp(imported_at: datetime, job_id: str) -> str:
     return f"{int(imported_at.timestamp() * 1000):015d}:00000:import-{job_id}"
 
 
+# --- sync's documents: what an import added, and what its rollback does to each -------
+
+# in a tombstone's clocks: the import whose rollback removed it (a later import revives it)
+ROLLED_BACK_BY = "rolled_back_by"
+
+
+def document_added(
+    added: list[dict[str, Any]],
+    collection: str,
+    document_id: str,
+    version: int,
+    before: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The import's list of documents it wrote, with this write: the version it left and
+    the data the document had before the import's first write (None: it had none)."""
+    for entry in added:
+        if entry["collection"] == collection and entry["id"] == document_id:
+            return [{**e, "version": version} if e is entry else e for e in added]
+    entry = {"collection": collection, "id": document_id, "version": version, "before": before}
+    return [*added, entry]
+
+
+def document_rollback(
+    entry: Mapping[str, Any], version: int | None, deleted: bool, force: bool
+) -> str:
+    """What a rollback does to a document the import wrote, as it is now (`version` None:
+    it is gone): `keep` one the user changed since (unless `force`), `restore` its data
+    from before the import, `remove` one the import created, `nothing` if so already."""
+    if version is None:
+        return "nothing"
+    if version != entry["version"] and not force:
+        return "keep"
+    if entry["before"] is None:
+        return "nothing" if deleted else "remove"
+    return "restore"
+
+
 # --- validation ----------------------------------------------------------------------
 
 

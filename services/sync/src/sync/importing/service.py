@@ -40,6 +40,9 @@ from servicekit.errors import (
 )
 from servicekit.pagination import PageRequest
 from servicekit.uow import UnitOfWork
+from sync.documents.repository import DocumentRepository
+from sync.documents.service import lock_writer
+from sync.documents.service import overwrite as overwrite_document
 from sync.importing import domain
 from sync.importing.repository import ImportJobRepository
 from sync.imports import ImportLimits, ImportReader, ImportRefused, detect_source
@@ -303,22 +306,68 @@ class ImportJobs:
         elif isinstance(answer, IngestBatchFailed):
             fail(uow, job, answer.error_code, f"batch {answer.batch_index}: {answer.error_message}")
         elif isinstance(answer, IngestRolledBack):
+            if job.status == domain.ROLLED_BACK:
+                return  # a rollback asked twice: its first answer did it
+            removed, kept, kept_ids = await self._documents_rolled_back(uow, job, answer.force)
+            removed = {**answer.removed, "documents": removed}
+            kept = {**answer.kept, "documents": kept}
             job.status = domain.ROLLED_BACK
             job.report = {
                 **job.report,
                 "rollback": {
                     "force": answer.force,
-                    "removed": answer.removed,
-                    "kept": answer.kept,
-                    "kept_ids": answer.kept_ids[: domain.MAX_ISSUES],
+                    "removed": removed,
+                    "kept": kept,
+                    "kept_ids": [*answer.kept_ids, *kept_ids][: domain.MAX_ISSUES],
                 },
             }
             job.updated_at = self.clock()
             uow.outbox.add(
                 SYNC_IMPORT,
-                ImportRolledBack(import_id=job.id, removed=answer.removed, kept=answer.kept),
+                ImportRolledBack(import_id=job.id, removed=removed, kept=kept),
                 user_id=job.user_id,
             )
+
+    async def _documents_rolled_back(
+        self, uow: UnitOfWork, job: ImportJob, force: bool
+    ) -> tuple[int, int, list[dict[str, str]]]:
+        """Sync's side of a rollback: each document the import wrote goes back to what it
+        was before (removed if the import created it), unless the user changed it since
+        (kept and listed, unless `force`). (removed, kept, the kept ones)."""
+        added = job.report.get("documents_added", [])
+        if not added:
+            return 0, 0, []
+        await lock_writer(uow, job.user_id)
+        now = self.clock()
+        stamp = domain.document_stamp(now, job.id)
+        documents = DocumentRepository(uow.session)
+        removed, kept = 0, []
+        for entry in added:
+            row = await documents.get_for_update(job.user_id, entry["collection"], entry["id"])
+            action = domain.document_rollback(
+                entry,
+                None if row is None else row.version,
+                row is not None and row.deleted_at is not None,
+                force,
+            )
+            if action == "keep":
+                name = f"{entry['collection']}/{entry['id']}"
+                kept.append(
+                    {"entity": "document", "id": name, "reason": "changed since the import"}
+                )
+            elif action != "nothing":
+                await overwrite_document(
+                    uow,
+                    job.user_id,
+                    entry["collection"],
+                    entry["id"],
+                    entry["before"] if action == "restore" else None,
+                    stamp=stamp,
+                    now=now,
+                    tombstone_clocks={domain.ROLLED_BACK_BY: job.id},
+                )
+                removed += 1
+        return removed, len(kept), kept
 
     def _applied(self, uow: UnitOfWork, job: ImportJob, answer: IngestBatchApplied) -> None:
         if answer.batch_index in job.acked or job.status not in domain.ACTIVE:

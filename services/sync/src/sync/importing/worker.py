@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -26,8 +27,10 @@ from contracts.ids import uuid7
 from contracts.topics import CHAT_INGEST, SYNC_IMPORT
 from servicekit.clock import utc_now
 from servicekit.uow import UnitOfWork
+from sync.documents.repository import DocumentRepository
 from sync.documents.service import DocumentWrite, lock_writer
 from sync.documents.service import apply as apply_document
+from sync.documents.service import overwrite as overwrite_document
 from sync.importing import domain
 from sync.importing.repository import ImportJobRepository
 from sync.importing.service import ImportJobs, complete_if_done, fail
@@ -170,12 +173,40 @@ class ImportWorker:
 
     async def _documents(self, uow: UnitOfWork, job: ImportJob, batch: domain.Batch) -> None:
         """Sync's own documents of the batch, put in this transaction: new ones count as
-        stored, the same content again as there already, the refused are issues."""
+        stored, the same content again as there already, the refused are issues. Each one
+        written is listed in the job's report with the data it had before (its rollback
+        restores that); a document an import's rollback removed is written afresh."""
         await lock_writer(uow, job.user_id)
         stored = skipped = 0
         refused: list[dict[str, str]] = []
+        row = await ImportJobRepository(uow.session).get(job.id, lock=True)
+        assert row is not None
+        added: list[dict[str, Any]] = list(row.report.get("documents_added", []))
         now = utc_now()
+        stamp = domain.document_stamp(job.created_at, job.id)
+        documents = DocumentRepository(uow.session)
         for document in batch.documents:
+            current = await documents.get_for_update(job.user_id, document.collection, document.id)
+            if (
+                current is not None
+                and current.deleted_at is not None
+                and (domain.ROLLED_BACK_BY in current.clocks)
+            ):
+                revived = await overwrite_document(
+                    uow,
+                    job.user_id,
+                    document.collection,
+                    document.id,
+                    document.data,
+                    stamp=stamp,
+                    now=now,
+                )
+                added = domain.document_added(
+                    added, document.collection, document.id, revived.version, None
+                )
+                stored += 1
+                continue
+            before = None if current is None or current.deleted_at else current.data
             write = DocumentWrite(
                 collection=document.collection,
                 id=document.id,
@@ -183,7 +214,7 @@ class ImportWorker:
                 data=document.data,
                 fields=None,
                 base_version=None,
-                stamp=domain.document_stamp(job.created_at, job.id),
+                stamp=stamp,
             )
             outcome, _ = await apply_document(
                 uow, job.user_id, write, max_bytes=self.settings.document_max_bytes, now=now
@@ -191,16 +222,19 @@ class ImportWorker:
             if outcome.status != "applied":
                 refused.append({"id": document.id, "code": str(outcome.error or outcome.status)})
             elif outcome.new_version:
+                assert outcome.version is not None
+                added = domain.document_added(
+                    added, document.collection, document.id, outcome.version, before
+                )
                 stored += 1
             else:
                 skipped += 1
-        row = await ImportJobRepository(uow.session).get(job.id, lock=True)
-        assert row is not None
         row.counts = domain.added(row.counts, {"documents": stored})
         row.skipped = domain.added(row.skipped, {"documents": skipped})
+        report = {**row.report, "documents_added": added}
         if refused:
-            earlier = row.report.get("documents_refused", [])
-            row.report = {**row.report, "documents_refused": [*earlier, *refused]}
+            report["documents_refused"] = [*row.report.get("documents_refused", []), *refused]
+        row.report = report
 
     async def _finish(self, job: ImportJob, report: ReadReport, sent: int, records: int) -> None:
         read = report.model_dump(mode="json")
