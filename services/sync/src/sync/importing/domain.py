@@ -21,6 +21,7 @@ QUEUED, PROCESSING, COMPLETED, FAILED, ROLLED_BACK = (
     "rolled_back",
 )
 ACTIVE = (QUEUED, PROCESSING)
+FINAL = (COMPLETED, FAILED, ROLLED_BACK)
 # the record types chat ingests, and the name their counts go by
 CHAT_KINDS = {"folder": "folders", "conversation": "conversations", "message": "messages"}
 CHAT_KINDS["memory"] = "memories"
@@ -33,6 +34,14 @@ def upload_key(user_id: str, job_id: str, index: int) -> str:
 
 def batch_key(user_id: str, job_id: str, index: int) -> str:
     return f"imports/{user_id}/{job_id}/batch-{index:06d}.ndjson"
+
+
+def blob_keys(
+    job_files: Iterable[Mapping[str, Any]], user_id: str, job_id: str, batches: int
+) -> list[str]:
+    """Every blob key a job may have written: its uploads and its batches by reference."""
+    uploads = [str(f["key"]) for f in job_files]
+    return [*uploads, *(batch_key(user_id, job_id, i) for i in range(batches))]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.importing.domain import ACTIVE, PROCESSING, QUEUED
+from sync.importing.domain import ACTIVE, FINAL, PROCESSING, QUEUED
 from sync.models import ImportJob
 
 _NOW = func.now()
@@ -65,6 +65,28 @@ class ImportJobRepository:
     async def purge_user(self, user_id: str) -> None:
         """The user's jobs (their uploads stay in the blob store until its own retention)."""
         await self.session.execute(delete(ImportJob).where(ImportJob.user_id == user_id))
+
+    async def past_blob_retention(self, retention: float, limit: int) -> Sequence[ImportJob]:
+        """Jobs that ended `retention` seconds ago or more and still have their blobs,
+        locked for this sweep (another sweeper skips them)."""
+        return (
+            (
+                await self.session.execute(
+                    select(ImportJob)
+                    .where(
+                        ImportJob.status.in_(FINAL),
+                        ImportJob.blobs_deleted_at.is_(None),
+                        func.coalesce(ImportJob.completed_at, ImportJob.updated_at)
+                        < _NOW - timedelta(seconds=retention),
+                    )
+                    .order_by(ImportJob.created_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
 
     async def claimable(self, limit: int) -> list[str]:
         """Queued jobs, and jobs whose worker stopped renewing its lease."""

@@ -59,6 +59,10 @@ class UnsupportedFormatError(ServiceError):
     status_code, code = 400, "UNSUPPORTED_FORMAT"
 
 
+class UploadsDeletedError(ServiceError):
+    status_code, code = 410, "GONE"
+
+
 @dataclass(frozen=True)
 class Upload:
     """One uploaded file, spooled by the web server."""
@@ -244,6 +248,8 @@ class ImportJobs:
             uow.session.expunge(job)  # read after the session: a snapshot
         if job.dry_run or job.status != domain.COMPLETED:
             raise Conflict(f"only a completed import can be validated (this one is {job.status})")
+        if job.blobs_deleted_at is not None:
+            raise UploadsDeletedError("the import's uploads were deleted after the retention period")
         assert self.chat is not None
         source = domain.SourceSide()
         async with self.reader(job) as reading:
@@ -275,6 +281,21 @@ class ImportJobs:
             fresh.report = {**fresh.report, "validation": result}
             await uow.commit()
             return fresh
+
+    async def delete_blobs_past_retention(
+        self, uow_factory: Callable[[], UnitOfWork], limit: int = 100
+    ) -> int:
+        """One round of the retention sweep: the uploads and batch blobs of up to `limit`
+        jobs that ended `import_blob_retention_seconds` ago are deleted; how many jobs."""
+        async with uow_factory() as uow:
+            repo = ImportJobRepository(uow.session)
+            due = await repo.past_blob_retention(self.settings.import_blob_retention_seconds, limit)
+            for job in due:  # deleted before the commit: a crash here only repeats a delete
+                for key in domain.blob_keys(job.files, job.user_id, job.id, job.batches_sent):
+                    await self.blobs.delete(key)
+                job.blobs_deleted_at = self.clock()
+            await uow.commit()
+        return len(due)
 
     async def rollback(self, uow: UnitOfWork, user_id: str, job_id: str, force: bool) -> ImportJob:
         """Ask chat to remove what the import added; the job ends `rolled_back` once chat
