@@ -115,6 +115,14 @@ def archive(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("type") not in ("header", "end")]
 
 
+def digest(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    """Count and digest of the user's live records, chat's and sync's documents alike."""
+    response = client.get("/api/v1/sync/digest", headers=headers)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()["data"]
+    return found
+
+
 def kinds(records: list[dict[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in records:
@@ -129,6 +137,7 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     made = gateway.post("/api/v1/chats", headers=headers, json={"title": "mine, before"})
     assert made.status_code in (200, 201), made.text
     before = archive(stack, user_id)
+    digest_before = digest(gateway, headers)  # chat's records and sync's documents
     files = [(p.name, p.read_bytes()) for p in fixture_files()]
 
     dry = imported(gateway, headers, files, dry_run=True)
@@ -150,6 +159,8 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     report = gateway.get(f"/api/v1/imports/{job['id']}/report", headers=headers).json()["data"]
     assert {f["file"] for f in report["read"]["files"]} == {name for name, _ in files}
     assert report["read"]["counts"]["document"] == 3  # chatbot-ui's prompts, read and counted
+    assert job["counts"]["documents"] == 3  # and stored as sync's documents
+    assert digest(gateway, headers)["count"] == digest_before["count"] + sum(job["counts"].values())
 
     validated = gateway.post(f"/api/v1/imports/{job['id']}/validate", headers=headers)
     assert validated.status_code == 200, validated.text
@@ -169,7 +180,20 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     assert done["status"] == "rolled_back", done
     report = gateway.get(f"/api/v1/imports/{job['id']}/report", headers=headers).json()["data"]
     assert report["rollback"]["removed"]["messages"] == job["counts"]["messages"]
+    assert report["rollback"]["removed"]["documents"] == 3
     assert archive(stack, user_id) == before  # exactly the pre-import data
+    assert digest(gateway, headers) == digest_before  # the documents too
+
+    # imported again after the rollback: every id stored again (not refused as taken),
+    # each at a later version than the rollback's tombstone
+    revived = imported(gateway, headers, files)
+    assert revived["status"] == "completed", revived
+    assert revived["counts"] == job["counts"]
+    report = gateway.get(f"/api/v1/imports/{revived['id']}/report", headers=headers).json()
+    assert not [i for i in report["data"]["chat"].get("issues", []) if i["code"] == "ID_TAKEN"]
+    assert {(r["type"], r["id"]) for r in archive(stack, user_id)} == {
+        (r["type"], r["id"]) for r in after
+    }
 
 
 def test_a_parley_export_imported_into_a_fresh_account_exports_the_same_records(

@@ -249,7 +249,9 @@ class ImportJobs:
         if job.dry_run or job.status != domain.COMPLETED:
             raise Conflict(f"only a completed import can be validated (this one is {job.status})")
         if job.blobs_deleted_at is not None:
-            raise UploadsDeletedError("the import's uploads were deleted after the retention period")
+            raise UploadsDeletedError(
+                "the import's uploads were deleted after the retention period"
+            )
         assert self.chat is not None
         source = domain.SourceSide()
         async with self.reader(job) as reading:
