@@ -103,6 +103,24 @@ def imported(
     return finished(client, headers, response.json()["data"]["id"])
 
 
+def validation_of(client: httpx.Client, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    """Ask for the import's validation (a background step: 202, `running`), and its result."""
+    asked = client.post(f"/api/v1/imports/{job_id}/validate", headers=headers)
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["data"]["validation_state"] == "running"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report: dict[str, Any] = client.get(
+            f"/api/v1/imports/{job_id}/report", headers=headers
+        ).json()["data"]
+        if report["validation_state"] != "running":
+            assert report["validation_state"] == "done", report["validation_error"]
+            validation: dict[str, Any] = report["validation"]
+            return validation
+        time.sleep(0.2)
+    raise AssertionError(f"the validation of {job_id} did not finish")
+
+
 def archive(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     """Chat's export stream of the user, header and end left out (they carry times)."""
     response = httpx.get(
@@ -162,9 +180,7 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     assert job["counts"]["documents"] == 3  # and stored as sync's documents
     assert digest(gateway, headers)["count"] == digest_before["count"] + sum(job["counts"].values())
 
-    validated = gateway.post(f"/api/v1/imports/{job['id']}/validate", headers=headers)
-    assert validated.status_code == 200, validated.text
-    validation = validated.json()["data"]["validation"]
+    validation = validation_of(gateway, headers, job["id"])
     assert validation["clean"], validation
     assert validation["conversations_checked"] >= job["counts"]["conversations"] - 1  # 1 empty
 
@@ -357,6 +373,4 @@ def test_an_import_whose_sync_is_sigkilled_mid_run_resumes_and_stores_each_recor
     assert done["counts"]["messages"] == conversations * per_chat
     assert done["counts"]["conversations"] == conversations
     assert sum(done["skipped"].values()) == 0
-    validated = gateway.post(f"/api/v1/imports/{job_id}/validate", headers=headers)
-    assert validated.status_code == 200, validated.text
-    assert validated.json()["data"]["validation"]["clean"], validated.text
+    assert validation_of(gateway, headers, job_id)["clean"]

@@ -22,6 +22,8 @@ QUEUED, PROCESSING, COMPLETED, FAILED, ROLLED_BACK = (
 )
 ACTIVE = (QUEUED, PROCESSING)
 FINAL = (COMPLETED, FAILED, ROLLED_BACK)
+# a validation's state, in the job's report (`validation_state`)
+VALIDATING, VALIDATED, VALIDATION_FAILED = "running", "done", "failed"
 # the record types chat ingests, and the name their counts go by
 CHAT_KINDS = {"folder": "folders", "conversation": "conversations", "message": "messages"}
 CHAT_KINDS["memory"] = "memories"

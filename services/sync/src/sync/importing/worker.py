@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from contracts.events.sync import ImportCompleted, ImportStarted
 from contracts.ids import uuid7
 from contracts.topics import CHAT_INGEST, SYNC_IMPORT
 from servicekit.clock import utc_now
+from servicekit.errors import ServiceError
 from servicekit.uow import UnitOfWork
 from sync.documents.repository import DocumentRepository
 from sync.documents.service import DocumentWrite, lock_writer
@@ -61,19 +62,30 @@ class ImportWorker:
 
     def dispatch(self, job_id: str) -> None:
         """Run the job in the background (once per process at a time)."""
-        if job_id in self._tasks:
+        self._start(f"import-{job_id}", lambda: self.run(job_id))
+
+    def dispatch_validation(self, job_id: str) -> None:
+        """Run the validation asked for in the background (once per process at a time)."""
+        self._start(f"validate-{job_id}", lambda: self.validate(job_id))
+
+    def _start(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if name in self._tasks:
             return
-        task = asyncio.create_task(self.run(job_id), name=f"import-{job_id}")
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        task = asyncio.create_task(work(), name=name)
+        self._tasks[name] = task
+        task.add_done_callback(lambda _: self._tasks.pop(name, None))
 
     async def run_forever(self) -> None:
         while True:
             try:
                 async with self.uow() as uow:
-                    found = await ImportJobRepository(uow.session).claimable(20)
+                    repo = ImportJobRepository(uow.session)
+                    found = await repo.claimable(20)
+                    validations = await repo.validations_claimable(20)
                 for job_id in found:
                     self.dispatch(job_id)
+                for job_id in validations:
+                    self.dispatch_validation(job_id)
             except Exception:
                 log.exception("looking for imports failed")
             await asyncio.sleep(self.settings.import_poll_seconds)
@@ -113,6 +125,40 @@ class ImportWorker:
         except Exception as exc:
             log.exception("import failed", import_id=job.id)
             await self._end(job, "IMPORT_FAILED", f"the import failed: {exc!r}"[:500])
+
+    async def validate(self, job_id: str) -> None:
+        """A validation asked for, under the job's lease (renewed meanwhile): a worker that
+        dies leaves it to the next one once the lease ran out."""
+        lease = self.settings.import_lease_seconds
+        async with self.uow() as uow:
+            job = await ImportJobRepository(uow.session).claim_validation(
+                job_id, self.worker_id, lease
+            )
+            await uow.commit()
+        if job is None:
+            return
+        renewing = asyncio.create_task(self._renew_validation(job_id))
+        try:
+            await self.jobs.validate(self.uow, job.user_id, job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("import validation failed", import_id=job_id, error=repr(exc)[:200])
+            message = exc.message if isinstance(exc, ServiceError) else repr(exc)
+            async with self.uow() as uow:
+                await self.jobs.validation_failed(uow, job_id, self.worker_id, message)
+                await uow.commit()
+        finally:
+            renewing.cancel()
+
+    async def _renew_validation(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.import_lease_seconds / 3)
+            async with self.uow() as uow:
+                await ImportJobRepository(uow.session).renew_validation(
+                    job_id, self.worker_id, self.settings.import_lease_seconds
+                )
+                await uow.commit()
 
     async def _work(self, job: ImportJob) -> None:
         async with self.jobs.reader(job) as reading:
