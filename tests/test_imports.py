@@ -13,6 +13,7 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from parley.cli import app as cli
-from parley.testing import unique_name
+from parley.sample_archive import sample_archive
+from parley.testing import ServiceProcess, unique_name
 
 from .conftest import STACK_INTERNAL_TOKEN, Stack
 
@@ -80,9 +82,10 @@ def finished(
     headers: dict[str, str],
     job_id: str,
     waiting: tuple[str, ...] = ("queued", "processing"),
+    timeout: float = 60,
 ) -> dict[str, Any]:
-    """The job once its status is no longer one of `waiting`."""
-    deadline = time.monotonic() + 60
+    """The job once its status is no longer one of `waiting` (`timeout` only stops a hang)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job: dict[str, Any] = client.get(f"/api/v1/imports/{job_id}", headers=headers).json()[
             "data"
@@ -101,6 +104,24 @@ def imported(
     return finished(client, headers, response.json()["data"]["id"])
 
 
+def validation_of(client: httpx.Client, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    """Ask for the import's validation (a background step: 202, `running`), and its result."""
+    asked = client.post(f"/api/v1/imports/{job_id}/validate", headers=headers)
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["data"]["validation_state"] == "running"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report: dict[str, Any] = client.get(
+            f"/api/v1/imports/{job_id}/report", headers=headers
+        ).json()["data"]
+        if report["validation_state"] != "running":
+            assert report["validation_state"] == "done", report["validation_error"]
+            validation: dict[str, Any] = report["validation"]
+            return validation
+        time.sleep(0.2)
+    raise AssertionError(f"the validation of {job_id} did not finish")
+
+
 def archive(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     """Chat's export stream of the user, header and end left out (they carry times)."""
     response = httpx.get(
@@ -111,6 +132,14 @@ def archive(stack: Stack, user_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
     return [line for line in lines if line.get("type") not in ("header", "end")]
+
+
+def digest(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    """Count and digest of the user's live records, chat's and sync's documents alike."""
+    response = client.get("/api/v1/sync/digest", headers=headers)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()["data"]
+    return found
 
 
 def kinds(records: list[dict[str, Any]]) -> dict[str, int]:
@@ -127,6 +156,7 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     made = gateway.post("/api/v1/chats", headers=headers, json={"title": "mine, before"})
     assert made.status_code in (200, 201), made.text
     before = archive(stack, user_id)
+    digest_before = digest(gateway, headers)  # chat's records and sync's documents
     files = [(p.name, p.read_bytes()) for p in fixture_files()]
 
     dry = imported(gateway, headers, files, dry_run=True)
@@ -148,10 +178,10 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     report = gateway.get(f"/api/v1/imports/{job['id']}/report", headers=headers).json()["data"]
     assert {f["file"] for f in report["read"]["files"]} == {name for name, _ in files}
     assert report["read"]["counts"]["document"] == 3  # chatbot-ui's prompts, read and counted
+    assert job["counts"]["documents"] == 3  # and stored as sync's documents
+    assert digest(gateway, headers)["count"] == digest_before["count"] + sum(job["counts"].values())
 
-    validated = gateway.post(f"/api/v1/imports/{job['id']}/validate", headers=headers)
-    assert validated.status_code == 200, validated.text
-    validation = validated.json()["data"]["validation"]
+    validation = validation_of(gateway, headers, job["id"])
     assert validation["clean"], validation
     assert validation["conversations_checked"] >= job["counts"]["conversations"] - 1  # 1 empty
 
@@ -167,7 +197,20 @@ def test_every_fixture_imports_dry_run_first_then_once_validated_and_rolled_back
     assert done["status"] == "rolled_back", done
     report = gateway.get(f"/api/v1/imports/{job['id']}/report", headers=headers).json()["data"]
     assert report["rollback"]["removed"]["messages"] == job["counts"]["messages"]
+    assert report["rollback"]["removed"]["documents"] == 3
     assert archive(stack, user_id) == before  # exactly the pre-import data
+    assert digest(gateway, headers) == digest_before  # the documents too
+
+    # imported again after the rollback: every id stored again (not refused as taken),
+    # each at a later version than the rollback's tombstone
+    revived = imported(gateway, headers, files)
+    assert revived["status"] == "completed", revived
+    assert revived["counts"] == job["counts"]
+    report = gateway.get(f"/api/v1/imports/{revived['id']}/report", headers=headers).json()
+    assert not [i for i in report["data"]["chat"].get("issues", []) if i["code"] == "ID_TAKEN"]
+    assert {(r["type"], r["id"]) for r in archive(stack, user_id)} == {
+        (r["type"], r["id"]) for r in after
+    }
 
 
 def test_a_parley_export_imported_into_a_fresh_account_exports_the_same_records(
@@ -265,3 +308,76 @@ def test_migrate_chatbot_store_creates_the_accounts_and_imports_each_users_chats
     assert gateway.post(
         "/api/v1/auth/login", json={"email": bob, "password": generated[2]}
     ).is_success
+
+
+def parley_archive(conversations: int, messages: int) -> bytes:
+    """A generated Parley archive (NDJSON) of plain chats, ids kept by the import."""
+    records = sample_archive(
+        "someone-else",
+        conversations=conversations,
+        messages_per_conversation=messages,
+        memories=0,
+        folders=0,
+        tricky=False,
+    )
+    return b"".join(r.model_dump_json().encode() + b"\n" for r in records)
+
+
+@contextmanager
+def sync_with(stack: Stack, **settings: str) -> Iterator[ServiceProcess]:
+    """Sync restarted with `settings` on top of its own (the same port, schema and consumer
+    groups), and restarted as it was afterwards. Both are clean shutdowns (its consumers
+    leave their groups): only the test's own SIGKILL leaves a member the broker must time
+    out."""
+    sync = stack.processes["sync"]
+    before = dict(sync.env)
+    sync.env.update(settings)
+    try:
+        sync.stop()
+        sync.restart()
+        sync.wait_ready()
+        yield sync
+    finally:
+        sync.stop()
+        sync.env.clear()
+        sync.env.update(before)
+        sync.restart()
+        sync.wait_ready()
+
+
+def test_an_import_whose_sync_is_sigkilled_mid_run_resumes_and_stores_each_record_once(
+    stack: Stack, gateway: httpx.Client
+) -> None:
+    _, user_id, headers = account(gateway)
+    conversations, per_chat = 30, 100
+    data = parley_archive(conversations, per_chat)
+    # small batches (many to send) and a short lease (the restarted worker takes the dead
+    # one's job over soon): the kill lands while the worker is still sending
+    with sync_with(stack, SYNC_IMPORT_BATCH_RECORDS="20", SYNC_IMPORT_LEASE_SECONDS="3") as sync:
+        response = upload(gateway, headers, [("big.ndjson", data)])
+        assert response.status_code == 202, response.text
+        job_id = response.json()["data"]["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            job = gateway.get(f"/api/v1/imports/{job_id}", headers=headers).json()["data"]
+            if job["progress"]["batches_sent"] >= 3:
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        sync.kill()  # SIGKILL: no shutdown, the lease left to run out
+        assert job["progress"]["batches_total"] is None, job  # it was still sending
+        sync.restart()
+        sync.wait_ready()
+        # the killed process's consumers stay members of their groups until the broker
+        # times them out: chat's answers reach the new one after that rebalance
+        done = finished(gateway, headers, job_id, timeout=180)
+    assert done["status"] == "completed", done
+    assert done["progress"]["batches_total"] == (conversations * (per_chat + 1)) // 20 + 1
+    stored = archive(stack, user_id)
+    ids = [(r["type"], r["id"]) for r in stored]
+    assert len(ids) == len(set(ids))  # each record once
+    assert kinds(stored) == {"conversation": conversations, "message": conversations * per_chat}
+    assert done["counts"]["messages"] == conversations * per_chat
+    assert done["counts"]["conversations"] == conversations
+    assert sum(done["skipped"].values()) == 0
+    assert validation_of(gateway, headers, job_id)["clean"]

@@ -235,11 +235,25 @@ def zipped(folder: Path, members: list[Path] | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def validated(api: Api, import_id: str, timeout: float = 600.0) -> dict[str, Any]:
+    """Ask for the import's validation and wait for it: the report with `validation`."""
+    report: dict[str, Any] = api.call("POST", f"/api/v1/imports/{import_id}/validate")
+    deadline = time.monotonic() + timeout
+    with console.status(f"validating {import_id}"):
+        while report.get("validation_state") == "running":
+            if time.monotonic() > deadline:
+                raise Failed(f"the validation of {import_id} has not finished")
+            time.sleep(0.3)
+            report = api.call("GET", f"/api/v1/imports/{import_id}/report")
+    if report.get("validation_state") == "failed" or not report.get("validation"):
+        raise Failed(f"the validation failed: {report.get('validation_error')}")
+    return report
+
+
 def _job_command(action: str, import_id: str, api: Api, force: bool = False) -> None:
     try:
         if action == "validate":
-            report = api.call("POST", f"/api/v1/imports/{import_id}/validate")
-            validation = report["validation"]
+            validation = validated(api, import_id)["validation"]
             table = Table(title=f"validation of {import_id}")
             for column in ("kind", "source", "stored", "already there", "refused", "ok"):
                 table.add_column(column)
@@ -435,7 +449,7 @@ def migrate_chatbot_store(
             if job["status"] != "completed":
                 ok = False
                 continue
-            report = api.call("POST", f"/api/v1/imports/{job['id']}/validate")
+            report = validated(api, job["id"])
             clean = bool(report["validation"]["clean"])
             job["status"] = "completed, validated" if clean else "completed, NOT clean"
             ok = ok and clean and job["counts"] == dry["counts"]

@@ -264,3 +264,15 @@ class IngestProvenance(Base):
     file: Mapped[str | None] = mapped_column(Text)
     imported_version: Mapped[int] = mapped_column(Integer)
     imported_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class IngestRollback(Base):
+    """A row an import's rollback removed (migration 0008): importing its id again revives
+    the tombstone instead of refusing the id as taken."""
+
+    __tablename__ = "ingest_rollbacks"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    import_id: Mapped[str] = mapped_column(ID)

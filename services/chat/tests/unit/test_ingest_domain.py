@@ -108,6 +108,33 @@ def test_a_batch_skips_what_the_user_has_and_checks_what_records_point_at() -> N
     ]
 
 
+def test_a_rollbacks_tombstones_are_stored_again_with_a_later_version() -> None:
+    batch = parse(
+        [
+            record("conversation", "c1"),
+            record("message", "m1", conversation_id="c1", version=7),
+            record("message", "m2", conversation_id="c1", parent_id="m1"),
+            record("memory", "x1", question="q", answer="a"),
+        ]
+    )
+    existing = {
+        "conversation": {"c1": (True, None)},
+        "message": {"m1": (True, "c1"), "m2": (True, "c1")},
+        "memory": {"x1": (True, None)},  # deleted by the user, not by a rollback
+        "folder": {},
+    }
+    rolled_back = {"conversation": {"c1": 2}, "message": {"m1": 3, "m2": 2}}
+    plan = plan_batch(batch.records, {}, existing, rolled_back)
+    assert [(p.record.id, p.record.version) for p in plan.accepted] == [
+        ("c1", 3),
+        ("m1", 7),  # later already
+        ("m2", 3),
+    ]
+    assert plan.revived == {"conversation": ["c1"], "message": ["m1", "m2"]}
+    assert [(i.id, i.code) for i in plan.issues] == [("x1", "ID_TAKEN")]
+    assert not plan.orphans
+
+
 def row(entity: str, row_id: str, chat: str | None = None, *, moved: bool = False) -> Imported:
     return Imported(entity, row_id, chat, 2 if moved else 1, 10, False, 1, 10)
 

@@ -15,7 +15,7 @@ from servicekit.clock import utc_now
 from servicekit.runtime import ServiceRuntime
 from servicekit.uow import UnitOfWork
 from sync.changes.service import Changes
-from sync.changes.sweeps import TombstoneSweeper
+from sync.changes.sweeps import OTHER_BATCH, TombstoneSweeper
 from sync.importing.service import ChatImports, ImportJobs
 from sync.importing.worker import ImportWorker
 from sync.mutations.service import MutationLog
@@ -84,7 +84,12 @@ def build_components(
         signals=UserSignals(runtime.redis, settings.redis_key_prefix),
         mutations=MutationLog(settings, utc_now),
         changes=Changes(settings, feeds, utc_now),
-        sweeper=TombstoneSweeper(settings, runtime.uow, utc_now),
+        sweeper=TombstoneSweeper(
+            settings,
+            runtime.uow,
+            utc_now,
+            others=[lambda: imports.delete_blobs_past_retention(runtime.uow, OTHER_BATCH)],
+        ),
         imports=imports,
         import_worker=ImportWorker(settings, runtime.uow, imports),
         http=http,

@@ -97,6 +97,8 @@ class ImportJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # when the sweep deleted its uploads and batch blobs (migration 0003)
+    blobs_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 metadata = Base.metadata

@@ -67,3 +67,9 @@ class Settings(ServiceSettings):
         default=2.0, gt=0, description="how often queued and abandoned imports are looked for"
     )
     import_max_attempts: int = Field(default=5, ge=1)
+    import_blob_retention_seconds: float = Field(
+        default=7 * 24 * 3600.0,
+        ge=0,
+        description="a finished import's uploads and batch blobs are deleted this long after "
+        "it ended (validating it needs them)",
+    )

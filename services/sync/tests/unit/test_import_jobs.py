@@ -68,3 +68,25 @@ def test_documents_ride_along_with_the_batch_they_were_read_in() -> None:
     assert documents
     carried = [d for b in domain.batches(read, 2) for d in b.documents]
     assert carried == documents
+
+
+def test_a_document_written_twice_keeps_its_first_before_and_its_last_version() -> None:
+    added = domain.document_added([], "prompts", "p1", 1, None)
+    added = domain.document_added(added, "prefs", "theme", 4, {"dark": False})
+    added = domain.document_added(added, "prompts", "p1", 2, {"ignored": True})
+    assert added == [
+        {"collection": "prompts", "id": "p1", "version": 2, "before": None},
+        {"collection": "prefs", "id": "theme", "version": 4, "before": {"dark": False}},
+    ]
+
+
+def test_a_rollback_removes_restores_or_keeps_each_document_as_it_is_now() -> None:
+    created = {"collection": "prompts", "id": "p1", "version": 1, "before": None}
+    updated = {"collection": "prefs", "id": "theme", "version": 4, "before": {"dark": False}}
+    assert domain.document_rollback(created, 1, False, force=False) == "remove"
+    assert domain.document_rollback(updated, 4, False, force=False) == "restore"
+    # the user changed it since: kept, unless forced
+    assert domain.document_rollback(created, 2, False, force=False) == "keep"
+    assert domain.document_rollback(updated, 5, False, force=True) == "restore"
+    assert domain.document_rollback(created, 2, True, force=True) == "nothing"  # deleted
+    assert domain.document_rollback(created, None, False, force=True) == "nothing"  # gone

@@ -11,6 +11,7 @@ from chat.models import (
     Conversation,
     Folder,
     IngestProvenance,
+    IngestRollback,
     Memory,
     Message,
     MessageRevision,
@@ -26,6 +27,7 @@ USER_TABLES = (
     Attachment,
     AppliedMutation,
     IngestProvenance,
+    IngestRollback,
 )
 
 

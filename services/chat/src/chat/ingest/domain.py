@@ -258,6 +258,8 @@ class BatchPlan:
     orphans: set[str] = field(default_factory=set)
     # the folders each accepted conversation is in (those that exist), first first
     folders: dict[str, list[str]] = field(default_factory=dict)
+    # entity → ids of a rollback's tombstones the batch stores again (dropped first)
+    revived: dict[str, list[str]] = field(default_factory=dict)
 
     def issue(self, p: Parsed, code: str, message: str) -> None:
         self.issues.append(
@@ -275,11 +277,16 @@ def source_key(p: Parsed) -> tuple[str, str, str]:
 
 
 def plan_batch(
-    records: Iterable[Parsed], known: Mapping[tuple[str, str, str], str], existing: Existing
+    records: Iterable[Parsed],
+    known: Mapping[tuple[str, str, str], str],
+    existing: Existing,
+    rolled_back: Mapping[str, Mapping[str, int]] | None = None,
 ) -> BatchPlan:
     """Skip what the user has from this source already (`known`: by source key) and ids the
-    user holds otherwise (`existing`: entity → id → (deleted, its conversation)); check
-    that what a record points at exists (in the database or earlier in the batch)."""
+    user holds otherwise (`existing`: entity → id → (deleted, its conversation)), except
+    the tombstones an import's rollback left (`rolled_back`: entity → id → its version):
+    those are stored again with a later version; check that what a record points at
+    exists (in the database or earlier in the batch)."""
     plan = BatchPlan()
     live = {
         entity: {i for i, (deleted, _) in rows.items() if not deleted}
@@ -293,7 +300,8 @@ def plan_batch(
         if key in known or key in sources:
             plan.skip(p)
             continue
-        if row_id in existing.get(p.entity, {}):
+        tombstone = (rolled_back or {}).get(p.entity, {}).get(row_id)
+        if tombstone is None and row_id in existing.get(p.entity, {}):
             plan.skip(p)
             plan.issue(p, "ID_TAKEN", "the user has this id already (not from this source): kept")
             continue
@@ -331,6 +339,10 @@ def plan_batch(
                 plan.issue(p, "MISSING_PARENT", f"no folder {parent}: kept at the top")
         taken.add((p.entity, row_id))
         sources.add(key)
+        if tombstone is not None:  # a later version than the tombstone devices hold
+            plan.revived.setdefault(p.entity, []).append(row_id)
+            if p.record.version <= tombstone:
+                p.record = p.record.model_copy(update={"version": tombstone + 1})
         if p.entity == "message":
             chat_of[row_id] = p.record.conversation_id
         plan.accepted.append(p)

@@ -306,6 +306,62 @@ class IngestRepository:
             {"user_id": user_id, "entity": entity, "ids": list(ids)},
         )
 
+    async def mark_rolled_back(
+        self, user_id: str, import_id: str, entity: str, ids: Sequence[str]
+    ) -> None:
+        """Rows a rollback removed: importing one of their ids again revives it."""
+        await self.session.execute(
+            text(
+                "INSERT INTO ingest_rollbacks (user_id, entity, id, import_id) "
+                "SELECT :user_id, :entity, unnest(CAST(:ids AS text[])), :import_id "
+                "ON CONFLICT (user_id, entity, id) DO UPDATE SET import_id = EXCLUDED.import_id"
+            ),
+            {"user_id": user_id, "entity": entity, "ids": list(ids), "import_id": import_id},
+        )
+
+    async def rolled_back(self, user_id: str, entity: str, ids: Sequence[str]) -> dict[str, int]:
+        """Among `ids`, the tombstones a rollback left → their versions."""
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            text(
+                f"SELECT t.id, t.version FROM ingest_rollbacks r JOIN {TABLES[entity]} t "  # noqa: S608
+                "ON t.user_id = r.user_id AND t.id = r.id "
+                "WHERE r.user_id = :user_id AND r.entity = :entity AND r.id = ANY(:ids) "
+                "AND t.deleted_at IS NOT NULL"
+            ),
+            {"user_id": user_id, "entity": entity, "ids": list(ids)},
+        )
+        return {row_id: version for row_id, version in rows}
+
+    async def clear_tombstones(self, user_id: str, revived: dict[str, list[str]]) -> None:
+        """Drop the rollback's tombstones of rows an import stores again (the new rows
+        take their ids, with a later version and seq, so devices learn of them)."""
+        for entity, ids in revived.items():
+            params = {"user_id": user_id, "entity": entity, "ids": ids}
+            if entity == "message":
+                await self.session.execute(
+                    text(
+                        "DELETE FROM message_revisions WHERE user_id = :user_id "
+                        "AND message_id = ANY(:ids)"
+                    ),
+                    params,
+                )
+            await self.session.execute(
+                text(
+                    f"DELETE FROM {TABLES[entity]} WHERE user_id = :user_id "  # noqa: S608
+                    "AND id = ANY(:ids) AND deleted_at IS NOT NULL"
+                ),
+                params,
+            )
+            await self.session.execute(
+                text(
+                    "DELETE FROM ingest_rollbacks WHERE user_id = :user_id "
+                    "AND entity = :entity AND id = ANY(:ids)"
+                ),
+                params,
+            )
+
     async def drop_memberships(self, user_id: str, folder_ids: Sequence[str]) -> None:
         """Removed folders hold no chat any more (only folders no staying chat is in go)."""
         await self.session.execute(

@@ -67,9 +67,14 @@ async def apply_batch(
     await refuse_if_purged(uow, user_id)  # the user's lock first: one writer at a time
     repo = IngestRepository(uow.session)
     known = await repo.known(user_id, [domain.source_key(p) for p in parsed.records])
-    plan = domain.plan_batch(parsed.records, known, await _existing(repo, user_id, parsed.records))
+    existing = await _existing(repo, user_id, parsed.records)
+    plan = domain.plan_batch(
+        parsed.records, known, existing, await _rolled_back(repo, user_id, existing)
+    )
     plan.issues[:0] = parsed.issues
     counts = Counter(KIND[p.entity] for p in plan.accepted)
+    if plan.revived:
+        await repo.clear_tombstones(user_id, plan.revived)
     if plan.accepted:
         await _insert(uow, repo, user_id, batch.import_id, plan, now, row_events)
     result = IngestBatchApplied(
@@ -104,6 +109,18 @@ async def _existing(
         entity: dict(await repo.existing(user_id, entity, list(ids)))
         for entity, ids in wanted.items()
     }
+
+
+async def _rolled_back(
+    repo: IngestRepository, user_id: str, existing: domain.Existing
+) -> dict[str, dict[str, int]]:
+    """Among the batch's tombstones, those a rollback left (they may be imported again)."""
+    found = {}
+    for entity, rows in existing.items():
+        tombstones = [row_id for row_id, (deleted, _) in rows.items() if deleted]
+        if tombstones:
+            found[entity] = await repo.rolled_back(user_id, entity, tombstones)
+    return found
 
 
 def _metadata(record: Any) -> dict[str, Any]:
@@ -374,6 +391,7 @@ async def rollback(
     for entity, ids in removed.items():
         if ids:
             await repo.forget(user_id, entity, ids)
+            await repo.mark_rolled_back(user_id, import_id, entity, ids)
     await uow.session.flush()
     kept = Counter(KIND[r.entity] for r, _ in plan.keep)
     result = IngestRolledBack(

@@ -1,10 +1,11 @@
-"""The tombstone sweep: document tombstones older than the retention are forgotten (a
-cursor that old is refused with 410, so no client misses their delete)."""
+"""Sync's sweeps: document tombstones older than the retention are forgotten (a cursor that
+old is refused with 410, so no client misses their delete), and each round runs the other
+sweeps given (finished imports' blobs past their retention)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -15,6 +16,7 @@ from sync.settings import Settings
 
 log = structlog.get_logger(__name__)
 BATCH = 1000
+OTHER_BATCH = 100
 
 
 class TombstoneSweeper:
@@ -23,10 +25,13 @@ class TombstoneSweeper:
         settings: Settings,
         uow_factory: Callable[[], UnitOfWork],
         clock: Callable[[], datetime],
+        others: Sequence[Callable[[], Awaitable[int]]] = (),
     ) -> None:
         self.settings = settings
         self.uow_factory = uow_factory
         self.clock = clock
+        # each a round of another sweep: how many rows it handled (BATCH or more: go on)
+        self.others = others
 
     async def sweep(self) -> int:
         """One pass: how many tombstones were removed."""
@@ -46,6 +51,9 @@ class TombstoneSweeper:
                 removed = await self.sweep()
                 if removed:
                     log.info("document tombstones removed", count=removed)
+                for other in self.others:
+                    while await other() >= OTHER_BATCH:
+                        pass
             except asyncio.CancelledError:
                 raise
             except Exception:

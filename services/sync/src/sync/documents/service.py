@@ -107,23 +107,57 @@ async def apply(
             row.version = outcome.version
             row.data = None if outcome.deleted else outcome.data
             row.deleted_at = now if outcome.deleted else None
-            row.updated_at = now
-            row.seq = await next_seq(uow.session, user_id)
-            uow.outbox.add(
-                SYNC_DOCUMENT,
-                DocumentChanged(
-                    collection=row.collection,
-                    document_id=row.id,
-                    version=row.version,
-                    data=row.data,
-                    deleted=outcome.deleted,
-                    updated_at=now,
-                ),
-                user_id=user_id,
-                seq=row.seq,
-            )
+            await _changed(uow, row, now)
         await uow.session.flush()
     return outcome, {"version": outcome.version}
+
+
+async def overwrite(
+    uow: UnitOfWork,
+    user_id: str,
+    collection: str,
+    document_id: str,
+    data: dict[str, Any] | None,
+    *,
+    stamp: str,
+    now: datetime,
+    tombstone_clocks: dict[str, str] | None = None,
+) -> Document:
+    """Set the document to `data` (None: a tombstone) as a new version whatever it holds now
+    (an import's rollback, or a rolled-back document imported again): every field clocked
+    `stamp`, a new seq and `document.changed`. A tombstone keeps `tombstone_clocks`."""
+    documents = DocumentRepository(uow.session)
+    row = await documents.get_for_update(user_id, collection, document_id)
+    if row is None:
+        row = Document(user_id=user_id, collection=collection, id=document_id, created_at=now)
+        row.version = 0
+        documents.session.add(row)
+    row.version += 1
+    row.data = data
+    row.clocks = dict.fromkeys(data, stamp) if data is not None else (tombstone_clocks or {})
+    row.deleted_at = now if data is None else None
+    await _changed(uow, row, now)
+    await uow.session.flush()
+    return row
+
+
+async def _changed(uow: UnitOfWork, row: Document, now: datetime) -> None:
+    """A new version of `row` (its data and `deleted_at` set): its seq and event."""
+    row.updated_at = now
+    row.seq = await next_seq(uow.session, row.user_id)
+    uow.outbox.add(
+        SYNC_DOCUMENT,
+        DocumentChanged(
+            collection=row.collection,
+            document_id=row.id,
+            version=row.version,
+            data=row.data,
+            deleted=row.deleted_at is not None,
+            updated_at=now,
+        ),
+        user_id=row.user_id,
+        seq=row.seq,
+    )
 
 
 async def changed_after(

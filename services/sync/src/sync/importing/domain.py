@@ -21,6 +21,9 @@ QUEUED, PROCESSING, COMPLETED, FAILED, ROLLED_BACK = (
     "rolled_back",
 )
 ACTIVE = (QUEUED, PROCESSING)
+FINAL = (COMPLETED, FAILED, ROLLED_BACK)
+# a validation's state, in the job's report (`validation_state`)
+VALIDATING, VALIDATED, VALIDATION_FAILED = "running", "done", "failed"
 # the record types chat ingests, and the name their counts go by
 CHAT_KINDS = {"folder": "folders", "conversation": "conversations", "message": "messages"}
 CHAT_KINDS["memory"] = "memories"
@@ -33,6 +36,14 @@ def upload_key(user_id: str, job_id: str, index: int) -> str:
 
 def batch_key(user_id: str, job_id: str, index: int) -> str:
     return f"imports/{user_id}/{job_id}/batch-{index:06d}.ndjson"
+
+
+def blob_keys(
+    job_files: Iterable[Mapping[str, Any]], user_id: str, job_id: str, batches: int
+) -> list[str]:
+    """Every blob key a job may have written: its uploads and its batches by reference."""
+    uploads = [str(f["key"]) for f in job_files]
+    return [*uploads, *(batch_key(user_id, job_id, i) for i in range(batches))]
 
 
 @dataclass
@@ -87,6 +98,43 @@ def chat_counts(read_counts: Mapping[str, int]) -> dict[str, int]:
 def document_stamp(imported_at: datetime, job_id: str) -> str:
     """An imported document's field clock: the import's time, the import as the writer."""
     return f"{int(imported_at.timestamp() * 1000):015d}:00000:import-{job_id}"
+
+
+# --- sync's documents: what an import added, and what its rollback does to each -------
+
+# in a tombstone's clocks: the import whose rollback removed it (a later import revives it)
+ROLLED_BACK_BY = "rolled_back_by"
+
+
+def document_added(
+    added: list[dict[str, Any]],
+    collection: str,
+    document_id: str,
+    version: int,
+    before: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The import's list of documents it wrote, with this write: the version it left and
+    the data the document had before the import's first write (None: it had none)."""
+    for entry in added:
+        if entry["collection"] == collection and entry["id"] == document_id:
+            return [{**e, "version": version} if e is entry else e for e in added]
+    entry = {"collection": collection, "id": document_id, "version": version, "before": before}
+    return [*added, entry]
+
+
+def document_rollback(
+    entry: Mapping[str, Any], version: int | None, deleted: bool, force: bool
+) -> str:
+    """What a rollback does to a document the import wrote, as it is now (`version` None:
+    it is gone): `keep` one the user changed since (unless `force`), `restore` its data
+    from before the import, `remove` one the import created, `nothing` if so already."""
+    if version is None:
+        return "nothing"
+    if version != entry["version"] and not force:
+        return "keep"
+    if entry["before"] is None:
+        return "nothing" if deleted else "remove"
+    return "restore"
 
 
 # --- validation ----------------------------------------------------------------------

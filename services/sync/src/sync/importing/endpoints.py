@@ -91,16 +91,22 @@ async def import_report(
         return ok(ImportReportOut.of(await app.imports.get(uow, caller.user_id, import_id)))
 
 
-@router.post("/{import_id}/validate")
+@router.post("/{import_id}/validate", status_code=202)
 async def validate_import(
     import_id: str, caller: CurrentCaller, request: Request
 ) -> Ok[ImportReportOut]:
-    """Re-read the source and compare it with what chat stored for this import: counts per
-    kind, and per conversation the digest of its messages (order, parent links, roles,
-    timestamps, content hashes). The verdict is `validation.clean`."""
+    """Validate in the background: re-read the source and compare it with what chat stored
+    for this import (counts per kind; per conversation the digest of its messages: order,
+    parent links, roles, timestamps, content hashes). Poll the report: `validation_state`
+    is `running`, then `done` (the verdict is `validation.clean`) or `failed`
+    (`validation_error`). 409 unless the import completed; 410 once its uploads are gone."""
     app = components(request)
-    job = await app.imports.validate(app.uow, caller.user_id, import_id)
-    return ok(ImportReportOut.of(job))
+    async with app.uow() as uow:
+        job = await app.imports.request_validation(uow, caller.user_id, import_id)
+        await uow.commit()
+        report = ImportReportOut.of(job)
+    app.import_worker.dispatch_validation(import_id)
+    return ok(report)
 
 
 @router.post("/{import_id}/rollback", status_code=202)

@@ -10,10 +10,16 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.importing.domain import ACTIVE, PROCESSING, QUEUED
+from sync.importing.domain import ACTIVE, COMPLETED, FINAL, PROCESSING, QUEUED, VALIDATING
 from sync.models import ImportJob
 
 _NOW = func.now()
+# a completed job whose validation was asked for and no live worker holds
+_VALIDATION_FREE = (
+    (ImportJob.status == COMPLETED)
+    & (ImportJob.report["validation_state"].astext == VALIDATING)
+    & (ImportJob.lease_owner.is_(None) | (ImportJob.lease_expires_at < _NOW))
+)
 
 
 class ImportJobRepository:
@@ -65,6 +71,57 @@ class ImportJobRepository:
     async def purge_user(self, user_id: str) -> None:
         """The user's jobs (their uploads stay in the blob store until its own retention)."""
         await self.session.execute(delete(ImportJob).where(ImportJob.user_id == user_id))
+
+    async def past_blob_retention(self, retention: float, limit: int) -> Sequence[ImportJob]:
+        """Jobs that ended `retention` seconds ago or more and still have their blobs,
+        locked for this sweep (another sweeper skips them)."""
+        return (
+            (
+                await self.session.execute(
+                    select(ImportJob)
+                    .where(
+                        ImportJob.status.in_(FINAL),
+                        ImportJob.blobs_deleted_at.is_(None),
+                        func.coalesce(ImportJob.completed_at, ImportJob.updated_at)
+                        < _NOW - timedelta(seconds=retention),
+                    )
+                    .order_by(ImportJob.created_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+    async def validations_claimable(self, limit: int) -> list[str]:
+        """Validations asked for that no worker runs (not started yet, or its worker died)."""
+        rows = await self.session.execute(
+            select(ImportJob.id).where(_VALIDATION_FREE).order_by(ImportJob.created_at).limit(limit)
+        )
+        return [job_id for (job_id,) in rows]
+
+    async def claim_validation(self, job_id: str, worker: str, lease: float) -> ImportJob | None:
+        """Take the job's validation (the lease of a completed job is the validation's)."""
+        return (
+            await self.session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == job_id, _VALIDATION_FREE)
+                .values(lease_owner=worker, lease_expires_at=_NOW + timedelta(seconds=lease))
+                .returning(ImportJob)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+        ).scalar_one_or_none()
+
+    async def renew_validation(self, job_id: str, worker: str, lease: float) -> bool:
+        result = await self.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.lease_owner == worker)
+            .values(lease_expires_at=_NOW + timedelta(seconds=lease))
+            .returning(ImportJob.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.scalar_one_or_none() is not None
 
     async def claimable(self, limit: int) -> list[str]:
         """Queued jobs, and jobs whose worker stopped renewing its lease."""

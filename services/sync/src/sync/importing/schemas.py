@@ -78,6 +78,10 @@ class ImportReportOut(BaseModel):
     read: dict[str, Any] = Field(description="the readers' report: counts, files, issues")
     chat: dict[str, Any] = Field(description="chat's issues and refused counts")
     validation: dict[str, Any] | None = None
+    validation_state: str | None = Field(
+        default=None, description="running, done or failed: the last validation asked for"
+    )
+    validation_error: str | None = None
     rollback: dict[str, Any] | None = None
 
     @classmethod
@@ -91,6 +95,8 @@ class ImportReportOut(BaseModel):
             read=job.report.get("read", {}),
             chat=job.report.get("chat", {}),
             validation=job.report.get("validation"),
+            validation_state=job.report.get("validation_state"),
+            validation_error=job.report.get("validation_error"),
             rollback=job.report.get("rollback"),
         )
 

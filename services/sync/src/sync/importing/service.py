@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +40,9 @@ from servicekit.errors import (
 )
 from servicekit.pagination import PageRequest
 from servicekit.uow import UnitOfWork
+from sync.documents.repository import DocumentRepository
+from sync.documents.service import lock_writer
+from sync.documents.service import overwrite as overwrite_document
 from sync.importing import domain
 from sync.importing.repository import ImportJobRepository
 from sync.imports import ImportLimits, ImportReader, ImportRefused, detect_source
@@ -54,6 +57,18 @@ REFUSED_CODES = {"INVALID_RECORD", "MISSING_PROVENANCE", "DUPLICATE_ID", "MISSIN
 
 class UnsupportedFormatError(ServiceError):
     status_code, code = 400, "UNSUPPORTED_FORMAT"
+
+
+class UploadsDeletedError(ServiceError):
+    status_code, code = 410, "GONE"
+
+
+@dataclass
+class DocumentsRolledBack:
+    """What a rollback did to the documents an import wrote."""
+
+    removed: int = 0
+    kept: list[dict[str, str]] = field(default_factory=list)  # {entity, id, reason}
 
 
 @dataclass(frozen=True)
@@ -232,15 +247,43 @@ class ImportJobs:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    async def request_validation(self, uow: UnitOfWork, user_id: str, job_id: str) -> ImportJob:
+        """Ask for a validation (the worker runs it: `validation_state` turns from `running`
+        to `done` with `validation`, or `failed` with `validation_error`); one asked for
+        while one runs is that one."""
+        job = await self.get(uow, user_id, job_id)
+        await uow.session.refresh(job, with_for_update=True)
+        _validatable(job)
+        if job.report.get("validation_state") != domain.VALIDATING:
+            job.report = {
+                **job.report,
+                "validation_state": domain.VALIDATING,
+                "validation_error": None,
+            }
+        return job
+
+    async def validation_failed(
+        self, uow: UnitOfWork, job_id: str, worker: str, message: str
+    ) -> None:
+        job = await ImportJobRepository(uow.session).get(job_id, lock=True)
+        if job is None or job.lease_owner != worker:
+            return
+        job.report = {
+            **job.report,
+            "validation_state": domain.VALIDATION_FAILED,
+            "validation_error": message[:2000],
+        }
+        job.lease_owner, job.lease_expires_at = None, None
+
     async def validate(
         self, uow_factory: Callable[[], UnitOfWork], user_id: str, job_id: str
     ) -> ImportJob:
-        """Re-read the source and compare it with chat's summary of this import."""
+        """Re-read the source and compare it with chat's summary of this import (the
+        worker's step of a validation asked for; the job's lease is dropped at the end)."""
         async with uow_factory() as uow:
             job = await self.get(uow, user_id, job_id)
             uow.session.expunge(job)  # read after the session: a snapshot
-        if job.dry_run or job.status != domain.COMPLETED:
-            raise Conflict(f"only a completed import can be validated (this one is {job.status})")
+        _validatable(job)
         assert self.chat is not None
         source = domain.SourceSide()
         async with self.reader(job) as reading:
@@ -269,9 +312,30 @@ class ImportJobs:
         async with uow_factory() as uow:
             fresh = await ImportJobRepository(uow.session).get(job.id, lock=True)
             assert fresh is not None
-            fresh.report = {**fresh.report, "validation": result}
+            fresh.report = {
+                **fresh.report,
+                "validation": result,
+                "validation_state": domain.VALIDATED,
+                "validation_error": None,
+            }
+            fresh.lease_owner, fresh.lease_expires_at = None, None
             await uow.commit()
             return fresh
+
+    async def delete_blobs_past_retention(
+        self, uow_factory: Callable[[], UnitOfWork], limit: int = 100
+    ) -> int:
+        """One round of the retention sweep: the uploads and batch blobs of up to `limit`
+        jobs that ended `import_blob_retention_seconds` ago are deleted; how many jobs."""
+        async with uow_factory() as uow:
+            repo = ImportJobRepository(uow.session)
+            due = await repo.past_blob_retention(self.settings.import_blob_retention_seconds, limit)
+            for job in due:  # deleted before the commit: a crash here only repeats a delete
+                for key in domain.blob_keys(job.files, job.user_id, job.id, job.batches_sent):
+                    await self.blobs.delete(key)
+                job.blobs_deleted_at = self.clock()
+            await uow.commit()
+        return len(due)
 
     async def rollback(self, uow: UnitOfWork, user_id: str, job_id: str, force: bool) -> ImportJob:
         """Ask chat to remove what the import added; the job ends `rolled_back` once chat
@@ -303,22 +367,68 @@ class ImportJobs:
         elif isinstance(answer, IngestBatchFailed):
             fail(uow, job, answer.error_code, f"batch {answer.batch_index}: {answer.error_message}")
         elif isinstance(answer, IngestRolledBack):
+            if job.status == domain.ROLLED_BACK:
+                return  # a rollback asked twice: its first answer did it
+            documents = await self._documents_rolled_back(uow, job, answer.force)
+            removed = {**answer.removed, "documents": documents.removed}
+            kept = {**answer.kept, "documents": len(documents.kept)}
             job.status = domain.ROLLED_BACK
             job.report = {
                 **job.report,
                 "rollback": {
                     "force": answer.force,
-                    "removed": answer.removed,
-                    "kept": answer.kept,
-                    "kept_ids": answer.kept_ids[: domain.MAX_ISSUES],
+                    "removed": removed,
+                    "kept": kept,
+                    "kept_ids": [*answer.kept_ids, *documents.kept][: domain.MAX_ISSUES],
                 },
             }
             job.updated_at = self.clock()
             uow.outbox.add(
                 SYNC_IMPORT,
-                ImportRolledBack(import_id=job.id, removed=answer.removed, kept=answer.kept),
+                ImportRolledBack(import_id=job.id, removed=removed, kept=kept),
                 user_id=job.user_id,
             )
+
+    async def _documents_rolled_back(
+        self, uow: UnitOfWork, job: ImportJob, force: bool
+    ) -> DocumentsRolledBack:
+        """Sync's side of a rollback: each document the import wrote goes back to what it
+        was before (removed if the import created it), unless the user changed it since
+        (kept and listed, unless `force`)."""
+        added = job.report.get("documents_added", [])
+        result = DocumentsRolledBack()
+        if not added:
+            return result
+        await lock_writer(uow, job.user_id)
+        now = self.clock()
+        stamp = domain.document_stamp(now, job.id)
+        documents = DocumentRepository(uow.session)
+        for entry in added:
+            row = await documents.get_for_update(job.user_id, entry["collection"], entry["id"])
+            action = domain.document_rollback(
+                entry,
+                None if row is None else row.version,
+                row is not None and row.deleted_at is not None,
+                force,
+            )
+            if action == "keep":
+                name = f"{entry['collection']}/{entry['id']}"
+                result.kept.append(
+                    {"entity": "document", "id": name, "reason": "changed since the import"}
+                )
+            elif action != "nothing":
+                await overwrite_document(
+                    uow,
+                    job.user_id,
+                    entry["collection"],
+                    entry["id"],
+                    entry["before"] if action == "restore" else None,
+                    stamp=stamp,
+                    now=now,
+                    tombstone_clocks={domain.ROLLED_BACK_BY: job.id},
+                )
+                result.removed += 1
+        return result
 
     def _applied(self, uow: UnitOfWork, job: ImportJob, answer: IngestBatchApplied) -> None:
         if answer.batch_index in job.acked or job.status not in domain.ACTIVE:
@@ -346,6 +456,13 @@ class ImportJobs:
             ),
             user_id=job.user_id,
         )
+
+
+def _validatable(job: ImportJob) -> None:
+    if job.dry_run or job.status != domain.COMPLETED:
+        raise Conflict(f"only a completed import can be validated (this one is {job.status})")
+    if job.blobs_deleted_at is not None:
+        raise UploadsDeletedError("the import's uploads were deleted after the retention period")
 
 
 async def complete_if_done(uow: UnitOfWork, job: ImportJob) -> None:

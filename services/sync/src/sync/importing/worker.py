@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -25,9 +26,12 @@ from contracts.events.sync import ImportCompleted, ImportStarted
 from contracts.ids import uuid7
 from contracts.topics import CHAT_INGEST, SYNC_IMPORT
 from servicekit.clock import utc_now
+from servicekit.errors import ServiceError
 from servicekit.uow import UnitOfWork
+from sync.documents.repository import DocumentRepository
 from sync.documents.service import DocumentWrite, lock_writer
 from sync.documents.service import apply as apply_document
+from sync.documents.service import overwrite as overwrite_document
 from sync.importing import domain
 from sync.importing.repository import ImportJobRepository
 from sync.importing.service import ImportJobs, complete_if_done, fail
@@ -58,19 +62,30 @@ class ImportWorker:
 
     def dispatch(self, job_id: str) -> None:
         """Run the job in the background (once per process at a time)."""
-        if job_id in self._tasks:
+        self._start(f"import-{job_id}", lambda: self.run(job_id))
+
+    def dispatch_validation(self, job_id: str) -> None:
+        """Run the validation asked for in the background (once per process at a time)."""
+        self._start(f"validate-{job_id}", lambda: self.validate(job_id))
+
+    def _start(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if name in self._tasks:
             return
-        task = asyncio.create_task(self.run(job_id), name=f"import-{job_id}")
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        task = asyncio.create_task(work(), name=name)
+        self._tasks[name] = task
+        task.add_done_callback(lambda _: self._tasks.pop(name, None))
 
     async def run_forever(self) -> None:
         while True:
             try:
                 async with self.uow() as uow:
-                    found = await ImportJobRepository(uow.session).claimable(20)
+                    repo = ImportJobRepository(uow.session)
+                    found = await repo.claimable(20)
+                    validations = await repo.validations_claimable(20)
                 for job_id in found:
                     self.dispatch(job_id)
+                for job_id in validations:
+                    self.dispatch_validation(job_id)
             except Exception:
                 log.exception("looking for imports failed")
             await asyncio.sleep(self.settings.import_poll_seconds)
@@ -110,6 +125,40 @@ class ImportWorker:
         except Exception as exc:
             log.exception("import failed", import_id=job.id)
             await self._end(job, "IMPORT_FAILED", f"the import failed: {exc!r}"[:500])
+
+    async def validate(self, job_id: str) -> None:
+        """A validation asked for, under the job's lease (renewed meanwhile): a worker that
+        dies leaves it to the next one once the lease ran out."""
+        lease = self.settings.import_lease_seconds
+        async with self.uow() as uow:
+            job = await ImportJobRepository(uow.session).claim_validation(
+                job_id, self.worker_id, lease
+            )
+            await uow.commit()
+        if job is None:
+            return
+        renewing = asyncio.create_task(self._renew_validation(job_id))
+        try:
+            await self.jobs.validate(self.uow, job.user_id, job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("import validation failed", import_id=job_id, error=repr(exc)[:200])
+            message = exc.message if isinstance(exc, ServiceError) else repr(exc)
+            async with self.uow() as uow:
+                await self.jobs.validation_failed(uow, job_id, self.worker_id, message)
+                await uow.commit()
+        finally:
+            renewing.cancel()
+
+    async def _renew_validation(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.import_lease_seconds / 3)
+            async with self.uow() as uow:
+                await ImportJobRepository(uow.session).renew_validation(
+                    job_id, self.worker_id, self.settings.import_lease_seconds
+                )
+                await uow.commit()
 
     async def _work(self, job: ImportJob) -> None:
         async with self.jobs.reader(job) as reading:
@@ -170,12 +219,40 @@ class ImportWorker:
 
     async def _documents(self, uow: UnitOfWork, job: ImportJob, batch: domain.Batch) -> None:
         """Sync's own documents of the batch, put in this transaction: new ones count as
-        stored, the same content again as there already, the refused are issues."""
+        stored, the same content again as there already, the refused are issues. Each one
+        written is listed in the job's report with the data it had before (its rollback
+        restores that); a document an import's rollback removed is written afresh."""
         await lock_writer(uow, job.user_id)
         stored = skipped = 0
         refused: list[dict[str, str]] = []
+        row = await ImportJobRepository(uow.session).get(job.id, lock=True)
+        assert row is not None
+        added: list[dict[str, Any]] = list(row.report.get("documents_added", []))
         now = utc_now()
+        stamp = domain.document_stamp(job.created_at, job.id)
+        documents = DocumentRepository(uow.session)
         for document in batch.documents:
+            current = await documents.get_for_update(job.user_id, document.collection, document.id)
+            if (
+                current is not None
+                and current.deleted_at is not None
+                and (domain.ROLLED_BACK_BY in current.clocks)
+            ):
+                revived = await overwrite_document(
+                    uow,
+                    job.user_id,
+                    document.collection,
+                    document.id,
+                    document.data,
+                    stamp=stamp,
+                    now=now,
+                )
+                added = domain.document_added(
+                    added, document.collection, document.id, revived.version, None
+                )
+                stored += 1
+                continue
+            before = None if current is None or current.deleted_at else current.data
             write = DocumentWrite(
                 collection=document.collection,
                 id=document.id,
@@ -183,7 +260,7 @@ class ImportWorker:
                 data=document.data,
                 fields=None,
                 base_version=None,
-                stamp=domain.document_stamp(job.created_at, job.id),
+                stamp=stamp,
             )
             outcome, _ = await apply_document(
                 uow, job.user_id, write, max_bytes=self.settings.document_max_bytes, now=now
@@ -191,16 +268,19 @@ class ImportWorker:
             if outcome.status != "applied":
                 refused.append({"id": document.id, "code": str(outcome.error or outcome.status)})
             elif outcome.new_version:
+                assert outcome.version is not None
+                added = domain.document_added(
+                    added, document.collection, document.id, outcome.version, before
+                )
                 stored += 1
             else:
                 skipped += 1
-        row = await ImportJobRepository(uow.session).get(job.id, lock=True)
-        assert row is not None
         row.counts = domain.added(row.counts, {"documents": stored})
         row.skipped = domain.added(row.skipped, {"documents": skipped})
+        report = {**row.report, "documents_added": added}
         if refused:
-            earlier = row.report.get("documents_refused", [])
-            row.report = {**row.report, "documents_refused": [*earlier, *refused]}
+            report["documents_refused"] = [*row.report.get("documents_refused", []), *refused]
+        row.report = report
 
     async def _finish(self, job: ImportJob, report: ReadReport, sent: int, records: int) -> None:
         read = report.model_dump(mode="json")
