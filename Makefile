@@ -42,8 +42,9 @@ test: lint typecheck imports contracts-check ## everything CI runs: lint, types,
 unit: sync ## only the tests that need no infrastructure
 	@$(UV) run --frozen pytest -m "not integration"
 
-integration: sync ## only the tests over real PostgreSQL, Redis and Kafka
-	@$(UV) run --frozen pytest -m integration
+MARKS ?= integration
+integration: sync ## only the tests over real PostgreSQL, Redis and Kafka (MARKS: another -m)
+	@$(UV) run --frozen pytest -m "$(MARKS)"
 
 bench: sync ## the event pipeline benchmark (prints figures; never fails on timings)
 	@$(UV) run --frozen python bench/event_pipeline.py

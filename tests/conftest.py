@@ -1,13 +1,15 @@
 """The whole public stack for the cross-service tests: auth, chat, export, sync and the gateway,
 each its own uvicorn process on the real embedded infrastructure (as `test_gateway.py` starts auth
-and chat), reached only through the gateway. `stack` is module-scoped: every module that asks
-for it gets fresh schemas, consumer groups and key prefixes, and its own service logs."""
+and chat), reached only through the gateway. `stack` is session-scoped: the modules that ask
+for it share one (each of their tests works with accounts of its own); a module that needs a
+stack to itself (faults, restarts) starts one with `running_stack`, which gets fresh schemas,
+consumer groups, key prefixes and service logs."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +18,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from parley.stack.embedded import InfraUrls
+from parley.stack.ports import free_port
 from parley.testing import (
     ServiceProcess,
     create_schemas,
     drop_schemas,
     service_env,
+    spawn_uvicorn,
+    stop_all,
     unique_name,
-    uvicorn_process,
 )
 
 STACK_INTERNAL_TOKEN = "internal-test-credential"
@@ -60,20 +64,18 @@ def _infra_env(prefix: str, infra: InfraUrls, schema: str | None) -> dict[str, s
 
 
 @contextmanager
-def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> Iterator[Stack]:
-    """Auth, chat, export, sync and the gateway started in that order (each once it answers
-    `/health/ready`, within `timeout` seconds), stopped in reverse; their schemas dropped
-    afterwards."""
+def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 180.0) -> Iterator[Stack]:
+    """Auth, chat, export and sync started side by side (each is told the others' ports
+    up front; none needs another to start), then the gateway once they all answer
+    `/health/ready` within `timeout` seconds (it reads their OpenAPI documents); stopped
+    together; their schemas dropped afterwards."""
     schemas = create_schemas(infra, "auth", "chat", "export", "sync")
     try:
         with ExitStack() as running:
             processes: dict[str, ServiceProcess] = {}
-
-            def started(service: AbstractContextManager[ServiceProcess]) -> ServiceProcess:
-                process = running.enter_context(service)
-                processes[process.name] = process
-                return process
-
+            running.callback(stop_all, processes.values())
+            ports = {name: free_port() for name in ("auth", "chat", "export", "sync")}
+            auth, chat, export, sync = (f"http://127.0.0.1:{ports[n]}" for n in ports)
             pem = (
                 Ed25519PrivateKey.generate()
                 .private_bytes(
@@ -83,9 +85,8 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
                 )
                 .decode()
             )
-            auth = started(
-                uvicorn_process(
-                    "auth",
+            backends = {
+                "auth": (
                     "auth.main:create_app",
                     {
                         **_infra_env("AUTH_", infra, schemas["auth"]),
@@ -97,13 +98,8 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
                         "AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
                         "AUTH_PASSWORD_RESET_MAX_PER_IP": "1000000",
                     },
-                    log_dir,
-                    timeout=timeout,
-                )
-            ).url
-            chat = started(
-                uvicorn_process(
-                    "chat",
+                ),
+                "chat": (
                     "chat.main:create_app",
                     {
                         **_infra_env("CHAT_", infra, schemas["chat"]),
@@ -113,13 +109,8 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
                         "CHAT_ECHO_PACE_MS": "5",
                         "CHAT_SEND_RATE_PER_MINUTE": "100000",
                     },
-                    log_dir,
-                    timeout=timeout,
-                )
-            ).url
-            export = started(
-                uvicorn_process(
-                    "export",
+                ),
+                "export": (
                     "export.main:create_app",
                     {
                         **_infra_env("EXPORT_", infra, schemas["export"]),
@@ -128,13 +119,8 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
                         "EXPORT_BLOB_URL": (log_dir / "export-blobs").as_uri(),
                         "EXPORT_MAX_CONCURRENT_JOBS": "1000",
                     },
-                    log_dir,
-                    timeout=timeout,
-                )
-            ).url
-            sync = started(
-                uvicorn_process(
-                    "sync",
+                ),
+                "sync": (
                     "sync.main:create_app",
                     {
                         **_infra_env("SYNC_", infra, schemas["sync"]),
@@ -148,35 +134,35 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
                         "SYNC_IMPORT_BATCH_RECORDS": "200",
                         "SYNC_IMPORT_POLL_SECONDS": "0.5",
                     },
-                    log_dir,
-                    timeout=timeout,
-                )
-            ).url
-            gateway = started(
-                uvicorn_process(
-                    "gateway",
-                    "gateway.main:create_app",
-                    {
-                        "GATEWAY_AUTH_URL": auth,
-                        "GATEWAY_CHAT_URL": chat,
-                        "GATEWAY_EXPORT_URL": export,
-                        "GATEWAY_SYNC_URL": sync,
-                        "GATEWAY_REDIS_URL": infra.redis,
-                        "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
-                        "GATEWAY_LOG_LEVEL": "WARNING",
-                        "GATEWAY_INTERNAL_TOKEN": STACK_INTERNAL_TOKEN,
-                        "GATEWAY_RATE_LIMIT_PER_IP": GENEROUS,
-                        "GATEWAY_RATE_LIMIT_PER_USER": GENEROUS,
-                        "GATEWAY_RATE_LIMIT_SIGN_IN": GENEROUS,
-                        "GATEWAY_CONNECT_TIMEOUT_SECONDS": "2",
-                        "GATEWAY_TIMEOUT_SECONDS": "20",
-                    },
-                    log_dir,
-                    timeout=timeout,
-                )
-            ).url
+                ),
+            }
+            for name, (app, env) in backends.items():
+                processes[name] = spawn_uvicorn(name, app, env, log_dir, port=ports[name])
+            for process in processes.values():  # four start at once: more time than one alone
+                process.wait_ready(timeout=timeout)
+            processes["gateway"] = spawn_uvicorn(
+                "gateway",
+                "gateway.main:create_app",
+                {
+                    "GATEWAY_AUTH_URL": auth,
+                    "GATEWAY_CHAT_URL": chat,
+                    "GATEWAY_EXPORT_URL": export,
+                    "GATEWAY_SYNC_URL": sync,
+                    "GATEWAY_REDIS_URL": infra.redis,
+                    "GATEWAY_REDIS_KEY_PREFIX": unique_name("gw") + ":",
+                    "GATEWAY_LOG_LEVEL": "WARNING",
+                    "GATEWAY_INTERNAL_TOKEN": STACK_INTERNAL_TOKEN,
+                    "GATEWAY_RATE_LIMIT_PER_IP": GENEROUS,
+                    "GATEWAY_RATE_LIMIT_PER_USER": GENEROUS,
+                    "GATEWAY_RATE_LIMIT_SIGN_IN": GENEROUS,
+                    "GATEWAY_CONNECT_TIMEOUT_SECONDS": "2",
+                    "GATEWAY_TIMEOUT_SECONDS": "20",
+                },
+                log_dir,
+            )
+            processes["gateway"].wait_ready(timeout=timeout)
             yield Stack(
-                gateway=gateway,
+                gateway=processes["gateway"].url,
                 auth=auth,
                 chat=chat,
                 export=export,
@@ -188,8 +174,9 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 90.0) -> 
         drop_schemas(infra, schemas.values())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(infra: InfraUrls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The five services of the public API as real processes, for the module's tests."""
+    """The five services of the public API as real processes, started once for every
+    module that asks for them (each test signs up users of its own)."""
     with running_stack(infra, tmp_path_factory.mktemp("stack-logs")) as running:
         yield running

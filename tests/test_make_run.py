@@ -16,7 +16,7 @@ import pytest
 from parley.stack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.own_infrastructure]
 
 
 def test_parley_dev_serves_the_real_services(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from parley.stack.ports import free_port
 
 SAMPLE = Path(__file__).parent / "sample_service"
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.own_infrastructure]
 
 
 @dataclass

@@ -314,6 +314,7 @@ class ServiceProcess:
     log: Path
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    _interrupted: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def pid(self) -> int:
@@ -347,25 +348,42 @@ class ServiceProcess:
         the caller to find out, as a real restart's clients do)."""
         self.kill()
         self.popen = _spawn(self.argv, self.env, self.log)
+        self._interrupted = False
         self.wait_ready(timeout, probe="/health/live")
 
-    def stop(self) -> None:
-        """SIGINT (uvicorn's clean shutdown), then SIGKILL after 20 s."""
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGINT (uvicorn's clean shutdown) unless `interrupt` sent it, then SIGKILL after
+        `grace` seconds."""
+        if self.popen.poll() is None and not self._interrupted:
+            self.popen.send_signal(signal.SIGINT)
+        try:
+            self.popen.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def interrupt(self) -> None:
+        """SIGINT (uvicorn's clean shutdown) without waiting: `stop` waits."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+            self._interrupted = True
 
     def output(self) -> str:
         """The end of the process's log, for a failure message."""
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@contextmanager
-def uvicorn_process(
+def stop_all(processes: Iterable[ServiceProcess]) -> None:
+    """Stop several processes at once: all are interrupted, then each is waited for (a
+    clean shutdown takes a moment; one after another they would add up)."""
+    processes = list(processes)
+    for process in processes:
+        process.interrupt()
+    for process in reversed(processes):
+        process.stop()
+
+
+def spawn_uvicorn(
     name: str,
     app: str,
     env: dict[str, str],
@@ -373,11 +391,10 @@ def uvicorn_process(
     *,
     port: int | None = None,
     app_dir: Path | None = None,
-    timeout: float = 90.0,
-) -> Iterator[ServiceProcess]:
-    """`uvicorn --factory app` on loopback with `env` added to this environment, yielded once
-    `/health/ready` answers (any status below 500), stopped on exit. Used by the
-    cross-process tests and the benchmarks; RuntimeError with its log if it never comes up."""
+) -> ServiceProcess:
+    """`uvicorn --factory app` on loopback with `env` added to this environment, started and
+    not waited for: start several, then `wait_ready` each, and they come up side by side.
+    The caller stops it (`uvicorn_process` does both for one process)."""
     port = port or free_port()
     argv = [
         sys.executable,
@@ -396,9 +413,26 @@ def uvicorn_process(
     if app_dir is not None:
         argv += ["--app-dir", str(app_dir)]
     log, full_env = log_dir / f"{name}-{port}.log", {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    process = ServiceProcess(
+    return ServiceProcess(
         name, f"http://127.0.0.1:{port}", _spawn(argv, full_env, log), log, argv, full_env
     )
+
+
+@contextmanager
+def uvicorn_process(
+    name: str,
+    app: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    app_dir: Path | None = None,
+    timeout: float = 90.0,
+) -> Iterator[ServiceProcess]:
+    """`spawn_uvicorn`, yielded once `/health/ready` answers (any status below 500), stopped
+    on exit. Used by the cross-process tests and the benchmarks; RuntimeError with its log
+    if it never comes up."""
+    process = spawn_uvicorn(name, app, env, log_dir, port=port, app_dir=app_dir)
     try:
         process.wait_ready(timeout)
         yield process

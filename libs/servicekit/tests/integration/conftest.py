@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -72,27 +72,40 @@ async def service(infra: InfraUrls) -> AsyncIterator[Service]:
 
 
 async def read_topic(
-    kafka: str, topic: str, expected: int, timeout: float = 30.0, settle: float = 0.5
-) -> list:
-    """Every record on `topic` from the start: waits for `expected`, then a little longer
-    so that extra (duplicate) records would show up too."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka,
-        group_id=unique_name("reader"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    kafka: str,
+    topic: str,
+    expected: int,
+    timeout: float = 30.0,
+    settle: float = 0.5,
+    distinct: Callable[[ConsumerRecord[bytes, bytes]], object] | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on `topic` from the start: waits for `expected` records (or, with
+    `distinct`, for `expected` records that differ in `distinct(record)`), then a little
+    longer so that extra (duplicate) records would show up too.
+
+    The reader is in no consumer group: it assigns itself every partition and reads each
+    from its first offset, so no rebalance can send it back to the start halfway (reading
+    records twice, which would count toward `expected` and end the wait early)."""
+    consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
-    records: list = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        partitions = consumer.partitions_for_topic(topic)  # start() fetched all metadata
+        assert partitions, f"no topic {topic}"
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        await consumer.seek_to_beginning()
+        seen: set[object] = set()
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for recs in batch.values():
                 records.extend(recs)
-            if len(records) >= expected:
+                if distinct:
+                    seen.update(distinct(r) for r in recs)
+            if (len(seen) if distinct else len(records)) >= expected:
                 deadline = min(deadline, loop.time() + settle)
     finally:
         await consumer.stop()
