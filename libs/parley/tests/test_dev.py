@@ -3,6 +3,7 @@ refuses a taken port clearly, and leaves no process behind after SIGINT."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -113,15 +114,36 @@ def start_dev(
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    return DevProcess(proc, log, ports)
+    dev = DevProcess(proc, log, ports)
+    _STARTED.append(dev)
+    return dev
+
+
+_STARTED: list[DevProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_a_test_left() -> Iterator[None]:
+    """A test that fails half-way still stops its `parley dev` and everything it started
+    (PostgreSQL, Redis, the broker, the services), not only the parent process."""
+    yield
+    while _STARTED:
+        dev = _STARTED.pop()
+        if dev.proc.poll() is not None:
+            continue
+        left = dev.descendants()
+        try:
+            dev.interrupt(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.proc.kill()
+        for process in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 @pytest.fixture
-def running(tmp_path: Path, services_dir: Path) -> Iterator[DevProcess]:
-    dev = start_dev(tmp_path, services_dir)
-    yield dev
-    if dev.proc.poll() is None:
-        dev.proc.kill()
+def running(tmp_path: Path, services_dir: Path) -> DevProcess:
+    return start_dev(tmp_path, services_dir)
 
 
 def sample_port(services_dir: Path) -> int:
@@ -139,7 +161,7 @@ def psql(tmp_path: Path, port: int, sql: str) -> str:
 def test_dev_starts_answers_ready_and_leaves_nothing_behind(
     running: DevProcess, services_dir: Path, tmp_path: Path
 ) -> None:
-    running.wait_for_line("parley | ready in", timeout=90)
+    running.wait_for_line("parley | ready in", timeout=180)
     port = sample_port(services_dir)
     response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
     assert response.status_code == 200
@@ -181,7 +203,7 @@ def test_dev_starts_answers_ready_and_leaves_nothing_behind(
 
 def test_a_restart_keeps_data_and_reset_wipes_it(tmp_path: Path, services_dir: Path) -> None:
     first = start_dev(tmp_path, services_dir, name="first")
-    first.wait_for_line("parley | ready in", timeout=90)
+    first.wait_for_line("parley | ready in", timeout=180)
     psql(
         tmp_path,
         first.ports["pg"],
@@ -190,13 +212,13 @@ def test_a_restart_keeps_data_and_reset_wipes_it(tmp_path: Path, services_dir: P
     assert first.interrupt() == 0
 
     second = start_dev(tmp_path, services_dir, ports=first.ports, name="second")
-    second.wait_for_line("parley | ready in", timeout=90)
+    second.wait_for_line("parley | ready in", timeout=180)
     assert psql(tmp_path, second.ports["pg"], "SELECT x FROM public.kept") == "42"
     assert second.interrupt(signal.SIGTERM) == 0  # what `docker stop` or systemd would send
     assert "SIGTERM: stopping everything" in second.output()
 
     third = start_dev(tmp_path, services_dir, "--reset", ports=first.ports, name="third")
-    third.wait_for_line("parley | ready in", timeout=90)
+    third.wait_for_line("parley | ready in", timeout=180)
     assert (
         psql(tmp_path, third.ports["pg"], "SELECT count(*) FROM pg_tables WHERE tablename = 'kept'")
         == "0"
