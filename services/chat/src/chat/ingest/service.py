@@ -258,18 +258,15 @@ def _row_events(
     messages: Sequence[NewMessage],
     memories: Sequence[Memory],
 ) -> None:
-    for folder in folders:
-        uow.outbox.add(CHAT_FOLDER, changes.folder_event(folder), user_id=user_id, seq=folder.seq)
-    for chat in chats:
-        uow.outbox.add(
-            CHAT_CONVERSATION, changes.conversation_event(chat), user_id=user_id, seq=chat.seq
-        )
-    for message in messages:
-        uow.outbox.add(
-            CHAT_MESSAGE, changes.message_event(message), user_id=user_id, seq=message.seq
-        )
-    for memory in memories:
-        uow.outbox.add(CHAT_MEMORY, changes.memory_event(memory), user_id=user_id, seq=memory.seq)
+    add = uow.outbox.add_all
+    add(CHAT_FOLDER, ((changes.folder_event(f), f.seq) for f in folders), user_id=user_id)
+    add(
+        CHAT_CONVERSATION,
+        ((changes.conversation_event(c), c.seq) for c in chats),
+        user_id=user_id,
+    )
+    add(CHAT_MESSAGE, ((changes.message_event(m), m.seq) for m in messages), user_id=user_id)
+    add(CHAT_MEMORY, ((changes.memory_event(m), m.seq) for m in memories), user_id=user_id)
 
 
 def _new_message(user_id: str, p: Parsed, seq: int, plan: BatchPlan) -> NewMessage:
