@@ -150,11 +150,13 @@ class Outbox:
         connection = await (await self.session.connection()).get_raw_connection()
         driver = connection.driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(
-            outbox_table.name,
-            records=[(*row[:-1], json.dumps(row[-1])) for row in rows],
-            columns=_COLUMNS,
-        )
+        records, texts = [], {}
+        for *values, headers in rows:
+            key = id(headers)  # the events of one add_all share one headers dict
+            if key not in texts:
+                texts[key] = json.dumps(headers)
+            records.append((*values, texts[key]))
+        await driver.copy_records_to_table(outbox_table.name, records=records, columns=_COLUMNS)
 
     def _row(self, p: _Pending) -> tuple[Any, ...]:
         """The event's values in `_COLUMNS`' order."""
