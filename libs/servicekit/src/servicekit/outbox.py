@@ -139,10 +139,10 @@ class Outbox:
                     next_free[p.user_id] += 1
         # within one user, publish order (outbox id order) is seq order
         pending.sort(key=lambda p: (p.user_id, p.seq or 0))
-        rows = [self._row(p) for p in pending]
-        if len(rows) < _COPY_FROM:
+        values = [self._row(p) for p in pending]
+        if len(values) < _COPY_FROM:
             await self.session.execute(
-                _INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+                _INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in values]
             )
             return
         # a bulk write's events: COPY, in this order (the ids follow it), on the session's
@@ -151,11 +151,11 @@ class Outbox:
         driver = connection.driver_connection
         assert driver is not None
         records, texts = [], {}
-        for *values, headers in rows:
+        for *columns, headers in values:
             key = id(headers)  # the events of one add_all share one headers dict
             if key not in texts:
                 texts[key] = json.dumps(headers)
-            records.append((*values, texts[key]))
+            records.append((*columns, texts[key]))
         await driver.copy_records_to_table(outbox_table.name, records=records, columns=_COLUMNS)
 
     def _row(self, p: _Pending) -> tuple[Any, ...]:
