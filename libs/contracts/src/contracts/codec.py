@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from pydantic_core import to_json
+from pydantic import TypeAdapter
 
 from contracts.envelope import Envelope, EventPayload
 from contracts.topics import Topic, UnknownEventType
@@ -20,6 +20,11 @@ class MalformedEvent(ValueError):
 def encode(envelope: Envelope[Any]) -> bytes:
     """The envelope as compact JSON bytes."""
     return envelope.model_dump_json().encode()
+
+
+# the envelope's fields as a plain dict: each value serialised by its own type, as the
+# envelope's fields and its payload are
+_ENVELOPE_FIELDS: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 
 def encode_event(
@@ -48,7 +53,7 @@ def encode_event(
         "seq": seq,
         "payload": payload,
     }
-    return to_json(envelope, by_alias=False)
+    return _ENVELOPE_FIELDS.dump_json(envelope, by_alias=False)
 
 
 def decode(topic: Topic, raw: bytes) -> Envelope[EventPayload]:
