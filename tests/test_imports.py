@@ -29,9 +29,10 @@ from .conftest import STACK_INTERNAL_TOKEN, Stack
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path("/work/shared/fixtures/real-exports/librechat")
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/real-exports/librechat"
+# the shared fixtures beside the checkout (../shared), as the other tests find theirs
+FIXTURES = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real-exports" / "librechat"
+)
 PASSWORD = "import-test-Password-1"
 
 

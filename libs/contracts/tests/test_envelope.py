@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted, UserRegistered
+from contracts.events.chat import MessageChanged
 from contracts.ids import uuid7, uuid7_time_ms
 from contracts.topics import ALL_TOPICS, AUTH_USER, CHAT_INGEST, TOPIC_NAME, publisher_of
 
@@ -32,6 +34,38 @@ def test_round_trip_through_the_codec_keeps_the_typed_payload() -> None:
     assert back.event_id == event.event_id
     assert isinstance(back.payload, UserDeleted)
     assert back.payload.deleted_at == event.payload.deleted_at
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        UserDeleted(deleted_at=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5)))),
+        UserRegistered(created_at=datetime.now(UTC), email="a@b.c", future_field=[1, "x"]),
+        MessageChanged(
+            conversation_id="c1",
+            message_id="m1",
+            role="assistant",
+            content='h\u00e9 "quoted" \\ \u2028 \x01 \U0001f600 </script>',
+            version=2,
+            updated_at=datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+            parts=[{"type": "text", "n": 1.5e300}],
+            metadata={"source": {"at": datetime(2024, 1, 1, tzinfo=UTC), "none": None}},
+        ),
+    ],
+)
+def test_encode_event_writes_the_bytes_the_envelope_writes(payload: Any) -> None:
+    fields = {
+        "event_id": uuid7(),
+        "occurred_at": datetime.now(UTC),
+        "producer": "chat",
+        "user_id": "user-\u00e9",
+        "seq": 42,
+    }
+    envelope = Envelope(type=payload.event_type, payload=payload, **fields)
+    raw = codec.encode_event(event_type=payload.event_type, payload=payload, **fields)
+    assert raw == codec.encode(envelope)
+    with pytest.raises(ValueError, match="seq >= 0"):
+        codec.encode_event(event_type=payload.event_type, payload=payload, **(fields | {"seq": -1}))
 
 
 def test_unknown_fields_from_a_newer_producer_are_kept() -> None:

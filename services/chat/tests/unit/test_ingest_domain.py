@@ -67,6 +67,22 @@ def test_malformed_records_are_issues_and_the_rest_parses() -> None:
     assert batch.records[1].provenance.source_id == "src-m1"
 
 
+def test_column_lengths_apply_to_the_fields_a_record_has() -> None:
+    batch = parse(
+        [
+            record("folder", "f1", color="#" + "f" * 40),
+            record("folder", "f2", color="#00f"),
+            # fields no column of the kind holds go to metadata.source, whatever they are
+            record("message", "m1", conversation_id="c1", color="c" * 40),
+            json.dumps(record("message", "m2", conversation_id="c1", color=5)).encode(),
+        ]
+    )
+    assert [(i.index, i.code, i.message) for i in batch.issues] == [
+        (0, "INVALID_RECORD", "color: longer than 32 characters")
+    ]
+    assert [p.record.id for p in batch.records] == ["f2", "m1", "m2"]
+
+
 def test_a_batch_skips_what_the_user_has_and_checks_what_records_point_at() -> None:
     records = parse(
         [

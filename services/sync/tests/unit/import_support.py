@@ -10,9 +10,8 @@ from typing import Any
 from contracts.archive import ArchiveRecord
 from sync.imports import ImportReader, ReadReport
 
+# the shared fixtures beside the checkout (../shared), as the other tests find theirs
 REAL = Path(__file__).resolve().parents[5] / "shared" / "fixtures" / "real-exports" / "librechat"
-if not REAL.exists():  # a checkout outside the work tree layout: the shared folder by name
-    REAL = Path("/work/shared/fixtures/real-exports/librechat")
 OURS = Path(__file__).resolve().parent.parent / "fixtures"
 IMPORTED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

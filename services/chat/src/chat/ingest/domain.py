@@ -167,7 +167,14 @@ _TEXT_FIELDS = {
 }
 
 
-_COLUMN_CHARS = {"model": 200, "color": 32}  # varchar columns (the rest are text)
+# varchar columns (the rest are text), per kind: a record's own fields only (an unknown
+# field of that name is kept under metadata.source, where no length applies)
+_COLUMN_CHARS = {
+    "folder": (("color", 32),),
+    "conversation": (("model", 200),),
+    "message": (("model", 200),),
+    "memory": (),
+}
 _INT_FIELDS = {
     "folder": ("version", "sort_order"),
     "conversation": ("version",),
@@ -184,8 +191,8 @@ def _bad_text(kind: str, record: Any) -> str | None:
         value = getattr(record, name)
         if value is not None and not _storable(value):
             return f"{name}: NUL character or invalid UTF-8"
-    for name, most in _COLUMN_CHARS.items():
-        value = getattr(record, name, None)
+    for name, most in _COLUMN_CHARS.get(kind, ()):
+        value = getattr(record, name)
         if value is not None and len(value) > most:
             return f"{name}: longer than {most} characters"
     for name in _INT_FIELDS.get(kind, ()):

@@ -3,11 +3,11 @@ the session's own connection, inside its transaction), an import's summary and r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,8 +66,13 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as compact text, for a jsonb column written by COPY (pydantic's encoder:
+    several times faster than the standard library's on a batch's metadata)."""
+    return _JSON.dump_json(value).decode()
 
 
 # an import's provenance rows (p), each beside the row it is about (f, c, m or x)
@@ -207,12 +212,12 @@ class IngestRepository:
                     m.parent_id,
                     m.role,
                     m.content,
-                    None if m.parts is None else _json(m.parts),
+                    None if m.parts is None else json_text(m.parts),
                     m.status,
                     m.model,
                     m.prompt_tokens,
                     m.completion_tokens,
-                    _json(m.meta),
+                    json_text(m.meta),
                     m.revision_count,
                     m.created_order,
                     m.version,

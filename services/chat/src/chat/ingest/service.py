@@ -5,7 +5,6 @@ commits."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from chat.conversations import service as conversations
 from chat.conversations.repository import ConversationRepository
 from chat.ingest import domain
 from chat.ingest.domain import KIND, BatchPlan, Parsed
-from chat.ingest.repository import IngestRepository
+from chat.ingest.repository import IngestRepository, json_text
 from chat.messages import domain as tree
 from chat.models import Conversation, Folder, Memory, Message, NewMessage
 from contracts.events.chat import (
@@ -125,10 +124,11 @@ async def _rolled_back(
 
 def _metadata(record: Any) -> dict[str, Any]:
     """The record's metadata, with any field it has no column for under `source`."""
-    extra = {k: v for k, v in (record.model_extra or {}).items() if k != "provenance"}
     metadata: dict[str, Any] = record.metadata
-    if not extra:
+    given = record.__pydantic_extra__
+    if not given or (len(given) == 1 and "provenance" in given):  # the usual record
         return metadata
+    extra = {k: v for k, v in given.items() if k != "provenance"}
     source = metadata.get("source")
     return {**metadata, "source": {**(source if isinstance(source, dict) else {}), **extra}}
 
@@ -206,7 +206,7 @@ async def _insert(
                         r.id,
                         revision.version,
                         revision.content,
-                        None if revision.parts is None else _json(revision.parts),
+                        None if revision.parts is None else json_text(revision.parts),
                         revision.replaced_at,
                     )
                 )
@@ -275,18 +275,15 @@ def _row_events(
     messages: Sequence[NewMessage],
     memories: Sequence[Memory],
 ) -> None:
-    for folder in folders:
-        uow.outbox.add(CHAT_FOLDER, changes.folder_event(folder), user_id=user_id, seq=folder.seq)
-    for chat in chats:
-        uow.outbox.add(
-            CHAT_CONVERSATION, changes.conversation_event(chat), user_id=user_id, seq=chat.seq
-        )
-    for message in messages:
-        uow.outbox.add(
-            CHAT_MESSAGE, changes.message_event(message), user_id=user_id, seq=message.seq
-        )
-    for memory in memories:
-        uow.outbox.add(CHAT_MEMORY, changes.memory_event(memory), user_id=user_id, seq=memory.seq)
+    add = uow.outbox.add_all
+    add(CHAT_FOLDER, ((changes.folder_event(f), f.seq) for f in folders), user_id=user_id)
+    add(
+        CHAT_CONVERSATION,
+        ((changes.conversation_event(c), c.seq) for c in chats),
+        user_id=user_id,
+    )
+    add(CHAT_MESSAGE, ((changes.message_event(m), m.seq) for m in messages), user_id=user_id)
+    add(CHAT_MEMORY, ((changes.memory_event(m), m.seq) for m in memories), user_id=user_id)
 
 
 def _new_message(user_id: str, p: Parsed, seq: int, plan: BatchPlan) -> NewMessage:
@@ -311,10 +308,6 @@ def _new_message(user_id: str, p: Parsed, seq: int, plan: BatchPlan) -> NewMessa
         created_at=r.created_at,
         updated_at=r.updated_at,
     )
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 async def _messages_added(

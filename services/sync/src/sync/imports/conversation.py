@@ -30,6 +30,8 @@ from contracts.archive import ArchiveRecord, ConversationRecord, MessageRecord
 from sync.imports.report import ReadReport
 from sync.imports.values import derived_id, parley_id
 
+_NO_TIME = float("inf")
+
 
 @dataclass
 class ReadContext:
@@ -110,13 +112,24 @@ class ConversationDraft:
         **fields: Any,
     ) -> None:
         """One message with the source's own id and parent id (None for a root)."""
+        self.add_message_fields(source_id, parent_source_id, created_at, fields)
+
+    def add_message_fields(
+        self,
+        source_id: object,
+        parent_source_id: object | None,
+        created_at: datetime | None,
+        fields: dict[str, Any],
+    ) -> None:
+        """`add_message` with the record's other fields as a dict the draft may keep and
+        change (a reader that builds one anyway saves a copy per message)."""
         self._messages.append(
             _Message(
-                source_id=str(source_id),
-                parent_source_id=None if parent_source_id is None else str(parent_source_id),
-                created_at=created_at,
-                fields=fields,
-                index=len(self._messages),
+                str(source_id),
+                None if parent_source_id is None else str(parent_source_id),
+                created_at,
+                fields,
+                len(self._messages),
             )
         )
 
@@ -253,7 +266,8 @@ class ConversationDraft:
         usual case): then it is the order, with no sorting."""
         last = float("-inf")
         for message in self._messages:
-            key = self._sort_key(message)
+            # _sort_key, inline: this runs for every message of every conversation
+            key = message.created_at.timestamp() if message.created_at else _NO_TIME
             if key < last or (message.parent is not None and message.parent.index > message.index):
                 return False
             last = key
@@ -262,7 +276,7 @@ class ConversationDraft:
     @staticmethod
     def _sort_key(message: _Message) -> float:
         # a message without a time sorts by its place in the source (after timed ones)
-        return message.created_at.timestamp() if message.created_at else float("inf")
+        return message.created_at.timestamp() if message.created_at else _NO_TIME
 
     def _conversation_times(self, ordered: list[_Message]) -> tuple[datetime, datetime]:
         times = [m.created_at for m in ordered if m.created_at is not None]
@@ -281,17 +295,15 @@ class ConversationDraft:
         return created_at, updated_at
 
     def _message_record(self, message: _Message, parent_id: str | None) -> MessageRecord:
-        fields = message.fields
+        fields = message.fields  # the draft's own dict: validated as it is, not copied
         if fields.get("updated_at") is None:
             fields["updated_at"] = message.created_at
         fields.setdefault("version", 1)
-        return MessageRecord(
-            id=message.id,
-            conversation_id=self.id,
-            parent_id=parent_id,
-            created_at=message.created_at,
-            **fields,
-        )
+        fields["id"] = message.id
+        fields["conversation_id"] = self.id
+        fields["parent_id"] = parent_id
+        fields["created_at"] = message.created_at
+        return MessageRecord.model_validate(fields)
 
     @staticmethod
     def _keep_aside(message: _Message, key: str, value: Any) -> None:

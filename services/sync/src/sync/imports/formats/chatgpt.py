@@ -13,12 +13,13 @@ quotes, browsing results: their text field); the content object itself is kept i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.formats import each_entry
-from sync.imports.values import object_of, read_time, role_of
+from sync.imports.values import from_epoch_seconds, object_of, read_time, role_of
 
 _CONVERSATION_MAPPED = {
     "id", "conversation_id", "title", "create_time", "update_time", "mapping",
@@ -70,15 +71,20 @@ def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterato
         message = node.get("message") if isinstance(node, dict) else None
         if message is None:
             continue
-        draft.add_message(
-            node_id,
-            parent_source_id=carrier(node.get("parent")),
-            created_at=read_time(message.get("create_time"), unit="s"),
-            updated_at=read_time(message.get("update_time"), unit="s"),
-            **_message_fields(message),
-        )
+        parent = node.get("parent")
+        above = mapping.get(parent) if parent is not None else None
+        if above is not None and above.get("message") is None:  # the root, or a gap
+            parent = carrier(parent)
+        fields = _message_fields(message)
+        fields["updated_at"] = _time(message.get("update_time"))
+        draft.add_message_fields(node_id, parent, _time(message.get("create_time")), fields)
     draft.current_source_id = carrier(item.get("current_node"))
     yield from draft.records()
+
+
+def _time(value: Any) -> datetime | None:
+    # the usual float seconds without read_time's dispatch (the same sum)
+    return from_epoch_seconds(value) if type(value) is float else read_time(value, unit="s")
 
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +99,8 @@ def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
     text, complete = _text(content)
     if not complete:
         source["content"] = message.get("content")
-    model = object_of(message.get("metadata")).get("model_slug")
+    metadata = message.get("metadata")
+    model = metadata.get("model_slug") if type(metadata) is dict else None
     return {
         "role": role,
         "content": text,
