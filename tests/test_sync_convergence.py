@@ -50,9 +50,6 @@ async def test_every_device_converges_and_every_mutation_counts_once(
             devices_per_user=2,
             steps=200,
             seconds=25.0,
-            # until chat's feed tombstones the messages of a deleted conversation (the
-            # xfail below): the soak keeps deleting conversations and shows the difference
-            delete_conversations=False,
         ),
         tmp_path,
         # no broker restart here: the embedded broker keeps messages in memory, so a restart
@@ -72,11 +69,6 @@ async def test_every_device_converges_and_every_mutation_counts_once(
     assert outcome.poke_syncs > 1  # the listening device synced on pokes, not only on connect
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat tombstones a deleted conversation's messages without moving their seq or "
-    "version, so the changes feed never hands their deletes to a device that has them",
-)
 async def test_deleting_a_conversation_deletes_its_messages_on_every_device(
     stack_with_faults: FaultyStack, tmp_path: Path
 ) -> None:
