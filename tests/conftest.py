@@ -143,6 +143,8 @@ def running_stack(infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
                         "SYNC_IMPORT_INLINE_MAX_BYTES": "20000",
                         "SYNC_IMPORT_BATCH_RECORDS": "200",
                         "SYNC_IMPORT_POLL_SECONDS": "0.5",
+                        # a command lost with a restarted broker is sent again within seconds
+                        "SYNC_MUTATION_RESEND_AFTER_SECONDS": "4",
                     },
                     log_dir,
                 )

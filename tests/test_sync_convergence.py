@@ -1,6 +1,6 @@
 """The convergence simulation, short (`tests/sync_simulation.py` says what it does): devices
 of three users over the whole stack, with lost responses, offline periods, a device killed
-mid-push, chat SIGKILLed and restarted (the broker restart is the soak's: see below). Every
+mid-push, chat SIGKILLed and restarted, the broker restarted. Every
 device must end with the server's digest, every mutation with one final result, every
 version with one cause.
 
@@ -9,7 +9,6 @@ long run is `bench/sync_soak.py`."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Iterator
@@ -52,10 +51,9 @@ async def test_every_device_converges_and_every_mutation_counts_once(
             seconds=25.0,
         ),
         tmp_path,
-        # no broker restart here: the embedded broker keeps messages in memory, so a restart
-        # drops commands and answers in flight, and sync re-sends no command whose answer
-        # never came: those mutations stay pending for good. bench/sync_soak.py restarts it.
-        dataclasses.replace(stack_with_faults.faults(), restart_broker=None),
+        # the embedded broker keeps messages in memory: its restart drops commands and
+        # answers in flight, which sync's resend sweep sends again (SYNC_MUTATION_RESEND_*)
+        stack_with_faults.faults(),
     )
     try:
         outcome = await simulation.run(settle_timeout=60.0)
