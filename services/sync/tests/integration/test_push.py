@@ -142,6 +142,53 @@ async def test_each_bad_mutation_is_rejected_with_its_code_and_the_rest_still_ap
     assert replay["results"][0]["error"]["code"] == "CLOCK_SKEW"  # recorded, not re-checked
 
 
+async def test_another_users_ids_are_new_ids_and_say_nothing_about_the_other(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Ids are per user: another user's documents, live or deleted, and devices answer
+    exactly as ids nobody used (no existence leaks), and nothing of theirs is ever read."""
+    alice, bob = as_user(stack, new_user()), as_user(stack, new_user())
+    await push(
+        client,
+        alice,
+        "phone",
+        doc(1, "put", "t1", data={"secret": "alice's"}),
+        doc(2, "put", "gone", data={}),
+        doc(3, "delete", "gone"),
+    )
+    await push(client, alice, "laptop")
+    answers = await push(
+        client,
+        bob,
+        "phone",  # alice's device id too: bob's own device, from mid 1
+        doc(1, "patch", "t1", fields={"a": 1}),
+        doc(2, "patch", "gone", fields={"a": 1}),
+        doc(3, "patch", "never-used", fields={"a": 1}),
+        doc(4, "put", "gone", data={"mine": True}),
+        doc(5, "put", "t1", data={"title": "bob's"}),
+    )
+    assert [
+        (r["status"], r.get("error", {}).get("code"), r.get("version")) for r in answers["results"]
+    ] == [
+        ("rejected", "NOT_FOUND", None),  # alice's live t1: as an id nobody used
+        ("rejected", "NOT_FOUND", None),  # alice's tombstone: not DELETED
+        ("rejected", "NOT_FOUND", None),
+        ("applied", None, 1),  # alice's tombstone refuses nothing of bob's
+        ("applied", None, 1),
+    ]
+    page = await pull(client, bob)
+    assert "alice's" not in json.dumps(page)
+    assert page["last_mids"] == {"phone": 5}
+    forget = await client.delete("/api/v1/sync/clients/laptop", headers=bob)
+    assert error(forget) == (404, "NOT_FOUND")
+    alice_page = await pull(client, alice)
+    assert {c["id"]: c.get("data") for c in alice_page["changes"]} == {
+        "t1": {"secret": "alice's"},
+        "gone": None,
+    }
+    assert alice_page["last_mids"] == {"phone": 3, "laptop": 0}
+
+
 async def test_malformed_bodies_are_a_400_public_error_never_a_500(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
