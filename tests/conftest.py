@@ -133,6 +133,8 @@ def running_stack(infra: InfraUrls, log_dir: Path, *, timeout: float = 180.0) ->
                         "SYNC_IMPORT_INLINE_MAX_BYTES": "20000",
                         "SYNC_IMPORT_BATCH_RECORDS": "200",
                         "SYNC_IMPORT_POLL_SECONDS": "0.5",
+                        # a command lost with a restarted broker is sent again within seconds
+                        "SYNC_MUTATION_RESEND_AFTER_SECONDS": "4",
                     },
                 ),
             }

@@ -59,7 +59,6 @@ class Plan:
     lose_push: float = 0.1  # share of push responses dropped after the server took the push
     lose_pull: float = 0.03
     offline: float = 0.08  # chance a step takes a device offline for a while
-    delete_conversations: bool = True  # (deleting one deletes its messages too)
 
 
 @dataclass
@@ -353,7 +352,7 @@ class Simulation:
             live[(user, kind)].append(id_)
             return ("put", kind, id_, body, TODOS if kind == "document" else None)
         collection = TODOS if kind == "document" else None
-        if action < 0.52 and (kind != "conversation" or self.plan.delete_conversations):
+        if action < 0.52:
             forget(kind, existing)
             return ("delete", kind, existing, None, collection)
         fields = {

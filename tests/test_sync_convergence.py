@@ -1,6 +1,6 @@
 """The convergence simulation, short (`tests/sync_simulation.py` says what it does): devices
 of three users over the whole stack, with lost responses, offline periods, a device killed
-mid-push, chat SIGKILLed and restarted (the broker restart is the soak's: see below). Every
+mid-push, chat SIGKILLed and restarted, the broker restarted. Every
 device must end with the server's digest, every mutation with one final result, every
 version with one cause.
 
@@ -9,7 +9,6 @@ long run is `bench/sync_soak.py`."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Iterator
@@ -50,15 +49,11 @@ async def test_every_device_converges_and_every_mutation_counts_once(
             devices_per_user=2,
             steps=200,
             seconds=25.0,
-            # until chat's feed tombstones the messages of a deleted conversation (the
-            # xfail below): the soak keeps deleting conversations and shows the difference
-            delete_conversations=False,
         ),
         tmp_path,
-        # no broker restart here: the embedded broker keeps messages in memory, so a restart
-        # drops commands and answers in flight, and sync re-sends no command whose answer
-        # never came: those mutations stay pending for good. bench/sync_soak.py restarts it.
-        dataclasses.replace(stack_with_faults.faults(), restart_broker=None),
+        # the embedded broker keeps messages in memory: its restart drops commands and
+        # answers in flight, which sync's resend sweep sends again (SYNC_MUTATION_RESEND_*)
+        stack_with_faults.faults(),
     )
     try:
         outcome = await simulation.run(settle_timeout=60.0)
@@ -72,11 +67,6 @@ async def test_every_device_converges_and_every_mutation_counts_once(
     assert outcome.poke_syncs > 1  # the listening device synced on pokes, not only on connect
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chat tombstones a deleted conversation's messages without moving their seq or "
-    "version, so the changes feed never hands their deletes to a device that has them",
-)
 async def test_deleting_a_conversation_deletes_its_messages_on_every_device(
     stack_with_faults: FaultyStack, tmp_path: Path
 ) -> None:

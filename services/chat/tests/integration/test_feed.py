@@ -129,6 +129,42 @@ async def test_the_feed_holds_each_row_once_at_its_latest_version_in_seq_order(
     )
 
 
+async def test_deleting_a_chat_hands_each_of_its_message_tombstones_to_the_feed(
+    alice: User, client: httpx.AsyncClient
+) -> None:
+    """A device that pulled a chat's messages must hear of their deletes when the chat goes:
+    each live message becomes a tombstone with a new version and a seq after the reader's
+    cursor; a message deleted before keeps its own tombstone as it was."""
+    await alice.new_chat(id="c1", title="Trip")
+    messages = [{"id": f"m{i}", "role": "user", "content": f"text {i}"} for i in range(3)]
+    data(await alice.post("/api/v1/chats/c1/messages", json={"messages": messages}), 201)
+    data(await alice.delete("/api/v1/chats/c1/messages/m2"))  # the last: a leaf
+    before = await changes(client, alice.id)
+    versions = {c["id"]: c["version"] for c in before["changes"]}
+    assert (versions["m0"], versions["m1"], versions["m2"]) == (1, 1, 2)
+
+    data(await alice.delete("/api/v1/chats/c1"))
+    page = await changes(client, alice.id, after=before["last_seq"])
+    assert sorted((c["entity"], c["id"], c["op"]) for c in page["changes"]) == [
+        ("conversation", "c1", "delete"),
+        ("message", "m0", "delete"),
+        ("message", "m1", "delete"),
+    ]
+    for change in page["changes"]:
+        assert change["version"] == versions[change["id"]] + 1
+        assert "data" not in change
+    seqs = [c["seq"] for c in page["changes"]]
+    assert len(set(seqs)) == len(seqs)
+    assert min(seqs) > before["last_seq"]
+
+    # deleting it again changes nothing: no new change in the feed
+    data(await alice.delete("/api/v1/chats/c1"))
+    again = await changes(client, alice.id, after=page["last_seq"])
+    assert again["changes"] == []
+    versions_now = await client.get(f"/internal/users/{alice.id}/versions", headers=INTERNAL)
+    assert versions_now.json()["records"] == []
+
+
 async def test_the_feed_is_for_other_services_only(alice: User, client: httpx.AsyncClient) -> None:
     for url in ("changes", "versions"):
         for headers in ({}, {"X-Internal-Token": "wrong"}, alice.headers):

@@ -1,5 +1,5 @@
 """What the sync service builds once per process: the owners' feeds, the per-user signals,
-the push and pull use cases and the tombstone sweeper."""
+the push and pull use cases, the tombstone sweeper and the command resender."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sync.changes.service import Changes
 from sync.changes.sweeps import OTHER_BATCH, TombstoneSweeper
 from sync.importing.service import ChatImports, ImportJobs
 from sync.importing.worker import ImportWorker
+from sync.mutations.resends import CommandResender
 from sync.mutations.service import MutationLog
 from sync.owner_feeds import HttpOwnerFeed, OwnerFeed
 from sync.settings import Settings
@@ -34,6 +35,7 @@ class Components:
     mutations: MutationLog
     changes: Changes
     sweeper: TombstoneSweeper
+    resender: CommandResender
     imports: ImportJobs
     import_worker: ImportWorker
     http: httpx.AsyncClient | None = None
@@ -45,6 +47,7 @@ class Components:
     async def start(self) -> None:
         await self.signals.start()
         self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sync-sweeper"))
+        self._tasks.append(asyncio.create_task(self.resender.run(), name="sync-resends"))
         self._tasks.append(
             asyncio.create_task(self.import_worker.run_forever(), name="sync-imports")
         )
@@ -90,6 +93,7 @@ def build_components(
             utc_now,
             others=[lambda: imports.delete_blobs_past_retention(runtime.uow, OTHER_BATCH)],
         ),
+        resender=CommandResender(settings, runtime.uow, utc_now),
         imports=imports,
         import_worker=ImportWorker(settings, runtime.uow, imports),
         http=http,

@@ -15,6 +15,12 @@ MUTATION_OUTCOMES = Counter(
     ["entity", "outcome"],
 )
 
+MUTATION_RESENDS = Counter(
+    "parley_sync_mutation_resends_total",
+    "commands sent to their owner again because no answer came (sync.mutations.resends)",
+    ["entity"],
+)
+
 
 def count_outcome(entity: str, outcome: str) -> None:
     MUTATION_OUTCOMES.labels(entity, outcome).inc()

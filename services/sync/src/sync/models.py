@@ -48,6 +48,11 @@ class Mutation(Base):
         DateTime(timezone=True), server_default=func.now()
     )
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # while pending: the command sent to the owner, when the resend sweep sends it again
+    # and how many times it did (sync.mutations.resends)
+    command: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    resend_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Document(Base):

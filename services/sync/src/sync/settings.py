@@ -28,6 +28,16 @@ class Settings(ServiceSettings):
     document_max_bytes: int = Field(
         default=256 * 1024, ge=2, description="one document's data as JSON; larger: rejected"
     )
+    # A command whose owner has not answered is sent again (the broker may have lost it or
+    # the answer; owners answer a repeated command with the answer they recorded): first
+    # after `mutation_resend_after_seconds`, then after twice as long each time up to
+    # `mutation_resend_max_delay_seconds`; after `mutation_resend_max_attempts` sends again
+    # without an answer it is rejected OWNER_UNAVAILABLE
+    mutation_resend_after_seconds: float = Field(
+        default=30.0, gt=0, description="a command still unanswered this long is sent again"
+    )
+    mutation_resend_max_delay_seconds: float = Field(default=3600.0, gt=0)
+    mutation_resend_max_attempts: int = Field(default=10, ge=0)
 
     # Pull
     pull_default_limit: int = Field(default=500, ge=1)

@@ -105,6 +105,8 @@ async def stack(infra: InfraUrls) -> AsyncIterator[Stack]:
             internal_token=INTERNAL_TOKEN,
             chat_url=chat_url,
             auth_url=auth_url,
+            # no command is sent again on its own while a test runs (tests drive the sweep)
+            mutation_resend_after_seconds=3600.0,
         )
         yield Stack(infra, settings, TokenMinter(), chat, auth)
 

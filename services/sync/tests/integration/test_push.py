@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted
-from contracts.events.sync import MutationResolved
+from contracts.events.sync import MutationRequested, MutationResolved
 from contracts.ids import uuid7
-from contracts.topics import AUTH_USER, CHAT_MUTATION
+from contracts.topics import AUTH_USER, CHAT_COMMAND, CHAT_MUTATION
+from parley.testing import unique_name
+from sync.mutations.repository import MutationRepository
+from sync.mutations.resends import CommandResender
 
 from .conftest import Stack, as_user, components, doc, error, hlc, new_user, pull, push, wait_for
 
@@ -136,6 +140,53 @@ async def test_each_bad_mutation_is_rejected_with_its_code_and_the_rest_still_ap
     assert pushed["last_mid"] == 10
     replay = await push(client, headers, "phone", {**doc(4, "put", "t1", data={}), "entity": 5})
     assert replay["results"][0]["error"]["code"] == "CLOCK_SKEW"  # recorded, not re-checked
+
+
+async def test_another_users_ids_are_new_ids_and_say_nothing_about_the_other(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Ids are per user: another user's documents, live or deleted, and devices answer
+    exactly as ids nobody used (no existence leaks), and nothing of theirs is ever read."""
+    alice, bob = as_user(stack, new_user()), as_user(stack, new_user())
+    await push(
+        client,
+        alice,
+        "phone",
+        doc(1, "put", "t1", data={"secret": "alice's"}),
+        doc(2, "put", "gone", data={}),
+        doc(3, "delete", "gone"),
+    )
+    await push(client, alice, "laptop")
+    answers = await push(
+        client,
+        bob,
+        "phone",  # alice's device id too: bob's own device, from mid 1
+        doc(1, "patch", "t1", fields={"a": 1}),
+        doc(2, "patch", "gone", fields={"a": 1}),
+        doc(3, "patch", "never-used", fields={"a": 1}),
+        doc(4, "put", "gone", data={"mine": True}),
+        doc(5, "put", "t1", data={"title": "bob's"}),
+    )
+    assert [
+        (r["status"], r.get("error", {}).get("code"), r.get("version")) for r in answers["results"]
+    ] == [
+        ("rejected", "NOT_FOUND", None),  # alice's live t1: as an id nobody used
+        ("rejected", "NOT_FOUND", None),  # alice's tombstone: not DELETED
+        ("rejected", "NOT_FOUND", None),
+        ("applied", None, 1),  # alice's tombstone refuses nothing of bob's
+        ("applied", None, 1),
+    ]
+    page = await pull(client, bob)
+    assert "alice's" not in json.dumps(page)
+    assert page["last_mids"] == {"phone": 5}
+    forget = await client.delete("/api/v1/sync/clients/laptop", headers=bob)
+    assert error(forget) == (404, "NOT_FOUND")
+    alice_page = await pull(client, alice)
+    assert {c["id"]: c.get("data") for c in alice_page["changes"]} == {
+        "t1": {"secret": "alice's"},
+        "gone": None,
+    }
+    assert alice_page["last_mids"] == {"phone": 3, "laptop": 0}
 
 
 async def test_malformed_bodies_are_a_400_public_error_never_a_500(
@@ -311,3 +362,110 @@ async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_acc
     await wait_for(purged, what="the purge")
     page = await pull(client, headers, client_id="phone")
     assert (page["changes"], page["last_mids"], page["results"]) == ([], {}, [])
+
+
+async def commands_on_the_broker(stack: Stack, user: str, mids: set[int]) -> list[int]:
+    """The mids of the user's commands on chat.command.v1, read from the broker's start until
+    each of `mids` was seen (what chat's consumer would get)."""
+    consumer = AIOKafkaConsumer(
+        CHAT_COMMAND.name,
+        bootstrap_servers=stack.infra.kafka,
+        group_id=unique_name("reader"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
+    )
+    await consumer.start()
+    seen: list[int] = []
+    try:
+
+        async def all_seen() -> bool:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    envelope = codec.decode(CHAT_COMMAND, record.value or b"")
+                    if envelope.user_id == user:
+                        assert isinstance(envelope.payload, MutationRequested)
+                        seen.append(envelope.payload.mid)
+            return Counter(seen) >= Counter(mids)
+
+        await wait_for(all_seen, what=f"commands {mids} on the broker")
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_a_command_nobody_answered_is_sent_again_until_answered_or_given_up(
+    client: httpx.AsyncClient, stack: Stack, app: FastAPI
+) -> None:
+    """The resend sweep, driven with a clock of its own (the app's own waits an hour here):
+    a pending command is sent again through the outbox and the broker, with the same payload
+    (owners answer a repeated command with the answer they recorded); once answered it is
+    never sent again; unanswered after the last attempt it is rejected OWNER_UNAVAILABLE,
+    and the device's pull says so."""
+    user = new_user()
+    headers = as_user(stack, user)
+    pushed = await push(client, headers, "phone", conversation(1), conversation(2, "c2"))
+    assert [r["status"] for r in pushed["results"]] == ["pending", "pending"]
+    settings = components(app).settings.model_copy(
+        update={"mutation_resend_after_seconds": 10.0, "mutation_resend_max_attempts": 2}
+    )
+    now = datetime.now(UTC)
+    resender = CommandResender(settings, components(app).uow, lambda: now)
+
+    async def sent() -> list[tuple[int, dict[str, Any]]]:
+        return [
+            (c["payload"]["mid"], c["payload"]) for c in await commands(app) if c["user_id"] == user
+        ]
+
+    assert await resender.sweep() == 0  # not due yet
+    first = await sent()
+    # the first send again is due when the app's setting says (the push set it)
+    now += timedelta(seconds=components(app).settings.mutation_resend_after_seconds + 1)
+    assert await resender.sweep() == 2
+    again = await sent()
+    assert again == first + first  # the same two commands, the same payloads
+    # the first send and the one again both reach the broker
+    assert Counter(await commands_on_the_broker(stack, user, {1, 2})) >= Counter([1, 1, 2, 2])
+
+    # mid 1 is answered at last (the owner's answer to either send): it is never sent again
+    await answer(
+        stack,
+        user,
+        MutationResolved(
+            client_id="phone", mid=1, entity="conversation", id="c1", status="applied", version=1
+        ),
+    )
+
+    async def handed_over() -> list[dict[str, Any]]:
+        return chat_answers((await pull(client, headers, client_id="phone"))["results"])
+
+    assert await wait_for(handed_over, what="the answer") == [
+        {"mid": 1, "status": "applied", "version": 1}
+    ]
+    # mid 2's next send comes twice the first delay later, then it is given up
+    now += timedelta(seconds=10)
+    assert await resender.sweep() == 0
+    now += timedelta(seconds=11)
+    assert await resender.sweep() == 1
+    now += timedelta(days=1)
+    assert await resender.sweep() == 1  # given up
+    assert await resender.sweep() == 0
+    assert Counter(mid for mid, _ in await sent()) == {1: 2, 2: 3}
+    page = await pull(client, headers, client_id="phone")
+    assert [(r["mid"], r["status"], r["error"]["code"]) for r in page["results"]] == [
+        (2, "rejected", "OWNER_UNAVAILABLE")
+    ]
+    replay = await push(client, headers, "phone", conversation(2, "c2"))
+    assert replay["results"][0]["status"] == "rejected"
+
+    # an answer after that changes nothing: the device was told
+    await answer(
+        stack,
+        user,
+        MutationResolved(
+            client_id="phone", mid=2, entity="conversation", id="c2", status="applied", version=1
+        ),
+    )
+    async with components(app).uow() as uow:
+        row = (await MutationRepository(uow.session).get_many(user, "phone", [2]))[2]
+        assert (row.status, row.command, row.resend_at) == ("rejected", None, None)

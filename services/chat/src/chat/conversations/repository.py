@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Conversation, FolderMembership, Message
+
+# the n-th id of :ids takes the n-th seq; version and updated_at move as any change's do
+_TOMBSTONE_MESSAGES = text(
+    "UPDATE messages AS m SET deleted_at = :now, updated_at = :now, "
+    "version = m.version + 1, seq = :before_first + t.n "
+    "FROM unnest(CAST(:ids AS text[])) WITH ORDINALITY AS t(id, n) "
+    "WHERE m.user_id = :user_id AND m.id = t.id"
+)
 
 
 @dataclass(frozen=True)
@@ -103,14 +111,28 @@ class ConversationRepository:
         )
         return list(rows)
 
-    async def delete_messages(self, user_id: str, conversation_id: str, now: datetime) -> None:
-        """Tombstone every message of a deleted conversation (its own event says it all)."""
-        await self.session.execute(
-            update(Message)
+    async def live_message_ids(self, user_id: str, conversation_id: str) -> list[str]:
+        """The ids of the conversation's live messages, locked until the end of the
+        transaction (so none changes between taking their seqs and tombstoning them)."""
+        rows = await self.session.scalars(
+            select(Message.id)
             .where(
                 Message.user_id == user_id,
                 Message.conversation_id == conversation_id,
                 Message.deleted_at.is_(None),
             )
-            .values(deleted_at=now)
+            .order_by(Message.id)
+            .with_for_update()
+        )
+        return list(rows)
+
+    async def delete_messages(
+        self, user_id: str, message_ids: list[str], seqs: range, now: datetime
+    ) -> None:
+        """Tombstone the messages, each with its new version and its own seq of `seqs` (in
+        the order of `message_ids`): the changes feed hands every tombstone to the devices.
+        One statement, however long the conversation."""
+        await self.session.execute(
+            _TOMBSTONE_MESSAGES,
+            {"user_id": user_id, "ids": message_ids, "before_first": seqs.start - 1, "now": now},
         )

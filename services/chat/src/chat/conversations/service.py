@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chat import changes, domain
+from chat.accounts.guard import take_seqs_of_live_user
 from chat.attachments.repository import AttachmentRepository
 from chat.conversations.repository import ConversationRepository, ListFilter
 from chat.conversations.schemas import (
@@ -224,7 +225,11 @@ async def delete(uow: UnitOfWork, user_id: str, conversation_id: str, now: datet
     if row.deleted_at is not None:
         return
     row.deleted_at = now
-    await repo.delete_messages(user_id, conversation_id, now)
+    # each message tombstone takes its own seq: the changes feed tells the devices of it
+    message_ids = await repo.live_message_ids(user_id, conversation_id)
+    if message_ids:
+        seqs = await take_seqs_of_live_user(uow, user_id, len(message_ids))
+        await repo.delete_messages(user_id, message_ids, seqs, now)
     # its files go too: no download from now on, the attachment sweep removes the bytes
     await AttachmentRepository(uow.session).delete_of_chat(user_id, conversation_id, now)
     await changes.conversation_changed(uow, row, now)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from servicekit.clock import fields_to_apply
+
 # A field a put leaves out is removed, and the removal has a clock like any write
 _REMOVED = object()
 
@@ -51,19 +53,16 @@ def size_of(data: Mapping[str, Any]) -> int:
 def _merge(
     stored: Stored, changes: Mapping[str, Any], stamp: str
 ) -> tuple[dict[str, Any], dict[str, str], bool]:
+    """The data and clocks after the changes that win (servicekit's per-field rule), and
+    whether some lost."""
+    accepted, clocks = fields_to_apply(stored.clocks, changes, stamp)
     data = dict(stored.data or {})
-    clocks = dict(stored.clocks)
-    lost = False
-    for name, value in changes.items():
-        if clocks.get(name, "") >= stamp:
-            lost = True
-            continue
-        clocks[name] = stamp
+    for name, value in accepted.items():
         if value is _REMOVED:
             data.pop(name, None)
         else:
             data[name] = value
-    return data, clocks, lost
+    return data, clocks, len(accepted) < len(changes)
 
 
 def _rejected(code: str, message: str) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, tuple_, update
@@ -47,11 +48,29 @@ class MutationRepository:
                 Mutation.mid == mid,
                 Mutation.status == PENDING,
             )
-            .values(status=status, result=result, resolved_at=func.now())
+            .values(
+                status=status, result=result, resolved_at=func.now(), command=None, resend_at=None
+            )
             .returning(Mutation.mid)
             .execution_options(synchronize_session=False)
         )
         return done.scalar_one_or_none() is not None
+
+    async def due_for_resend(self, now: datetime, limit: int) -> list[Mutation]:
+        """Pending mutations whose next send is due (oldest first, at most `limit`), locked
+        until the end of the transaction; those another process holds are skipped."""
+        rows = await self.session.scalars(
+            select(Mutation)
+            .where(
+                Mutation.status == PENDING,
+                Mutation.resend_at.is_not(None),
+                Mutation.resend_at <= now,
+            )
+            .order_by(Mutation.resend_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(rows)
 
     async def take_undelivered(self, user_id: str, client_id: str, limit: int) -> list[Mutation]:
         """The client's finished results no pull has handed over yet (oldest first, at most

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.events.sync import MutationRequested
@@ -59,6 +59,7 @@ class MutationLog:
     def __init__(self, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.settings = settings
         self.clock = clock
+        self.resend_after = timedelta(seconds=settings.mutation_resend_after_seconds)
 
     async def push(self, uow: UnitOfWork, user_id: str, body: PushIn) -> Pushed:
         """Record and apply (or send on) the client's new mutations; replayed mids answer
@@ -112,6 +113,7 @@ class MutationLog:
         rows: list[dict[str, Any]] = []
         writer_locked = False
         for m in fresh:
+            command: MutationRequested | None = None
             raw = m.raw()
             entity = raw.get("entity") if isinstance(raw.get("entity"), str) else "unknown"
             MUTATIONS_RECEIVED.labels(entity if entity in domain.OWNERS else "unknown").inc()
@@ -144,7 +146,7 @@ class MutationLog:
                     pushed.documents_changed |= applied.new_version
                     outcome = "merged" if applied.merged else applied.status
                 else:
-                    self._command(uow, user_id, client_id, checked)
+                    command = self._command(uow, user_id, client_id, checked)
                     status, result, outcome = domain.PENDING, {}, ""
             entity_label = entity if entity in domain.OWNERS else "unknown"
             if outcome:
@@ -163,6 +165,9 @@ class MutationLog:
                     # a final result is answered by this push; a replay repeats it
                     "delivered": status != domain.PENDING,
                     "resolved_at": None if status == domain.PENDING else now,
+                    # kept until the owner answers: the resend sweep may need to send it again
+                    "command": None if command is None else command.model_dump(mode="json"),
+                    "resend_at": None if command is None else now + self.resend_after,
                 }
             )
             pushed.results[m.mid] = domain.result_of(m.mid, status, result)
@@ -170,23 +175,23 @@ class MutationLog:
                 pushed.pending.append(m.mid)
         await MutationRepository(uow.session).add_all(rows)
 
-    def _command(self, uow: UnitOfWork, user_id: str, client_id: str, m: domain.Checked) -> None:
-        uow.outbox.add(
-            COMMANDS[m.owner],
-            MutationRequested(
-                client_id=client_id,
-                mid=m.mid,
-                entity=m.entity,
-                op=m.op,
-                id=m.id,
-                base_version=m.base_version,
-                data=m.data,
-                fields=m.fields,
-                hlc=m.hlc,
-                stamp=m.stamp,
-            ),
-            user_id=user_id,
+    def _command(
+        self, uow: UnitOfWork, user_id: str, client_id: str, m: domain.Checked
+    ) -> MutationRequested:
+        command = MutationRequested(
+            client_id=client_id,
+            mid=m.mid,
+            entity=m.entity,
+            op=m.op,
+            id=m.id,
+            base_version=m.base_version,
+            data=m.data,
+            fields=m.fields,
+            hlc=m.hlc,
+            stamp=m.stamp,
         )
+        uow.outbox.add(COMMANDS[m.owner], command, user_id=user_id)
+        return command
 
     async def wait_for_owners(
         self,
