@@ -231,3 +231,61 @@ def test_a_declared_source_reads_its_files_in_a_zip_and_skips_the_rest():
     skipped = sorted(i.message for i in report.issues)
     assert skipped[0] == "export.zip/openwebui.json: looks like openwebui, not the declared chatgpt"
     assert report.issue_codes() == Counter({"SKIPPED": 2})
+
+
+CHATGPT_BAD_TIMES = (
+    b'[{"id": "c-ok", "title": "fine", "create_time": 1700000000.5, "mapping": {"k": {"id": "k",'
+    b' "parent": null, "children": [], "message": {"id": "k", "author": {"role": "user"},'
+    b' "create_time": 1700000001.5, "content": {"content_type": "text", "parts": ["ok"]}}}}},'
+    b' {"id": "c-bad", "title": "times", "create_time": 1e20, "update_time": NaN, "mapping": {'
+    b'"a": {"id": "a", "parent": null, "children": ["b"], "message": {"id": "a", "author":'
+    b' {"role": "user"}, "create_time": Infinity, "content": {"content_type": "text", "parts":'
+    b' ["hi"]}}}, "b": {"id": "b", "parent": "a", "children": [], "message": {"id": "b",'
+    b' "author": {"role": "assistant"}, "create_time": 1700000002.5, "update_time": -1e20,'
+    b' "content": {"content_type": "text", "parts": ["hello"]}}}}}]'
+)
+# ijson refuses 1e400 and NaN outright (INVALID_JSON): big-AGI's overflows are finite
+BIGAGI_BAD_TIMES = (
+    b'{"id": "chat-1", "autoTitle": "times", "created": 1e20, "updated": -9e300, "messages": ['
+    b'{"id": "m1", "role": "user", "text": "hi", "created": 1e20, "updated": null},'
+    b' {"id": "m2", "role": "assistant", "text": "hello", "created": 1711111115789}]}'
+)
+
+
+def test_times_no_datetime_can_hold_are_issues_with_their_place_and_the_file_goes_on(tmp_path):
+    chatgpt = tmp_path / "conversations.json"
+    chatgpt.write_bytes(CHATGPT_BAD_TIMES)
+    bigagi = tmp_path / "chat.agi.json"
+    bigagi.write_bytes(BIGAGI_BAD_TIMES)
+    records, report = read(chatgpt, bigagi)
+
+    assert report.counts == {"conversation": 3, "message": 5}
+    assert all(f.complete for f in report.files)
+    bad = [i for i in report.issues if i.code == "UNREADABLE_TIME"]
+    assert [(i.file, i.message.split(":")[0]) for i in bad] == [
+        ("conversations.json", "conversation 'c-bad' (entry 1)"),
+        ("conversations.json", "conversation 'c-bad' (entry 1)"),
+        ("conversations.json", "message 'a' of conversation 'c-bad' (entry 1)"),
+        ("conversations.json", "message 'b' of conversation 'c-bad' (entry 1)"),
+        ("chat.agi.json", "conversation 'chat-1' (entry 0)"),
+        ("chat.agi.json", "conversation 'chat-1' (entry 0)"),
+        ("chat.agi.json", "message 'm1' of conversation 'chat-1' (entry 0)"),
+    ]
+    assert "1e+20 seconds since 1970 is no time" in bad[0].message
+    assert "nan seconds" in bad[1].message
+    assert "inf seconds" in bad[2].message
+    assert "-1e+20 seconds" in bad[3].message
+    assert "1e+20 milliseconds" in bad[4].message
+    assert "-9e+300 milliseconds" in bad[5].message
+
+    # each unreadable time reads as missing: filled in the usual way and marked so
+    chat = next(c for c in of_type(records, "conversation") if c.title == "times")
+    a, b = (m for m in of_type(records, "message") if m.conversation_id == chat.id)
+    assert a.metadata["import"]["missing"] == ["created_at"]
+    assert b.created_at.timestamp() == 1700000002.5
+    assert b.updated_at == b.created_at
+    assert chat.created_at == b.created_at  # its first readable message's time
+    assert chat.metadata["import"]["missing"] == ["created_at", "updated_at"]
+    m1, m2 = of_type(records, "message")[-2:]
+    assert (m1.content, m1.metadata["import"]["missing"]) == ("hi", ["created_at"])
+    assert m2.created_at.timestamp() == 1711111115.789

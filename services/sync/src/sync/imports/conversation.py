@@ -28,7 +28,7 @@ from typing import Any
 
 from contracts.archive import ArchiveRecord, ConversationRecord, MessageRecord
 from sync.imports.report import ReadReport
-from sync.imports.values import derived_id, parley_id
+from sync.imports.values import UnreadableTime, derived_id, parley_id, read_time
 
 _NO_TIME = float("inf")
 
@@ -48,6 +48,16 @@ class ReadContext:
 
     def issue(self, code: str, message: str, **kwargs: Any) -> None:
         self.report.issue(self.file, code, message, **kwargs)
+
+    def time(self, value: Any, *, unit: str = "auto", where: str) -> datetime | None:
+        """`read_time`, except that a number no datetime can hold (1e20, inf, NaN) is an
+        issue naming the file and `where` in it, and reads as missing: one bad time costs
+        that time, not the rest of the file."""
+        try:
+            return read_time(value, unit=unit)
+        except UnreadableTime as error:
+            self.issue("UNREADABLE_TIME", f"{where}: {error}; read as missing")
+            return None
 
     def claim(self, kind: str, record_id: str, source_id: object) -> str:
         """The id a file-level record gets: its own, or a derived one if the file used it."""

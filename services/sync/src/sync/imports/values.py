@@ -5,7 +5,9 @@
   conversation) becomes `derived_id(source, source_id)`: the same input always gives the same
   id, so importing a file twice names the same rows.
 - Times: epoch seconds (int or float), epoch milliseconds (big-AGI) and ISO 8601 with or
-  without an offset; an ISO time without an offset is read as UTC.
+  without an offset; an ISO time without an offset is read as UTC. A number no datetime can
+  hold (1e20 s, inf, NaN) raises `UnreadableTime`, which readers turn into an issue through
+  `ReadContext.time` (the time then counts as missing), never a failed import.
 - Roles: `bot` is the assistant; tool, function and any unknown role are stored as
   `assistant` (`system` for a system-like source role) with the source role kept in
   `metadata.source.role`.
@@ -49,13 +51,24 @@ def role_of(source_role: object) -> tuple[str, bool]:
     return ("system" if role in _SYSTEM_LIKE else "assistant"), True
 
 
+class UnreadableTime(ValueError):
+    """A source time that is a number but names no instant: out of datetime's range or
+    not finite."""
+
+
 def from_epoch_seconds(value: float | int) -> datetime:
     # timedelta keeps every microsecond of a float (fromtimestamp would round through the OS)
-    return _EPOCH + timedelta(seconds=value)
+    try:
+        return _EPOCH + timedelta(seconds=value)
+    except (OverflowError, ValueError):  # 1e20 and inf overflow, NaN is no integer
+        raise UnreadableTime(f"{value!r} seconds since 1970 is no time") from None
 
 
 def from_epoch_ms(value: float | int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=value)
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except (OverflowError, ValueError):
+        raise UnreadableTime(f"{value!r} milliseconds since 1970 is no time") from None
 
 
 def from_iso(value: str) -> datetime:
@@ -64,7 +77,8 @@ def from_iso(value: str) -> datetime:
 
 
 def read_time(value: Any, *, unit: str = "auto") -> datetime | None:
-    """A source time as an aware datetime; None when absent or unreadable.
+    """A source time as an aware datetime; None when absent or not a time at all,
+    `UnreadableTime` when it is a number (or a number's text) no datetime can hold.
 
     `unit` is "s" or "ms" when the source says which; "auto" tells them apart by size.
     """
@@ -79,9 +93,10 @@ def read_time(value: Any, *, unit: str = "auto") -> datetime | None:
             return from_iso(value)
         except ValueError:
             try:
-                return read_time(float(value), unit=unit)
+                number = float(value)
             except ValueError:
                 return None
+            return read_time(number, unit=unit)
     return None
 
 

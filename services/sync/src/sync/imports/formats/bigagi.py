@@ -22,7 +22,7 @@ import ijson
 
 from contracts.archive import ArchiveRecord, FolderRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import int_or_none, object_of, parley_id, read_time, role_of, text_of
+from sync.imports.values import int_or_none, object_of, parley_id, role_of, text_of
 
 _CONVERSATION_MAPPED = {
     "id",
@@ -102,6 +102,7 @@ def _conversation(
     if chat.get("autoTitle") is not None and chat.get("userTitle"):
         rest["autoTitle"] = chat["autoTitle"]
     folders = chat_folders.get(str(source_id), [])
+    where = f"conversation {source_id!r} (entry {index})"
     draft = ConversationDraft(
         ctx,
         source_id,
@@ -110,20 +111,21 @@ def _conversation(
         folder_ids=folders,
         total_tokens=max(int_or_none(chat.get("tokenCount")) or 0, 0),
         metadata={"source": rest} if rest else {},
-        created_at=read_time(chat.get("created"), unit="ms"),
-        updated_at=read_time(chat.get("updated"), unit="ms"),
+        created_at=ctx.time(chat.get("created"), unit="ms", where=where),
+        updated_at=ctx.time(chat.get("updated"), unit="ms", where=where),
     )
     parent = None
     for position, message in enumerate(chat.get("messages") or []):
         if not isinstance(message, dict):
             continue
         message_id = message.get("id") or f"message-{position}"
-        draft.add_message(message_id, parent_source_id=parent, **_message(message))
+        fields = _message(message, f"message {message_id!r} of {where}", ctx)
+        draft.add_message(message_id, parent_source_id=parent, **fields)
         parent = message_id
     yield from draft.records()
 
 
-def _message(message: dict[str, Any]) -> dict[str, Any]:
+def _message(message: dict[str, Any], where: str, ctx: ReadContext) -> dict[str, Any]:
     rest = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
     role, keep_role = role_of(message.get("role"))
     if keep_role:
@@ -146,8 +148,8 @@ def _message(message: dict[str, Any]) -> dict[str, Any]:
     tokens = int_or_none(message.get("tokenCount"))
     user = role == "user"
     return {
-        "created_at": read_time(message.get("created"), unit="ms"),
-        "updated_at": read_time(message.get("updated"), unit="ms"),
+        "created_at": ctx.time(message.get("created"), unit="ms", where=where),
+        "updated_at": ctx.time(message.get("updated"), unit="ms", where=where),
         "role": role,
         "content": text,
         "model": model if isinstance(model, str) else None,

@@ -23,7 +23,7 @@ import ijson
 
 from contracts.archive import ArchiveRecord, MemoryRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import derived_id, int_or_none, read_time, role_of, text_of
+from sync.imports.values import derived_id, int_or_none, role_of, text_of
 
 _CONVERSATION_MAPPED = {
     "id", "model", "title", "system_prompt", "total_tokens", "is_archived", "created_at",
@@ -84,8 +84,8 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
         is_favorite=bool(document.get("is_favorite")),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
         metadata=metadata,
-        created_at=read_time(document.get("created_at")),
-        updated_at=read_time(document.get("updated_at")),
+        created_at=ctx.time(document.get("created_at"), where=f"conversation {source_id!r}"),
+        updated_at=ctx.time(document.get("updated_at"), where=f"conversation {source_id!r}"),
     )
     previous = None
     for position, message in enumerate(document.get("messages") or []):
@@ -127,9 +127,10 @@ def _message(message: dict[str, Any], conversation: str, ctx: ReadContext) -> di
         if isinstance(message.get("metadata"), dict)
         else None
     )
+    where = f"message {message.get('id')!r} of conversation {conversation!r}"
     return {
-        "created_at": read_time(message.get("created_at")),
-        "updated_at": read_time(message.get("updated_at")),
+        "created_at": ctx.time(message.get("created_at"), where=where),
+        "updated_at": ctx.time(message.get("updated_at"), where=where),
         "role": role,
         "content": text_of(message.get("content")),
         "model": model if isinstance(model, str) else None,
@@ -145,7 +146,7 @@ def _memory(
     ctx: ReadContext,
 ) -> MemoryRecord:
     source_id = f"{conversation}:memory:{memory.get('id', position)}"
-    created_at = read_time(memory.get("created_at"))
+    created_at = ctx.time(memory.get("created_at"), where=f"memory {source_id!r}")
     rest = {k: v for k, v in memory.items() if k not in _MEMORY_MAPPED}
     fields: dict[str, Any] = {}
     if created_at is None:
@@ -167,7 +168,7 @@ def _memory(
         conversation_id=draft.id,
         version=1,
         created_at=created_at,
-        updated_at=read_time(memory.get("updated_at")) or created_at,
+        updated_at=ctx.time(memory.get("updated_at"), where=f"memory {source_id!r}") or created_at,
         provenance=ctx.provenance(source_id),
         **fields,
     )

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.formats import each_entry
-from sync.imports.values import from_epoch_seconds, object_of, read_time, role_of
+from sync.imports.values import UnreadableTime, from_epoch_seconds, object_of, read_time, role_of
 
 _CONVERSATION_MAPPED = {
     "id", "conversation_id", "title", "create_time", "update_time", "mapping",
@@ -35,6 +35,7 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
 def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[ArchiveRecord]:
     source_id = item.get("conversation_id") or item.get("id") or f"entry-{index}"
     rest = {k: v for k, v in item.items() if k not in _CONVERSATION_MAPPED}
+    where = f"conversation {source_id!r} (entry {index})"
     draft = ConversationDraft(
         ctx,
         source_id,
@@ -43,8 +44,8 @@ def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterato
         is_archived=bool(item.get("is_archived")),
         is_favorite=bool(item.get("is_starred")),
         metadata={"source": rest} if rest else {},
-        created_at=read_time(item.get("create_time"), unit="s"),
-        updated_at=read_time(item.get("update_time"), unit="s"),
+        created_at=ctx.time(item.get("create_time"), unit="s", where=where),
+        updated_at=ctx.time(item.get("update_time"), unit="s", where=where),
     )
     mapping = item.get("mapping")
     if not isinstance(mapping, dict):
@@ -67,8 +68,9 @@ def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterato
             seen += 1
         return None
 
+    add = draft.add_message_fields
     for node_id, node in mapping.items():
-        message = node.get("message") if isinstance(node, dict) else None
+        message = node.get("message") if type(node) is dict else None
         if message is None:
             continue
         parent = node.get("parent")
@@ -76,8 +78,14 @@ def _conversation(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterato
         if above is not None and above.get("message") is None:  # the root, or a gap
             parent = carrier(parent)
         fields = _message_fields(message)
-        fields["updated_at"] = _time(message.get("update_time"))
-        draft.add_message_fields(node_id, parent, _time(message.get("create_time")), fields)
+        try:
+            created_at = _time(message.get("create_time"))
+            fields["updated_at"] = _time(message.get("update_time"))
+        except UnreadableTime:  # reported, and read as missing, one by one
+            at = f"message {node_id!r} of {where}"
+            created_at = ctx.time(message.get("create_time"), unit="s", where=at)
+            fields["updated_at"] = ctx.time(message.get("update_time"), unit="s", where=at)
+        add(node_id, parent, created_at, fields)
     draft.current_source_id = carrier(item.get("current_node"))
     yield from draft.records()
 

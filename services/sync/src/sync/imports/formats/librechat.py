@@ -20,7 +20,7 @@ import ijson
 
 from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
-from sync.imports.values import int_or_none, object_of, read_time, text_of
+from sync.imports.values import int_or_none, object_of, text_of
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 _TOP_MAPPED = {"conversationId", "title", "messages", "messagesTree"}
@@ -47,7 +47,7 @@ def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[Arch
     if tree is None:
         tree = document.get("messages") or []
     for position, message in enumerate(_walk(tree, None)):
-        draft.add_message(**_message(message, position))
+        draft.add_message(**_message(message, position, ctx))
     yield from draft.records()
 
 
@@ -65,16 +65,18 @@ def _walk(messages: list[Any], parent: str | None) -> Iterator[dict[str, Any]]:
             yield from _walk(children, message.get("messageId"))
 
 
-def _message(message: dict[str, Any], position: int) -> dict[str, Any]:
+def _message(message: dict[str, Any], position: int, ctx: ReadContext) -> dict[str, Any]:
     parent = message.get("parentMessageId")
     rest = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
     user = bool(message.get("isCreatedByUser"))
     tokens = int_or_none(message.get("tokenCount"))
+    source_id = message.get("messageId") or message.get("_id") or f"message-{position}"
+    where = f"message {source_id!r} (position {position})"
     return {
-        "source_id": message.get("messageId") or message.get("_id") or f"message-{position}",
+        "source_id": source_id,
         "parent_source_id": None if parent in (None, "", NO_PARENT) else parent,
-        "created_at": read_time(message.get("createdAt")),
-        "updated_at": read_time(message.get("updatedAt")),
+        "created_at": ctx.time(message.get("createdAt"), where=where),
+        "updated_at": ctx.time(message.get("updatedAt"), where=where),
         "role": "user" if user else "assistant",
         "content": text_of(message.get("text")),
         "model": message.get("model"),

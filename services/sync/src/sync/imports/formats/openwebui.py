@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.formats import each_entry
-from sync.imports.values import int_or_none, object_of, read_time, role_of, text_of
+from sync.imports.values import int_or_none, object_of, role_of, text_of
 
 _CHAT_MAPPED = {"id", "title", "chat", "created_at", "updated_at", "archived", "pinned"}
 _BODY_MAPPED = {"title", "history", "models", "tags"}
@@ -35,6 +35,7 @@ def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
     )
     models = body.get("models") or []
     tags = body.get("tags") or item.get("tags") or object_of(item.get("meta")).get("tags") or []
+    where = f"{item.get('id')!r} (entry {index})"
     draft = ConversationDraft(
         ctx,
         item.get("id") or f"entry-{index}",
@@ -44,8 +45,8 @@ def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         is_favorite=bool(item.get("pinned")),
         is_archived=bool(item.get("archived")),
         metadata={"source": {**source, "models": models}} if len(models) > 1 or source else {},
-        created_at=read_time(item.get("created_at"), unit="s"),
-        updated_at=read_time(item.get("updated_at"), unit="s"),
+        created_at=ctx.time(item.get("created_at"), unit="s", where=f"chat {where}"),
+        updated_at=ctx.time(item.get("updated_at"), unit="s", where=f"chat {where}"),
     )
     messages = history.get("messages") or {}
     for key, message in messages.items():
@@ -59,7 +60,9 @@ def _chat(item: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         draft.add_message(
             message.get("id") or key,
             parent_source_id=message.get("parentId"),
-            created_at=read_time(message.get("timestamp"), unit="s"),
+            created_at=ctx.time(
+                message.get("timestamp"), unit="s", where=f"message {key!r} of chat {where}"
+            ),
             role=role,
             content=text_of(message.get("content")),
             model=message.get("model"),

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 from contracts.archive import ArchiveRecord
 from sync.imports.conversation import ConversationDraft, ReadContext
 from sync.imports.records import DocumentRecord
-from sync.imports.values import read_time, role_of, text_of
+from sync.imports.values import role_of, text_of
 
 _CHAT_MAPPED = {"id", "title", "created_at", "updated_at", "is_favorite", "messages", "metadata"}
 _MESSAGE_MAPPED = {"id", "role", "full_content", "timestamp", "metadata"}
@@ -84,8 +84,8 @@ def _chat(chat: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         title=chat.get("title"),
         is_favorite=bool(chat.get("is_favorite")),
         metadata=metadata,
-        created_at=read_time(chat.get("created_at")),
-        updated_at=read_time(chat.get("updated_at")),
+        created_at=ctx.time(chat.get("created_at"), where=f"chat {source_id!r} (entry {index})"),
+        updated_at=ctx.time(chat.get("updated_at"), where=f"chat {source_id!r} (entry {index})"),
     )
     parent = None
     for position, message in enumerate(chat.get("messages") or []):
@@ -110,7 +110,9 @@ def _chat(chat: dict[str, Any], index: int, ctx: ReadContext) -> Iterator[Archiv
         draft.add_message(
             message_id,
             parent_source_id=parent,
-            created_at=read_time(message.get("timestamp")),
+            created_at=ctx.time(
+                message.get("timestamp"), where=f"message {message_id!r} of chat {source_id!r}"
+            ),
             role=role,
             content=text,
             model=model if isinstance(model, str) else None,
