@@ -21,7 +21,7 @@ settles what a source can get wrong:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,10 @@ from sync.imports.report import ReadReport
 from sync.imports.values import UnreadableTime, derived_id, parley_id, read_time
 
 _NO_TIME = float("inf")
+# MessageRecord.model_validate without its Python wrapper (the same validation)
+_validate_message: Callable[[dict[str, Any]], MessageRecord] = (
+    MessageRecord.__pydantic_validator__.validate_python
+)
 
 
 @dataclass
@@ -77,7 +81,7 @@ class ReadContext:
         return candidate
 
 
-@dataclass
+@dataclass(slots=True)
 class _Message:
     source_id: str
     parent_source_id: str | None
@@ -154,10 +158,9 @@ class ConversationDraft:
         ctx = self.ctx
         by_source_id: dict[str, _Message] = {}
         used: set[str] = set()
+        source, file, scoped = ctx.source, ctx.file, self.scoped
         for message in self._messages:
-            provenance_id = (
-                f"{self.source_id}:{message.source_id}" if self.scoped else message.source_id
-            )
+            provenance_id = f"{self.source_id}:{message.source_id}" if scoped else message.source_id
             if message.source_id in by_source_id:
                 provenance_id = f"{provenance_id}#{message.index}"
                 message.id = derived_id(ctx.source, provenance_id)
@@ -174,7 +177,12 @@ class ConversationDraft:
                     provenance_id = f"{provenance_id}#{message.index}"
                     message.id = derived_id(ctx.source, provenance_id)
             used.add(message.id)
-            message.fields["provenance"] = ctx.provenance(provenance_id)
+            # ctx.provenance, inline: this runs for every message
+            message.fields["provenance"] = {
+                "source": source,
+                "source_id": provenance_id,
+                "file": file,
+            }
 
         roots: list[_Message] = []
         for message in self._messages:
@@ -313,7 +321,7 @@ class ConversationDraft:
         fields["conversation_id"] = self.id
         fields["parent_id"] = parent_id
         fields["created_at"] = message.created_at
-        return MessageRecord.model_validate(fields)
+        return _validate_message(fields)
 
     @staticmethod
     def _keep_aside(message: _Message, key: str, value: Any) -> None:

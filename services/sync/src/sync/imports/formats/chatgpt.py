@@ -26,6 +26,8 @@ _CONVERSATION_MAPPED = {
     "current_node", "default_model_slug", "is_archived", "is_starred",
 }  # fmt: skip
 _MESSAGE_MAPPED = {"id", "create_time", "update_time", "content"}
+# role_of for the roles ChatGPT writes, looked up once (this runs for every message)
+_ROLES = {role: role_of(role) for role in ("user", "assistant", "system", "tool")}
 
 
 def read(open_stream: Callable[[], BinaryIO], ctx: ReadContext) -> Iterator[ArchiveRecord]:
@@ -96,17 +98,28 @@ def _time(value: Any) -> datetime | None:
 
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
-    source = dict(message)
-    for key in _MESSAGE_MAPPED:
-        source.pop(key, None)
-    author = object_of(message.get("author"))
-    role, keep_role = role_of(author.get("role"))
+    source = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
+    source_role = object_of(message.get("author")).get("role")
+    known = _ROLES.get(source_role) if type(source_role) is str else None
+    role, keep_role = known or role_of(source_role)
     if keep_role:
-        source["role"] = author.get("role")
-    content = object_of(message.get("content"))
-    text, complete = _text(content)
-    if not complete:
-        source["content"] = message.get("content")
+        source["role"] = source_role
+    content = message.get("content")
+    parts = content.get("parts") if type(content) is dict else None
+    # _text's usual case, inline: one string part and nothing else to keep
+    usual = (
+        type(parts) is list
+        and len(parts) == 1
+        and type(parts[0]) is str
+        and len(content) == 2  # type: ignore[arg-type]
+        and content.get("content_type") == "text"  # type: ignore[union-attr]
+    )
+    if usual:
+        text = parts[0]  # type: ignore[index]
+    else:
+        text, complete = _text(object_of(content))
+        if not complete:
+            source["content"] = content
     metadata = message.get("metadata")
     model = metadata.get("model_slug") if type(metadata) is dict else None
     return {
