@@ -5,6 +5,8 @@ their access tokens at once (tests/test_revocation.py follows it across the serv
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -160,6 +162,21 @@ async def test_an_ended_session_is_refused_at_once_by_its_marker(
     assert live.status_code == 200, live.text
 
 
+@asynccontextmanager
+async def redis_away(app: FastAPI) -> AsyncIterator[Redis]:
+    """Auth's revocation markers are read and written at a port nothing listens on, as with
+    Redis down, until the block ends; yields the Redis that still answers (to look)."""
+    marks = components(app).runtime.revocations
+    assert marks is not None
+    answering = marks.redis
+    marks.redis = Redis(port=free_port(), socket_connect_timeout=1)
+    try:
+        yield answering
+    finally:
+        await marks.redis.aclose()
+        marks.redis = answering
+
+
 async def test_while_redis_does_not_answer_auth_asks_its_database(
     app: FastAPI, client: httpx.AsyncClient, register: Register
 ) -> None:
@@ -171,42 +188,29 @@ async def test_while_redis_does_not_answer_auth_asks_its_database(
         "/api/v1/auth/logout", headers=bearer(second["tokens"]["access_token"])
     )
     assert response.status_code == 200, response.text
-    revocations = components(app).runtime.revocations
-    assert revocations is not None
-    answering = revocations.redis
-    # a port nothing listens on: every check fails as it would with Redis down
-    revocations.redis = Redis(port=free_port(), socket_connect_timeout=1)
-    try:
+    async with redis_away(app):
         ended = await client.get(
             "/api/v1/auth/me", headers=bearer(second["tokens"]["access_token"])
         )
-        assert not revocations.answering
+        marks = components(app).runtime.revocations
+        assert marks is not None
+        assert not marks.answering
         assert error(ended) == (401, "TOKEN_REVOKED")
         live = await client.get("/api/v1/auth/me", headers=bearer(first["tokens"]["access_token"]))
         assert live.status_code == 200, live.text
-    finally:
-        await revocations.redis.aclose()
-        revocations.redis = answering
 
 
 async def test_a_redis_failure_at_commit_does_not_undo_the_ending(
     app: FastAPI, client: httpx.AsyncClient, register: Register
 ) -> None:
     """The marker cannot be written: the logout still succeeds and is committed (the event's
-    consumers write the marker later), and auth refuses the session from its database."""
+    consumers write the marker later)."""
     first = await register()
-    marks = components(app).runtime.revocations
-    assert marks is not None
-    answering = marks.redis
-    marks.redis = Redis(port=free_port(), socket_connect_timeout=1)
-    try:
+    async with redis_away(app) as answering:
         response = await client.post(
             "/api/v1/auth/logout", headers=bearer(first["tokens"]["access_token"])
         )
         assert response.status_code == 200, response.text
-        [event] = await revocations(app)
-    finally:
-        await marks.redis.aclose()
-        marks.redis = answering
+    [event] = await revocations(app)
     assert event["session_ids"] == [session_of(first["tokens"])]
     assert await answering.get(marker_key(session_of(first["tokens"]))) is None
