@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -14,10 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -88,12 +93,19 @@ def notify_channel(schema: str) -> str:
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    """One engine per process, built in the lifespan; every connection uses the service's schema."""
-    return create_async_engine(
+    """One engine per process, built in the lifespan; every connection uses the service's schema.
+
+    No `pool_pre_ping`: it costs a round trip to PostgreSQL on every checkout, and a request
+    checks out a connection once or twice. Only a connection that sat idle in the pool for
+    `db_ping_idle_seconds` is pinged (`ping_idle_connections`): that is the one a restart,
+    a failover or an idle timeout may have closed. A busy connection that died anyway fails
+    its first statement: SQLAlchemy then replaces every connection of the pool opened before
+    (the error handler answers that request 503, the client tries again)."""
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_recycle=settings.db_pool_recycle_seconds,
         connect_args={
             "server_settings": {
                 "search_path": settings.db_schema,
@@ -101,6 +113,32 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
             }
         },
     )
+    ping_idle_connections(engine, settings.db_ping_idle_seconds)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection at checkout when it has been idle `idle_seconds` or more; a
+    dead one is discarded and the pool hands out another (SQLAlchemy retries the checkout on
+    `DisconnectionError`)."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # just opened, or in use moments ago
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever failed, this connection is not to be trusted
+            raise DisconnectionError("an idle pooled connection no longer answers") from exc
+
+
+_IDLE_SINCE = "servicekit_idle_since"
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -93,6 +93,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
+        if exc.connection_invalidated:
+            # the connection died under the request (PostgreSQL restarted or failed over):
+            # the pool has replaced it, so the client's next try finds a live one
+            log.warning("a database connection was lost", path=request.url.path)
+            return JSONResponse(
+                error_body("SERVICE_UNAVAILABLE", "the database connection was lost: try again"),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
         if sqlstate in _UNSTORABLE_TEXT:
             return JSONResponse(

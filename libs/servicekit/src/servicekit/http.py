@@ -12,11 +12,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.ids import uuid7
+from servicekit import logging as service_logging
 from servicekit.error_handlers import internal_error_response
 from servicekit.logging import bind_request_id, clear_request_context, redact_query
 from servicekit.metrics import HTTP_LATENCY, HTTP_REQUESTS, route_label
 
-access_log = structlog.get_logger("access")
 log = structlog.get_logger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -72,7 +72,7 @@ class RequestContextMiddleware:
             if not path.startswith(_QUIET_PATHS):
                 query = scope.get("query_string", b"").decode("latin-1")
                 # the query only redacted: links carry tokens and signatures in it
-                access_log.info(
+                service_logging.access_log.info(
                     "request",
                     method=method,
                     path=path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -77,19 +78,40 @@ class RedactingFilter(logging.Filter):
 _URL_LOGGERS = ("uvicorn.error", "uvicorn.access", "httpx")
 
 
+# The access log: one line per request, so it skips the standard library (two LogRecords,
+# a caller-frame search and a locked handler: ~60 µs a line against ~20 µs written straight
+# to stdout). configure_logging replaces it; until then it goes through structlog's default.
+access_log: Any = structlog.get_logger("access")
+
+
+def _access_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["level"], event["logger"] = "info", "access"
+    return event
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library through one JSON (or console) renderer."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+    """Route structlog and the standard library through one JSON (or console) renderer;
+    the access log writes the same line to stdout without the standard library."""
+    global access_log
+    stamp: list[Any] = [
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
         lambda _, __, event: {**event, "service": service},
         _redact_secrets,
     ]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        *stamp,
+    ]
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    access_log = structlog.wrap_logger(
+        structlog.WriteLogger(sys.stdout),
+        processors=[structlog.contextvars.merge_contextvars, _access_fields, *stamp, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

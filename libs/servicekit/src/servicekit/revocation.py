@@ -6,7 +6,9 @@ group and records one marker per session in Redis,
 
     parley:revoked:session:<session id>  →  reason      (expires at access_expires_by + margin)
 
-and publishes a notice on the `parley:revoked` channel. The markers are one namespace shared
+and publishes a notice on the `parley:revoked` channel. Auth, which ends the sessions, also
+records them itself right after its commit (`record_after_commit`), so they are refused at
+once rather than once the event has gone round. The markers are one namespace shared
 by every service: each writes the same idempotent value, so a marker exists as soon as the
 fastest consumer has seen the event, whichever services run; the gateway (no broker) reads
 them without writing. A consumer group hands an event to one replica only, so the markers
@@ -94,6 +96,26 @@ class Revocations:
             pipe.publish(NOTICE_CHANNEL, json.dumps({"session_ids": ids}))
             await pipe.execute()
 
+    def record_after_commit(
+        self, uow: UnitOfWork, session_ids: list[str], reason: str, until: datetime
+    ) -> None:
+        """Record the sessions revoked as soon as `uow` commits: the process that ends them
+        does not wait for its own event to come round, so their tokens are refused at once by
+        every service and the gateway. A Redis failure is only logged (the ending stays
+        committed): the event's consumers record the same markers once Redis answers."""
+
+        async def record() -> None:
+            try:
+                await self.record(session_ids, reason, until)
+            except RedisError as exc:
+                log.warning(
+                    "cannot record revocations at commit: the event's consumers will",
+                    error=repr(exc),
+                    sessions=len(session_ids),
+                )
+
+        uow.after_commit(record)
+
     async def on_event(self, uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
         """The `auth.session.v1` handler: record `sessions.revoked` (idempotent: a redelivery
         sets the same markers again)."""
@@ -112,6 +134,12 @@ class Revocations:
         )
 
     # -- checking (every request) ------------------------------------------------------------
+
+    @property
+    def answering(self) -> bool:
+        """False while Redis is left alone after a failed check (tokens are then accepted
+        unchecked): a caller with a record of its own (auth's sessions table) asks that."""
+        return time.monotonic() >= self._unchecked_until
 
     async def is_revoked(self, session_id: str | None) -> bool:
         """True when the session has a revocation marker (False if Redis does not answer;

@@ -33,6 +33,7 @@ from servicekit.http import RequestContextMiddleware
 from servicekit.logging import configure_logging
 from servicekit.metrics import metrics_router
 from servicekit.openapi import install_public_openapi
+from servicekit.redis_pool import pooled_redis
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.retry import retrying
 from servicekit.revocation import Revocations
@@ -105,8 +106,11 @@ class ServiceRuntime:
         the background, so the service starts even while Kafka is still coming up."""
         self.engine = create_engine(self.settings)
         self.sessions = create_sessionmaker(self.engine)
-        self.redis = Redis.from_url(
-            self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+        self.redis = pooled_redis(
+            self.settings.redis_url,
+            max_connections=self.settings.redis_max_connections,
+            pool_timeout=self.settings.redis_pool_timeout_seconds,
+            socket_timeout=2,
         )
         self.http = httpx.AsyncClient(timeout=5.0)
         self.revocations = Revocations(self.redis)

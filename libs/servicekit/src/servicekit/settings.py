@@ -53,6 +53,29 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/parley"
     db_schema: str = Field(default="public", description="the service's own Postgres schema")
     db_pool_size: int = 10
+    db_ping_idle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="ping a pooled connection before use only if it sat idle this long (a "
+        "busy one is not pinged: a round trip saved per request); 0: ping every checkout",
+    )
+    db_pool_recycle_seconds: int = Field(
+        default=1800,
+        description="replace a pooled connection this old (-1: never): ahead of the idle "
+        "timeouts of proxies and poolers between the service and PostgreSQL",
+    )
+    redis_max_connections: int = Field(
+        default=100,
+        ge=1,
+        description="the Redis connection pool's size per process; a request that finds it "
+        "exhausted waits for a connection (up to redis_pool_timeout_seconds)",
+    )
+    redis_pool_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="how long a request waits for a pooled Redis connection; then it is "
+        "handled like an unreachable Redis (rate limits in memory, tokens accepted)",
+    )
     redis_url: str = "redis://127.0.0.1:63799/0"
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     otlp_endpoint: str | None = Field(default=None, description="OTLP/HTTP endpoint; unset = off")

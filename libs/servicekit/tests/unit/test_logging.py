@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -90,3 +91,39 @@ def test_a_line_may_keep_a_named_field_unredacted(capsys: pytest.CaptureFixture[
     assert '"link": "http://x/reset?token=abc"' in out
     assert '"other": "http://x/?token=[REDACTED]"' in out
     assert "_unredacted" not in out
+
+
+async def test_the_access_line_skips_the_standard_library_but_reads_the_same(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One JSON object a line with the request id, level, logger, service and timestamp,
+    written straight to stdout; under a WARNING level there is none."""
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    transport = httpx.ASGITransport(app=app)
+    configure_logging("test", "INFO", json=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/ping?a=1", headers={"x-request-id": "req-1"})
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"access"' in x]
+    assert response.status_code == 200
+    assert line["event"] == "request"
+    assert (line["method"], line["path"], line["query"], line["status"]) == (
+        "GET",
+        "/ping",
+        "a=1",
+        200,
+    )
+    assert (line["level"], line["logger"], line["service"]) == ("info", "access", "test")
+    assert line["request_id"] == "req-1"
+    assert line["timestamp"].endswith("Z")
+    assert isinstance(line["duration_ms"], float)
+
+    configure_logging("test", "WARNING", json=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/ping")).status_code == 200
+    assert '"access"' not in capsys.readouterr().out

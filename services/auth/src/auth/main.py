@@ -31,6 +31,7 @@ from servicekit.runtime import ServiceRuntime, Subscription, create_service_app
 
 async def build_components(settings: Settings, runtime: ServiceRuntime) -> Components:
     assert runtime.redis is not None, "the runtime is not started"
+    assert runtime.revocations is not None, "the runtime is not started"
     keys = KeyRing(settings, runtime.uow)
     await keys.load()
     passwords = await asyncio.to_thread(  # hashes a dummy password: CPU work, off the loop
@@ -57,7 +58,7 @@ async def build_components(settings: Settings, runtime: ServiceRuntime) -> Compo
         scope="forgot",
         message="too many password reset requests: try again later",
     )
-    tokens = Tokens(keys, settings)
+    tokens = Tokens(keys, settings, runtime.revocations)
     accounts = Accounts(passwords, throttle, tokens)
     verifier = TokenVerifier(
         LocalJwks(keys),

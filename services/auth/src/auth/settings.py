@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from servicekit.settings import ServiceSettings, service_config
 
@@ -76,3 +76,10 @@ class Settings(ServiceSettings):
         description="log: this service consumes auth.email.v1 and logs each "
         "link (development); none: another consumer delivers the mail",
     )
+
+    @model_validator(mode="after")
+    def _access_tokens_end_before_their_session(self) -> Self:
+        # signed_in trusts a token's `exp` to come before its session's (sliding) expiry
+        if self.access_token_ttl_seconds > self.refresh_token_ttl_seconds:
+            raise ValueError("access_token_ttl_seconds may not exceed refresh_token_ttl_seconds")
+        return self

@@ -44,7 +44,7 @@ def auth_settings(infra: InfraUrls, schema: str, **overrides: Any) -> Settings:
         argon2_time_cost=1,
         # the log mail sink joins a consumer group per app; the test that needs it turns it on
         mail_sink="none",
-        # so does the revocation consumer; auth checks its own sessions in its database
+        # so does the revocation consumer: auth writes the markers it checks when it commits
         consume_revocations=False,
         # and the command consumer (test_preference_sync turns it on)
         consume_commands=False,

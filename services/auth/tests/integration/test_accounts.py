@@ -286,7 +286,7 @@ async def test_deleting_the_account_signs_out_and_publishes_user_deleted(
 
     assert deleted.status_code == 200, deleted.text
     assert deleted.json()["data"]["user_id"] == user_id
-    assert error(await client.get("/api/v1/auth/me", headers=headers)) == (401, "INVALID_TOKEN")
+    assert error(await client.get("/api/v1/auth/me", headers=headers)) == (401, "TOKEN_REVOKED")
     assert error(await login(client, email)) == (401, "INVALID_CREDENTIALS")
     refreshed = await client.post(
         "/api/v1/auth/refresh", json={"refresh_token": data["tokens"]["refresh_token"]}

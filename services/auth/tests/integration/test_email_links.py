@@ -231,7 +231,7 @@ async def test_a_password_reset_changes_the_password_and_signs_out_every_session
         )
         assert error(refreshed) == (401, "INVALID_TOKEN")
         me = await client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"]))
-        assert error(me) == (401, "INVALID_TOKEN")
+        assert error(me) == (401, "TOKEN_REVOKED")
     again = await client.post(
         "/api/v1/auth/password/reset", json={"token": token, "new_password": "yet another one"}
     )

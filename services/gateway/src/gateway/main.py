@@ -48,7 +48,9 @@ def build_components(settings: Settings) -> Components:
     routes = RouteTable()
     upstreams = {name: url.rstrip("/") for name, url in settings.upstreams().items()}
     http = upstream_client(settings, max_connections=SIDE_CONNECTIONS)
-    redis = limiter_redis(settings.redis_url, settings.redis_timeout_seconds)
+    redis = limiter_redis(
+        settings.redis_url, settings.redis_timeout_seconds, settings.redis_max_connections
+    )
     # the markers the services' revocation consumers write (servicekit.revocation): the
     # gateway runs no consumer of its own, it reads theirs from the same Redis
     revocations = Revocations(redis)

@@ -28,6 +28,7 @@ from contracts.events.auth import SessionsRevoked
 from contracts.ids import uuid7
 from contracts.topics import AUTH_SESSION
 from servicekit.errors import InvalidToken, NotFound, TokenExpired
+from servicekit.revocation import Revocations
 from servicekit.uow import UnitOfWork
 
 
@@ -35,6 +36,7 @@ from servicekit.uow import UnitOfWork
 class Tokens:
     keys: KeyRing
     settings: Settings
+    revocations: Revocations
 
     async def open_session(
         self, uow: UnitOfWork, user: User, device_info: dict[str, Any], ip: str, now: datetime
@@ -122,20 +124,23 @@ class Tokens:
         session_id: str | None = None,
     ) -> list[str]:
         """Revoke one live session of the user, or all; `sessions.revoked` tells every service
-        to refuse their access tokens at once (they would otherwise live until `exp`)."""
+        to refuse their access tokens at once (they would otherwise live until `exp`), and the
+        revocation markers are written as soon as this commits (servicekit.revocation), which
+        is what auth itself checks too."""
         revoked = await SessionRepository(uow.session).revoke(user_id, now, reason, session_id)
         if revoked:
+            access_expires_by = now + timedelta(seconds=self.settings.access_token_ttl_seconds)
             uow.outbox.add(
                 AUTH_SESSION,
                 SessionsRevoked(
                     session_ids=revoked,
                     reason=reason,
                     revoked_at=now,
-                    access_expires_by=now
-                    + timedelta(seconds=self.settings.access_token_ttl_seconds),
+                    access_expires_by=access_expires_by,
                 ),
                 user_id=user_id,
             )
+            self.revocations.record_after_commit(uow, revoked, reason, access_expires_by)
         return revoked
 
     @property

@@ -1,5 +1,6 @@
 """Verifying access tokens inside the auth service itself: against the local key ring (no
-HTTP round trip to our own JWKS), with auth's precise error codes and a live-session check."""
+HTTP round trip to our own JWKS), with auth's precise error codes and a live-session check
+(the revocation marker; the sessions table while Redis does not answer)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from auth.tokens.keys import KeyRing
 from auth.tokens.repository import SessionRepository
 from servicekit.auth import Caller, bearer_token
 from servicekit.errors import Forbidden, InvalidToken
+from servicekit.revocation import TokenRevoked
 
 
 class LocalJwks:
@@ -31,18 +33,25 @@ async def signed_in(
 ) -> Caller:
     """The caller of a valid access token whose session is still live.
 
-    Other services accept an access token until it expires; here a logged-out or revoked
-    session stops working at once."""
+    Auth writes a session's revocation marker as soon as it commits the ending
+    (`Tokens.end_sessions`), and the verifier reads that marker on every request, so a
+    logged-out or revoked session stops working at once here too, without a query of its
+    own (the database is asked only while Redis does not answer: then the other services
+    accept the token until its `exp`, but auth, which has the record, still refuses it).
+    The token cannot outlive its session otherwise: its `exp` comes long before the
+    session's sliding expiry."""
     token = bearer_token(authorization)
     caller: Caller = await auth.verifier.verify(token)
     if caller.session_id is None:
         raise InvalidToken("the access token names no session")
-    async with auth.uow() as uow:
-        live = await SessionRepository(uow.session).is_active(
-            caller.session_id, caller.user_id, auth.clock()
-        )
-    if not live:
-        raise InvalidToken("this session has ended: sign in again")
+    revocations = auth.runtime.revocations
+    if revocations is None or not revocations.answering:
+        async with auth.uow() as uow:
+            live = await SessionRepository(uow.session).is_active(
+                caller.session_id, caller.user_id, auth.clock()
+            )
+        if not live:
+            raise TokenRevoked.refusal()
     request.state.caller = caller
     return caller
 

@@ -16,17 +16,20 @@ from redis.exceptions import RedisError
 
 from gateway.limits.domain import Bucket, LocalWindows, Verdict
 from servicekit.limits import FixedWindows
+from servicekit.redis_pool import pooled_redis
 from servicekit.revocation import marker_key
 
 log = structlog.get_logger(__name__)
 
 
-def limiter_redis(url: str, timeout: float) -> Redis:
-    """A Redis client that fails fast: no retries, short timeouts (the fallback covers it)."""
-    return Redis.from_url(
+def limiter_redis(url: str, timeout: float, max_connections: int) -> Redis:
+    """A Redis client that fails fast: no retries, short timeouts (the fallback covers it);
+    a request waits for a pooled connection no longer than for an answer."""
+    return pooled_redis(
         url,
+        max_connections=max_connections,
+        pool_timeout=timeout,
         socket_timeout=timeout,
-        socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
