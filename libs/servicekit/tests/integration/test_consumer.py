@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted, UserRegistered
 from parley.testing import unique_name
-from servicekit.consumer import ConsumerConfig, EventConsumer
+from servicekit.consumer import Batched, ConsumerConfig, EventConsumer
 from servicekit.uow import UnitOfWork
 
 from .conftest import Service, read_topic, wait_for
@@ -263,3 +263,54 @@ async def test_a_failure_at_commit_time_dead_letters_only_the_event_that_caused_
     dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
     assert [codec.decode(service.topic, r.value).event_id for r in dead] == [same_email.event_id]
     assert b"one_each" in dict(dead[0].headers)["x-dlq-error"]
+
+
+async def test_a_batch_handler_gets_each_new_event_once_in_order(
+    service: Service, broker: KafkaBroker
+) -> None:
+    await create_effects_table(service)
+    batches: list[list[int]] = []
+
+    async def record_all(uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        batches.append([e.seq for e in envelopes])
+        for envelope in envelopes:
+            await record_effect(uow, envelope)
+
+    consumer = consumer_for(service, broker, Batched(record_all), subscribe=False)
+    events = [event(n) for n in range(10)]
+    for e in events:
+        await publish_raw(service, e)
+    records = await read_topic(service.kafka, service.topic.name, expected=10)
+    await consumer.handle_batch(records[:4] + records[2:4] + records[4:])  # 2 and 3 twice
+    await consumer.handle_batch(records)  # redelivered whole: nothing new
+    rows = await effects(service)
+    assert [r.event_id for r in rows] == [e.event_id for e in events]
+    assert batches == [list(range(10))]  # one call for the batch; none for the redelivery
+
+
+async def test_a_failing_batch_handler_falls_back_to_one_event_at_a_time(
+    service: Service, broker: KafkaBroker
+) -> None:
+    await create_effects_table(service)
+
+    async def record_all_but_5(
+        uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]
+    ) -> None:
+        for envelope in envelopes:
+            if envelope.seq == 5:
+                raise ValueError("event 5 is broken")
+            await record_effect(uow, envelope)
+
+    consumer = consumer_for(
+        service, broker, Batched(record_all_but_5), subscribe=False, max_retries=1
+    )
+    events = [event(n) for n in range(10)]
+    for e in events:
+        await publish_raw(service, e)
+    records = await read_topic(service.kafka, service.topic.name, expected=10)
+    await broker.start()  # for the DLQ publisher
+    await consumer.handle_batch(records)
+    handled = [r.event_id for r in await effects(service)]
+    assert handled == [e.event_id for e in events if e.seq != 5]  # once each, in order
+    dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
+    assert [codec.decode(service.topic, r.value).seq for r in dead] == [5]

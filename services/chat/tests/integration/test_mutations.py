@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 
+from chat.mutations.subscribers import mutation_handler
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.sync import MutationRequested, MutationResolved
@@ -23,8 +24,9 @@ from contracts.ids import uuid7
 from contracts.topics import CHAT_COMMAND, CHAT_MUTATION
 from parley.stack.embedded import InfraUrls
 from parley.testing import serving
+from servicekit.clock import utc_now
 
-from .conftest import Stack, User, chat_stack, data, outbox
+from .conftest import Stack, User, chat_stack, components, data, outbox
 
 
 def stamp(ms: int, counter: int, client_id: str) -> str:
@@ -361,3 +363,75 @@ async def test_folder_ids_replace_the_chats_folders_under_one_clock(
     assert newer.status == "applied"
     chat = data(await alice.get("/api/v1/chats/c1"))
     assert (chat["folder_ids"], chat["folder_id"]) == ([], None)
+
+
+def requested(user: User, mid: int, entity: str, op: str, id: str, **kw: Any) -> Envelope[Any]:
+    """A command of device "tablet" as the consumer hands it over (a new event id each)."""
+    ms = int(time.time() * 1000)
+    command = MutationRequested(
+        client_id="tablet",
+        mid=mid,
+        entity=entity,
+        op=op,
+        id=id,
+        hlc=f"{ms}-{mid}",
+        stamp=stamp(ms, mid, "tablet"),
+        **kw,
+    )
+    return Envelope[MutationRequested](
+        event_id=uuid7(),
+        type=command.event_type,
+        producer="sync",
+        user_id=user.id,
+        seq=mid,
+        payload=command,
+    )
+
+
+async def test_a_batch_applies_around_a_refused_mutation_and_once_when_sent_again(
+    alice: User, app: FastAPI
+) -> None:
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    too_long = {"title": "x", "initial_message": {"content": "x" * 100_001}}
+
+    def batch() -> list[Envelope[Any]]:
+        message = {"conversation_id": "b1", "role": "user", "content": "hi"}
+        return [
+            requested(alice, 1, "conversation", "put", "b1", data={"title": "one"}),
+            # the chat is written before its first message is found too long: refused
+            requested(alice, 2, "conversation", "put", "b2", data=too_long),
+            requested(alice, 3, "message", "put", "bm", data=message),
+            requested(alice, 3, "message", "put", "bm", data=message),  # resent in the batch
+        ]
+
+    async def handled(envelopes: list[Envelope[Any]]) -> list[tuple[str, str, int, Any]]:
+        before = await outbox(app, alice.id)
+        async with built.uow() as uow:
+            await handle(uow, envelopes)
+            await uow.commit()
+        return (await outbox(app, alice.id))[len(before) :]
+
+    written = await handled(batch())
+    answers = [(p["mid"], p["status"]) for t, _, _, p in written if t == "chat.mutation.v1"]
+    assert answers == [(1, "applied"), (2, "rejected"), (3, "applied"), (3, "applied")]
+    changed = {
+        (t, p.get("message_id") or p["conversation_id"])
+        for t, _, _, p in written
+        if t != "chat.mutation.v1"
+    }
+    assert changed == {("chat.conversation.v1", "b1"), ("chat.message.v1", "bm")}  # no b2
+    chats = data(await alice.get("/api/v1/chats"))["chats"]
+    assert [(c["id"], c["title"]) for c in chats] == [("b1", "one")]  # nothing of b2 is left
+    messages = data(await alice.get("/api/v1/chats/b1/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hi"]
+
+    again = await handled(batch())  # sync sent the batch again (new event ids)
+    assert [(t, p["mid"], p["status"]) for t, _, _, p in again] == [
+        ("chat.mutation.v1", 1, "applied"),
+        ("chat.mutation.v1", 2, "rejected"),
+        ("chat.mutation.v1", 3, "applied"),
+        ("chat.mutation.v1", 3, "applied"),
+    ]
+    messages = data(await alice.get("/api/v1/chats/b1/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hi"]
