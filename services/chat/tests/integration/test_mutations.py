@@ -15,7 +15,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from chat.accounts.guard import mark_purged
 from chat.mutations.subscribers import mutation_handler
 from contracts import codec
 from contracts.envelope import Envelope
@@ -435,3 +437,40 @@ async def test_a_batch_applies_around_a_refused_mutation_and_once_when_sent_agai
     ]
     messages = data(await alice.get("/api/v1/chats/b1/messages"))["messages"]
     assert [m["content"] for m in messages] == ["hi"]
+
+
+async def test_a_purged_users_mutations_in_a_batch_are_refused_and_the_others_apply(
+    alice: User, bob: User, app: FastAPI
+) -> None:
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    async with built.uow() as uow:  # alice's account was deleted and purged
+        await mark_purged(uow, alice.id, utc_now())
+        await uow.commit()
+    before = await outbox(app, bob.id)
+    async with built.uow() as uow:
+        await handle(
+            uow,
+            [
+                requested(bob, 1, "conversation", "put", "p1", data={"title": "bob's"}),
+                requested(alice, 1, "conversation", "put", "p2", data={"title": "alice's"}),
+                requested(bob, 2, "folder", "put", "pf", data={"title": "bob's folder"}),
+            ],
+        )
+        await uow.commit()
+        kept = await uow.session.execute(
+            text("SELECT user_id, id FROM conversations WHERE id IN ('p1', 'p2')")
+        )
+        assert sorted(kept) == [(bob.id, "p1")]
+    answers = {
+        (e[3]["mid"], e[3]["status"], (e[3].get("error") or {}).get("code"))
+        for e in await outbox(app, alice.id)
+        if e[0] == "chat.mutation.v1"
+    }
+    assert answers == {(1, "rejected", "TOKEN_REVOKED")}
+    bobs = [
+        (p["mid"], p["status"])
+        for t, _, _, p in (await outbox(app, bob.id))[len(before) :]
+        if t == "chat.mutation.v1"
+    ]
+    assert bobs == [(1, "applied"), (2, "applied")]

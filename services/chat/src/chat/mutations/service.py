@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chat.accounts.guard import live_users_held
 from chat.conversations import service as conversations
 from chat.conversations.schemas import ChatCreate, ChatPatch
 from chat.feed.repository import Row
@@ -67,20 +68,22 @@ async def resolve_all(
     """Apply each `(user_id, mutation)` once, in order (or find the answer it had), and
     publish the answers; the caller commits.
 
-    The answers given before are read in one query and the new ones written in one. The
-    batch runs in one savepoint; a refusal (rare) rolls it back and the batch runs again
-    with a savepoint per mutation, so the refused one leaves nothing and the others apply:
-    two round trips per mutation saved when none is refused."""
+    The answers given before are read in one query and the new ones written in one; the
+    batch's users are locked and checked for a purge once. The batch runs in one savepoint;
+    a refusal (rare) rolls it back and the batch runs again with a savepoint per mutation,
+    so the refused one leaves nothing and the others apply: two round trips per mutation
+    saved when none is refused."""
     repo = MutationRepository(uow.session)
     before = await repo.answered_many([(u, m.client_id, m.mid) for u, m in commands])
     given = {key: MutationResolved.model_validate(row.result) for key, row in before.items()}
     checkpoint = uow.outbox.checkpoint()
-    try:
-        async with uow.session.begin_nested():
-            outcomes = await _resolve_each(uow, settings, commands, dict(given), now, False)
-    except _Refused:
-        uow.outbox.rollback_to(checkpoint)
-        outcomes = await _resolve_each(uow, settings, commands, dict(given), now, True)
+    async with live_users_held(uow, [user_id for user_id, _ in commands]):
+        try:
+            async with uow.session.begin_nested():
+                outcomes = await _resolve_each(uow, settings, commands, dict(given), now, False)
+        except _Refused:
+            uow.outbox.rollback_to(checkpoint)
+            outcomes = await _resolve_each(uow, settings, commands, dict(given), now, True)
     await repo.add_all(
         [
             AppliedMutation(
