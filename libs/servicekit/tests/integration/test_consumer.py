@@ -153,9 +153,12 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
     assert len(attempts) == 1 + 2  # the first try and two retries
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one at a time", "batched"])
 async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(
-    service: Service, broker: KafkaBroker
+    service: Service, broker: KafkaBroker, batched: bool
 ) -> None:
+    """When a handler (of events or of batches) fails on one event, the batch is handled
+    again one event at a time: the others once each, in order; the failing one to the DLQ."""
     await create_effects_table(service)
 
     async def flaky(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
@@ -163,7 +166,12 @@ async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(
             raise ValueError("event 5 is broken")
         await record_effect(uow, envelope)
 
-    consumer = consumer_for(service, broker, flaky, subscribe=False, max_retries=0)
+    async def flaky_batch(uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        for envelope in envelopes:
+            await flaky(uow, envelope)
+
+    handler = Batched(flaky_batch) if batched else flaky
+    consumer = consumer_for(service, broker, handler, subscribe=False, max_retries=0)
     events = [event(n) for n in range(10)]
     for e in events:
         await publish_raw(service, e)
@@ -286,31 +294,3 @@ async def test_a_batch_handler_gets_each_new_event_once_in_order(
     rows = await effects(service)
     assert [r.event_id for r in rows] == [e.event_id for e in events]
     assert batches == [list(range(10))]  # one call for the batch; none for the redelivery
-
-
-async def test_a_failing_batch_handler_falls_back_to_one_event_at_a_time(
-    service: Service, broker: KafkaBroker
-) -> None:
-    await create_effects_table(service)
-
-    async def record_all_but_5(
-        uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]
-    ) -> None:
-        for envelope in envelopes:
-            if envelope.seq == 5:
-                raise ValueError("event 5 is broken")
-            await record_effect(uow, envelope)
-
-    consumer = consumer_for(
-        service, broker, Batched(record_all_but_5), subscribe=False, max_retries=1
-    )
-    events = [event(n) for n in range(10)]
-    for e in events:
-        await publish_raw(service, e)
-    records = await read_topic(service.kafka, service.topic.name, expected=10)
-    await broker.start()  # for the DLQ publisher
-    await consumer.handle_batch(records)
-    handled = [r.event_id for r in await effects(service)]
-    assert handled == [e.event_id for e in events if e.seq != 5]  # once each, in order
-    dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
-    assert [codec.decode(service.topic, r.value).seq for r in dead] == [5]

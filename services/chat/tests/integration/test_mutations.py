@@ -35,6 +35,32 @@ def stamp(ms: int, counter: int, client_id: str) -> str:
     return f"{ms:015d}:{counter:05d}:{client_id}"
 
 
+def requested(
+    user: User, mid: int, entity: str, op: str, id: str, *, client_id: str = "tablet", **kw: Any
+) -> Envelope[MutationRequested]:
+    """A command as sync's relay sends it (a new event id each), stamped now unless `stamp`
+    is given."""
+    ms = int(time.time() * 1000)
+    command = MutationRequested(
+        client_id=client_id,
+        mid=mid,
+        entity=entity,
+        op=op,
+        id=id,
+        hlc=f"{ms}-0",
+        stamp=kw.pop("stamp", stamp(ms, 0, client_id)),
+        **kw,
+    )
+    return Envelope[MutationRequested](
+        event_id=uuid7(),
+        type=command.event_type,
+        producer="sync",
+        user_id=user.id,
+        seq=mid,
+        payload=command,
+    )
+
+
 class Devices:
     """Sends mutations the way sync's relay does and collects chat's answers."""
 
@@ -76,25 +102,7 @@ class Devices:
     ) -> Envelope[MutationRequested]:
         """A new mutation of `client_id` (the next mid), stamped now unless `stamp` is given."""
         mid = self.mids[(user.id, client_id)] = self.mids.get((user.id, client_id), 0) + 1
-        ms = int(time.time() * 1000)
-        command = MutationRequested(
-            client_id=client_id,
-            mid=mid,
-            entity=entity,
-            op=op,
-            id=id,
-            hlc=f"{ms}-0",
-            stamp=kw.pop("stamp", stamp(ms, 0, client_id)),
-            **kw,
-        )
-        envelope = Envelope[MutationRequested](
-            event_id=uuid7(),
-            type=command.event_type,
-            producer="sync",
-            user_id=user.id,
-            seq=mid,
-            payload=command,
-        )
+        envelope = requested(user, mid, entity, op, id, client_id=client_id, **kw)
         await self.resend(envelope)
         return envelope
 
@@ -365,29 +373,6 @@ async def test_folder_ids_replace_the_chats_folders_under_one_clock(
     assert newer.status == "applied"
     chat = data(await alice.get("/api/v1/chats/c1"))
     assert (chat["folder_ids"], chat["folder_id"]) == ([], None)
-
-
-def requested(user: User, mid: int, entity: str, op: str, id: str, **kw: Any) -> Envelope[Any]:
-    """A command of device "tablet" as the consumer hands it over (a new event id each)."""
-    ms = int(time.time() * 1000)
-    command = MutationRequested(
-        client_id="tablet",
-        mid=mid,
-        entity=entity,
-        op=op,
-        id=id,
-        hlc=f"{ms}-{mid}",
-        stamp=stamp(ms, mid, "tablet"),
-        **kw,
-    )
-    return Envelope[MutationRequested](
-        event_id=uuid7(),
-        type=command.event_type,
-        producer="sync",
-        user_id=user.id,
-        seq=mid,
-        payload=command,
-    )
 
 
 async def test_a_batch_applies_around_a_refused_mutation_and_once_when_sent_again(
