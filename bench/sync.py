@@ -28,6 +28,7 @@ The defaults fit a loaded 2-core machine (a few minutes); --full takes the issue
 
     uv run python bench/sync.py                  # default sizes
     uv run python bench/sync.py --full           # the issue's sizes (the 1M load takes minutes)
+    uv run python bench/sync.py --phases 1,2     # push and throughput only
     uv run python bench/sync.py --help           # every knob, with its default
 """
 
@@ -379,21 +380,27 @@ def load() -> str:
 async def run(
     args: argparse.Namespace, sync_url: str, auth: str, database: str, workdir: Path
 ) -> None:
-    """The four phases; the devices' local databases go in `workdir`."""
+    """The phases asked for (--phases); the devices' local databases go in `workdir`."""
+    phases = {int(p) for p in args.phases.split(",")}
     pushed: list[str] = []
 
     async def push() -> None:
         pushed.append(await bench_push(sync_url, auth, workdir, args.rounds))
 
-    await measured("push", push())
-    await measured(
-        "throughput", bench_throughput(sync_url, auth, workdir, args.clients, args.per_client)
-    )
+    if 1 in phases:
+        await measured("push", push())
+    if 2 in phases:
+        await measured(
+            "throughput", bench_throughput(sync_url, auth, workdir, args.clients, args.per_client)
+        )
     sizes = [int(s) for s in args.history.split(",")]
-    if pushed:
+    if 3 in phases:
+        if not pushed:  # its first page is phase 1's user's chat rows
+            pushed.append(await bench_push(sync_url, auth, workdir, 1))
         pull = bench_pull(sync_url, auth, database, sizes, args.samples, pushed[0])
         await measured("pull", pull)
-    await measured("pokes", bench_pokes(sync_url, auth, workdir, args.sockets))
+    if 4 in phases:
+        await measured("pokes", bench_pokes(sync_url, auth, workdir, args.sockets))
 
 
 FULL = {
@@ -412,6 +419,7 @@ def main() -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
+    add("--phases", default="1,2,3,4", help="the phases to run, comma-separated")
     add("--rounds", type=int, default=30, help="1: pushes of 100 mutations measured")
     add("--clients", type=int, default=100, help="2: devices syncing at once (10 per user)")
     add("--per-client", type=int, default=20, help="2: mutations each device pushes")
@@ -441,6 +449,8 @@ def main() -> int:
         for key, value in FULL.items():
             setattr(args, key, value)
     sizes = args.history.split(",")
+    if not set(args.phases.split(",")) <= {"1", "2", "3", "4"}:
+        parser.error("--phases takes phase numbers 1 to 4, comma-separated")
     if min(args.rounds, args.clients, args.per_client, args.samples, args.sockets) < 1 or not all(
         s.isdigit() and int(s) >= 2000 for s in sizes
     ):

@@ -111,6 +111,15 @@ class Outbox:
                 checked.add(payload.__class__)
             self._pending.append(_Pending(topic, payload, user_id, seq, uuid7(), at, headers))
 
+    def checkpoint(self) -> int:
+        """A mark to go back to with `rollback_to`: for work done in a savepoint, whose
+        events must go if the savepoint is rolled back (kept in memory till the commit)."""
+        return len(self._pending)
+
+    def rollback_to(self, checkpoint: int) -> None:
+        """Forget the events added since `checkpoint` (their savepoint was rolled back)."""
+        del self._pending[checkpoint:]
+
     def _check(self, topic: Topic, payload: EventPayload) -> None:
         if publisher_of(topic) != self.producer:
             raise ValueError(f"{self.producer} may not publish on {topic.name}")

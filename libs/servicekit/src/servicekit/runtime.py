@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.envelope import Envelope, EventPayload
 from contracts.topics import AUTH_SESSION, Topic
 from servicekit.auth import JwksCache, TokenVerifier
-from servicekit.consumer import ConsumerConfig, EventConsumer, Handler
+from servicekit.consumer import Batched, ConsumerConfig, EventConsumer, Handler
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.error_handlers import install_error_handlers
 from servicekit.health import health_router
@@ -49,7 +49,7 @@ class Subscription:
     """A topic this service consumes and the handler that applies its events."""
 
     topic: Topic
-    handler: Handler
+    handler: Handler | Batched  # Batched: the batch's new events at once
     group: str | None = None  # default: "<service>.<topic>"
 
 

@@ -79,8 +79,9 @@ class UnitOfWork:
         if failure is not None:
             raise failure
 
-    def _refuse_pending_events(self, _: Any) -> None:
-        if self.outbox.pending:
+    def _refuse_pending_events(self, session: Any) -> None:
+        # releasing a savepoint commits nothing: its events are written at the real commit
+        if self.outbox.pending and not session.in_nested_transaction():
             raise EventsWouldBeLost(
                 f"{self.outbox.pending} outbox events are pending: commit with uow.commit()"
             )

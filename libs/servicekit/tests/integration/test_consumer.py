@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted, UserRegistered
 from parley.testing import unique_name
-from servicekit.consumer import ConsumerConfig, EventConsumer
+from servicekit.consumer import Batched, ConsumerConfig, EventConsumer
 from servicekit.uow import UnitOfWork
 
 from .conftest import Service, read_topic, wait_for
@@ -153,9 +153,12 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
     assert len(attempts) == 1 + 2  # the first try and two retries
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one at a time", "batched"])
 async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(
-    service: Service, broker: KafkaBroker
+    service: Service, broker: KafkaBroker, batched: bool
 ) -> None:
+    """When a handler (of events or of batches) fails on one event, the batch is handled
+    again one event at a time: the others once each, in order; the failing one to the DLQ."""
     await create_effects_table(service)
 
     async def flaky(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
@@ -163,7 +166,12 @@ async def test_a_failing_event_does_not_undo_the_rest_of_its_batch(
             raise ValueError("event 5 is broken")
         await record_effect(uow, envelope)
 
-    consumer = consumer_for(service, broker, flaky, subscribe=False, max_retries=0)
+    async def flaky_batch(uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        for envelope in envelopes:
+            await flaky(uow, envelope)
+
+    handler = Batched(flaky_batch) if batched else flaky
+    consumer = consumer_for(service, broker, handler, subscribe=False, max_retries=0)
     events = [event(n) for n in range(10)]
     for e in events:
         await publish_raw(service, e)
@@ -263,3 +271,26 @@ async def test_a_failure_at_commit_time_dead_letters_only_the_event_that_caused_
     dead = await read_topic(service.kafka, service.topic.dlq, expected=1)
     assert [codec.decode(service.topic, r.value).event_id for r in dead] == [same_email.event_id]
     assert b"one_each" in dict(dead[0].headers)["x-dlq-error"]
+
+
+async def test_a_batch_handler_gets_each_new_event_once_in_order(
+    service: Service, broker: KafkaBroker
+) -> None:
+    await create_effects_table(service)
+    batches: list[list[int]] = []
+
+    async def record_all(uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        batches.append([e.seq for e in envelopes])
+        for envelope in envelopes:
+            await record_effect(uow, envelope)
+
+    consumer = consumer_for(service, broker, Batched(record_all), subscribe=False)
+    events = [event(n) for n in range(10)]
+    for e in events:
+        await publish_raw(service, e)
+    records = await read_topic(service.kafka, service.topic.name, expected=10)
+    await consumer.handle_batch(records[:4] + records[2:4] + records[4:])  # 2 and 3 twice
+    await consumer.handle_batch(records)  # redelivered whole: nothing new
+    rows = await effects(service)
+    assert [r.event_id for r in rows] == [e.event_id for e in events]
+    assert batches == [list(range(10))]  # one call for the batch; none for the redelivery

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from contracts.events.auth import UserRegistered
 from parley.testing import unique_name
-from servicekit.uow import UnitOfWork
+from servicekit.uow import EventsWouldBeLost, UnitOfWork
 
 from .conftest import Service
 
@@ -102,3 +102,29 @@ async def test_a_failing_callback_leaves_the_data_committed_and_the_others_run(
         await commit_with_both()
     assert ran == ["second"]
     assert await events_of(service, user) == 1
+
+
+async def test_savepoints_keep_their_events_till_the_commit_or_forget_them_on_rollback(
+    service: Service,
+) -> None:
+    kept, dropped = unique_name("kept"), unique_name("dropped")
+    async with service.uow() as uow:
+        async with uow.session.begin_nested():  # released: its event waits for the commit
+            add_event(uow, service, kept)
+        checkpoint = uow.outbox.checkpoint()
+        savepoint = await uow.session.begin_nested()
+        add_event(uow, service, dropped)
+        await savepoint.rollback()  # refused: its writes go, and its events with them
+        uow.outbox.rollback_to(checkpoint)
+        assert await events_of(service, kept) == 0  # nothing written before the commit
+        await uow.commit()
+    assert (await events_of(service, kept), await events_of(service, dropped)) == (1, 0)
+
+
+async def test_committing_the_session_around_pending_events_is_refused(service: Service) -> None:
+    user = unique_name("u")
+    async with service.uow() as uow:
+        add_event(uow, service, user)
+        with pytest.raises(EventsWouldBeLost):
+            await uow.session.commit()
+    assert await events_of(service, user) == 0

@@ -144,12 +144,18 @@ class ChatCache:
     async def forget_chat(self, user_id: str, chat_id: str) -> None:
         """Forget what a change to the chat or its messages made stale: the chat, the
         user's list and the chat's message pages."""
+        await self.forget_chats([(user_id, chat_id)])
+
+    async def forget_chats(self, chats: Iterable[tuple[str, str]]) -> None:
+        """`forget_chat` for many (user, chat) pairs at once (one round trip)."""
         await self.invalidate(
-            [
+            scope
+            for user_id, chat_id in chats
+            for scope in (
                 self.conversation(user_id, chat_id),
                 self.conversation_list(user_id),
                 self.messages(user_id, chat_id),
-            ]
+            )
         )
 
     async def forget_user(self, user_id: str) -> None:

@@ -15,7 +15,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from chat.accounts.guard import mark_purged
+from chat.mutations.subscribers import mutation_handler
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.sync import MutationRequested, MutationResolved
@@ -23,12 +26,39 @@ from contracts.ids import uuid7
 from contracts.topics import CHAT_COMMAND, CHAT_MUTATION
 from parley.stack.embedded import InfraUrls
 from parley.testing import serving
+from servicekit.clock import utc_now
 
-from .conftest import Stack, User, chat_stack, data, outbox
+from .conftest import Stack, User, chat_stack, components, data, outbox
 
 
 def stamp(ms: int, counter: int, client_id: str) -> str:
     return f"{ms:015d}:{counter:05d}:{client_id}"
+
+
+def requested(
+    user: User, mid: int, entity: str, op: str, id: str, *, client_id: str = "tablet", **kw: Any
+) -> Envelope[MutationRequested]:
+    """A command as sync's relay sends it (a new event id each), stamped now unless `stamp`
+    is given."""
+    ms = int(time.time() * 1000)
+    command = MutationRequested(
+        client_id=client_id,
+        mid=mid,
+        entity=entity,
+        op=op,
+        id=id,
+        hlc=f"{ms}-0",
+        stamp=kw.pop("stamp", stamp(ms, 0, client_id)),
+        **kw,
+    )
+    return Envelope[MutationRequested](
+        event_id=uuid7(),
+        type=command.event_type,
+        producer="sync",
+        user_id=user.id,
+        seq=mid,
+        payload=command,
+    )
 
 
 class Devices:
@@ -72,25 +102,7 @@ class Devices:
     ) -> Envelope[MutationRequested]:
         """A new mutation of `client_id` (the next mid), stamped now unless `stamp` is given."""
         mid = self.mids[(user.id, client_id)] = self.mids.get((user.id, client_id), 0) + 1
-        ms = int(time.time() * 1000)
-        command = MutationRequested(
-            client_id=client_id,
-            mid=mid,
-            entity=entity,
-            op=op,
-            id=id,
-            hlc=f"{ms}-0",
-            stamp=kw.pop("stamp", stamp(ms, 0, client_id)),
-            **kw,
-        )
-        envelope = Envelope[MutationRequested](
-            event_id=uuid7(),
-            type=command.event_type,
-            producer="sync",
-            user_id=user.id,
-            seq=mid,
-            payload=command,
-        )
+        envelope = requested(user, mid, entity, op, id, client_id=client_id, **kw)
         await self.resend(envelope)
         return envelope
 
@@ -361,3 +373,89 @@ async def test_folder_ids_replace_the_chats_folders_under_one_clock(
     assert newer.status == "applied"
     chat = data(await alice.get("/api/v1/chats/c1"))
     assert (chat["folder_ids"], chat["folder_id"]) == ([], None)
+
+
+async def test_a_batch_applies_around_a_refused_mutation_and_once_when_sent_again(
+    alice: User, app: FastAPI
+) -> None:
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    too_long = {"title": "x", "initial_message": {"content": "x" * 100_001}}
+
+    def batch() -> list[Envelope[Any]]:
+        message = {"conversation_id": "b1", "role": "user", "content": "hi"}
+        return [
+            requested(alice, 1, "conversation", "put", "b1", data={"title": "one"}),
+            # the chat is written before its first message is found too long: refused
+            requested(alice, 2, "conversation", "put", "b2", data=too_long),
+            requested(alice, 3, "message", "put", "bm", data=message),
+            requested(alice, 3, "message", "put", "bm", data=message),  # resent in the batch
+        ]
+
+    async def handled(envelopes: list[Envelope[Any]]) -> list[tuple[str, str, int, Any]]:
+        before = await outbox(app, alice.id)
+        async with built.uow() as uow:
+            await handle(uow, envelopes)
+            await uow.commit()
+        return (await outbox(app, alice.id))[len(before) :]
+
+    written = await handled(batch())
+    answers = [(p["mid"], p["status"]) for t, _, _, p in written if t == "chat.mutation.v1"]
+    assert answers == [(1, "applied"), (2, "rejected"), (3, "applied"), (3, "applied")]
+    changed = {
+        (t, p.get("message_id") or p["conversation_id"])
+        for t, _, _, p in written
+        if t != "chat.mutation.v1"
+    }
+    assert changed == {("chat.conversation.v1", "b1"), ("chat.message.v1", "bm")}  # no b2
+    chats = data(await alice.get("/api/v1/chats"))["chats"]
+    assert [(c["id"], c["title"]) for c in chats] == [("b1", "one")]  # nothing of b2 is left
+    messages = data(await alice.get("/api/v1/chats/b1/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hi"]
+
+    again = await handled(batch())  # sync sent the batch again (new event ids)
+    assert [(t, p["mid"], p["status"]) for t, _, _, p in again] == [
+        ("chat.mutation.v1", 1, "applied"),
+        ("chat.mutation.v1", 2, "rejected"),
+        ("chat.mutation.v1", 3, "applied"),
+        ("chat.mutation.v1", 3, "applied"),
+    ]
+    messages = data(await alice.get("/api/v1/chats/b1/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hi"]
+
+
+async def test_a_purged_users_mutations_in_a_batch_are_refused_and_the_others_apply(
+    alice: User, bob: User, app: FastAPI
+) -> None:
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    async with built.uow() as uow:  # alice's account was deleted and purged
+        await mark_purged(uow, alice.id, utc_now())
+        await uow.commit()
+    before = await outbox(app, bob.id)
+    async with built.uow() as uow:
+        await handle(
+            uow,
+            [
+                requested(bob, 1, "conversation", "put", "p1", data={"title": "bob's"}),
+                requested(alice, 1, "conversation", "put", "p2", data={"title": "alice's"}),
+                requested(bob, 2, "folder", "put", "pf", data={"title": "bob's folder"}),
+            ],
+        )
+        await uow.commit()
+        kept = await uow.session.execute(
+            text("SELECT user_id, id FROM conversations WHERE id IN ('p1', 'p2')")
+        )
+        assert sorted(kept) == [(bob.id, "p1")]
+    answers = {
+        (e[3]["mid"], e[3]["status"], (e[3].get("error") or {}).get("code"))
+        for e in await outbox(app, alice.id)
+        if e[0] == "chat.mutation.v1"
+    }
+    assert answers == {(1, "rejected", "TOKEN_REVOKED")}
+    bobs = [
+        (p["mid"], p["status"])
+        for t, _, _, p in (await outbox(app, bob.id))[len(before) :]
+        if t == "chat.mutation.v1"
+    ]
+    assert bobs == [(1, "applied"), (2, "applied")]

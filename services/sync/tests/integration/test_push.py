@@ -24,6 +24,7 @@ from contracts.topics import AUTH_USER, CHAT_COMMAND, CHAT_MUTATION
 from parley.testing import unique_name
 from sync.mutations.repository import MutationRepository
 from sync.mutations.resends import CommandResender
+from sync.mutations.subscribers import on_mutation_resolved
 
 from .conftest import Stack, as_user, components, doc, error, hlc, new_user, pull, push, wait_for
 
@@ -469,3 +470,66 @@ async def test_a_command_nobody_answered_is_sent_again_until_answered_or_given_u
     async with components(app).uow() as uow:
         row = (await MutationRepository(uow.session).get_many(user, "phone", [2]))[2]
         assert (row.status, row.command, row.resend_at) == ("rejected", None, None)
+
+
+def resolved_by_chat(user: str, mid: int, status: str, **fields: Any) -> Envelope[Any]:
+    return Envelope(
+        type="mutation.resolved",
+        producer="chat",
+        user_id=user,
+        seq=mid,
+        payload=MutationResolved(
+            client_id="tablet",
+            mid=mid,
+            entity="conversation",
+            id=f"b{mid}",
+            status=status,
+            **fields,
+        ),
+    )
+
+
+async def test_a_batch_of_answers_is_recorded_at_once_each_once_and_the_first_counts(
+    client: httpx.AsyncClient, stack: Stack, app: FastAPI
+) -> None:
+    user = new_user()
+    headers = as_user(stack, user)
+    mutations = [conversation(mid, f"b{mid}") for mid in (1, 2, 3)]
+    pushed = await push(client, headers, "tablet", *mutations)
+    assert {r["status"] for r in pushed["results"]} == {"pending"}
+    woken: list[str] = []
+
+    class Signals:
+        async def notify(self, user_id: str) -> None:
+            woken.append(user_id)
+
+    handle = on_mutation_resolved(lambda: Signals()).handle  # type: ignore[arg-type,return-value]
+    error = {"code": "NOT_FOUND", "message": "gone"}
+    batch = [
+        resolved_by_chat(user, 1, "applied", version=1),
+        resolved_by_chat(user, 3, "applied", version=1),
+        resolved_by_chat(user, 3, "rejected", error=error),  # a second answer: the first counts
+        resolved_by_chat(user, 9, "applied", version=1),  # a mid the log never had
+    ]
+    async with components(app).uow() as uow:
+        await handle(uow, batch)
+        await uow.commit()
+    assert woken == [user]
+    async with components(app).uow() as uow:
+        log = await MutationRepository(uow.session).get_many(user, "tablet", [1, 2, 3, 9])
+        # answered: no resend of its command; still pending: its command is kept
+        kept = {mid: (row.status, row.result, row.command is not None) for mid, row in log.items()}
+    assert kept == {
+        1: ("applied", {"version": 1}, False),
+        2: ("pending", {}, True),
+        3: ("applied", {"version": 1}, False),
+    }
+
+    woken.clear()
+    async with components(app).uow() as uow:  # the same answers again: nothing changes
+        await handle(uow, [resolved_by_chat(user, 3, "rejected", error=error)])
+        await uow.commit()
+    assert woken == []
+    async with components(app).uow() as uow:
+        again = await MutationRepository(uow.session).get_many(user, "tablet", [3])
+        assert (again[3].status, again[3].result) == ("applied", {"version": 1})

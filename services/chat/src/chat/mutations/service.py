@@ -1,22 +1,24 @@
 """Applying a device's mutation (a `MutationRequested` sync sent on `chat.command.v1`)
 exactly once, through the same services the REST API calls, and answering it with a
-`MutationResolved` on `chat.mutation.v1` in the same transaction.
+`MutationResolved` on `chat.mutation.v1` in the same transaction — a consumer batch of
+them at once, in one transaction.
 
 Exactly once: the consumer's inbox drops a redelivered event, and `applied_mutations`
 (keyed by user, device and mutation number) holds the answer, so the same mutation sent
 again under a new event id is answered again and changes nothing. A mutation the REST API
 would refuse (400/404/409, a deleted record) is `rejected` with that error; its partial
-writes and events are rolled back to a savepoint, and the consumer moves on."""
+writes and events are rolled back to a savepoint, and the batch moves on."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chat.accounts.guard import live_users_held
 from chat.conversations import service as conversations
 from chat.conversations.schemas import ChatCreate, ChatPatch
 from chat.feed.repository import Row
@@ -35,7 +37,6 @@ from chat.settings import Settings
 from contracts.events.sync import MutationRequested, MutationResolved
 from contracts.topics import CHAT_MUTATION
 from servicekit.errors import Conflict, ServiceError, ValidationFailed
-from servicekit.outbox import Outbox
 from servicekit.uow import UnitOfWork
 
 
@@ -44,41 +45,88 @@ class Outcome:
     """What became of one mutation: the answer, whether it was one given before, and the
     chat whose cached reads it made stale (None: the user's other data)."""
 
+    user_id: str
     resolved: MutationResolved
     replayed: bool
     chat_id: str | None
 
 
-async def resolve(
-    uow: UnitOfWork, settings: Settings, user_id: str, m: MutationRequested, now: datetime
-) -> Outcome:
-    """Apply `m` once (or find the answer it had) and publish the answer; the caller
-    commits."""
+Key = tuple[str, str, int]  # (user, device, mid): a mutation's answer is kept under it
+
+
+class _Refused(Exception):
+    """A mutation of a batch applied without savepoints was refused after it may have
+    written: the batch is done again with a savepoint per mutation."""
+
+
+async def resolve_all(
+    uow: UnitOfWork,
+    settings: Settings,
+    commands: Sequence[tuple[str, MutationRequested]],
+    now: datetime,
+) -> list[Outcome]:
+    """Apply each `(user_id, mutation)` once, in order (or find the answer it had), and
+    publish the answers; the caller commits.
+
+    The answers given before are read in one query and the new ones written in one; the
+    batch's users are locked and checked for a purge once. The batch runs in one savepoint;
+    a refusal (rare) rolls it back and the batch runs again with a savepoint per mutation,
+    so the refused one leaves nothing and the others apply: two round trips per mutation
+    saved when none is refused."""
     repo = MutationRepository(uow.session)
-    before = await repo.answered(user_id, m.client_id, m.mid)
-    if before is not None:
-        resolved = MutationResolved.model_validate(before.result)
-        uow.outbox.add(CHAT_MUTATION, resolved, user_id=user_id)
-        return Outcome(resolved, replayed=True, chat_id=None)
-    answer, chat_id = await _apply(uow, settings, user_id, m, now)
-    resolved = MutationResolved(
-        client_id=m.client_id, mid=m.mid, entity=m.entity, id=m.id, **answer
+    before = await repo.answered_many([(u, m.client_id, m.mid) for u, m in commands])
+    given = {key: MutationResolved.model_validate(row.result) for key, row in before.items()}
+    checkpoint = uow.outbox.checkpoint()
+    async with live_users_held(uow, [user_id for user_id, _ in commands]):
+        try:
+            async with uow.session.begin_nested():
+                outcomes = await _resolve_each(uow, settings, commands, dict(given), now, False)
+        except _Refused:
+            uow.outbox.rollback_to(checkpoint)
+            outcomes = await _resolve_each(uow, settings, commands, dict(given), now, True)
+    await repo.add_all(
+        [
+            AppliedMutation(
+                user_id=o.user_id,
+                client_id=o.resolved.client_id,
+                mid=o.resolved.mid,
+                entity=o.resolved.entity,
+                entity_id=o.resolved.id,
+                status=o.resolved.status,
+                result=o.resolved.model_dump(mode="json"),
+                applied_at=now,
+            )
+            for o in outcomes
+            if not o.replayed
+        ]
     )
-    repo.add(
-        AppliedMutation(
-            user_id=user_id,
-            client_id=m.client_id,
-            mid=m.mid,
-            entity=m.entity,
-            entity_id=m.id,
-            status=resolved.status,
-            result=resolved.model_dump(mode="json"),
-            applied_at=now,
+    for o in outcomes:
+        uow.outbox.add(CHAT_MUTATION, o.resolved, user_id=o.user_id)
+    return outcomes
+
+
+async def _resolve_each(
+    uow: UnitOfWork,
+    settings: Settings,
+    commands: Sequence[tuple[str, MutationRequested]],
+    given: dict[Key, MutationResolved],
+    now: datetime,
+    careful: bool,
+) -> list[Outcome]:
+    """The batch's outcomes in order; `given` gains each new answer (a mutation sent twice
+    in one batch is answered twice, applied once). `careful`: a savepoint per mutation."""
+    outcomes = []
+    for user_id, m in commands:
+        key = (user_id, m.client_id, m.mid)
+        if key in given:
+            outcomes.append(Outcome(user_id, given[key], replayed=True, chat_id=None))
+            continue
+        answer, chat_id = await _apply(uow, settings, user_id, m, now, careful)
+        resolved = given[key] = MutationResolved(
+            client_id=m.client_id, mid=m.mid, entity=m.entity, id=m.id, **answer
         )
-    )
-    uow.outbox.add(CHAT_MUTATION, resolved, user_id=user_id)
-    await uow.session.flush()
-    return Outcome(resolved, replayed=False, chat_id=chat_id)
+        outcomes.append(Outcome(user_id, resolved, replayed=False, chat_id=chat_id))
+    return outcomes
 
 
 def _rejected(code: str, message: str) -> dict[str, Any]:
@@ -90,9 +138,16 @@ def _conflict(entity: str, row: Row) -> dict[str, Any]:
 
 
 async def _apply(
-    uow: UnitOfWork, settings: Settings, user_id: str, m: MutationRequested, now: datetime
+    uow: UnitOfWork,
+    settings: Settings,
+    user_id: str,
+    m: MutationRequested,
+    now: datetime,
+    careful: bool,
 ) -> tuple[dict[str, Any], str | None]:
-    """The answer's fields (status, version, current, error) and the chat it changed."""
+    """The answer's fields (status, version, current, error) and the chat it changed.
+    Not `careful`: the change runs without a savepoint, and _Refused stands for a refusal
+    (its writes may be half done: the caller rolls back the batch)."""
     if m.entity not in domain.CHAT_ENTITIES:
         refused = domain.step_for(m.entity, m.op, exists=False, deleted=False)
         assert isinstance(refused, Refusal)
@@ -118,9 +173,15 @@ async def _apply(
         fields = m.fields if m.op == "patch" else m.data
         if domain.content_moved(fields or {}, m.base_version, row.version):
             return _conflict(m.entity, row), chat_id
-    change = _CHANGES[m.entity]
+    target = Target(uow, settings, user_id, m, step, row, now)
     try:
-        await _in_savepoint(uow, lambda: change(Target(uow, settings, user_id, m, step, row, now)))
+        if careful:
+            await _in_savepoint(uow, lambda: _CHANGES[m.entity](target))
+        else:
+            try:
+                await _CHANGES[m.entity](target)
+            except ServiceError as exc:
+                raise _Refused from exc
     except Conflict as exc:
         current = await repo.row(user_id, m.entity, m.id)
         if isinstance(current, Message) and "current_version" in exc.details:
@@ -135,16 +196,14 @@ async def _apply(
 
 async def _in_savepoint(uow: UnitOfWork, change: Callable[[], Awaitable[None]]) -> None:
     """Run `change` so that a refusal leaves nothing behind: its writes in a savepoint,
-    and its events in an outbox of their own, written inside that savepoint (rolled back
-    with it). The batch's other mutations and answers are untouched."""
-    outer = uow.outbox
-    uow.outbox = Outbox(uow.session, outer.producer)
+    its events forgotten with it. The batch's other mutations and answers are untouched."""
+    checkpoint = uow.outbox.checkpoint()
     try:
         async with uow.session.begin_nested():
             await change()
-            await uow.outbox.flush()
-    finally:
-        uow.outbox = outer
+    except ServiceError:
+        uow.outbox.rollback_to(checkpoint)
+        raise
 
 
 def _chat_of(m: MutationRequested, row: Row | None) -> str | None:

@@ -1,9 +1,9 @@
 """Sync's commands to chat (`chat.command.v1`): each device mutation applied once and
-answered on `chat.mutation.v1` (chat.mutations.service)."""
+answered on `chat.mutation.v1` (chat.mutations.service), a consumer batch at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -13,6 +13,7 @@ from chat.mutations import service
 from chat.settings import Settings
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.sync import MutationRequested
+from servicekit.consumer import Batched
 from servicekit.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -20,27 +21,29 @@ log = structlog.get_logger(__name__)
 
 def mutation_handler(
     settings: Settings, cache: Callable[[], ChatCache], clock: Callable[[], datetime]
-) -> Callable[[UnitOfWork, Envelope[EventPayload]], Awaitable[None]]:
-    """The `chat.command.v1` handler (the consumer owns the transaction and its inbox);
-    `cache` gives the read cache (built in the lifespan, after this)."""
+) -> Batched:
+    """The `chat.command.v1` handler of whole batches (the consumer owns the transaction
+    and its inbox); `cache` gives the read cache (built in the lifespan, after this)."""
 
-    async def handle(uow: UnitOfWork, envelope: Envelope[EventPayload]) -> None:
-        command = envelope.payload
-        if not isinstance(command, MutationRequested):
+    async def handle(uow: UnitOfWork, envelopes: Sequence[Envelope[EventPayload]]) -> None:
+        commands = [
+            (e.user_id, e.payload) for e in envelopes if isinstance(e.payload, MutationRequested)
+        ]
+        if not commands:
             return
-        user_id = envelope.user_id
-        outcome = await service.resolve(uow, settings, user_id, command, clock())
-        if outcome.replayed or outcome.resolved.status != "applied":
-            return
-        chat_id = outcome.chat_id
+        outcomes = await service.resolve_all(uow, settings, commands, clock())
+        changed = [o for o in outcomes if not o.replayed and o.resolved.status == "applied"]
+        chats = {(o.user_id, o.chat_id) for o in changed if o.chat_id is not None}
+        # a folder or memory: the user's lists and searches
+        users = {o.user_id for o in changed if o.chat_id is None}
 
         async def forget_stale() -> None:
-            if chat_id is not None:
-                await cache().forget_chat(user_id, chat_id)
-            else:  # a folder or memory: lists and searches of the user
+            await cache().forget_chats(chats)
+            for user_id in users:
                 await cache().forget_user(user_id)
 
-        uow.after_commit(forget_stale)
-        log.debug("mutation applied", user_id=user_id, client_id=command.client_id, mid=command.mid)
+        if chats or users:
+            uow.after_commit(forget_stale)
+        log.debug("mutations applied", received=len(commands), applied=len(changed))
 
-    return handle
+    return Batched(handle)

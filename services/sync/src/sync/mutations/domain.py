@@ -46,6 +46,21 @@ class Rejected(ValueError):
 
 
 @dataclass(frozen=True)
+class Answer:
+    """An owner's answer to one mutation, as the log records it."""
+
+    user_id: str
+    client_id: str
+    mid: int
+    status: str
+    result: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.user_id, self.client_id, self.mid)
+
+
+@dataclass(frozen=True)
 class Hlc:
     """A hybrid logical clock as a device sends it: `<unix_ms>-<counter>`."""
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.models import Mutation
-from sync.mutations.domain import PENDING
+from sync.mutations.domain import PENDING, Answer
+
+_RESOLVE = text("""
+UPDATE sync_mutations AS m
+SET status = a.status, result = CAST(a.result AS jsonb), resolved_at = now(),
+    command = NULL, resend_at = NULL
+FROM unnest(CAST(:users AS text[]), CAST(:clients AS text[]), CAST(:mids AS bigint[]),
+            CAST(:statuses AS text[]), CAST(:results AS text[]))
+     AS a(user_id, client_id, mid, status, result)
+WHERE m.user_id = a.user_id AND m.client_id = a.client_id AND m.mid = a.mid
+  AND m.status = :pending
+RETURNING m.user_id, m.client_id, m.mid
+""")
 
 
 class MutationRepository:
@@ -35,26 +48,25 @@ class MutationRepository:
         )
         return {m.mid: m for m in rows.scalars()}
 
-    async def resolve(
-        self, user_id: str, client_id: str, mid: int, status: str, result: dict[str, Any]
-    ) -> bool:
-        """Record an owner's answer once: False when it was recorded before (or the mutation
-        is unknown: its client was deleted)."""
-        done = await self.session.execute(
-            update(Mutation)
-            .where(
-                Mutation.user_id == user_id,
-                Mutation.client_id == client_id,
-                Mutation.mid == mid,
-                Mutation.status == PENDING,
-            )
-            .values(
-                status=status, result=result, resolved_at=func.now(), command=None, resend_at=None
-            )
-            .returning(Mutation.mid)
-            .execution_options(synchronize_session=False)
+    async def resolve_all(self, answers: Sequence[Answer]) -> set[tuple[str, str, int]]:
+        """Record owners' answers, each once (one statement): the keys (user, client, mid)
+        recorded now; not those recorded before, nor unknown ones (their client was
+        deleted). Of one key's answers in `answers` the first counts."""
+        first: dict[tuple[str, str, int], Answer] = {}
+        for answer in answers:
+            first.setdefault(answer.key, answer)
+        rows = await self.session.execute(
+            _RESOLVE,
+            {
+                "users": [a.user_id for a in first.values()],
+                "clients": [a.client_id for a in first.values()],
+                "mids": [a.mid for a in first.values()],
+                "statuses": [a.status for a in first.values()],
+                "results": [json.dumps(a.result) for a in first.values()],
+                "pending": PENDING,
+            },
         )
-        return done.scalar_one_or_none() is not None
+        return {(user_id, client_id, mid) for user_id, client_id, mid in rows}
 
     async def due_for_resend(self, now: datetime, limit: int) -> list[Mutation]:
         """Pending mutations whose next send is due (oldest first, at most `limit`), locked
