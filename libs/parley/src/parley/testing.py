@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,41 @@ from parley.stack.services import discover
 def unique_name(prefix: str) -> str:
     """A name no other test (or test run) uses: schemas, topics, groups, key prefixes."""
     return f"{prefix}_{uuid7().hex[-12:]}"
+
+
+def new_user() -> str:
+    """A fresh user id (a UUIDv7, like auth's)."""
+    return str(uuid7())
+
+
+async def wait_for(
+    check: Callable[[], Any],
+    timeout: float = 60.0,
+    what: str = "the condition",
+    interval: float = 0.1,
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy, and return that. The
+    deadline is never a timing assertion: it only stops a test that would otherwise hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def error(response: httpx.Response) -> tuple[int, str]:
+    """(status, code) of an error response, after checking it has the public error body."""
+    body = response.json()
+    assert body["success"] is False, body
+    assert set(body) == {"success", "error", "message", "details"}
+    assert body["message"]
+    return response.status_code, body["error"]
 
 
 S = TypeVar("S", bound=BaseModel)

@@ -24,19 +24,9 @@ from contracts.topics import AUTH_USER
 from export.formats.csv_format import unguard
 from export.formats.json_format import read_records
 from parley.sample_archive import sample_archive
-from parley.testing import serving
+from parley.testing import error, new_user, serving, wait_for
 
-from .conftest import (
-    RecordsSource,
-    Stack,
-    as_user,
-    components,
-    error,
-    job_status,
-    new_user,
-    outbox_payloads,
-    wait_for,
-)
+from .conftest import RecordsSource, Stack, as_user, components, job_status, outbox_payloads
 
 
 async def finished(

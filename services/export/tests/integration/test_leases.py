@@ -9,18 +9,9 @@ from sqlalchemy import text
 from export.formats.json_format import read_records
 from export.jobs.repository import JobRepository
 from parley.sample_archive import sample_archive
-from parley.testing import serving
+from parley.testing import new_user, serving, wait_for
 
-from .conftest import (
-    RecordsSource,
-    Stack,
-    as_user,
-    components,
-    job_status,
-    new_user,
-    outbox_payloads,
-    wait_for,
-)
+from .conftest import RecordsSource, Stack, as_user, components, job_status, outbox_payloads
 
 
 async def test_a_job_whose_worker_dies_mid_way_is_finished_by_another_worker_once(

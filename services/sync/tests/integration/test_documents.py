@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
-from .conftest import Stack, as_user, doc, new_user, pull, push
+from parley.testing import new_user
+
+from .conftest import Stack, as_user, doc, pull, push
 
 
 def owned(entity: str, id_: str, seq: int, version: int = 1, op: str = "put") -> dict[str, Any]:

@@ -19,12 +19,12 @@ from sqlalchemy import delete, func, select, update
 from contracts.codec import decode
 from contracts.events.chat import IngestBatch
 from contracts.topics import CHAT_INGEST
-from parley.testing import serving
+from parley.testing import new_user, serving, wait_for
 from servicekit.db import outbox_table
 from sync.main import create_app
 from sync.models import ImportJob
 
-from .conftest import Stack, as_user, components, new_user, wait_for
+from .conftest import Stack, as_user, components
 
 pytestmark = pytest.mark.integration
 

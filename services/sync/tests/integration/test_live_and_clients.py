@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from parley.testing import listening, serving
+from parley.testing import error, listening, new_user, serving
 from sync.changes.domain import Cursor
 
-from .conftest import Stack, as_user, components, doc, error, new_user, pull, push
+from .conftest import Stack, as_user, components, doc, pull, push
 
 
 async def test_expired_cursors_are_410_and_old_tombstones_are_swept(stack: Stack) -> None:

@@ -21,11 +21,11 @@ from contracts.events.auth import UserDeleted
 from contracts.events.sync import MutationRequested, MutationResolved
 from contracts.ids import uuid7
 from contracts.topics import AUTH_USER, CHAT_COMMAND, CHAT_MUTATION
-from parley.testing import unique_name
+from parley.testing import error, new_user, unique_name, wait_for
 from sync.mutations.repository import MutationRepository
 from sync.mutations.resends import CommandResender
 
-from .conftest import Stack, as_user, components, doc, error, hlc, new_user, pull, push, wait_for
+from .conftest import Stack, as_user, components, doc, hlc, pull, push
 
 
 def conversation(mid: int, id_: str = "c1", **fields: Any) -> dict[str, Any]:
