@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -475,6 +475,59 @@ def uvicorn_process(
         yield process
     finally:
         process.stop()
+
+
+@contextmanager
+def auth_and_chat(
+    infra: InfraUrls,
+    schemas: dict[str, str],
+    log_dir: Path,
+    *,
+    log_level: str = "WARNING",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """auth and chat, each in its own uvicorn process, as the benchmarks drive them: cheap
+    password hashing and no mail (auth), the echo assistant answering at once and no send
+    limit (chat). `extra_env` goes to both (`UVICORN_WORKERS`, `CHAT_...` settings), before
+    those."""
+
+    def env(prefix: str, service: str) -> dict[str, str]:
+        return {
+            **service_env(prefix, infra, schema=schemas[service], log_level=log_level),
+            "UVICORN_LOG_LEVEL": "warning",
+            **(extra_env or {}),
+        }
+
+    with ExitStack() as stack:
+        auth = stack.enter_context(
+            uvicorn_process(
+                "auth",
+                "auth.main:create_app",
+                {
+                    **env("AUTH_", "auth"),
+                    "AUTH_ARGON2_MEMORY_KIB": "1024",
+                    "AUTH_ARGON2_TIME_COST": "1",
+                    "AUTH_MAIL_SINK": "none",
+                },
+                log_dir,
+            )
+        )
+        chat = stack.enter_context(
+            uvicorn_process(
+                "chat",
+                "chat.main:create_app",
+                {
+                    **env("CHAT_", "chat"),
+                    "CHAT_AUTH_URL": auth.url,
+                    "CHAT_ASSISTANT_PROVIDER": "echo",
+                    "CHAT_ECHO_PACE_MS": "0",
+                    "CHAT_SEND_RATE_PER_MINUTE": "100000000",
+                    "CHAT_BLOB_URL": f"file://{log_dir}/blobs",
+                },
+                log_dir,
+            )
+        )
+        yield auth, chat
 
 
 class CuttableProxy:
