@@ -122,10 +122,6 @@ async def client(app: FastAPI, stack: Stack) -> AsyncIterator[httpx.AsyncClient]
         yield c
 
 
-def as_user(stack: Stack, user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stack.keys.token(user_id)}"}
-
-
 def components(app: FastAPI) -> Components:
     built: Components = app.state.export
     return built
