@@ -477,6 +477,15 @@ def uvicorn_process(
         process.stop()
 
 
+# auth for a benchmark or a cross-process test: cheap argon2 (its own cost is bench/auth.py's
+# subject), no mail sent
+QUICK_AUTH_ENV = {
+    "AUTH_ARGON2_MEMORY_KIB": "1024",
+    "AUTH_ARGON2_TIME_COST": "1",
+    "AUTH_MAIL_SINK": "none",
+}
+
+
 @contextmanager
 def auth_and_chat(
     infra: InfraUrls,
@@ -503,12 +512,7 @@ def auth_and_chat(
             uvicorn_process(
                 "auth",
                 "auth.main:create_app",
-                {
-                    **env("AUTH_", "auth"),
-                    "AUTH_ARGON2_MEMORY_KIB": "1024",
-                    "AUTH_ARGON2_TIME_COST": "1",
-                    "AUTH_MAIL_SINK": "none",
-                },
+                {**env("AUTH_", "auth"), **QUICK_AUTH_ENV},
                 log_dir,
             )
         )
