@@ -43,7 +43,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from parley.stack.embedded import InfraUrls
 from parley.testing import (
     ServiceProcess,
+    auth_and_chat,
     create_schemas,
     infra_with_database,
-    unique_name,
-    uvicorn_process,
 )
 
 # Run as `python bench/chat_stream.py`, this folder heads sys.path, and the migrations'
@@ -235,46 +234,7 @@ class Chat:
 
 @contextmanager
 def services(infra: InfraUrls, schemas: dict[str, str], log_dir: Path) -> Iterator[Chat]:
-    def env(prefix: str, service: str) -> dict[str, str]:
-        return {
-            f"{prefix}DATABASE_URL": infra.database_as("postgres"),
-            f"{prefix}DB_SCHEMA": schemas[service],
-            f"{prefix}REDIS_URL": infra.redis,
-            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-            f"{prefix}REDIS_KEY_PREFIX": unique_name(f"bench_{service}") + ":",
-            f"{prefix}LOG_LEVEL": "WARNING",
-            "UVICORN_LOG_LEVEL": "warning",
-        }
-
-    with ExitStack() as stack:
-        auth = stack.enter_context(
-            uvicorn_process(
-                "auth",
-                "auth.main:create_app",
-                {
-                    **env("AUTH_", "auth"),
-                    "AUTH_ARGON2_MEMORY_KIB": "1024",
-                    "AUTH_ARGON2_TIME_COST": "1",
-                    "AUTH_MAIL_SINK": "none",
-                },
-                log_dir,
-            )
-        )
-        chat = stack.enter_context(
-            uvicorn_process(
-                "chat",
-                "chat.main:create_app",
-                {
-                    **env("CHAT_", "chat"),
-                    "CHAT_AUTH_URL": auth.url,
-                    "CHAT_ASSISTANT_PROVIDER": "echo",
-                    "CHAT_ECHO_PACE_MS": "0",
-                    "CHAT_SEND_RATE_PER_MINUTE": "1000000",
-                    "CHAT_BLOB_URL": f"file://{log_dir}/blobs",
-                },
-                log_dir,
-            )
-        )
+    with auth_and_chat(infra, schemas, log_dir) as (auth, chat):
         registered = httpx.post(
             auth.url + "/api/v1/auth/register",
             json={

@@ -40,7 +40,7 @@ import httpx
 
 from parley.stack.embedded import InfraUrls
 from parley.stack.ports import free_port
-from parley.testing import infra_with_database, uvicorn_process
+from parley.testing import QUICK_AUTH_ENV, infra_with_database, uvicorn_process
 from servicekit.migrations import upgrade
 
 # Run as `python bench/gateway.py`, this folder heads sys.path, and the migrations' `import
@@ -214,12 +214,7 @@ def bench(a: argparse.Namespace, infra: InfraUrls, log_dir: Path) -> None:
             uvicorn(
                 "auth",
                 "auth.main:create_app",
-                {
-                    **env("AUTH_", "auth"),
-                    "AUTH_ARGON2_MEMORY_KIB": "1024",
-                    "AUTH_ARGON2_TIME_COST": "1",
-                    "AUTH_MAIL_SINK": "none",
-                },
+                {**env("AUTH_", "auth"), **QUICK_AUTH_ENV},
                 log_dir,
             )
         )

@@ -60,7 +60,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +71,9 @@ import psutil
 from parley.stack.embedded import InfraUrls
 from parley.testing import (
     ServiceProcess,
+    auth_and_chat,
     create_schemas,
     infra_with_database,
-    unique_name,
     uvicorn_process,
 )
 
@@ -569,67 +569,29 @@ class Stack:
 @contextmanager
 def services(a: argparse.Namespace, infra: InfraUrls, log_dir: Path) -> Iterator[Stack]:
     schemas = create_schemas(infra, "auth", "chat")
-
-    def env(prefix: str, service: str, workers: int) -> dict[str, str]:
-        return {
-            f"{prefix}DATABASE_URL": infra.database_as("postgres"),
-            f"{prefix}DB_SCHEMA": schemas[service],
-            f"{prefix}REDIS_URL": infra.redis,
-            f"{prefix}KAFKA_BOOTSTRAP_SERVERS": infra.kafka,
-            f"{prefix}REDIS_KEY_PREFIX": unique_name(f"bench_{service}") + ":",
-            f"{prefix}LOG_LEVEL": a.log_level,
-            "UVICORN_LOG_LEVEL": "warning",
-            "UVICORN_WORKERS": str(workers),
-            **dict(kv.split("=", 1) for kv in a.env),
-        }
-
-    with ExitStack() as stack:
-        auth = stack.enter_context(
-            uvicorn_process(
-                "auth",
-                "auth.main:create_app",
-                {
-                    **env("AUTH_", "auth", a.workers),
-                    "AUTH_ARGON2_MEMORY_KIB": "1024",
-                    "AUTH_ARGON2_TIME_COST": "1",
-                    "AUTH_MAIL_SINK": "none",
-                },
-                log_dir,
-            )
-        )
-        chat = stack.enter_context(
-            uvicorn_process(
-                "chat",
-                "chat.main:create_app",
-                {
-                    **env("CHAT_", "chat", a.workers),
-                    "CHAT_AUTH_URL": auth.url,
-                    "CHAT_ASSISTANT_PROVIDER": "echo",
-                    "CHAT_ECHO_PACE_MS": "0",
-                    "CHAT_SEND_RATE_PER_MINUTE": "100000000",
-                    "CHAT_BLOB_URL": f"file://{log_dir}/blobs",
-                },
-                log_dir,
-            )
-        )
-        gateway = stack.enter_context(
-            uvicorn_process(
-                "gateway",
-                "gateway.main:create_app",
-                {
-                    "GATEWAY_AUTH_URL": auth.url,
-                    "GATEWAY_CHAT_URL": chat.url,
-                    "GATEWAY_REDIS_URL": infra.redis,
-                    "GATEWAY_LOG_LEVEL": a.log_level,
-                    "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
-                    "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m",
-                    "UVICORN_LOG_LEVEL": "warning",
-                    "UVICORN_WORKERS": str(a.gateway_workers or a.workers),
-                    **dict(kv.split("=", 1) for kv in a.env),
-                },
-                log_dir,
-            )
-        )
+    extra = {"UVICORN_WORKERS": str(a.workers), **dict(kv.split("=", 1) for kv in a.env)}
+    with (
+        auth_and_chat(infra, schemas, log_dir, log_level=a.log_level, extra_env=extra) as (
+            auth,
+            chat,
+        ),
+        uvicorn_process(
+            "gateway",
+            "gateway.main:create_app",
+            {
+                "GATEWAY_AUTH_URL": auth.url,
+                "GATEWAY_CHAT_URL": chat.url,
+                "GATEWAY_REDIS_URL": infra.redis,
+                "GATEWAY_LOG_LEVEL": a.log_level,
+                "GATEWAY_RATE_LIMIT_PER_IP": "100000000/1m",
+                "GATEWAY_RATE_LIMIT_PER_USER": "100000000/1m",
+                "UVICORN_LOG_LEVEL": "warning",
+                "UVICORN_WORKERS": str(a.gateway_workers or a.workers),
+                **dict(kv.split("=", 1) for kv in a.env),
+            },
+            log_dir,
+        ) as gateway,
+    ):
         yield Stack(auth, chat, gateway)
 
 

@@ -14,13 +14,15 @@ own schemas, Redis key prefixes, topics and consumer groups (see `unique_name`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -41,6 +43,41 @@ from parley.stack.services import discover
 def unique_name(prefix: str) -> str:
     """A name no other test (or test run) uses: schemas, topics, groups, key prefixes."""
     return f"{prefix}_{uuid7().hex[-12:]}"
+
+
+def new_user() -> str:
+    """A fresh user id (a UUIDv7, like auth's)."""
+    return str(uuid7())
+
+
+async def wait_for(
+    check: Callable[[], Any],
+    timeout: float = 60.0,
+    what: str = "the condition",
+    interval: float = 0.1,
+) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy, and return that. The
+    deadline is never a timing assertion: it only stops a test that would otherwise hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def error(response: httpx.Response) -> tuple[int, str]:
+    """(status, code) of an error response, after checking it has the public error body."""
+    body = response.json()
+    assert body["success"] is False, body
+    assert set(body) == {"success", "error", "message", "details"}
+    assert body["message"]
+    return response.status_code, body["error"]
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -438,3 +475,96 @@ def uvicorn_process(
         yield process
     finally:
         process.stop()
+
+
+# auth for a benchmark or a cross-process test: cheap argon2 (its own cost is bench/auth.py's
+# subject), no mail sent
+QUICK_AUTH_ENV = {
+    "AUTH_ARGON2_MEMORY_KIB": "1024",
+    "AUTH_ARGON2_TIME_COST": "1",
+    "AUTH_MAIL_SINK": "none",
+}
+
+
+@contextmanager
+def auth_and_chat(
+    infra: InfraUrls,
+    schemas: dict[str, str],
+    log_dir: Path,
+    *,
+    log_level: str = "WARNING",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """auth and chat, each in its own uvicorn process, as the benchmarks drive them: cheap
+    password hashing and no mail (auth), the echo assistant answering at once and no send
+    limit (chat). `extra_env` goes to both (`UVICORN_WORKERS`, `CHAT_...` settings), before
+    those."""
+
+    def env(prefix: str, service: str) -> dict[str, str]:
+        return {
+            **service_env(prefix, infra, schema=schemas[service], log_level=log_level),
+            "UVICORN_LOG_LEVEL": "warning",
+            **(extra_env or {}),
+        }
+
+    with ExitStack() as stack:
+        auth = stack.enter_context(
+            uvicorn_process(
+                "auth",
+                "auth.main:create_app",
+                {**env("AUTH_", "auth"), **QUICK_AUTH_ENV},
+                log_dir,
+            )
+        )
+        chat = stack.enter_context(
+            uvicorn_process(
+                "chat",
+                "chat.main:create_app",
+                {
+                    **env("CHAT_", "chat"),
+                    "CHAT_AUTH_URL": auth.url,
+                    "CHAT_ASSISTANT_PROVIDER": "echo",
+                    "CHAT_ECHO_PACE_MS": "0",
+                    "CHAT_SEND_RATE_PER_MINUTE": "100000000",
+                    "CHAT_BLOB_URL": f"file://{log_dir}/blobs",
+                },
+                log_dir,
+            )
+        )
+        yield auth, chat
+
+
+class CuttableProxy:
+    """A TCP proxy (to Redis, say) whose connections a test can cut, and which it can restart on
+    the same port: an outage of the server behind it, as its clients see it."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

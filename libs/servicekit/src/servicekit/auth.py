@@ -11,21 +11,29 @@ import asyncio
 import hmac
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import httpx
 import jwt
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, WebSocket
 from jwt import PyJWK
 
-from servicekit.errors import InvalidToken, ServiceUnavailable, TokenExpired, Unauthorized
+from servicekit.errors import (
+    InvalidToken,
+    ServiceError,
+    ServiceUnavailable,
+    TokenExpired,
+    Unauthorized,
+)
 
 log = structlog.get_logger(__name__)
 ALGORITHMS = ["EdDSA", "ES256"]
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name, not a secret
+WS_POLICY_VIOLATION = 1008  # a refused WebSocket handshake: the client's problem
+WS_TRY_AGAIN_LATER = 1013  # a handshake we could not check (auth's keys unreachable): ours
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,36 @@ def websocket_token(
             return protocol, accepted
     token = query.get("token") or query.get("access_token")
     return token or None, (subprotocols[0] if subprotocols else None)
+
+
+async def accept_websocket(
+    websocket: WebSocket, check: Callable[[Caller], Awaitable[None]] | None = None
+) -> Caller | None:
+    """Verify a WebSocket handshake's access token (see `websocket_token`) and then `check`
+    the caller (e.g. that it owns what it opens), and accept the socket: the caller. A
+    refusal (any ServiceError) accepts it only to close it with a code and a reason a browser
+    can read, 1008 (1013 when we could not check), and gives None."""
+    token, subprotocol = websocket_token(
+        websocket.query_params, websocket.scope.get("subprotocols", [])
+    )
+    try:
+        if token is None:
+            raise Unauthorized(
+                "sign in first: pass the access token as ?token= or as the "
+                "subprotocol 'bearer, <token>'"
+            )
+        verifier: TokenVerifier = websocket.app.state.verifier
+        caller = await verifier.verify(token)
+        if check is not None:
+            await check(caller)
+    except ServiceError as exc:
+        await websocket.accept(subprotocol=subprotocol)
+        reason = f"{exc.code}: {exc.message}".encode()[:120].decode(errors="ignore")
+        code = WS_TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable) else WS_POLICY_VIOLATION
+        await websocket.close(code, reason)
+        return None
+    await websocket.accept(subprotocol=subprotocol)
+    return caller
 
 
 async def current_caller(

@@ -6,16 +6,24 @@ per_page}`), the public shape clients already use.
     async def list_things(paging: Paging) -> Ok[ThingList]:
         things, total = await repo.list(offset=paging.offset, limit=paging.per_page)
         return ok(ThingList(things=things, pagination=Pagination.of(paging, total)))
+
+and the repository reads the page with `page_of`:
+
+        return await page_of(self.session, Thing, [Thing.user_id == user_id],
+                             [Thing.created_at.desc(), Thing.id], offset=offset, limit=limit)
 """
 
 # no `from __future__ import annotations`: FastAPI must read page_query's annotations,
 # which name its arguments, at run time
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -89,3 +97,21 @@ class Page(BaseModel, Generic[T]):
     @classmethod
     def of(cls, items: list[T], request: PageRequest, total: int) -> Self:
         return cls(items=items, pagination=Pagination.of(request, total))
+
+
+async def page_of(
+    session: AsyncSession,
+    entity: type[T],
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any],
+    *,
+    offset: int,
+    limit: int,
+) -> tuple[list[T], int]:
+    """A page of the `entity` rows matching `where`, in `order_by` (end it with a unique
+    column, so pages never overlap), and how many match in all."""
+    total = await session.scalar(select(func.count()).select_from(entity).where(*where))
+    rows = await session.scalars(
+        select(entity).where(*where).order_by(*order_by).offset(offset).limit(limit)
+    )
+    return list(rows), int(total or 0)

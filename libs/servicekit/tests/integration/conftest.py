@@ -110,16 +110,3 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")

@@ -14,11 +14,11 @@ from sqlalchemy import text
 from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserDeleted, UserRegistered
-from parley.testing import unique_name
+from parley.testing import unique_name, wait_for
 from servicekit.consumer import Batched, ConsumerConfig, EventConsumer
 from servicekit.uow import UnitOfWork
 
-from .conftest import Service, read_topic, wait_for
+from .conftest import Service, read_topic
 
 pytestmark = pytest.mark.integration
 

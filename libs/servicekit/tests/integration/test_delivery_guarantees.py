@@ -17,11 +17,11 @@ from contracts.events.auth import UserRegistered
 from parley.stack.components import Broker
 from parley.stack.ports import free_port
 from parley.stack.provision import ensure_topics
-from parley.testing import unique_name
+from parley.testing import unique_name, wait_for
 from servicekit.consumer import EventConsumer
 from servicekit.relay import OutboxRelay, RelayConfig
 
-from .conftest import Service, read_topic, wait_for
+from .conftest import Service, read_topic
 from .test_consumer import create_effects_table, effects, record_effect
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

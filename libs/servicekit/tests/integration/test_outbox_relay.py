@@ -13,11 +13,12 @@ from sqlalchemy import text
 from contracts import codec
 from contracts.events.auth import UserDeleted, UserRegistered
 from contracts.topics import AUTH_USER, CHAT_MESSAGE
+from parley.testing import wait_for
 from servicekit.outbox import next_seq, take_seqs
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.uow import EventsWouldBeLost
 
-from .conftest import Service, read_topic, wait_for
+from .conftest import Service, read_topic
 
 pytestmark = pytest.mark.integration
 

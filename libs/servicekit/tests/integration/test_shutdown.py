@@ -13,12 +13,12 @@ from sqlalchemy import text
 from contracts import codec
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserRegistered
-from parley.testing import serving, unique_name
+from parley.testing import serving, unique_name, wait_for
 from servicekit.relay import OutboxRelay, RelayConfig
 from servicekit.runtime import Subscription, create_service_app
 from servicekit.uow import UnitOfWork
 
-from .conftest import Service, read_topic, wait_for
+from .conftest import Service, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts.envelope import Envelope, EventPayload
 from contracts.events.auth import UserRegistered
-from parley.testing import unique_name
+from parley.testing import unique_name, wait_for
 from servicekit.consumer import EventConsumer
 from servicekit.relay import OutboxRelay
 from servicekit.uow import UnitOfWork
 
-from .conftest import Service, wait_for
+from .conftest import Service
 
 pytestmark = pytest.mark.integration
 

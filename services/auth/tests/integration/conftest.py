@@ -104,15 +104,6 @@ def register(client: httpx.AsyncClient) -> Register:
     return make
 
 
-def error(response: httpx.Response) -> tuple[int, str]:
-    """(status, code) of an error response, after checking it has the public error body."""
-    body = response.json()
-    assert body["success"] is False
-    assert set(body) == {"success", "error", "message", "details"}
-    assert body["message"]
-    return response.status_code, body["error"]
-
-
 async def make_admin(app: FastAPI, user_id: str) -> None:
     """Give the user the admin role straight in the database (test_admins covers the
     internal endpoint `parley grant-admin` calls)."""

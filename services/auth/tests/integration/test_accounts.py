@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from contracts.topics import AUTH_USER
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
 from .conftest import (
     PASSWORD,
@@ -19,7 +19,6 @@ from .conftest import (
     Stack,
     bearer,
     components,
-    error,
     first_event,
     login,
     outbox_events,

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from contracts.topics import AUTH_USER
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
-from .conftest import PASSWORD, Stack, bearer, error, login, outbox_payloads, running
+from .conftest import PASSWORD, Stack, bearer, login, outbox_payloads, running
 
 INTERNAL_TOKEN = "service-credential-for-tests"
 CREDENTIAL = {"X-Internal-Token": INTERNAL_TOKEN}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
-from .conftest import PASSWORD, Register, bearer, error, login, outbox_events
+from .conftest import PASSWORD, Register, bearer, login, outbox_events
 
 
 async def anonymous(client: httpx.AsyncClient) -> dict[str, object]:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from contracts.topics import AUTH_EMAIL
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
 from .conftest import (
     PASSWORD,
@@ -23,7 +23,6 @@ from .conftest import (
     Stack,
     bearer,
     components,
-    error,
     first_event,
     login,
     make_admin,

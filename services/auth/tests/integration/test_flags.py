@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
-from .conftest import Register, bearer, error, login, make_admin, outbox_events
+from .conftest import Register, bearer, login, make_admin, outbox_events
 
 
 @pytest.fixture

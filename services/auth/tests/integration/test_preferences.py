@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from auth.preferences import domain
 from auth.preferences.domain import PreferenceValues
 from parley.stack.embedded import InfraUrls
-from parley.testing import drop_schemas, unique_name
+from parley.testing import drop_schemas, error, unique_name
 from servicekit.migrations import upgrade
 
-from .conftest import Register, bearer, error, login, outbox_events
+from .conftest import Register, bearer, login, outbox_events
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 

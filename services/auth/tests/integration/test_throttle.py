@@ -11,18 +11,9 @@ import httpx
 import pytest
 
 from contracts.topics import AUTH_EMAIL
-from parley.testing import unique_name
+from parley.testing import error, unique_name
 
-from .conftest import (
-    PASSWORD,
-    Register,
-    Stack,
-    components,
-    error,
-    login,
-    outbox_payloads,
-    running,
-)
+from .conftest import PASSWORD, Register, Stack, components, login, outbox_payloads, running
 
 
 class Clock:

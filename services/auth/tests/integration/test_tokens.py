@@ -15,9 +15,10 @@ from pydantic import SecretStr
 
 from auth.tokens.domain import access_claims
 from auth.tokens.keys import key_pair, new_private_key_pem
+from parley.testing import error
 from servicekit.auth import JwksCache, TokenVerifier
 
-from .conftest import Register, Stack, bearer, components, error, login, make_admin, running
+from .conftest import Register, Stack, bearer, components, login, make_admin, running
 
 
 async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:

@@ -4,7 +4,6 @@ users in with a test key (`parley.testing.TokenMinter`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -177,12 +176,3 @@ async def cached_keys(app: FastAPI, user_id: str) -> list[str]:
         async for k in cache.redis.scan_iter(f"{cache.prefix}{user_id}:*")
     ]
     return sorted(keys)
-
-
-async def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 60.0) -> None:
-    """Poll the async `check` until it returns true; fail after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)

@@ -24,9 +24,9 @@ from chat.accounts.subscribers import user_deleted_handler
 from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
-from parley.testing import serving, unique_name
+from parley.testing import serving, unique_name, wait_for
 
-from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error, wait_for
+from .conftest import INTERNAL_TOKEN, Stack, User, components, data, error
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"

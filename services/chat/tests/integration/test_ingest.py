@@ -21,10 +21,10 @@ from contracts.events.chat import IngestBatch, IngestRollback
 from contracts.ids import uuid7
 from contracts.ingest import conversation_digest
 from contracts.topics import CHAT_INGEST
-from parley.testing import serving, unique_name
+from parley.testing import serving, unique_name, wait_for
 from servicekit.clock import utc_now
 
-from .conftest import INTERNAL_TOKEN, Stack, User, components, data, outbox, wait_for
+from .conftest import INTERNAL_TOKEN, Stack, User, components, data, outbox
 
 INTERNAL = {"X-Internal-Token": INTERNAL_TOKEN}
 T0 = datetime(2023, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)

@@ -21,9 +21,10 @@ from contracts.envelope import Envelope
 from contracts.events.auth import UserDeleted
 from contracts.ids import uuid7
 from contracts.topics import AUTH_USER
+from parley.testing import wait_for
 from servicekit.revocation import TokenRevoked
 
-from .conftest import Stack, User, cached_keys, components, data, error, metric, wait_for
+from .conftest import Stack, User, cached_keys, components, data, error, metric
 
 TABLES = ("conversations", "messages", "message_revisions", "folders", "memories")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from contracts.archive import AnyRecord, ArchiveCounts, ArchiveHeader
-from contracts.ids import uuid7
 from export.archive_source import ArchiveQuery, UnknownChats
 from export.components import Components
 from export.main import create_app
@@ -123,32 +122,9 @@ async def client(app: FastAPI, stack: Stack) -> AsyncIterator[httpx.AsyncClient]
         yield c
 
 
-def as_user(stack: Stack, user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stack.keys.token(user_id)}"}
-
-
-def new_user() -> str:
-    return str(uuid7())
-
-
 def components(app: FastAPI) -> Components:
     built: Components = app.state.export
     return built
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 60.0, what: str = "the condition"
-) -> Any:
-    """Poll `check` until it returns something truthy (never a timing assertion: the
-    deadline only stops a test that would otherwise hang)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def job_status(
@@ -168,10 +144,3 @@ async def outbox_payloads(app: FastAPI, event_type: str, job_id: str) -> list[di
         )
         payloads = [json.loads(r[0])["payload"] for r in rows]
     return [p for p in payloads if p["job_id"] == job_id]
-
-
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert body["success"] is False
-    assert set(body) == {"success", "error", "message", "details"}
-    return response.status_code, body["error"]

@@ -24,19 +24,9 @@ from contracts.topics import AUTH_USER
 from export.formats.csv_format import unguard
 from export.formats.json_format import read_records
 from parley.sample_archive import sample_archive
-from parley.testing import serving
+from parley.testing import error, new_user, serving, wait_for
 
-from .conftest import (
-    RecordsSource,
-    Stack,
-    as_user,
-    components,
-    error,
-    job_status,
-    new_user,
-    outbox_payloads,
-    wait_for,
-)
+from .conftest import RecordsSource, Stack, components, job_status, outbox_payloads
 
 
 async def finished(
@@ -63,7 +53,7 @@ async def test_a_json_export_runs_through_the_broker_and_downloads_byte_exact(
     user = new_user()
     records = list(sample_archive(user, conversations=3, messages_per_conversation=5))
     source.archives[user] = records
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     response = await client.post("/api/v1/export", headers=headers, json={"format": "json"})
     assert response.status_code == 202, response.text
     job = response.json()["data"]
@@ -92,7 +82,7 @@ async def test_every_other_format_completes_with_its_content(
     records = list(sample_archive(user, conversations=2, messages_per_conversation=4))
     messages = [r for r in records if r.type == "message"]
     source.archives[user] = records
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     ids = {}
     for fmt in ("markdown", "csv", "pdf", "zip"):
         response = await client.post(
@@ -123,7 +113,7 @@ async def test_every_other_format_completes_with_its_content(
 async def test_an_export_with_nothing_in_it_is_a_valid_empty_file(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     job = (
         await client.post(
             "/api/v1/export", headers=headers, json={"format": "json", "export_type": "memories"}
@@ -140,7 +130,7 @@ async def test_bad_requests_say_what_is_wrong(
 ) -> None:
     user = new_user()
     source.archives[user] = list(sample_archive(user, conversations=1))
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     response = await client.post("/api/v1/export", headers=headers, json={"format": "docx"})
     assert error(response) == (400, "VALIDATION_ERROR")
     assert response.json()["details"]["fields"][0]["field"] == "format"
@@ -170,7 +160,7 @@ async def test_bad_requests_say_what_is_wrong(
 async def test_only_the_owner_sees_lists_downloads_or_deletes_a_job(
     client: httpx.AsyncClient, app: FastAPI, stack: Stack
 ) -> None:
-    owner, stranger = as_user(stack, new_user()), as_user(stack, new_user())
+    owner, stranger = stack.keys.headers(new_user()), stack.keys.headers(new_user())
     job = (await client.post("/api/v1/export", headers=owner, json={})).json()["data"]
     done = await finished(client, owner, job["id"])
     for method, path in [
@@ -225,7 +215,7 @@ async def test_too_many_running_exports_are_refused_with_429(
 ) -> None:
     app = stack.app(source, worker_enabled=False, max_concurrent_jobs=2)
     async with serving(app, keys=stack.keys) as client:
-        headers = as_user(stack, new_user())
+        headers = stack.keys.headers(new_user())
         for _ in range(2):
             assert (
                 await client.post("/api/v1/export", headers=headers, json={})
@@ -233,7 +223,7 @@ async def test_too_many_running_exports_are_refused_with_429(
         response = await client.post("/api/v1/export", headers=headers, json={})
         assert error(response) == (429, "RATE_LIMITED")
         assert response.json()["details"] == {"active_jobs": 2, "limit": 2}
-        other = as_user(stack, new_user())  # the limit is per user
+        other = stack.keys.headers(new_user())  # the limit is per user
         assert (await client.post("/api/v1/export", headers=other, json={})).status_code == 202
         page = (await client.get("/api/v1/export?page=1&page_size=1", headers=headers)).json()[
             "data"
@@ -256,7 +246,7 @@ async def test_too_many_running_exports_are_refused_with_429(
 async def test_retention_sweep_deletes_the_file_and_expires_the_job(
     client: httpx.AsyncClient, app: FastAPI, stack: Stack
 ) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
     done = await finished(client, headers, job["id"])
     key = await artifact_key(app, job["id"])
@@ -278,7 +268,7 @@ async def test_a_deleted_user_loses_every_export_and_file(
     client: httpx.AsyncClient, app: FastAPI, stack: Stack
 ) -> None:
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
     await finished(client, headers, job["id"])
     key = await artifact_key(app, job["id"])
@@ -340,7 +330,7 @@ async def test_dates_and_times_without_a_zone_are_read_as_utc(
             {"start": "2024-03-01T10:15:30+02:00", "end": None},
         ),
     ]:
-        response = await post_raw(client, as_user(stack, new_user()), body)
+        response = await post_raw(client, stack.keys.headers(new_user()), body)
         assert response.status_code == 202, (body, response.text)
         assert response.json()["data"]["filters"]["date_range"] == expected, body
     for body in [
@@ -349,12 +339,12 @@ async def test_dates_and_times_without_a_zone_are_read_as_utc(
         b'{"filters": {"date_range": {"start": "2024-3-1"}}}',
         b'{"filters": {"date_range": {"start": "yesterday"}}}',
     ]:
-        response = await post_raw(client, as_user(stack, new_user()), body)
+        response = await post_raw(client, stack.keys.headers(new_user()), body)
         assert error(response) == (400, "VALIDATION_ERROR"), body
 
 
 async def test_a_malformed_chat_id_is_400(client: httpx.AsyncClient, stack: Stack) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     for body in [
         b'{"export_type": "chats", "filters": {"chat_ids": ["has space"]}}',
         b'{"export_type": "chats", "filters": {"chat_ids": ["' + b"x" * 65 + b'"]}}',
@@ -366,7 +356,7 @@ async def test_a_malformed_chat_id_is_400(client: httpx.AsyncClient, stack: Stac
 async def test_the_signed_link_alone_downloads_the_file(
     client: httpx.AsyncClient, app: FastAPI, stack: Stack
 ) -> None:
-    owner = as_user(stack, new_user())
+    owner = stack.keys.headers(new_user())
     job = (await client.post("/api/v1/export", headers=owner, json={})).json()["data"]
     done = await finished(client, owner, job["id"])
     with_token = await download(client, owner, done)

@@ -9,18 +9,9 @@ from sqlalchemy import text
 from export.formats.json_format import read_records
 from export.jobs.repository import JobRepository
 from parley.sample_archive import sample_archive
-from parley.testing import serving
+from parley.testing import new_user, serving, wait_for
 
-from .conftest import (
-    RecordsSource,
-    Stack,
-    as_user,
-    components,
-    job_status,
-    new_user,
-    outbox_payloads,
-    wait_for,
-)
+from .conftest import RecordsSource, Stack, components, job_status, outbox_payloads
 
 
 async def test_a_job_whose_worker_dies_mid_way_is_finished_by_another_worker_once(
@@ -30,7 +21,7 @@ async def test_a_job_whose_worker_dies_mid_way_is_finished_by_another_worker_onc
     records = list(sample_archive(user, conversations=4, messages_per_conversation=10))
     stuck = RecordsSource({user: records}, pause_after=20)  # worker A hangs mid-stream
     healthy = RecordsSource({user: records})
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     first = stack.app(stuck, worker_id="worker-a")
     async with serving(first, keys=stack.keys) as client:
         job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
@@ -77,7 +68,7 @@ async def test_only_the_lease_holder_can_complete_and_a_late_worker_cannot(stack
     source = RecordsSource()
     app = stack.app(source, worker_enabled=False)
     async with serving(app, keys=stack.keys) as client:
-        headers = as_user(stack, new_user())
+        headers = stack.keys.headers(new_user())
         job = (await client.post("/api/v1/export", headers=headers, json={})).json()["data"]
         parts = components(app)
         async with parts.uow() as uow:

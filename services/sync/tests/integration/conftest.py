@@ -9,9 +9,8 @@ cross-service tests in `tests/` run sync against the real chat and auth."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,6 @@ import httpx
 import pytest
 from fastapi import FastAPI, Header, HTTPException
 
-from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls
 from parley.testing import TokenMinter, listening, migrated_schema, service_settings, unique_name
 from sync.components import Components
@@ -124,39 +122,9 @@ async def client(app: FastAPI, stack: Stack) -> AsyncIterator[httpx.AsyncClient]
         yield c
 
 
-def as_user(stack: Stack, user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stack.keys.token(user_id)}"}
-
-
-def new_user() -> str:
-    return str(uuid7())
-
-
 def components(app: FastAPI) -> Components:
     built: Components = app.state.sync
     return built
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 60.0, what: str = "the condition"
-) -> Any:
-    """Poll `check` until it returns something truthy (never a timing assertion: the
-    deadline only stops a test that would otherwise hang)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def error(response: httpx.Response) -> tuple[int, str]:
-    body = response.json()
-    assert body["success"] is False
-    assert set(body) == {"success", "error", "message", "details"}
-    return response.status_code, body["error"]
 
 
 def hlc(offset_ms: int = 0, counter: int = 0) -> str:

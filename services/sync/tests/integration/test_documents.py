@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
-from .conftest import Stack, as_user, doc, new_user, pull, push
+from parley.testing import new_user
+
+from .conftest import Stack, doc, pull, push
 
 
 def owned(entity: str, id_: str, seq: int, version: int = 1, op: str = "put") -> dict[str, Any]:
@@ -22,7 +24,7 @@ async def test_documents_and_the_owners_changes_pull_page_by_page_and_digest(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     pushed = await push(
         client,
         headers,
@@ -104,7 +106,7 @@ async def test_an_owner_that_cannot_answer_makes_pull_503_and_hands_nothing_over
     client: httpx.AsyncClient, stack: Stack, app: Any
 ) -> None:
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     await push(client, headers, "phone", doc(1, "put", "t1", data={"a": 1}))
     app.state.sync.changes.feeds["chat"].token = "wrong"  # chat answers 401
     response = await client.get("/api/v1/sync/pull", headers=headers)

@@ -19,12 +19,12 @@ from sqlalchemy import delete, func, select, update
 from contracts.codec import decode
 from contracts.events.chat import IngestBatch
 from contracts.topics import CHAT_INGEST
-from parley.testing import serving
+from parley.testing import new_user, serving, wait_for
 from servicekit.db import outbox_table
 from sync.main import create_app
 from sync.models import ImportJob
 
-from .conftest import Stack, as_user, components, new_user, wait_for
+from .conftest import Stack, components
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,9 @@ async def test_a_worker_that_died_after_two_batches_is_taken_over_from_the_third
             ("files", (p.name, p.read_bytes(), "application/json"))
             for p in sorted(STORE.glob("1*.json"))
         ]
-        response = await client.post("/api/v1/imports", headers=as_user(stack, user), files=files)
+        response = await client.post(
+            "/api/v1/imports", headers=stack.keys.headers(user), files=files
+        )
         assert response.status_code == 202, response.text
         job_id = response.json()["data"]["id"]
         built = components(app)
@@ -114,7 +116,7 @@ async def test_a_worker_that_died_after_two_batches_is_taken_over_from_the_third
         assert resumed.attempts == 2
         assert resumed.batches_total == first.batches_total
         assert await batches() == Counter(range(first.batches_total))  # each batch once
-        status = await client.get(f"/api/v1/imports/{job_id}", headers=as_user(stack, user))
+        status = await client.get(f"/api/v1/imports/{job_id}", headers=stack.keys.headers(user))
         assert status.json()["data"]["progress"]["batches_sent"] == first.batches_total
 
 
@@ -143,7 +145,7 @@ async def test_a_finished_imports_uploads_and_batch_blobs_are_deleted_after_the_
         ids = []
         for _ in range(2):
             response = await client.post(
-                "/api/v1/imports", headers=as_user(stack, user), files=files
+                "/api/v1/imports", headers=stack.keys.headers(user), files=files
             )
             assert response.status_code == 202, response.text
             ids.append(response.json()["data"]["id"])
@@ -201,7 +203,7 @@ async def test_a_validation_is_a_background_step_a_worker_that_died_leaves_to_th
     )
     async with serving(app, keys=stack.keys) as client:
         user = new_user()
-        headers = as_user(stack, user)
+        headers = stack.keys.headers(user)
         files = [("files", (p.name, p.read_bytes(), "application/json")) for p in STORE.glob("1*")]
         response = await client.post("/api/v1/imports", headers=headers, files=files)
         job_id = response.json()["data"]["id"]

@@ -13,16 +13,16 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from parley.testing import listening, serving
+from parley.testing import error, listening, new_user, serving
 from sync.changes.domain import Cursor
 
-from .conftest import Stack, as_user, components, doc, error, new_user, pull, push
+from .conftest import Stack, components, doc, pull, push
 
 
 async def test_expired_cursors_are_410_and_old_tombstones_are_swept(stack: Stack) -> None:
     app = stack.app(tombstone_retention_seconds=1)
     async with serving(app, keys=stack.keys) as client:
-        headers = as_user(stack, new_user())
+        headers = stack.keys.headers(new_user())
         await push(
             client, headers, "phone", doc(1, "put", "t1", data={"a": 1}), doc(2, "delete", "t1")
         )
@@ -37,7 +37,7 @@ async def test_expired_cursors_are_410_and_old_tombstones_are_swept(stack: Stack
 
 
 async def test_clients_are_listed_and_forgotten(client: httpx.AsyncClient, stack: Stack) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     await push(client, headers, "phone", doc(1, "put", "t1", data={}), doc(2, "put", "t2", data={}))
     await push(client, headers, "laptop")
     listed = (await client.get("/api/v1/sync/clients", headers=headers)).json()["data"]
@@ -56,7 +56,7 @@ async def test_clients_are_listed_and_forgotten(client: httpx.AsyncClient, stack
         json={"client_id": "phone", "mutations": [doc(3, "put", "t3", data={})]},
     )
     assert gap.json()["details"]["expected_mid"] == 1
-    other = as_user(stack, new_user())
+    other = stack.keys.headers(new_user())
     assert (await client.get("/api/v1/sync/clients", headers=other)).json()["data"]["clients"] == []
 
 
@@ -81,7 +81,9 @@ async def test_a_document_pushed_by_one_device_pokes_the_others_socket(
             assert refused.value.rcvd.code == 1008
             await laptop.send(json.dumps({"type": "ping"}))
             assert json.loads(await laptop.recv()) == {"type": "pong"}
-            await push(client, as_user(stack, user), "phone", doc(1, "put", "t1", data={"a": 1}))
+            await push(
+                client, stack.keys.headers(user), "phone", doc(1, "put", "t1", data={"a": 1})
+            )
             for socket in (laptop, tablet):
                 assert await next_frame(socket, skip="heartbeat") == {"type": "poke"}
 

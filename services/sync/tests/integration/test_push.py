@@ -21,12 +21,12 @@ from contracts.events.auth import UserDeleted
 from contracts.events.sync import MutationRequested, MutationResolved
 from contracts.ids import uuid7
 from contracts.topics import AUTH_USER, CHAT_COMMAND, CHAT_MUTATION
-from parley.testing import unique_name
+from parley.testing import error, new_user, unique_name, wait_for
 from sync.mutations.repository import MutationRepository
 from sync.mutations.resends import CommandResender
 from sync.mutations.subscribers import on_mutation_resolved
 
-from .conftest import Stack, as_user, components, doc, error, hlc, new_user, pull, push, wait_for
+from .conftest import Stack, components, doc, hlc, pull, push
 
 
 def conversation(mid: int, id_: str = "c1", **fields: Any) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def conversation(mid: int, id_: str = "c1", **fields: Any) -> dict[str, Any]:
 async def test_a_mid_counts_once_replays_answer_what_was_recorded_and_gaps_are_refused(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     first = await push(
         client,
         headers,
@@ -100,7 +100,7 @@ async def test_a_mid_counts_once_replays_answer_what_was_recorded_and_gaps_are_r
 async def test_each_bad_mutation_is_rejected_with_its_code_and_the_rest_still_apply(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    headers = as_user(stack, new_user())
+    headers = stack.keys.headers(new_user())
     pushed = await push(
         client,
         headers,
@@ -148,7 +148,7 @@ async def test_another_users_ids_are_new_ids_and_say_nothing_about_the_other(
 ) -> None:
     """Ids are per user: another user's documents, live or deleted, and devices answer
     exactly as ids nobody used (no existence leaks), and nothing of theirs is ever read."""
-    alice, bob = as_user(stack, new_user()), as_user(stack, new_user())
+    alice, bob = stack.keys.headers(new_user()), stack.keys.headers(new_user())
     await push(
         client,
         alice,
@@ -193,7 +193,7 @@ async def test_another_users_ids_are_new_ids_and_say_nothing_about_the_other(
 async def test_malformed_bodies_are_a_400_public_error_never_a_500(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
-    headers = {**as_user(stack, new_user()), "Content-Type": "application/json"}
+    headers = {**stack.keys.headers(new_user()), "Content-Type": "application/json"}
     bodies: list[Any] = [
         b"{not json",
         b"[]",
@@ -275,7 +275,7 @@ async def test_an_owners_mutation_is_pending_until_its_answer_then_a_deleted_acc
     client: httpx.AsyncClient, stack: Stack, app: FastAPI
 ) -> None:
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     pushed = await push(
         client,
         headers,
@@ -404,7 +404,7 @@ async def test_a_command_nobody_answered_is_sent_again_until_answered_or_given_u
     never sent again; unanswered after the last attempt it is rejected OWNER_UNAVAILABLE,
     and the device's pull says so."""
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     pushed = await push(client, headers, "phone", conversation(1), conversation(2, "c2"))
     assert [r["status"] for r in pushed["results"]] == ["pending", "pending"]
     settings = components(app).settings.model_copy(

@@ -62,40 +62,22 @@ class Accounts:
         users = UserRepository(uow.session)
         if await users.email_taken(email):
             raise EmailExists(_EXISTS)
-        user = User(
-            id=str(uuid7()),
+        return await self._sign_up(
+            uow,
             email=email,
             name=name,
-            role="user",
-            is_anonymous=False,
             password_hash=password_hash,
-            created_at=now,
-            updated_at=now,
-            last_login_at=now,
-            last_login_ip=ip,
+            device_info=device_info,
+            ip=ip,
+            now=now,
         )
-        await self._create(uow, user, now)
-        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
-        return AuthOut(user=await self.view(uow, user), tokens=tokens)
 
     async def create_anonymous(
         self, uow: UnitOfWork, *, device_info: dict[str, Any], ip: str, now: datetime
     ) -> AuthOut:
-        user = User(
-            id=str(uuid7()),
-            email=None,
-            name=None,
-            role="user",
-            is_anonymous=True,
-            password_hash=None,
-            created_at=now,
-            updated_at=now,
-            last_login_at=now,
-            last_login_ip=ip,
+        return await self._sign_up(
+            uow, email=None, name=None, password_hash=None, device_info=device_info, ip=ip, now=now
         )
-        await self._create(uow, user, now)
-        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
-        return AuthOut(user=await self.view(uow, user), tokens=tokens)
 
     # Signing in takes three steps, so that no pooled connection waits through argon2:
     # look the account up (one unit of work), check the password (no database), then open
@@ -228,6 +210,34 @@ class Accounts:
             last_login_at=user.last_login_at,
             preferences=prefs.preferences,
         )
+
+    async def _sign_up(
+        self,
+        uow: UnitOfWork,
+        *,
+        email: str | None,
+        name: str | None,
+        password_hash: str | None,
+        device_info: dict[str, Any],
+        ip: str,
+        now: datetime,
+    ) -> AuthOut:
+        """A new account, signed in: with an email and a password, or anonymous (neither)."""
+        user = User(
+            id=str(uuid7()),
+            email=email,
+            name=name,
+            role="user",
+            is_anonymous=email is None,
+            password_hash=password_hash,
+            created_at=now,
+            updated_at=now,
+            last_login_at=now,
+            last_login_ip=ip,
+        )
+        await self._create(uow, user, now)
+        tokens = await self.tokens.open_session(uow, user, device_info, ip, now)
+        return AuthOut(user=await self.view(uow, user), tokens=tokens)
 
     async def _create(self, uow: UnitOfWork, user: User, now: datetime) -> None:
         UserRepository(uow.session).add(user)

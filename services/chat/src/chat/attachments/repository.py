@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Attachment
+from servicekit.pagination import page_of
 
 
 class AttachmentRepository:
@@ -37,17 +38,14 @@ class AttachmentRepository:
             Attachment.conversation_id == conversation_id,
             Attachment.deleted_at.is_(None),
         ]
-        total = (
-            await self.session.execute(select(func.count()).select_from(Attachment).where(*where))
-        ).scalar_one()
-        rows = await self.session.scalars(
-            select(Attachment)
-            .where(*where)
-            .order_by(Attachment.created_at.desc(), Attachment.id.desc())
-            .offset(offset)
-            .limit(limit)
+        return await page_of(
+            self.session,
+            Attachment,
+            where,
+            [Attachment.created_at.desc(), Attachment.id.desc()],
+            offset=offset,
+            limit=limit,
         )
-        return list(rows), int(total)
 
     async def blob_keys_of_user(self, user_id: str) -> list[str]:
         """Every blob key the user's rows name, deleted rows included (deleting twice is

@@ -12,42 +12,25 @@ from chat.api import components_of_app
 from chat.domain import ID_PATTERN
 from chat.live.connection import LiveConnection
 from chat.messages import service as messages
-from servicekit.auth import TokenVerifier, websocket_token
-from servicekit.errors import NotFound, ServiceError, ServiceUnavailable, Unauthorized
+from servicekit.auth import Caller, accept_websocket
+from servicekit.errors import NotFound
 
 router = APIRouter(tags=["live"])
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
 
 
 @router.websocket("/api/v1/chats/{chat_id}/ws")
 async def chat_socket(websocket: WebSocket, chat_id: str) -> None:
     chat = components_of_app(websocket.app)
-    token, subprotocol = websocket_token(
-        websocket.query_params, websocket.scope.get("subprotocols", [])
-    )
-    try:
-        if token is None:
-            raise Unauthorized(
-                "sign in first: pass the access token as ?token= or as the "
-                "subprotocol 'bearer, <token>'"
-            )
-        verifier: TokenVerifier = websocket.app.state.verifier
-        caller = await verifier.verify(token)
+
+    async def owns_the_chat(caller: Caller) -> None:
         if not re.match(ID_PATTERN, chat_id):
             raise NotFound("chat not found", {"chat_id": chat_id})
         async with chat.uow() as uow:
             await messages.live_conversation(uow, caller.user_id, chat_id)
-    except ServiceError as exc:
-        # accepted only to close with a code and a reason a browser can read
-        await websocket.accept(subprotocol=subprotocol)
-        reason = f"{exc.code}: {exc.message}".encode()[:120].decode(errors="ignore")
-        # a refusal is the client's problem (1008); keys that cannot be fetched are ours
-        await websocket.close(
-            TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable) else POLICY_VIOLATION, reason
-        )
+
+    caller = await accept_websocket(websocket, owns_the_chat)
+    if caller is None:
         return
-    await websocket.accept(subprotocol=subprotocol)
     await LiveConnection(
         websocket, chat, caller.user_id, chat_id, session_id=caller.session_id
     ).run()

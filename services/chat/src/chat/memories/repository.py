@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chat.models import Memory
+from servicekit.pagination import page_of
 
 HEADLINE_OPTIONS = "StartSel=<mark>, StopSel=</mark>, MaxWords=35, MinWords=15, MaxFragments=2"
 
@@ -38,17 +39,14 @@ class MemoryRepository:
         where = [Memory.user_id == user_id, Memory.deleted_at.is_(None)]
         if tag is not None:
             where.append(Memory.tags.contains([tag]))
-        total = (
-            await self.session.execute(select(func.count()).select_from(Memory).where(*where))
-        ).scalar_one()
-        rows = await self.session.scalars(
-            select(Memory)
-            .where(*where)
-            .order_by(Memory.updated_at.desc(), Memory.id)
-            .offset(offset)
-            .limit(limit)
+        return await page_of(
+            self.session,
+            Memory,
+            where,
+            [Memory.updated_at.desc(), Memory.id],
+            offset=offset,
+            limit=limit,
         )
-        return list(rows), int(total)
 
     async def search(self, user_id: str, q: str, limit: int) -> list[tuple[Memory, float, str]]:
         """Full-text matches, best first, with a highlighted snippet."""

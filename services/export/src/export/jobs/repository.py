@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from export.jobs.domain import ACTIVE, COMPLETED, EXPIRED, FAILED, PROCESSING, QUEUED
 from export.models import ExportJob
+from servicekit.pagination import page_of
 
 _NOW = func.now()
 
@@ -53,25 +54,14 @@ class JobRepository:
     async def list_for_user(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[Sequence[ExportJob], int]:
-        rows = (
-            (
-                await self.session.execute(
-                    select(ExportJob)
-                    .where(ExportJob.user_id == user_id)
-                    .order_by(ExportJob.created_at.desc(), ExportJob.id.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
+        return await page_of(
+            self.session,
+            ExportJob,
+            [ExportJob.user_id == user_id],
+            [ExportJob.created_at.desc(), ExportJob.id.desc()],
+            offset=offset,
+            limit=limit,
         )
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(ExportJob).where(ExportJob.user_id == user_id)
-            )
-        ).scalar_one()
-        return rows, int(total)
 
     async def delete_for_user(self, job_id: str, user_id: str) -> ExportJob | None:
         return (

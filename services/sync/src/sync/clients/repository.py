@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.pagination import page_of
 from sync.models import Mutation, SyncClient
 
 _TOUCH = text(
@@ -52,25 +53,14 @@ class ClientRepository:
     async def list_for_user(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[Sequence[SyncClient], int]:
-        rows = (
-            (
-                await self.session.execute(
-                    select(SyncClient)
-                    .where(SyncClient.user_id == user_id)
-                    .order_by(SyncClient.last_seen.desc(), SyncClient.client_id)
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
+        return await page_of(
+            self.session,
+            SyncClient,
+            [SyncClient.user_id == user_id],
+            [SyncClient.last_seen.desc(), SyncClient.client_id],
+            offset=offset,
+            limit=limit,
         )
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(SyncClient).where(SyncClient.user_id == user_id)
-            )
-        ).scalar_one()
-        return rows, int(total)
 
     async def delete(self, user_id: str, client_id: str) -> bool:
         """Forget the client and its mutation log; False if there was no such client."""

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.pagination import page_of
 from sync.importing.domain import ACTIVE, COMPLETED, FINAL, PROCESSING, QUEUED, VALIDATING
 from sync.models import ImportJob
 
@@ -48,25 +49,14 @@ class ImportJobRepository:
     async def list_for_user(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[Sequence[ImportJob], int]:
-        rows = (
-            (
-                await self.session.execute(
-                    select(ImportJob)
-                    .where(ImportJob.user_id == user_id)
-                    .order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
+        return await page_of(
+            self.session,
+            ImportJob,
+            [ImportJob.user_id == user_id],
+            [ImportJob.created_at.desc(), ImportJob.id.desc()],
+            offset=offset,
+            limit=limit,
         )
-        total = (
-            await self.session.execute(
-                select(func.count()).select_from(ImportJob).where(ImportJob.user_id == user_id)
-            )
-        ).scalar_one()
-        return rows, int(total)
 
     async def purge_user(self, user_id: str) -> None:
         """The user's jobs (their uploads stay in the blob store until its own retention)."""

@@ -15,15 +15,12 @@ from fastapi import APIRouter, WebSocket
 from prometheus_client import Gauge
 from starlette.websockets import WebSocketDisconnect
 
-from servicekit.auth import TokenVerifier, websocket_token
-from servicekit.errors import ServiceError, ServiceUnavailable, Unauthorized
+from servicekit.auth import accept_websocket
 from servicekit.revocation import CLOSE_REVOKED
 from sync.components import Components
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["sync"])
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
 WS_ACTIVE = Gauge("sync_websocket_active_connections", "open sync WebSockets on this process")
 POKE = json.dumps({"type": "poke"})
 HEARTBEAT = json.dumps({"type": "heartbeat"})
@@ -33,26 +30,9 @@ PONG = json.dumps({"type": "pong"})
 @router.websocket("/api/v1/sync/ws")
 async def sync_socket(websocket: WebSocket) -> None:
     app: Components = websocket.app.state.sync
-    token, subprotocol = websocket_token(
-        websocket.query_params, websocket.scope.get("subprotocols", [])
-    )
-    try:
-        if token is None:
-            raise Unauthorized(
-                "sign in first: pass the access token as ?token= or as the "
-                "subprotocol 'bearer, <token>'"
-            )
-        verifier: TokenVerifier = websocket.app.state.verifier
-        caller = await verifier.verify(token)
-    except ServiceError as exc:
-        # accepted only to close with a code and a reason a browser can read
-        await websocket.accept(subprotocol=subprotocol)
-        reason = f"{exc.code}: {exc.message}".encode()[:120].decode(errors="ignore")
-        await websocket.close(
-            TRY_AGAIN_LATER if isinstance(exc, ServiceUnavailable) else POLICY_VIOLATION, reason
-        )
+    caller = await accept_websocket(websocket)
+    if caller is None:
         return
-    await websocket.accept(subprotocol=subprotocol)
     WS_ACTIVE.inc()
     try:
         assert app.runtime.revocations is not None
