@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from parley.stack.ports import free_port
+from parley.testing import error
 from servicekit.revocation import marker_key
 
-from .conftest import PASSWORD, Register, bearer, components, error, login, outbox_payloads
+from .conftest import PASSWORD, Register, bearer, components, login, outbox_payloads
 
 
 def session_of(tokens: dict[str, Any]) -> str:

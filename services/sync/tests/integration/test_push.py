@@ -493,7 +493,7 @@ async def test_a_batch_of_answers_is_recorded_at_once_each_once_and_the_first_co
     client: httpx.AsyncClient, stack: Stack, app: FastAPI
 ) -> None:
     user = new_user()
-    headers = as_user(stack, user)
+    headers = stack.keys.headers(user)
     mutations = [conversation(mid, f"b{mid}") for mid in (1, 2, 3)]
     pushed = await push(client, headers, "tablet", *mutations)
     assert {r["status"] for r in pushed["results"]} == {"pending"}
