@@ -28,6 +28,7 @@ The defaults fit a loaded 2-core machine (a few minutes); --full takes the issue
 
     uv run python bench/sync.py                  # default sizes
     uv run python bench/sync.py --full           # the issue's sizes (the 1M load takes minutes)
+    uv run python bench/sync.py --pull-only      # phase 3 alone (its chat rows pushed first)
     uv run python bench/sync.py --help           # every knob, with its default
 """
 
@@ -234,6 +235,20 @@ async def pull_times(
     return times, f"CPU/page: sync {per_page['sync']:.1f} ms, chat {per_page['chat']:.1f} ms"
 
 
+async def chat_history(sync_url: str, auth: str, workdir: Path, rows: int) -> str:
+    """A new user's token, once chat holds at least `rows` of its rows (pushed by a device
+    as phase 1 pushes them): what phase 3 pulls first when phase 1 did not run."""
+    (token,) = await sign_up(auth, 1)
+    device = client(sync_url, token, workdir, "history", wait=10.0)
+    # 3 of every 4 mutations are chat's; a round of 100 each time, as phase 1
+    for r in range(0, rows * 4 // 3 + 100, 100):
+        queue_chat_mutations(device, 100, f"h{r}")
+        await device.push()
+    await device.pull()
+    await device.aclose()
+    return token
+
+
 async def bench_pull(
     sync_url: str, auth: str, database: str, sizes: list[int], samples: int, chat_user: str
 ) -> None:
@@ -381,6 +396,12 @@ async def run(
 ) -> None:
     """The four phases; the devices' local databases go in `workdir`."""
     pushed: list[str] = []
+    sizes = [int(s) for s in args.history.split(",")]
+    if args.pull_only:
+        pushed.append(await chat_history(sync_url, auth, workdir, 1000))
+        pull = bench_pull(sync_url, auth, database, sizes, args.samples, pushed[0])
+        await measured("pull", pull)
+        return
 
     async def push() -> None:
         pushed.append(await bench_push(sync_url, auth, workdir, args.rounds))
@@ -389,7 +410,6 @@ async def run(
     await measured(
         "throughput", bench_throughput(sync_url, auth, workdir, args.clients, args.per_client)
     )
-    sizes = [int(s) for s in args.history.split(",")]
     if pushed:
         pull = bench_pull(sync_url, auth, database, sizes, args.samples, pushed[0])
         await measured("pull", pull)
@@ -422,6 +442,11 @@ def main() -> int:
     )
     add("--samples", type=int, default=30, help="3: pages of 1,000 pulled at each size")
     add("--sockets", type=int, default=300, help="4: sync WebSockets of one user poked")
+    add(
+        "--pull-only",
+        action="store_true",
+        help="3 alone: a new user's 1,000 chat rows pushed first, then the pulls",
+    )
     add(
         "--full",
         action="store_true",
