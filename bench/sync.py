@@ -216,11 +216,22 @@ async def load_history(database: str, user_id: str, rows: int, start: int) -> No
         await conn.close()
 
 
+async def idle_cpu(seconds: float = 3.0) -> dict[str, float]:
+    """Cores sync and chat use with nothing asked of them: their consumers poll the broker
+    all the time, and that is in the CPU a page is charged (more of it the longer a page
+    waits for a loaded core)."""
+    before, t0 = cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    after, wall = cpu_seconds(), time.perf_counter() - t0
+    return {r: (after[r] - before.get(r, 0.0)) / wall for r in ("chat", "sync")}
+
+
 async def pull_times(
     http: httpx.AsyncClient, cursors: list[str], owner: str
 ) -> tuple[list[float], str]:
-    """ms of each pull of 1,000 from `cursors` (each page must be 1,000 of `owner`'s), and
-    what a page cost sync and chat in CPU."""
+    """ms of each pull of 1,000 from `cursors` (each page must be 1,000 of `owner`'s), what
+    a page cost sync and chat in CPU, and what they use idle."""
+    idle = await idle_cpu()
     times = []
     before = cpu_seconds()
     for c in cursors:
@@ -232,7 +243,10 @@ async def pull_times(
         assert owner == "chat" or all(x["entity"] == "document" for x in changes), owner
     after = cpu_seconds()
     per_page = {r: (after[r] - before.get(r, 0.0)) * 1000 / len(cursors) for r in ("chat", "sync")}
-    return times, f"CPU/page: sync {per_page['sync']:.1f} ms, chat {per_page['chat']:.1f} ms"
+    return times, (
+        f"CPU/page: sync {per_page['sync']:.1f} ms, chat {per_page['chat']:.1f} ms "
+        f"(idle: sync {idle['sync']:.0%}, chat {idle['chat']:.0%} of a core)"
+    )
 
 
 async def chat_history(sync_url: str, auth: str, workdir: Path, rows: int) -> str:
