@@ -32,8 +32,9 @@ _EVENTS: dict[str, Callable[[Any], EventPayload]] = {
 
 
 def record(entity: str, row: Any) -> dict[str, Any]:
-    """A live row as its change event's payload shows it (JSON mode): what pull hands out
-    and what a conflict sends back as `current`."""
+    """A live row as its change event's payload shows it (JSON mode): what a conflict sends
+    back as `current`, and what `changes_after` hands pull (from the same fields, without
+    the model)."""
     return _EVENTS[entity](row).model_dump(mode="json")
 
 
