@@ -29,6 +29,7 @@ The defaults fit a loaded 2-core machine (a few minutes); --full takes the issue
     uv run python bench/sync.py                  # default sizes
     uv run python bench/sync.py --full           # the issue's sizes (the 1M load takes minutes)
     uv run python bench/sync.py --phases 1,2     # push and throughput only
+    uv run python bench/sync.py --phases 3       # pull alone (one push of chat rows first)
     uv run python bench/sync.py --help           # every knob, with its default
 """
 
@@ -216,11 +217,22 @@ async def load_history(database: str, user_id: str, rows: int, start: int) -> No
         await conn.close()
 
 
+async def idle_cpu(seconds: float = 3.0) -> dict[str, float]:
+    """Cores sync and chat use with nothing asked of them: their consumers poll the broker
+    all the time, and that is in the CPU a page is charged (more of it the longer a page
+    waits for a loaded core)."""
+    before, t0 = cpu_seconds(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    after, wall = cpu_seconds(), time.perf_counter() - t0
+    return {r: (after[r] - before.get(r, 0.0)) / wall for r in ("chat", "sync")}
+
+
 async def pull_times(
     http: httpx.AsyncClient, cursors: list[str], owner: str
 ) -> tuple[list[float], str]:
-    """ms of each pull of 1,000 from `cursors` (each page must be 1,000 of `owner`'s), and
-    what a page cost sync and chat in CPU."""
+    """ms of each pull of 1,000 from `cursors` (each page must be 1,000 of `owner`'s), what
+    a page cost sync and chat in CPU, and what they use idle."""
+    idle = await idle_cpu()
     times = []
     before = cpu_seconds()
     for c in cursors:
@@ -232,7 +244,24 @@ async def pull_times(
         assert owner == "chat" or all(x["entity"] == "document" for x in changes), owner
     after = cpu_seconds()
     per_page = {r: (after[r] - before.get(r, 0.0)) * 1000 / len(cursors) for r in ("chat", "sync")}
-    return times, f"CPU/page: sync {per_page['sync']:.1f} ms, chat {per_page['chat']:.1f} ms"
+    return times, (
+        f"CPU/page: sync {per_page['sync']:.1f} ms, chat {per_page['chat']:.1f} ms "
+        f"(idle: sync {idle['sync']:.0%}, chat {idle['chat']:.0%} of a core)"
+    )
+
+
+async def chat_history(sync_url: str, auth: str, workdir: Path, rows: int) -> str:
+    """A new user's token, once chat holds at least `rows` of its rows (pushed by a device
+    as phase 1 pushes them): what phase 3 pulls first when phase 1 did not run."""
+    (token,) = await sign_up(auth, 1)
+    device = client(sync_url, token, workdir, "history", wait=10.0)
+    # 3 of every 4 mutations are chat's; a round of 100 each time, as phase 1
+    for r in range(0, rows * 4 // 3 + 100, 100):
+        queue_chat_mutations(device, 100, f"h{r}")
+        await device.push()
+    await device.pull()
+    await device.aclose()
+    return token
 
 
 async def bench_pull(
@@ -395,8 +424,8 @@ async def run(
         )
     sizes = [int(s) for s in args.history.split(",")]
     if 3 in phases:
-        if not pushed:  # its first page is phase 1's user's chat rows
-            pushed.append(await bench_push(sync_url, auth, workdir, 1))
+        if not pushed:  # its first page is a user's 1,000 chat rows
+            pushed.append(await chat_history(sync_url, auth, workdir, 1000))
         pull = bench_pull(sync_url, auth, database, sizes, args.samples, pushed[0])
         await measured("pull", pull)
     if 4 in phases:

@@ -23,6 +23,7 @@ from auth.main import create_app
 from contracts import codec
 from contracts.envelope import Envelope
 from contracts.events.sync import MutationRequested
+from contracts.feed import MEDIA_TYPE, FeedLines
 from contracts.topics import AUTH_COMMAND, AUTH_MUTATION
 from parley.stack.embedded import InfraUrls
 from parley.testing import drop_schemas, migrated_schema, unique_name
@@ -124,12 +125,15 @@ class Synced:
             return [json.loads(body) for body in bodies]
 
     async def feed(self, user_id: str, after: int = 0) -> dict[str, Any]:
+        """A page of the feed, its lines read back: {"changes" (each with its seq),
+        "has_more", "last_seq"}."""
         response = await self.client.get(
             f"/internal/users/{user_id}/changes", params={"after": after}, headers=INTERNAL
         )
         assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        assert response.headers["content-type"] == MEDIA_TYPE
+        page = FeedLines.decode(response.content)
+        return {"changes": page.records(), "has_more": page.has_more, "last_seq": page.last_seq}
 
 
 def now_ms() -> int:

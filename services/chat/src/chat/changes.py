@@ -6,6 +6,7 @@ One place for it, so no sub-domain can change a row without telling sync and the
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from chat.accounts.guard import take_seqs_of_live_user
 from chat.models import Conversation, Folder, Memory, Message, NewMessage
@@ -47,30 +48,82 @@ async def conversation_changed(
     uow.outbox.add(CHAT_CONVERSATION, conversation_event(row), user_id=row.user_id, seq=seq)
 
 
+# Each change event's fields in the model's order, each with the row attribute it is read
+# from: the events below are built from rows by them, and the changes feed selects these
+# attributes as columns and pairs each value with its field (chat.feed), the same JSON
+# without a model per row. (Lists need no copy: validating the event copies them.)
+CONVERSATION_FIELDS = (
+    ("conversation_id", "id"),
+    ("version", "version"),
+    ("title", "title"),
+    ("folder_id", "folder_id"),
+    ("tags", "tags"),
+    ("is_favorite", "is_favorite"),
+    ("is_archived", "is_archived"),
+    ("updated_at", "updated_at"),
+    ("model", "model"),
+    ("system_prompt", "system_prompt"),
+    ("archived_at", "archived_at"),
+    ("message_count", "message_count"),
+    ("total_tokens", "total_tokens"),
+    ("current_leaf_id", "current_leaf_id"),
+    ("metadata", "meta"),
+    ("created_at", "created_at"),
+    ("folder_ids", "folder_ids"),
+)
+MESSAGE_FIELDS = (
+    ("conversation_id", "conversation_id"),
+    ("message_id", "id"),
+    ("parent_id", "parent_id"),
+    ("role", "role"),
+    ("content", "content"),
+    ("status", "status"),
+    ("version", "version"),
+    ("updated_at", "updated_at"),
+    ("parts", "parts"),
+    ("model", "model"),
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("metadata", "meta"),
+    ("revision_count", "revision_count"),
+    ("created_at", "created_at"),
+)
+FOLDER_FIELDS = (
+    ("folder_id", "id"),
+    ("version", "version"),
+    ("title", "title"),
+    ("parent_id", "parent_id"),
+    ("deleted", "deleted"),
+    ("color", "color"),
+    ("is_collapsed", "is_collapsed"),
+    ("sort_order", "sort_order"),
+    ("updated_at", "updated_at"),
+)
+MEMORY_FIELDS = (
+    ("memory_id", "id"),
+    ("version", "version"),
+    ("conversation_id", "conversation_id"),
+    ("deleted", "deleted"),
+    ("question", "question"),
+    ("answer", "answer"),
+    ("context", "context"),
+    ("rating", "rating"),
+    ("tags", "tags"),
+    ("is_public", "is_public"),
+    ("updated_at", "updated_at"),
+)
+
+
+def _fields(row: object, fields: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {field: getattr(row, attribute) for field, attribute in fields}
+
+
 def conversation_event(row: Conversation) -> ConversationChanged | ConversationDeleted:
     if row.deleted_at is not None:
         return ConversationDeleted(
             conversation_id=row.id, version=row.version, deleted_at=row.deleted_at
         )
-    return ConversationChanged(
-        conversation_id=row.id,
-        version=row.version,
-        title=row.title,
-        folder_id=row.folder_id,
-        folder_ids=list(row.folder_ids),
-        tags=list(row.tags),
-        is_favorite=row.is_favorite,
-        is_archived=row.is_archived,
-        updated_at=row.updated_at,
-        model=row.model,
-        system_prompt=row.system_prompt,
-        archived_at=row.archived_at,
-        message_count=row.message_count,
-        total_tokens=row.total_tokens,
-        current_leaf_id=row.current_leaf_id,
-        metadata=row.meta,
-        created_at=row.created_at,
-    )
+    return ConversationChanged(**_fields(row, CONVERSATION_FIELDS))
 
 
 async def message_changed(uow: UnitOfWork, row: Message, now: datetime) -> None:
@@ -91,23 +144,7 @@ def message_event(row: Message | NewMessage) -> MessageChanged | MessageDeleted:
             version=row.version,
             deleted_at=row.deleted_at,
         )
-    return MessageChanged(
-        conversation_id=row.conversation_id,
-        message_id=row.id,
-        parent_id=row.parent_id,
-        role=row.role,
-        content=row.content,
-        status=row.status,
-        version=row.version,
-        updated_at=row.updated_at,
-        parts=row.parts,
-        model=row.model,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        metadata=row.meta,
-        revision_count=row.revision_count,
-        created_at=row.created_at,
-    )
+    return MessageChanged(**_fields(row, MESSAGE_FIELDS))
 
 
 async def folder_changed(
@@ -118,17 +155,7 @@ async def folder_changed(
 
 
 def folder_event(row: Folder) -> FolderChanged:
-    return FolderChanged(
-        folder_id=row.id,
-        version=row.version,
-        title=row.title,
-        parent_id=row.parent_id,
-        deleted=row.deleted_at is not None,
-        color=row.color,
-        is_collapsed=row.is_collapsed,
-        sort_order=row.sort_order,
-        updated_at=row.updated_at,
-    )
+    return FolderChanged(**_fields(row, FOLDER_FIELDS))
 
 
 async def memory_changed(
@@ -139,16 +166,4 @@ async def memory_changed(
 
 
 def memory_event(row: Memory) -> MemoryChanged:
-    return MemoryChanged(
-        memory_id=row.id,
-        version=row.version,
-        conversation_id=row.conversation_id,
-        deleted=row.deleted_at is not None,
-        question=row.question,
-        answer=row.answer,
-        context=row.context,
-        rating=row.rating,
-        tags=list(row.tags),
-        is_public=row.is_public,
-        updated_at=row.updated_at,
-    )
+    return MemoryChanged(**_fields(row, MEMORY_FIELDS))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     DateTime,
     Integer,
     MetaData,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 ID = String(64)
@@ -50,6 +52,16 @@ class Owned:
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
     deleted_at: Mapped[datetime | None] = mapped_column(TS)
+
+    @hybrid_property
+    def deleted(self) -> bool:
+        """A tombstone (in SQL too: the changes feed selects it as a column)."""
+        return self.deleted_at is not None
+
+    @deleted.inplace.expression
+    @classmethod
+    def _deleted_in_sql(cls) -> ColumnElement[bool]:
+        return cls.deleted_at.is_not(None)
 
 
 class Conversation(Owned, Base):

@@ -17,19 +17,23 @@ from chat.folders import service as folders
 from chat.folders.schemas import FolderCreate, FolderPatch
 from chat.memories import service as memories
 from chat.memories.schemas import MemoryCreate, MemoryPatch
+from contracts.feed import MEDIA_TYPE, FeedLines
 
-from .conftest import INTERNAL_TOKEN, User, components, data
+from .conftest import INTERNAL_TOKEN, User, components, data, outbox
 
 INTERNAL = {"X-Internal-Token": INTERNAL_TOKEN}
 
 
 async def changes(client: httpx.AsyncClient, user_id: str, **params: Any) -> dict[str, Any]:
+    """A page of the feed, its lines read back: {"changes" (each with its seq), "has_more",
+    "last_seq"}."""
     response = await client.get(
         f"/internal/users/{user_id}/changes", params=params, headers=INTERNAL
     )
     assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    assert response.headers["content-type"] == MEDIA_TYPE
+    page = FeedLines.decode(response.content)
+    return {"changes": page.records(), "has_more": page.has_more, "last_seq": page.last_seq}
 
 
 async def fill(user: User) -> dict[str, Any]:
@@ -60,7 +64,7 @@ async def fill(user: User) -> dict[str, Any]:
 
 
 async def test_the_feed_holds_each_row_once_at_its_latest_version_in_seq_order(
-    alice: User, bob: User, client: httpx.AsyncClient
+    alice: User, bob: User, client: httpx.AsyncClient, app: FastAPI
 ) -> None:
     chat = await fill(alice)
     await fill(bob)  # the same ids, another user: never in alice's feed
@@ -97,6 +101,11 @@ async def test_the_feed_holds_each_row_once_at_its_latest_version_in_seq_order(
     for tombstone in ("m2", "gone"):
         assert by_id[tombstone]["op"] == "delete"
         assert "data" not in by_id[tombstone]  # no data, not even null
+    # each put shows its row exactly as the row's last change event did (the feed builds
+    # it from the same fields without the event's model)
+    events = {seq: payload for _, _, seq, payload in await outbox(app, alice.id)}
+    puts = [c for c in rows if c["op"] == "put"]
+    assert [c["data"] for c in puts] == [events[c["seq"]] for c in puts]
     assert by_id["m2"]["version"] == 2
 
     # paged: the same changes, two at a time, each `after` the previous page's last_seq
@@ -232,9 +241,9 @@ async def test_a_reader_running_while_writers_commit_never_skips_a_change(
             done = not writing  # read once more after the last writer finished
             async with chat.uow() as uow:
                 page = await feed.changes_after(uow, user_id, after, 7)
-            for c in page.changes:
-                seen[(c.entity, c.id)] = (c.version, c.op)
-                assert c.seq > after
+            for c in page.records():
+                seen[(c["entity"], c["id"])] = (c["version"], c["op"])
+                assert c["seq"] > after
             after = page.last_seq
             if done and not page.has_more:
                 return
@@ -249,7 +258,7 @@ async def test_a_reader_running_while_writers_commit_never_skips_a_change(
 
     async with chat.uow() as uow:
         final = await feed.changes_after(uow, user_id, 0, 5000)
-    assert len(final.changes) == 4 * 12
-    assert seen == {(c.entity, c.id): (c.version, c.op) for c in final.changes}
+    assert len(final.lines) == 4 * 12
+    assert seen == {(c["entity"], c["id"]): (c["version"], c["op"]) for c in final.records()}
     assert any(op == "delete" for _, op in seen.values())
     assert any(version > 1 for version, _ in seen.values())

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Response
 
+from contracts.feed import MEDIA_TYPE, FeedLines, change_line
+from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls
 from parley.testing import TokenMinter, listening, migrated_schema, service_settings, unique_name
 from sync.components import Components
@@ -48,15 +50,20 @@ class OwnerStandIn:
             after: int = 0,
             limit: int = 1000,
             x_internal_token: str | None = Header(default=None),
-        ) -> dict[str, Any]:
+        ) -> Response:
             check(x_internal_token)
             newer = [c for c in self.changes.get(user_id, []) if c["seq"] > after]
             page = newer[:limit]
-            return {
-                "changes": page,
-                "has_more": len(newer) > limit,
-                "last_seq": page[-1]["seq"] if page else after,
-            }
+            lines = FeedLines(
+                lines=[
+                    change_line(c["entity"], c["id"], c["op"], c["version"], c.get("data"))
+                    for c in page
+                ],
+                seqs=[c["seq"] for c in page],
+                has_more=len(newer) > limit,
+                last_seq=page[-1]["seq"] if page else after,
+            )
+            return Response(lines.encode(), media_type=MEDIA_TYPE)
 
         @app.get("/internal/users/{user_id}/versions")
         async def versions(

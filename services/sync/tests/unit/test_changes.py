@@ -8,12 +8,19 @@ import json
 from typing import Any
 
 import pytest
+from pydantic_core import from_json
 
-from sync.changes.domain import Cursor, InvalidCursor, SourcePage, digest, merge
+from contracts.feed import FeedLines, change_line
+from servicekit.responses import Ok
+from sync.changes.domain import Cursor, InvalidCursor, digest, merge
+from sync.changes.schemas import PulledPage, PullMeta, PullOut
+from sync.mutations.schemas import MutationResult
 
 
-def change(entity: str, id_: str, seq: int, version: int = 1) -> dict[str, Any]:
-    return {"entity": entity, "id": id_, "op": "put", "version": version, "seq": seq}
+def page(changes: list[tuple[str, str, int]], has_more: bool, last_seq: int) -> FeedLines:
+    """An owner's page of (entity, id, seq) puts."""
+    lines = [change_line(entity, id_, "put", 1) for entity, id_, _ in changes]
+    return FeedLines(lines, [seq for _, _, seq in changes], has_more, last_seq)
 
 
 def test_a_cursor_round_trips_and_is_opaque_base64url_json() -> None:
@@ -65,22 +72,23 @@ def test_merge_fills_the_page_in_owner_order_and_moves_each_position_to_what_it_
     None
 ):
     pages = {
-        "chat": SourcePage([change("message", "m1", 4), change("message", "m2", 9)], False, 9),
-        "auth": SourcePage([change("preferences", "me", 2)], False, 2),
-        "sync": SourcePage([change("document", "d1", 5), change("document", "d2", 6)], True, 6),
+        "chat": page([("message", "m1", 4), ("message", "m2", 9)], False, 9),
+        "auth": page([("preferences", "me", 2)], False, 2),
+        "sync": page([("document", "d1", 5), ("document", "d2", 6)], True, 6),
     }
     first = merge(pages, Cursor(chat=1, auth=1, sync=1), limit=4, now_s=77)
-    assert [c["id"] for c in first.changes] == ["m1", "m2", "me", "d1"]
-    assert all("seq" not in c for c in first.changes)
+    # the owners' lines as they came, in order
+    assert first.changes == [*pages["chat"].lines, *pages["auth"].lines, pages["sync"].lines[0]]
+    assert [from_json(c)["id"] for c in first.changes] == ["m1", "m2", "me", "d1"]
     assert first.has_more
     assert first.cursor == Cursor(chat=9, auth=2, sync=5, at=77)
 
 
 def test_merge_keeps_a_position_when_nothing_of_that_owner_fit() -> None:
     pages = {
-        "chat": SourcePage([change("message", "m1", 4)], False, 4),
-        "auth": SourcePage([change("preferences", "me", 8)], False, 8),
-        "sync": SourcePage([], False, 3),
+        "chat": page([("message", "m1", 4)], False, 4),
+        "auth": page([("preferences", "me", 8)], False, 8),
+        "sync": page([], False, 3),
     }
     merged = merge(pages, Cursor(chat=1, auth=5, sync=3), limit=1, now_s=5)
     assert merged.has_more
@@ -88,7 +96,7 @@ def test_merge_keeps_a_position_when_nothing_of_that_owner_fit() -> None:
 
 
 def test_an_owner_with_nothing_new_keeps_its_position() -> None:
-    pages = {"chat": SourcePage([], False, 0), "sync": SourcePage([], False, 0)}
+    pages = {"chat": page([], False, 0), "sync": page([], False, 0)}
     merged = merge(pages, Cursor(chat=7, sync=2), limit=10, now_s=5)
     assert merged.changes == []
     assert not merged.has_more
@@ -102,3 +110,33 @@ def test_the_digest_is_sha256_of_sorted_lines_whatever_the_order() -> None:
     assert (count, hexdigest) == (3, hashlib.sha256(lines).hexdigest())
     assert digest(reversed(records)) == (count, hexdigest)
     assert digest([]) == (0, hashlib.sha256(b"").hexdigest())
+
+
+@pytest.mark.parametrize("with_changes", [True, False])
+def test_a_pull_answer_is_the_success_body_with_the_owners_changes_as_they_came(
+    with_changes: bool,
+) -> None:
+    lines = [
+        change_line("message", "m1", "put", 1, {"content": "hi\n", "parent_id": None}),
+        change_line("document", "t1", "delete", 2, collection="todos"),
+    ]
+    lines = lines if with_changes else []
+    meta = PullMeta(
+        cursor="abc",
+        has_more=with_changes,
+        last_mids={"phone": 3},
+        results=[MutationResult(mid=3, status="applied", version=2)],
+    )
+    body = PulledPage(lines, meta).body()
+
+    assert json.loads(body) == {
+        "success": True,
+        "data": {
+            "changes": [json.loads(line) for line in lines],
+            "cursor": "abc",
+            "has_more": with_changes,
+            "last_mids": {"phone": 3},
+            "results": [{"mid": 3, "status": "applied", "version": 2}],
+        },
+    }
+    Ok[PullOut].model_validate_json(body)  # the schema OpenAPI shows

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from auth.api import Auth, Ok, ok
 from auth.components import Components
 from auth.preferences import domain, service
-from auth.preferences.schemas import ChangesOut, PreferencesOut, PreferencesPatch, VersionsOut
+from auth.preferences.schemas import PreferencesOut, PreferencesPatch, VersionsOut
 from auth.tokens.verification import SignedIn
+from contracts.feed import MEDIA_TYPE
 from servicekit.auth import InternalOnly
 
 router = APIRouter(prefix="/api/v1/preferences", tags=["preferences"])
@@ -60,17 +61,19 @@ async def reset_preferences(caller: SignedIn, auth: Auth) -> Ok[PreferencesOut]:
     return ok(await _change(auth, caller.user_id, dict(domain.DEFAULTS)))
 
 
-@internal_router.get("/changes")
+@internal_router.get("/changes", response_class=Response)
 async def changes(
     user_id: UserIdPath,
     auth: Auth,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-) -> ChangesOut:
+) -> Response:
     """The user's preferences (entity `preferences`, id `me`) if they changed after the
-    user's change sequence number `after`; a record nobody wrote yet is not listed."""
+    user's change sequence number `after`; a record nobody wrote yet is not listed. Lines
+    (`contracts.feed`), as every owner's feed."""
     async with auth.uow() as uow:
-        return await service.changes(uow, user_id, after=after)
+        page = await service.changes(uow, user_id, after=after)
+    return Response(page.encode(), media_type=MEDIA_TYPE)
 
 
 @internal_router.get("/versions")

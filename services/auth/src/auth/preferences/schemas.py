@@ -41,23 +41,5 @@ class PreferencesOut(BaseModel):
     updated_at: datetime | None
 
 
-class Change(BaseModel):
-    """One record in the changes feed sync's pull reads (preferences are never deleted:
-    `delete` resets them, a `put` of the defaults)."""
-
-    entity: Literal["preferences"]
-    id: str
-    op: Literal["put", "delete"]
-    version: int
-    seq: int
-    data: PreferenceValues | None
-
-
-class ChangesOut(BaseModel):
-    changes: list[Change]
-    has_more: bool
-    last_seq: int = Field(description="the seq of the last change returned, or `after`")
-
-
 class VersionsOut(BaseModel):
     records: list[tuple[str, str, int]] = Field(description="[entity, id, version] of live rows")

@@ -11,8 +11,9 @@ from auth.models import Preferences
 from auth.preferences import domain
 from auth.preferences.domain import PreferenceValues
 from auth.preferences.repository import PreferencesRepository
-from auth.preferences.schemas import Change, ChangesOut, PreferencesOut, VersionsOut
+from auth.preferences.schemas import PreferencesOut, VersionsOut
 from contracts.events.auth import PreferencesUpdated
+from contracts.feed import FeedLines, change_line
 from contracts.topics import AUTH_PREFERENCES
 from servicekit.errors import PayloadTooLarge
 from servicekit.outbox import next_seq
@@ -107,21 +108,15 @@ def _written(row: Preferences | None) -> Preferences | None:
     return row if row is not None and row.version > 0 else None
 
 
-async def changes(uow: UnitOfWork, user_id: str, *, after: int) -> ChangesOut:
+async def changes(uow: UnitOfWork, user_id: str, *, after: int) -> FeedLines:
     """The user's preferences as a change for sync's pull, if written after `after` (the
     record is one entity: any `limit` of at least 1 takes it)."""
     row = _written(await PreferencesRepository(uow.session).get(user_id))
     if row is None or row.seq <= after:
-        return ChangesOut(changes=[], has_more=False, last_seq=after)
-    change = Change(
-        entity=ENTITY,
-        id=domain.RECORD_ID,
-        op="put",
-        version=row.version,
-        seq=row.seq,
-        data=PreferenceValues.model_validate(domain.current(row.values)),
-    )
-    return ChangesOut(changes=[change], has_more=False, last_seq=row.seq)
+        return FeedLines(lines=[], seqs=[], has_more=False, last_seq=after)
+    values = PreferenceValues.model_validate(domain.current(row.values))
+    line = change_line(ENTITY, domain.RECORD_ID, "put", row.version, values)
+    return FeedLines(lines=[line], seqs=[row.seq], has_more=False, last_seq=row.seq)
 
 
 async def versions(uow: UnitOfWork, user_id: str) -> VersionsOut:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response
 
 from chat.api import Chat, IdPath
 from chat.feed import service
-from chat.feed.schemas import ChangePage, Versions
+from chat.feed.schemas import Versions
+from contracts.feed import MEDIA_TYPE
 from servicekit.auth import InternalOnly
 
 router = APIRouter(
@@ -16,7 +17,7 @@ router = APIRouter(
 )
 
 
-@router.get("/changes", response_model=ChangePage)
+@router.get("/changes", response_class=Response)
 async def changes(
     user_id: IdPath,
     chat: Chat,
@@ -25,10 +26,11 @@ async def changes(
 ) -> Response:
     """The user's conversations, messages, folders and memories changed after seq
     `after`, in seq order, each at its latest version; deleted ones as tombstones (no
-    `data`: left out, as what was never set)."""
+    `data`: left out, as what was never set). Lines (`contracts.feed`): sync splices them
+    into its pull as they are."""
     async with chat.uow() as uow:
         page = await service.changes_after(uow, user_id, after, limit)
-    return Response(page.json(), media_type="application/json")
+    return Response(page.encode(), media_type=MEDIA_TYPE)
 
 
 @router.get("/versions")

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chat import changes
 from chat.models import Conversation, Folder, Memory, Message
 
 Row = Conversation | Message | Folder | Memory
@@ -44,6 +45,28 @@ _LIVE_VERSIONS = text(
 )
 
 
+# entity -> (its change event's fields, the attributes they are read from)
+FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "conversation": changes.CONVERSATION_FIELDS,
+    "message": changes.MESSAGE_FIELDS,
+    "folder": changes.FOLDER_FIELDS,
+    "memory": changes.MEMORY_FIELDS,
+}
+
+# entity -> what a row of the feed holds: id, version, seq, deleted_at, then the event's
+# fields in order (no per-field merge clocks: JSON no change shows, decoded for nothing)
+_FEED_COLUMNS = {
+    entity: [
+        model.id,
+        model.version,
+        model.seq,
+        model.deleted_at,
+        *(getattr(model, attribute) for _, attribute in FIELDS[entity]),
+    ]
+    for entity, model in SYNCED.items()
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     """Where one row stands in the user's change order."""
@@ -66,12 +89,14 @@ class FeedRepository:
     async def rows_between(self, user_id: str, entity: str, after: int, last: int) -> list[Any]:
         """The user's rows of one entity whose last change has a seq in (`after`, `last`]
         (tombstones too): the rows a page of positions names, by the same index. Plain
-        rows with the model's attribute names, not ORM objects: a page is read, never
-        changed, and skipping the identity map halves the time it takes."""
+        tuples (id, version, seq, deleted_at, then the values of the entity's `FIELDS`),
+        not ORM objects: a page is read, never changed, and reading 1,000 rows' fields by
+        position instead of by name is most of the time the feed spends per row."""
         model = SYNCED[entity]
-        columns = [getattr(model, attribute.key) for attribute in model.__mapper__.column_attrs]
         found = await self.session.execute(
-            select(*columns).where(model.user_id == user_id, model.seq > after, model.seq <= last)
+            select(*_FEED_COLUMNS[entity]).where(
+                model.user_id == user_id, model.seq > after, model.seq <= last
+            )
         )
         return list(found)
 

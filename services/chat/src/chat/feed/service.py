@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chat import changes
-from chat.feed.repository import FeedRepository
-from chat.feed.schemas import Entity, FeedChange, FeedPage, Versions
+from chat.feed.repository import FIELDS, FeedRepository
+from chat.feed.schemas import Versions
 from contracts.envelope import EventPayload
+from contracts.feed import FeedLines, change_line
 from servicekit.uow import UnitOfWork
 
 # entity -> its change event, built from a row (an ORM object or a plain row alike)
@@ -31,18 +32,13 @@ _EVENTS: dict[str, Callable[[Any], EventPayload]] = {
 
 
 def record(entity: str, row: Any) -> dict[str, Any]:
-    """A live row as its change event's payload shows it (JSON mode): what pull hands out
-    and what a conflict sends back as `current`."""
+    """A live row as its change event's payload shows it (JSON mode): what a conflict sends
+    back as `current`, and what `changes_after` hands pull (from the same fields, without
+    the model)."""
     return _EVENTS[entity](row).model_dump(mode="json")
 
 
-def change_of(entity: Entity, row: Any) -> FeedChange:
-    if row.deleted_at is not None:
-        return FeedChange(entity, row.id, "delete", row.version, row.seq)
-    return FeedChange(entity, row.id, "put", row.version, row.seq, _EVENTS[entity](row))
-
-
-async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -> FeedPage:
+async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -> FeedLines:
     """Up to `limit` changes after seq `after`, oldest first, each row at its latest
     version (see the module's docstring for why none is ever skipped)."""
     # one snapshot for the positions and the rows they name
@@ -51,14 +47,26 @@ async def changes_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -
     positions = await repo.positions_after(user_id, after, limit + 1)
     page = positions[:limit]
     if not page:
-        return FeedPage(changes=[], has_more=False, last_seq=after)
+        return FeedLines(lines=[], seqs=[], has_more=False, last_seq=after)
     last = page[-1].seq
-    found: list[FeedChange] = []
+    found: list[tuple[int, bytes]] = []
     for entity in {p.entity for p in page}:
-        rows = await repo.rows_between(user_id, entity, after, last)
-        found += (change_of(entity, row) for row in rows)  # type: ignore[arg-type]
-    found.sort(key=lambda c: c.seq)
-    return FeedPage(changes=found, has_more=len(positions) > limit, last_seq=last)
+        names = [field for field, _ in FIELDS[entity]]
+        for id_, version, seq, deleted_at, *values in await repo.rows_between(
+            user_id, entity, after, last
+        ):
+            if deleted_at is not None:  # a tombstone: no data
+                found.append((seq, change_line(entity, id_, "delete", version)))
+            else:
+                data = dict(zip(names, values, strict=True))
+                found.append((seq, change_line(entity, id_, "put", version, data)))
+    found.sort(key=lambda change: change[0])
+    return FeedLines(
+        lines=[line for _, line in found],
+        seqs=[seq for seq, _ in found],
+        has_more=len(positions) > limit,
+        last_seq=last,
+    )
 
 
 async def live_versions(uow: UnitOfWork, user_id: str) -> Versions:

@@ -1,5 +1,6 @@
 """Pull's pure parts: the opaque cursor (each owner's position and when it was issued), the
-merge of the owners' pages into one page, and the digest a client compares. No I/O."""
+merge of the owners' pages (`contracts.feed` lines, never parsed) into one page, and the
+digest a client compares. No I/O."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import binascii
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+
+from contracts.feed import FeedLines
 
 SOURCES = ("chat", "auth", "sync")
 
@@ -62,38 +64,28 @@ class Cursor:
 
 
 @dataclass(frozen=True)
-class SourcePage:
-    """One owner's changes after a position, in seq order (each carrying its `seq`)."""
-
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    has_more: bool = False
-    last_seq: int = 0
-
-
-@dataclass(frozen=True)
 class MergedPage:
-    changes: list[dict[str, Any]]
+    changes: list[bytes]  # each change's JSON as its owner serialised it
     cursor: Cursor
     has_more: bool
 
 
-def merge(pages: Mapping[str, SourcePage], cursor: Cursor, limit: int, now_s: int) -> MergedPage:
+def merge(pages: Mapping[str, FeedLines], cursor: Cursor, limit: int, now_s: int) -> MergedPage:
     """At most `limit` changes, the owners' pages taken in SOURCES order; each owner's new
     position is the seq of its last change handed out, so nothing is skipped or repeated."""
-    changes: list[dict[str, Any]] = []
+    changes: list[bytes] = []
     positions: dict[str, int] = {}
     has_more = False
     for source in SOURCES:
         page = pages.get(source)
         if page is None:
             continue
-        room = limit - len(changes)
-        taken = page.changes[: max(room, 0)]
-        changes.extend({k: v for k, v in c.items() if k != "seq"} for c in taken)
-        if len(taken) < len(page.changes):
+        room = max(limit - len(changes), 0)
+        changes.extend(page.lines[:room])
+        if room < len(page.lines):
             has_more = True
-            if taken:
-                positions[source] = int(taken[-1]["seq"])
+            if room:
+                positions[source] = page.seqs[room - 1]
         else:
             has_more = has_more or page.has_more
             positions[source] = max(page.last_seq, cursor.position(source))

@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from contracts.feed import FeedLines
 from servicekit.errors import ServiceError, ServiceUnavailable, ValidationFailed
 from servicekit.uow import UnitOfWork
 from sync.changes import domain
-from sync.changes.schemas import Change, DigestOut, PullOut
+from sync.changes.schemas import DigestOut, PulledPage, PullMeta
 from sync.clients.repository import ClientRepository
 from sync.documents import service as documents
 from sync.mutations.domain import result_of
@@ -47,23 +48,6 @@ class Changes:
             )
         return cursor
 
-    async def _owner_page(
-        self, feed: OwnerFeed, user_id: str, after: int, limit: int
-    ) -> domain.SourcePage:
-        page = await feed.changes(user_id, after, limit)
-        return domain.SourcePage(
-            changes=[c.model_dump(exclude_none=True) for c in page.changes],
-            has_more=page.has_more,
-            last_seq=page.last_seq,
-        )
-
-    async def _own_page(
-        self, uow: UnitOfWork, user_id: str, after: int, limit: int
-    ) -> domain.SourcePage:
-        changes, more = await documents.changed_after(uow, user_id, after, limit)
-        last = int(changes[-1]["seq"]) if changes else after
-        return domain.SourcePage(changes=changes, has_more=more, last_seq=last)
-
     async def pull(
         self,
         uow: UnitOfWork,
@@ -71,7 +55,7 @@ class Changes:
         cursor: domain.Cursor,
         limit: int,
         client_id: str | None,
-    ) -> PullOut:
+    ) -> PulledPage:
         """The next page of the user's changes after `cursor`; with `client_id`, that
         client's finished results not yet handed over (marked handed over by this
         transaction: the entrypoint commits it once the page is complete)."""
@@ -79,8 +63,8 @@ class Changes:
         # every read ends before any failure is raised: the session must not be closed
         # under a query still running
         fetched = await asyncio.gather(
-            *(self._owner_page(self.feeds[n], user_id, cursor.position(n), limit) for n in names),
-            self._own_page(uow, user_id, cursor.position("sync"), limit),
+            *(self.feeds[n].changes(user_id, cursor.position(n), limit) for n in names),
+            documents.changed_after(uow, user_id, cursor.position("sync"), limit),
             return_exceptions=True,
         )
         for outcome in fetched:
@@ -94,7 +78,7 @@ class Changes:
         pages = {
             name: page
             for name, page in zip([*names, "sync"], fetched, strict=True)
-            if isinstance(page, domain.SourcePage)
+            if isinstance(page, FeedLines)
         }
         merged = domain.merge(pages, cursor, limit, int(self.clock().timestamp()))
         clients = ClientRepository(uow.session)
@@ -108,16 +92,13 @@ class Changes:
                 MutationResult.model_validate(result_of(m.mid, m.status, m.result))
                 for m in delivered
             ]
-        return PullOut(
-            # built without validation: the owners' changes were validated as they came in
-            # (FeedPage) and the documents are our own rows; validating a page's thousand
-            # `data` objects again cost as much as reading them
-            changes=[Change.model_construct(**c) for c in merged.changes],
+        meta = PullMeta(
             cursor=merged.cursor.encode(),
             has_more=merged.has_more,
             last_mids=await clients.last_mids(user_id),
             results=results,
         )
+        return PulledPage(merged.changes, meta)
 
     async def digest(self, uow: UnitOfWork, user_id: str) -> DigestOut:
         """Count and SHA-256 of the user's live records, as a client computes them."""

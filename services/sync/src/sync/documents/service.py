@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, text
 
 from contracts.events.sync import DocumentChanged
+from contracts.feed import FeedLines, change_line
 from contracts.topics import SYNC_DOCUMENT
 from servicekit.outbox import next_seq
 from servicekit.uow import UnitOfWork
@@ -160,13 +161,24 @@ async def _changed(uow: UnitOfWork, row: Document, now: datetime) -> None:
     )
 
 
-async def changed_after(
-    uow: UnitOfWork, user_id: str, after: int, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Up to `limit` document changes after seq `after` (with their seq), and whether more
-    follow."""
+def line_of(row: Row[Any]) -> bytes:
+    """A document's change as pull shows it, serialised (`contracts.feed`)."""
+    if row.deleted_at is not None:
+        return change_line(ENTITY, row.id, "delete", row.version, collection=row.collection)
+    return change_line(ENTITY, row.id, "put", row.version, row.data, collection=row.collection)
+
+
+async def changed_after(uow: UnitOfWork, user_id: str, after: int, limit: int) -> FeedLines:
+    """Up to `limit` document changes after seq `after`: sync's own page of the feed, in
+    the owners' form, so pull merges it as it merges theirs."""
     rows = await DocumentRepository(uow.session).changed_after(user_id, after, limit + 1)
-    return [change_of(r) for r in rows[:limit]], len(rows) > limit
+    page = rows[:limit]
+    return FeedLines(
+        lines=[line_of(row) for row in page],
+        seqs=[row.seq for row in page],
+        has_more=len(rows) > limit,
+        last_seq=page[-1].seq if page else after,
+    )
 
 
 async def live_versions(uow: UnitOfWork, user_id: str) -> list[tuple[str, str, int]]:
