@@ -19,7 +19,6 @@ import pytest
 from fastapi import FastAPI, Header, HTTPException, Response
 
 from contracts.feed import MEDIA_TYPE, FeedLines, change_line
-from contracts.ids import uuid7
 from parley.stack.embedded import InfraUrls
 from parley.testing import TokenMinter, listening, migrated_schema, service_settings, unique_name
 from sync.components import Components
