@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
+from servicekit import retry
 from servicekit.retry import backoff, retrying
 
 
@@ -78,7 +80,11 @@ async def test_until_gives_up_a_retry_without_a_limit() -> None:
     assert op.calls == 2
 
 
-async def test_each_failure_can_be_logged_with_the_wait() -> None:
+async def test_each_failure_can_be_logged_with_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A module logger is cached at its first line with the processors configured then; an
+    # earlier test that logged through it and then configured logging again would leave it
+    # writing past the capture. A fresh one takes the processors capture_logs installs.
+    monkeypatch.setattr(retry, "log", structlog.get_logger(retry.__name__))
     op = Flaky(1, OSError("down"))
     with capture_logs() as logs:
         result, _ = await run(op, first=0.25, warn="thing not ready yet", thing="t1")
