@@ -70,8 +70,9 @@ class ConsumerConfig:
     base_backoff: float = 0.1
     unavailable_backoff: float = 1.0
     max_records: int = 500
-    # How long a fetch may wait for data, and how long to pause after an empty poll: the
-    # defaults (500 ms, 200 ms) put up to 0.7 s between a commit and its handling.
+    # How long a fetch may wait for data, and how long to pause after an empty poll
+    # (aiokafka's and FastStream's defaults, 500 ms and 200 ms, put up to 0.7 s between a
+    # commit and its handling; a service sets them by pace: servicekit.runtime.Pace).
     fetch_max_wait_ms: int = 20
     batch_timeout_ms: int = 20
 

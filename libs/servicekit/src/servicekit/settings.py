@@ -99,6 +99,18 @@ class ServiceSettings(BaseSettings):
     relay_enabled: bool = True
     relay_batch_size: int = 1000
     consumer_max_retries: int = 3
+    # How long a consumer's fetch waits for events, by the subscription's pace
+    # (servicekit.runtime.Pace): the longest a committed event waits for its consumer,
+    # against the CPU an idle consumer spends asking.
+    consumer_prompt_wait_ms: int = Field(
+        default=20, ge=1, le=5000, description="a device's request waits (sync's round trip)"
+    )
+    consumer_live_wait_ms: int = Field(
+        default=60, ge=1, le=5000, description="an open socket waits (pokes)"
+    )
+    consumer_background_wait_ms: int = Field(
+        default=500, ge=1, le=5000, description="nobody waits (emails, user events, jobs)"
+    )
     consume_revocations: bool = Field(
         default=True,
         description="consume auth.session.v1 and record revoked sessions in "

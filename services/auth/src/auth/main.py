@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subscriptions.append(Subscription(AUTH_EMAIL, log_email))
     if settings.consume_commands:
         handler = mutation_handler(settings.preferences_extra_max_bytes, utc_now)
-        subscriptions.append(Subscription(AUTH_COMMAND, handler))
+        subscriptions.append(Subscription(AUTH_COMMAND, handler, pace="prompt"))
     app = create_service_app(
         settings,
         title="Parley auth",

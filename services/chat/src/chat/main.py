@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 user_deleted_handler(forget_cached, blob_store=lambda: app.state.chat.blobs),
             ),
             Subscription(
-                CHAT_COMMAND, mutation_handler(settings, lambda: app.state.chat.cache, utc_now)
+                CHAT_COMMAND,
+                mutation_handler(settings, lambda: app.state.chat.cache, utc_now),
+                pace="prompt",  # a device's push waits for the answer
             ),
             Subscription(
                 CHAT_INGEST,

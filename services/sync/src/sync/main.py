@@ -67,9 +67,10 @@ def create_app(
     subscriptions = [
         Subscription(CHAT_INGEST_RESULT, on_ingest_result(imports)),
         Subscription(AUTH_USER, on_user_event),
-        Subscription(CHAT_MUTATION, on_mutation_resolved(signals)),
-        Subscription(AUTH_MUTATION, on_mutation_resolved(signals)),
-        *(Subscription(topic, on_change(signals)) for topic in CHANGE_TOPICS),
+        # the answers a waiting push returns; the changes that poke the user's sockets
+        Subscription(CHAT_MUTATION, on_mutation_resolved(signals), pace="prompt"),
+        Subscription(AUTH_MUTATION, on_mutation_resolved(signals), pace="prompt"),
+        *(Subscription(topic, on_change(signals), pace="live") for topic in CHANGE_TOPICS),
     ]
 
     async def start(app: FastAPI, runtime: ServiceRuntime) -> None:
