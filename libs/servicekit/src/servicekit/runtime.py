@@ -112,6 +112,7 @@ class ServiceRuntime:
     broker: KafkaBroker
     engine: AsyncEngine | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
+    readers: async_sessionmaker[AsyncSession] | None = None  # autocommit: reads only
     redis: Redis | None = None
     http: httpx.AsyncClient | None = None
     relay: OutboxRelay | None = None
@@ -124,11 +125,22 @@ class ServiceRuntime:
         assert self.sessions is not None, "the runtime is not started"
         return UnitOfWork(self.sessions, self.settings.service_name)
 
+    def reader(self) -> UnitOfWork:
+        """A fresh read-only unit of work: no BEGIN/ROLLBACK round trips, no shared snapshot
+        between its statements (servicekit.uow)."""
+        assert self.readers is not None, "the runtime is not started"
+        return UnitOfWork(self.readers, self.settings.service_name, read_only=True)
+
     async def start(self) -> None:
         """Open the database, Redis and HTTP clients; connect the broker and run the relay in
         the background, so the service starts even while Kafka is still coming up."""
         self.engine = create_engine(self.settings)
         self.sessions = create_sessionmaker(self.engine)
+        # the same pool; a connection autocommits while a reader holds it (asyncpg: a flag
+        # on the connection, no statement)
+        self.readers = create_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self.redis = pooled_redis(
             self.settings.redis_url,
             max_connections=self.settings.redis_max_connections,

@@ -6,6 +6,12 @@ async with uow_factory() as uow:
     uow.after_commit(start_work)  # e.g. a task that reads what this transaction wrote
     await uow.commit()            # data and events become visible together, then
                                   # the after-commit callbacks run
+
+A read-only one (`read_only=True`, on sessions whose connections autocommit: the runtime's
+`reader()`) sends no BEGIN and no ROLLBACK, two of the three round trips of a one-query
+read; each statement then sees its own snapshot, so it serves reads that need none
+(a page, a record, a list). Writing through it (a flush, an ORM insert, update or delete;
+a commit) raises `ReadOnly` before anything is sent.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any, Self
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState
 
 from servicekit.outbox import Outbox
 
@@ -26,12 +33,19 @@ class EventsWouldBeLost(RuntimeError):
     """The session was committed around the unit of work while events were pending."""
 
 
+class ReadOnly(RuntimeError):
+    """A read-only unit of work was asked to write (a bug of the caller, not the client's)."""
+
+
 class UnitOfWork:
     """A session, its outbox, and the rule that nothing is kept unless committed."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], producer: str) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], producer: str, *, read_only: bool = False
+    ) -> None:
         self._sessions = sessions
         self._producer = producer
+        self.read_only = read_only
         self._committed = False
         self._after_commit: list[AfterCommit] = []
 
@@ -41,6 +55,9 @@ class UnitOfWork:
         self._committed = False
         self._after_commit = []
         event.listen(self.session.sync_session, "before_commit", self._refuse_pending_events)
+        if self.read_only:
+            event.listen(self.session.sync_session, "before_flush", self._refuse_flush)
+            event.listen(self.session.sync_session, "do_orm_execute", self._refuse_dml)
         return self
 
     async def __aexit__(
@@ -66,6 +83,8 @@ class UnitOfWork:
         """Write the pending events, then make the data and its events durable together;
         then run the after-commit callbacks in order. Each one runs even if an earlier one
         failed; the first failure is raised afterwards (the data stays committed)."""
+        if self.read_only:
+            raise ReadOnly("a read-only unit of work has nothing to commit")
         await self.outbox.flush()
         await self.session.commit()
         self._committed = True
@@ -85,6 +104,15 @@ class UnitOfWork:
             raise EventsWouldBeLost(
                 f"{self.outbox.pending} outbox events are pending: commit with uow.commit()"
             )
+
+    # a read-only unit of work's statements autocommit: a write would be kept at once
+    def _refuse_flush(self, session: Any, *_: Any) -> None:
+        if session.new or session.dirty or session.deleted:
+            raise ReadOnly("a read-only unit of work cannot write (its statements autocommit)")
+
+    def _refuse_dml(self, state: ORMExecuteState) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            raise ReadOnly("a read-only unit of work cannot write (its statements autocommit)")
 
 
 def uow_factory(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import column, delete, table, text
 
 from contracts.events.auth import UserRegistered
 from parley.testing import unique_name
-from servicekit.uow import EventsWouldBeLost, UnitOfWork
+from servicekit.db import create_sessionmaker
+from servicekit.uow import EventsWouldBeLost, ReadOnly, UnitOfWork
 
 from .conftest import Service
 
@@ -127,4 +128,38 @@ async def test_committing_the_session_around_pending_events_is_refused(service: 
         add_event(uow, service, user)
         with pytest.raises(EventsWouldBeLost):
             await uow.session.commit()
+    assert await events_of(service, user) == 0
+
+
+def reader_of(service: Service) -> UnitOfWork:
+    readers = create_sessionmaker(service.engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return UnitOfWork(readers, "auth", read_only=True)
+
+
+async def test_a_reader_sends_no_transaction_and_each_statement_sees_its_own_moment(
+    service: Service,
+) -> None:
+    """now() is the transaction's start: the same twice in a unit of work, not in a reader
+    (no BEGIN was sent: each statement is its own transaction)."""
+    query = text("SELECT now(), pg_sleep(0.01)")
+    async with service.uow() as uow:
+        first, second = [(await uow.session.execute(query)).one()[0] for _ in range(2)]
+        assert first == second
+    async with reader_of(service) as reader:
+        first, second = [(await reader.session.execute(query)).one()[0] for _ in range(2)]
+        assert first < second
+    async with service.uow() as uow:  # the pooled connection went back transactional
+        first, second = [(await uow.session.execute(query)).one()[0] for _ in range(2)]
+        assert first == second
+
+
+async def test_a_reader_refuses_every_write_before_it_is_sent(service: Service) -> None:
+    user = unique_name("u")
+    outbox = table("outbox", column("key"))
+    async with reader_of(service) as reader:
+        with pytest.raises(ReadOnly):
+            await reader.session.execute(delete(outbox).where(outbox.c.key == user))
+        add_event(reader, service, user)
+        with pytest.raises(ReadOnly):
+            await reader.commit()
     assert await events_of(service, user) == 0

@@ -33,3 +33,7 @@ class Components:
 
     def uow(self) -> UnitOfWork:
         return self.runtime.uow()
+
+    def reader(self) -> UnitOfWork:
+        """For a read that needs no snapshot: no BEGIN/ROLLBACK (servicekit.uow)."""
+        return self.runtime.reader()

@@ -37,6 +37,10 @@ class Components:
     def uow(self) -> UnitOfWork:
         return self.runtime.uow()
 
+    def reader(self) -> UnitOfWork:
+        """For a read that needs no snapshot: no BEGIN/ROLLBACK (servicekit.uow)."""
+        return self.runtime.reader()
+
     @property
     def revocations(self) -> Revocations:
         """Revoked sessions (servicekit.revocation): live sockets watch theirs."""

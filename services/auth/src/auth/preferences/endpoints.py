@@ -37,7 +37,7 @@ async def _change(auth: Components, user_id: str, changes: dict[str, Any]) -> Pr
 
 @router.get("")
 async def get_preferences(caller: SignedIn, auth: Auth) -> Ok[PreferencesOut]:
-    async with auth.uow() as uow:
+    async with auth.reader() as uow:
         return ok(await service.get(uow, caller.user_id))
 
 

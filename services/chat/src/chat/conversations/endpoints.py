@@ -46,7 +46,7 @@ async def list_chats(
     paging = PageRequest(paging.page, min(paging.per_page, chat.settings.page_max))
 
     async def produce() -> ChatList:
-        async with chat.uow() as uow:
+        async with chat.reader() as uow:
             return await service.list_chats(uow, caller.user_id, f, paging)
 
     variant = repr((paging.page, paging.per_page, f))
@@ -73,7 +73,7 @@ async def create_chat(
 @router.get("/{chat_id}", response_model=Ok[ChatOut])
 async def get_chat(chat_id: IdPath, caller: CurrentCaller, chat: Chat) -> Response:
     async def produce() -> ChatOut:
-        async with chat.uow() as uow:
+        async with chat.reader() as uow:
             return await service.get(uow, caller.user_id, chat_id)
 
     return await cached_read(

@@ -40,7 +40,7 @@ async def search(
     f = SearchFilter(
         folder_id=folder_id, tag=tag, archived=archived, start=start, end=end, role=role
     )
-    async with chat.uow() as uow:
+    async with chat.reader() as uow:
         return ok(
             await service.search(
                 uow, caller.user_id, words, f, paging, fuzzy_titles=chat.fuzzy_titles
