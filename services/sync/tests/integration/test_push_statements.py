@@ -1,15 +1,18 @@
-"""A push's cost in statements: a fixed handful whatever its size, so a device's batch of
-hundreds of mutations costs the database (and sync's CPU) about what a batch of a few does.
-Counted on the push's own connection, from the client's lock to the commit."""
+"""A push written set-wise: a fixed handful of statements whatever its size, so a device's
+batch of hundreds of mutations costs the database (and sync's CPU) about what a batch of a
+few does (counted on the push's own connection, from the client's lock to the commit); and
+the documents it changes several times still get a seq and an event per new version."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from contracts.topics import SYNC_DOCUMENT
 from parley.testing import new_user
 from sync.mutations.schemas import PushIn
 
@@ -72,3 +75,45 @@ async def test_a_push_takes_as_many_statements_for_ninety_mutations_as_for_nine(
     large = await statements_of_push(app, new_user(), chat_mutations(1, 30) + documents(31, 60))
     print(f"statements per push: {small} (9 mutations), {large} (90 mutations)")
     assert large == small
+
+
+async def test_each_new_version_within_one_push_has_its_own_seq_and_event(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    user_id = new_user()
+    mutations = [
+        doc(1, "put", "a", data={"text": "milk"}),
+        doc(2, "put", "b", data={"text": "eggs"}),
+        doc(3, "patch", "a", fields={"done": True}),
+        doc(4, "patch", "a", fields={"done": True}),  # changes nothing: no version, no event
+        doc(5, "delete", "b"),
+        doc(6, "put", "b", data={"text": "again"}),  # a tombstone takes no put
+    ]
+    await statements_of_push(app, user_id, mutations)
+    async with components(app).uow() as uow:
+        bodies = await uow.session.scalars(
+            text("SELECT body FROM outbox WHERE key = :user AND topic = :topic ORDER BY id"),
+            {"user": user_id, "topic": SYNC_DOCUMENT.name},
+        )
+        events = [json.loads(body) for body in bodies]
+        rows = await uow.session.execute(
+            text(
+                "SELECT id, version, seq, data, deleted_at IS NOT NULL FROM sync_documents "
+                "WHERE user_id = :user ORDER BY id"
+            ),
+            {"user": user_id},
+        )
+        documents_now = [tuple(row) for row in rows]
+    assert [
+        (e["seq"], e["payload"]["document_id"], e["payload"]["version"], e["payload"]["data"])
+        for e in events
+    ] == [
+        (1, "a", 1, {"text": "milk"}),
+        (2, "b", 1, {"text": "eggs"}),
+        (3, "a", 2, {"text": "milk", "done": True}),
+        (4, "b", 2, None),
+    ]
+    assert documents_now == [
+        ("a", 2, 3, {"text": "milk", "done": True}, False),
+        ("b", 2, 4, None, True),
+    ]

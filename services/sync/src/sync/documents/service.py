@@ -3,7 +3,7 @@ owns documents), and documents as pull and the digest read them."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -154,7 +154,9 @@ async def apply_all(
     # each touched document as it stands after the writes so far (absent: no such document)
     drafts = {key: _Draft(**row._asdict()) for key, row in found.items()}
     changed: dict[tuple[str, str], _Draft] = {}
-    versions: list[tuple[_Draft, DocumentChanged]] = []  # each new version, for its seq
+    # each new version's document and event (built then: the draft changes on), in order:
+    # the last seq a document takes is the one its row keeps
+    versions: list[tuple[_Draft, DocumentChanged]] = []
     out: list[tuple[domain.Outcome, dict[str, Any]]] = []
     for write in writes:
         key = (write.collection, write.id)
@@ -171,8 +173,7 @@ async def apply_all(
         if outcome.write:
             if draft is None:
                 draft = _Draft(write.collection, write.id, None, {}, 0, None, now, now, None)
-            # a new object per write: an earlier version's event keeps its own data
-            draft = replace(draft, clocks=outcome.clocks)
+            draft.clocks = outcome.clocks
             if outcome.new_version:
                 assert outcome.version is not None
                 draft.version = outcome.version
