@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select, tuple_
+from sqlalchemy import Row, delete, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.models import Document
+
+# Many documents of one user written in one statement (a push's). JSON travels as text:
+# None is JSON null, as the ORM stores it (a tombstone's data)
+_SAVE_ALL = text("""
+INSERT INTO sync_documents
+    (user_id, collection, id, data, clocks, version, seq, created_at, updated_at, deleted_at)
+SELECT :user_id, d.collection, d.id, CAST(d.data AS jsonb), CAST(d.clocks AS jsonb),
+       d.version, d.seq, d.created_at, d.updated_at, d.deleted_at
+FROM unnest(CAST(:collections AS text[]), CAST(:ids AS text[]), CAST(:data AS text[]),
+            CAST(:clocks AS text[]), CAST(:versions AS int[]), CAST(:seqs AS bigint[]),
+            CAST(:created AS timestamptz[]), CAST(:updated AS timestamptz[]),
+            CAST(:deleted AS timestamptz[]))
+     AS d(collection, id, data, clocks, version, seq, created_at, updated_at, deleted_at)
+ON CONFLICT (user_id, collection, id) DO UPDATE SET
+    data = excluded.data, clocks = excluded.clocks, version = excluded.version,
+    seq = excluded.seq, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at
+""")
 
 
 class DocumentRepository:
@@ -29,6 +47,55 @@ class DocumentRepository:
                 .with_for_update()
             )
         ).scalar_one_or_none()
+
+    async def lock_many(
+        self, user_id: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Row[Any]]:
+        """The user's documents of these (collection, id) keys, by key, locked until commit:
+        plain rows (a push reads each once and writes it back with `save_all`)."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            select(
+                Document.collection,
+                Document.id,
+                Document.data,
+                Document.clocks,
+                Document.version,
+                Document.seq,
+                Document.created_at,
+                Document.updated_at,
+                Document.deleted_at,
+            )
+            .where(
+                Document.user_id == user_id,
+                tuple_(Document.collection, Document.id).in_(wanted),
+            )
+            .with_for_update()
+        )
+        return {(row.collection, row.id): row for row in rows}
+
+    async def save_all(self, user_id: str, documents: Sequence[dict[str, Any]]) -> None:
+        """Write the user's documents (new or changed, each a dict of `Document`'s columns
+        but `user_id`) in one statement."""
+        if not documents:
+            return
+        await self.session.execute(
+            _SAVE_ALL,
+            {
+                "user_id": user_id,
+                "collections": [d["collection"] for d in documents],
+                "ids": [d["id"] for d in documents],
+                "data": [json.dumps(d["data"]) for d in documents],
+                "clocks": [json.dumps(d["clocks"]) for d in documents],
+                "versions": [d["version"] for d in documents],
+                "seqs": [d["seq"] for d in documents],
+                "created": [d["created_at"] for d in documents],
+                "updated": [d["updated_at"] for d in documents],
+                "deleted": [d["deleted_at"] for d in documents],
+            },
+        )
 
     async def add(self, document: Document) -> None:
         self.session.add(document)

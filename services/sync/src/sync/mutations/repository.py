@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.models import Mutation
@@ -26,13 +26,54 @@ RETURNING m.user_id, m.client_id, m.mid
 """)
 
 
+# A push's new mutations in one statement, whatever their number (JSON travels as text;
+# None is JSON null, as the ORM stores it)
+_ADD_ALL = text("""
+INSERT INTO sync_mutations
+    (user_id, client_id, mid, entity, op, entity_id, status, result, delivered,
+     resolved_at, command, resend_at)
+SELECT a.user_id, a.client_id, a.mid, a.entity, a.op, a.entity_id, a.status,
+       CAST(a.result AS jsonb), a.delivered, a.resolved_at, CAST(a.command AS jsonb),
+       a.resend_at
+FROM unnest(CAST(:users AS text[]), CAST(:clients AS text[]), CAST(:mids AS bigint[]),
+            CAST(:entities AS text[]), CAST(:ops AS text[]), CAST(:entity_ids AS text[]),
+            CAST(:statuses AS text[]), CAST(:results AS text[]), CAST(:delivered AS boolean[]),
+            CAST(:resolved AS timestamptz[]), CAST(:commands AS text[]),
+            CAST(:resend AS timestamptz[]))
+     AS a(user_id, client_id, mid, entity, op, entity_id, status, result, delivered,
+          resolved_at, command, resend_at)
+""")
+# a column of `add_all`'s rows for each parameter of _ADD_ALL; the JSON ones as text
+_ADD_COLUMNS = {
+    "users": "user_id",
+    "clients": "client_id",
+    "mids": "mid",
+    "entities": "entity",
+    "ops": "op",
+    "entity_ids": "entity_id",
+    "statuses": "status",
+    "delivered": "delivered",
+    "resolved": "resolved_at",
+    "resend": "resend_at",
+}
+_ADD_JSON = {"results": "result", "commands": "command"}
+
+
 class MutationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def add_all(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(Mutation), rows)
+        """New log rows (each a dict of `Mutation`'s columns but the defaulted ones), in one
+        statement."""
+        if not rows:
+            return
+        params: dict[str, list[Any]] = {
+            name: [row[column] for row in rows] for name, column in _ADD_COLUMNS.items()
+        }
+        for name, column in _ADD_JSON.items():
+            params[name] = [json.dumps(row[column]) for row in rows]
+        await self.session.execute(_ADD_ALL, params)
 
     async def get_many(
         self, user_id: str, client_id: str, mids: Sequence[int]
@@ -108,17 +149,24 @@ class MutationRepository:
         )
         return sorted(rows.scalars().all(), key=lambda m: m.mid)
 
-    async def mark_delivered(self, user_id: str, client_id: str, mids: Sequence[int]) -> None:
-        """The results of `mids` reached their client (a push answered with them)."""
-        if mids:
-            await self.session.execute(
-                update(Mutation)
-                .where(
-                    Mutation.user_id == user_id,
-                    Mutation.client_id == client_id,
-                    Mutation.mid.in_(list(mids)),
-                    Mutation.status != PENDING,
-                )
-                .values(delivered=True)
-                .execution_options(synchronize_session=False)
+    async def deliver_finished(
+        self, user_id: str, client_id: str, mids: Sequence[int]
+    ) -> dict[int, tuple[str, dict[str, Any]]]:
+        """Of `mids`, those whose owner answered: their status and result, by mid, marked
+        delivered (a push answers with them). One statement that reads only what it
+        returns: a waiting push asks again on every signal of its user."""
+        if not mids:
+            return {}
+        rows = await self.session.execute(
+            update(Mutation)
+            .where(
+                Mutation.user_id == user_id,
+                Mutation.client_id == client_id,
+                Mutation.mid.in_(list(mids)),
+                Mutation.status != PENDING,
             )
+            .values(delivered=True)
+            .returning(Mutation.mid, Mutation.status, Mutation.result)
+            .execution_options(synchronize_session=False)
+        )
+        return {mid: (status, result) for mid, status, result in rows}

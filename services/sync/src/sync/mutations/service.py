@@ -52,6 +52,24 @@ def _consecutive(mutations: list[MutationIn]) -> None:
             )
 
 
+def _entity_label(raw: dict[str, Any]) -> str:
+    """The mutation's entity as metrics and the log name it ("unknown" if not one)."""
+    entity = raw.get("entity")
+    return entity if isinstance(entity, str) and entity in domain.OWNERS else "unknown"
+
+
+def _write_of(checked: domain.Checked) -> documents.DocumentWrite:
+    return documents.DocumentWrite(
+        collection=checked.collection or "",
+        id=checked.id,
+        op=checked.op,
+        data=checked.data,
+        fields=checked.fields,
+        base_version=checked.base_version,
+        stamp=checked.stamp,
+    )
+
+
 class MutationLog:
     """The exactly-once bookkeeping of device mutations; the entrypoint owns each unit of
     work."""
@@ -110,53 +128,48 @@ class MutationLog:
         now = self.clock()
         now_ms = int(now.timestamp() * 1000)
         skew_ms = int(self.settings.max_clock_skew_seconds * 1000)
-        rows: list[dict[str, Any]] = []
-        writer_locked = False
-        for m in fresh:
-            command: MutationRequested | None = None
-            raw = m.raw()
-            entity = raw.get("entity") if isinstance(raw.get("entity"), str) else "unknown"
-            MUTATIONS_RECEIVED.labels(entity if entity in domain.OWNERS else "unknown").inc()
+        raws = [m.raw() for m in fresh]
+        checked: list[domain.Checked | domain.Rejected] = []
+        for raw in raws:
+            MUTATIONS_RECEIVED.labels(_entity_label(raw)).inc()
             try:
-                checked = domain.check(raw, client_id, now_ms, skew_ms)
+                checked.append(domain.check(raw, client_id, now_ms, skew_ms))
             except domain.Rejected as rejected:
-                status, result = domain.REJECTED, {"error": rejected.error()}
+                checked.append(rejected)
+        # the documents all at once (sync applies them here, in mid order): a push's
+        # hundreds of mutations cost a few statements, not a few each
+        writes = [
+            _write_of(c) for c in checked if isinstance(c, domain.Checked) and c.owner == "sync"
+        ]
+        applied = iter(
+            await documents.apply_all(
+                uow, user_id, writes, max_bytes=self.settings.document_max_bytes, now=now
+            )
+        )
+        rows: list[dict[str, Any]] = []
+        for raw, check in zip(raws, checked, strict=True):
+            command: MutationRequested | None = None
+            if isinstance(check, domain.Rejected):
+                status, result = domain.REJECTED, {"error": check.error()}
                 outcome = "rejected"
+            elif check.owner == "sync":
+                done, result = next(applied)
+                status = done.status
+                pushed.documents_changed |= done.new_version
+                outcome = "merged" if done.merged else done.status
             else:
-                if checked.owner == "sync":
-                    if not writer_locked:
-                        await documents.lock_writer(uow, user_id)
-                        writer_locked = True
-                    applied, result = await documents.apply(
-                        uow,
-                        user_id,
-                        documents.DocumentWrite(
-                            collection=checked.collection or "",
-                            id=checked.id,
-                            op=checked.op,
-                            data=checked.data,
-                            fields=checked.fields,
-                            base_version=checked.base_version,
-                            stamp=checked.stamp,
-                        ),
-                        max_bytes=self.settings.document_max_bytes,
-                        now=now,
-                    )
-                    status = applied.status
-                    pushed.documents_changed |= applied.new_version
-                    outcome = "merged" if applied.merged else applied.status
-                else:
-                    command = self._command(uow, user_id, client_id, checked)
-                    status, result, outcome = domain.PENDING, {}, ""
-            entity_label = entity if entity in domain.OWNERS else "unknown"
+                command = self._command(uow, user_id, client_id, check)
+                status, result, outcome = domain.PENDING, {}, ""
+            entity_label = _entity_label(raw)
             if outcome:
                 count_outcome(entity_label, outcome)
             result = {k: v for k, v in result.items() if v is not None}
+            mid = raw["mid"]
             rows.append(
                 {
                     "user_id": user_id,
                     "client_id": client_id,
-                    "mid": m.mid,
+                    "mid": mid,
                     "entity": entity_label,
                     "op": str(raw.get("op"))[:16],
                     "entity_id": str(raw.get("id"))[:128],
@@ -170,9 +183,9 @@ class MutationLog:
                     "resend_at": None if command is None else now + self.resend_after,
                 }
             )
-            pushed.results[m.mid] = domain.result_of(m.mid, status, result)
+            pushed.results[mid] = domain.result_of(mid, status, result)
             if status == domain.PENDING:
-                pushed.pending.append(m.mid)
+                pushed.pending.append(mid)
         await MutationRepository(uow.session).add_all(rows)
 
     def _command(
@@ -208,26 +221,23 @@ class MutationLog:
         deadline = loop.time() + wait
         async with signals.listen(user_id) as changed:
             while pushed.pending:
+                # cleared before the look: a signal that comes during it is not lost
+                changed.clear()
                 async with uow_factory() as uow:
-                    log = MutationRepository(uow.session)
-                    rows = await log.get_many(user_id, client_id, pushed.pending)
-                    done = [mid for mid, row in rows.items() if row.status != domain.PENDING]
-                    for mid in done:
-                        was = pushed.results[mid]
-                        pushed.results[mid] = domain.result_of(
-                            mid,
-                            rows[mid].status,
-                            rows[mid].result,
-                            replayed=bool(was.get("replayed")),
-                        )
+                    done = await MutationRepository(uow.session).deliver_finished(
+                        user_id, client_id, pushed.pending
+                    )
                     if done:
-                        await log.mark_delivered(user_id, client_id, done)
                         await uow.commit()
+                for mid, (status, result) in done.items():
+                    was = pushed.results[mid]
+                    pushed.results[mid] = domain.result_of(
+                        mid, status, result, replayed=bool(was.get("replayed"))
+                    )
                 pushed.pending = [mid for mid in pushed.pending if mid not in done]
                 remaining = deadline - loop.time()
                 if not pushed.pending or remaining <= 0:
                     return
-                changed.clear()
                 # on a timeout: one last look, then answer with what came
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), remaining)
