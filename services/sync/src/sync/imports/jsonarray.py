@@ -8,7 +8,7 @@ grows by doubling while an entry is longer than what was read).
 
 Two decoders, one meaning. Whole entries are decoded by pydantic-core's `from_json` (jiter,
 in Rust; about a quarter faster than the standard library on these files, and keys and
-short strings are interned), some 64 KB at a time: the slice from the current entry to the
+short strings are interned), some 8 KB at a time: the slice from the current entry to the
 `,` before the first entry at least that far on that opens like the current one
 (`{"title":`) is wrapped in `[...]` and decoded; if that parses, the slice is exactly a
 sequence of whole entries (the decoder starts at an entry's first byte in both texts and
@@ -34,9 +34,11 @@ from sync.imports.errors import TruncatedInput
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
-# about this much text per `from_json` call: decoding a whole 4 MB read at once was slower
-# than one entry at a time (the objects of a whole read no longer fit in the caches)
-_SLICE = 1 << 16
+# about this much text per `from_json` call (a ChatGPT conversation is usually more: one
+# per call): a whole 4 MB read at once was slower than one entry at a time, its objects no
+# longer fit in the caches and, alive together, set off the cyclic collector (a young
+# generation collects at 700 containers)
+_SLICE = 1 << 13
 
 
 class _Buffer:
