@@ -98,7 +98,9 @@ def _time(value: Any) -> datetime | None:
 
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
-    source = {k: v for k, v in message.items() if k not in _MESSAGE_MAPPED}
+    source = message.copy()  # then the mapped keys out: cheaper than a comprehension
+    for key in _MESSAGE_MAPPED:
+        source.pop(key, None)
     source_role = object_of(message.get("author")).get("role")
     known = _ROLES.get(source_role) if type(source_role) is str else None
     role, keep_role = known or role_of(source_role)
