@@ -179,6 +179,9 @@ async def bench_throughput(
     t0 = time.perf_counter()
     reports = await asyncio.gather(*(d.sync() for d in devices))
     while any(d.pending() for d in devices):
+        # results still pending arrive in a pull: ask again after a pause, as an app that
+        # pulls on a poke would (pulling back to back cost sync and chat more than the pushes)
+        await asyncio.sleep(0.1)
         reports += await asyncio.gather(*(d.sync() for d in devices if d.pending()))
     elapsed = time.perf_counter() - t0
     applied = sum(r.applied for r in reports)
