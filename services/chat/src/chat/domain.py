@@ -45,7 +45,8 @@ def new_id() -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    # fullmatch: Python's `$` also matches before a final newline ("abc\n" passed)
+    return bool(_ID.fullmatch(value))
 
 
 def normalize_role(role: str) -> str:

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from chat.domain import is_valid_id
 from chat.ingest.domain import Imported, parse, plan_batch, plan_rollback
 from contracts.ingest import conversation_digest
 
@@ -200,3 +201,8 @@ def test_the_conversation_digest_sees_order_parents_times_and_text() -> None:
         [messages[0], ("m2", "m1", "assistant", t, "hello!")],
     ):
         assert conversation_digest(changed) != digest
+
+
+def test_an_id_with_a_trailing_newline_is_not_an_id() -> None:
+    assert is_valid_id("abc") and is_valid_id("a.b:c-d_e")
+    assert not is_valid_id("abc\n") and not is_valid_id("abc\nd") and not is_valid_id("")
