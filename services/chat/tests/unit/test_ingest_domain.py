@@ -204,5 +204,7 @@ def test_the_conversation_digest_sees_order_parents_times_and_text() -> None:
 
 
 def test_an_id_with_a_trailing_newline_is_not_an_id() -> None:
-    assert is_valid_id("abc") and is_valid_id("a.b:c-d_e")
-    assert not is_valid_id("abc\n") and not is_valid_id("abc\nd") and not is_valid_id("")
+    for good in ("abc", "a.b:c-d_e"):
+        assert is_valid_id(good)
+    for bad in ("abc\n", "abc\nd", "", "-abc"):
+        assert not is_valid_id(bad)
