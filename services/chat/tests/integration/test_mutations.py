@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from chat.accounts.guard import mark_purged
 from chat.mutations.subscribers import mutation_handler
@@ -459,3 +459,89 @@ async def test_a_purged_users_mutations_in_a_batch_are_refused_and_the_others_ap
         if t == "chat.mutation.v1"
     ]
     assert bobs == [(1, "applied"), (2, "applied")]
+
+
+# Statements per batch, by kind: the consumer's cost per mutation is mostly its round trips
+# to the database. Counted on the handler's own connection (the relay's and the consumer's
+# other work use theirs), so the figures are deterministic; printed with `-s`.
+KINDS: dict[str, Any] = {
+    "conversation put": lambda i: ("conversation", "put", f"c{i}", {"data": {"title": f"c{i}"}}),
+    "message put": lambda i: (
+        "message",
+        "put",
+        f"m{i}",
+        {"data": {"conversation_id": f"c{i}", "role": "user", "content": f"hi {i}"}},
+    ),
+    "folder put": lambda i: ("folder", "put", f"f{i}", {"data": {"title": f"f{i}"}}),
+    "memory put": lambda i: ("memory", "put", f"k{i}", {"data": {"question": "q", "answer": "a"}}),
+    "conversation patch": lambda i: (
+        "conversation",
+        "patch",
+        f"c{i}",
+        {"fields": {"title": f"renamed {i}", "is_favorite": True}},
+    ),
+    "message patch": lambda i: (
+        "message",
+        "patch",
+        f"m{i}",
+        {"base_version": 1, "fields": {"content": f"edited {i}"}},
+    ),
+    "folder patch": lambda i: ("folder", "patch", f"f{i}", {"fields": {"title": f"g{i}"}}),
+    "message delete": lambda i: ("message", "delete", f"m{i}", {}),
+    "conversation delete": lambda i: ("conversation", "delete", f"c{i}", {}),
+}
+
+
+async def counted(app: FastAPI, envelopes: list[Envelope[Any]]) -> int:
+    """The statements one handled batch sends, its inbox and commit aside."""
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    seen = 0
+
+    def count(*_: Any) -> None:
+        nonlocal seen
+        seen += 1
+
+    async with built.uow() as uow:
+        connection = (await uow.session.connection()).sync_connection
+        event.listen(connection, "before_cursor_execute", count)
+        try:
+            await handle(uow, envelopes)
+        finally:
+            event.remove(connection, "before_cursor_execute", count)
+        await uow.commit()
+    return seen
+
+
+async def test_statements_per_mutation_of_a_batch(alice: User, app: FastAPI) -> None:
+    """Each kind's batch of 25 applies (a regression of the batch's reads shows here as
+    more statements per mutation), and the bench's mix (a chat, a message in it, a folder)
+    too."""
+    n, mid, figures = 25, 0, {}
+    for kind, make in KINDS.items():
+        batch = []
+        for i in range(n):
+            mid += 1
+            entity, op, id_, kw = make(i)
+            batch.append(requested(alice, mid, entity, op, id_, **kw))
+        before = await outbox(app, alice.id)
+        figures[kind] = await counted(app, batch) / n
+        answers = [
+            p["status"]
+            for t, _, _, p in (await outbox(app, alice.id))[len(before) :]
+            if t == "chat.mutation.v1"
+        ]
+        assert answers == ["applied"] * n, (kind, answers)
+    mix = []
+    for i in range(n):
+        for entity, op, id_, kw in (
+            ("conversation", "put", f"x{i}", {"data": {"title": "x"}}),
+            ("message", "put", f"y{i}", {"data": {"conversation_id": f"x{i}", "role": "user"}}),
+            ("folder", "put", f"z{i}", {"data": {"title": "z"}}),
+        ):
+            mid += 1
+            if entity == "message":
+                kw["data"]["content"] = "y"
+            mix.append(requested(alice, mid, entity, op, id_, **kw))
+    figures["bench mix"] = await counted(app, mix) / len(mix)
+    print("\nstatements per mutation:", {k: round(v, 2) for k, v in figures.items()})
