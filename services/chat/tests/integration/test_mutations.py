@@ -7,6 +7,7 @@ the same and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -498,9 +499,11 @@ async def counted(app: FastAPI, envelopes: list[Envelope[Any]]) -> int:
     handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
     seen = 0
 
-    def count(*_: Any) -> None:
+    def count(*args: Any) -> None:
         nonlocal seen
         seen += 1
+        if os.environ.get("SHOW_STATEMENTS"):
+            print(" ".join(str(args[2]).split())[:150])
 
     async with built.uow() as uow:
         connection = (await uow.session.connection()).sync_connection
@@ -545,3 +548,66 @@ async def test_statements_per_mutation_of_a_batch(alice: User, app: FastAPI) -> 
             mix.append(requested(alice, mid, entity, op, id_, **kw))
     figures["bench mix"] = await counted(app, mix) / len(mix)
     print("\nstatements per mutation:", {k: round(v, 2) for k, v in figures.items()})
+
+
+async def test_a_batch_sees_its_own_changes_to_the_rows_it_read_at_once(
+    alice: User, app: FastAPI
+) -> None:
+    """The batch reads its rows once, up front: what an earlier mutation of the same batch
+    did to them (a chat's delete tombstoning its messages by SQL, a first message made by a
+    chat's create, a refused one rolled back) is what a later one finds."""
+    await alice.new_chat(id="d1", title="old", initial_message={"id": "dm", "content": "one"})
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    too_long = {"title": "x", "initial_message": {"content": "x" * 100_001}}
+    later = stamp(int(time.time() * 1000) + 1000, 0, "tablet")  # than the folder's create
+    batch = [
+        requested(alice, 1, "conversation", "delete", "d1"),
+        # its message went with it: refused as deleted, not edited
+        requested(alice, 2, "message", "patch", "dm", fields={"content": "two"}),
+        requested(
+            alice,
+            3,
+            "conversation",
+            "put",
+            "d2",
+            data={"title": "new", "initial_message": {"id": "dn", "content": "hello"}},
+        ),
+        # the message the chat's create made: another text is a conflict, not a new message
+        requested(
+            alice,
+            4,
+            "message",
+            "put",
+            "dn",
+            data={"conversation_id": "d2", "role": "user", "content": "other"},
+        ),
+        requested(alice, 5, "conversation", "put", "d3", data=too_long),  # refused
+        requested(alice, 6, "conversation", "put", "d3", data={"title": "fine"}),
+        requested(alice, 7, "folder", "put", "df", data={"title": "f"}),
+        requested(alice, 8, "folder", "patch", "df", fields={"title": "g"}, stamp=later),
+    ]
+    before = await outbox(app, alice.id)
+    async with built.uow() as uow:
+        await handle(uow, batch)
+        await uow.commit()
+    answers = [
+        (p["mid"], p["status"], p.get("version"), (p.get("error") or {}).get("code"))
+        for t, _, _, p in (await outbox(app, alice.id))[len(before) :]
+        if t == "chat.mutation.v1"
+    ]
+    assert answers == [
+        (1, "applied", 3, None),  # made with its first message (2), then deleted
+        (2, "rejected", None, "DELETED"),
+        (3, "applied", 2, None),  # created, then its first message: version 2
+        (4, "conflict", 1, None),
+        (5, "rejected", None, "PAYLOAD_TOO_LARGE"),
+        (6, "applied", 1, None),
+        (7, "applied", 1, None),
+        (8, "applied", 2, None),
+    ]
+    chats = data(await alice.get("/api/v1/chats"))["chats"]
+    assert sorted((c["id"], c["title"]) for c in chats) == [("d2", "new"), ("d3", "fine")]
+    messages = data(await alice.get("/api/v1/chats/d2/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hello"]
+    assert [f["title"] for f in data(await alice.get("/api/v1/folders"))["folders"]] == ["g"]
