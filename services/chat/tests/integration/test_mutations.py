@@ -611,3 +611,20 @@ async def test_a_batch_sees_its_own_changes_to_the_rows_it_read_at_once(
     messages = data(await alice.get("/api/v1/chats/d2/messages"))["messages"]
     assert [m["content"] for m in messages] == ["hello"]
     assert [f["title"] for f in data(await alice.get("/api/v1/folders"))["folders"]] == ["g"]
+
+    # the batch's numbers (handed out from memory, given back by the refused one's
+    # rollback) are the user's next ones, without gap or repeat, and user_seq holds the last
+    written = [seq for _, _, seq, _ in (await outbox(app, alice.id))[len(before) :]]
+    async with built.uow() as uow:
+        tombstone = (
+            await uow.session.execute(
+                text("SELECT seq FROM messages WHERE user_id = :u AND id = 'dm'"), {"u": alice.id}
+            )
+        ).scalar_one()  # the deleted chat's message: a seq of its own, no event
+        last = (
+            await uow.session.execute(
+                text("SELECT seq FROM user_seq WHERE user_id = :u"), {"u": alice.id}
+            )
+        ).scalar_one()
+    taken = sorted([*written, tombstone])
+    assert taken == list(range(before[-1][2] + 1, last + 1))

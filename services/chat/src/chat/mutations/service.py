@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from chat.accounts.guard import live_users_held
+from chat.accounts.guard import live_users_held, seqs_given_back_on_error
 from chat.conversations import service as conversations
 from chat.conversations.schemas import ChatCreate, ChatPatch
 from chat.feed.repository import Row
@@ -114,9 +114,10 @@ async def resolve_all(
         rows = await repo.rows_many(named)
         absent = named - rows.keys()
         try:
-            async with uow.session.begin_nested():
-                known = _Known(rows, set(absent), set(), careful=False)
-                outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
+            with seqs_given_back_on_error(uow):
+                async with uow.session.begin_nested():
+                    known = _Known(rows, set(absent), set(), careful=False)
+                    outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
         except _Refused:
             uow.outbox.rollback_to(checkpoint)
             known = _Known(rows, set(absent), set(), careful=True)
@@ -261,8 +262,9 @@ async def _in_savepoint(uow: UnitOfWork, change: Callable[[], Awaitable[int | No
     its events forgotten with it. The batch's other mutations and answers are untouched."""
     checkpoint = uow.outbox.checkpoint()
     try:
-        async with uow.session.begin_nested():
-            return await change()
+        with seqs_given_back_on_error(uow):
+            async with uow.session.begin_nested():
+                return await change()
     except ServiceError:
         uow.outbox.rollback_to(checkpoint)
         raise
