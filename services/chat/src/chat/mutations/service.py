@@ -231,7 +231,8 @@ async def _apply(
         fields = m.fields if m.op == "patch" else m.data
         if domain.content_moved(fields or {}, m.base_version, row.version):
             return _conflict(m.entity, row), chat_id
-    target = Target(uow, settings, user_id, m, step, row, now)
+    known_new = (m.entity, user_id, m.id) in known.absent
+    target = Target(uow, settings, user_id, m, step, row, now, known_new)
     version: int | None = None
     try:
         if known.careful:
@@ -331,6 +332,7 @@ class Target:
     step: Step
     row: Row | None  # as it was before (None: the user never had the id)
     now: datetime
+    known_new: bool = False  # row None read in this batch (not looked up again)
 
 
 async def _conversation(t: Target) -> int | None:
@@ -342,7 +344,9 @@ async def _conversation(t: Target) -> int | None:
         data = _record_id(m)
         archived = data.pop("is_archived", None)  # not a REST create's field: set after
         body = _parsed(ChatCreate, data)
-        created, _ = await conversations.create(uow, settings, user_id, body, now, stamp=m.stamp)
+        created, _ = await conversations.create(
+            uow, settings, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
         if archived is None:
             return created.chat.version
         patch = _parsed(ChatPatch, {"is_archived": archived})
@@ -388,7 +392,10 @@ async def _folder(t: Target) -> int | None:
         return None
     if t.step is Step.CREATE:
         body = _parsed(FolderCreate, _record_id(m))
-        return (await folders.create(uow, user_id, body, now, stamp=m.stamp))[0].version
+        created = await folders.create(
+            uow, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
+        return created[0].version
     patch = _parsed(FolderPatch, _merge(m))
     return (await folders.update(uow, user_id, m.id, patch, now, stamp=m.stamp)).version
 
@@ -400,7 +407,10 @@ async def _memory(t: Target) -> int | None:
         return None
     if t.step is Step.CREATE:
         body = _parsed(MemoryCreate, _record_id(m))
-        return (await memories.create(uow, settings, user_id, body, now, stamp=m.stamp))[0].version
+        made = await memories.create(
+            uow, settings, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
+        return made[0].version
     patch = _parsed(MemoryPatch, _merge(m))
     return (await memories.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)).version
 
