@@ -80,6 +80,10 @@ class _Known:
             return
         if step is Step.DELETE:
             self.fresh.add(user_id)
+            # held messages of the user may be stale now: held no longer, as before the batch
+            # read them at once (read again, by key or by the services' queries)
+            for key in [k for k in self.rows if k[0] == "message" and k[1] == user_id]:
+                del self.rows[key]
         initial = (m.data or {}).get("initial_message")
         if isinstance(initial, dict) and isinstance(initial.get("id"), str):
             self.absent.discard(("message", user_id, initial["id"]))
@@ -116,11 +120,11 @@ async def resolve_all(
         try:
             with seqs_given_back_on_error(uow):
                 async with uow.session.begin_nested():
-                    known = _Known(rows, set(absent), set(), careful=False)
+                    known = _Known(dict(rows), set(absent), set(), careful=False)
                     outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
         except _Refused:
             uow.outbox.rollback_to(checkpoint)
-            known = _Known(rows, set(absent), set(), careful=True)
+            known = _Known(dict(rows), set(absent), set(), careful=True)
             outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
     await repo.add_all(
         [
