@@ -7,6 +7,7 @@ the same and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from chat.accounts.guard import mark_purged
 from chat.mutations.subscribers import mutation_handler
@@ -459,3 +460,171 @@ async def test_a_purged_users_mutations_in_a_batch_are_refused_and_the_others_ap
         if t == "chat.mutation.v1"
     ]
     assert bobs == [(1, "applied"), (2, "applied")]
+
+
+# Statements per batch, by kind: the consumer's cost per mutation is mostly its round trips
+# to the database. Counted on the handler's own connection (the relay's and the consumer's
+# other work use theirs), so the figures are deterministic; printed with `-s`.
+KINDS: dict[str, Any] = {
+    "conversation put": lambda i: ("conversation", "put", f"c{i}", {"data": {"title": f"c{i}"}}),
+    "message put": lambda i: (
+        "message",
+        "put",
+        f"m{i}",
+        {"data": {"conversation_id": f"c{i}", "role": "user", "content": f"hi {i}"}},
+    ),
+    "folder put": lambda i: ("folder", "put", f"f{i}", {"data": {"title": f"f{i}"}}),
+    "memory put": lambda i: ("memory", "put", f"k{i}", {"data": {"question": "q", "answer": "a"}}),
+    "conversation patch": lambda i: (
+        "conversation",
+        "patch",
+        f"c{i}",
+        {"fields": {"title": f"renamed {i}", "is_favorite": True}},
+    ),
+    "message patch": lambda i: (
+        "message",
+        "patch",
+        f"m{i}",
+        {"base_version": 1, "fields": {"content": f"edited {i}"}},
+    ),
+    "folder patch": lambda i: ("folder", "patch", f"f{i}", {"fields": {"title": f"g{i}"}}),
+    "message delete": lambda i: ("message", "delete", f"m{i}", {}),
+    "conversation delete": lambda i: ("conversation", "delete", f"c{i}", {}),
+}
+
+
+async def counted(app: FastAPI, envelopes: list[Envelope[Any]]) -> int:
+    """The statements one handled batch sends, its inbox and commit aside."""
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    seen = 0
+
+    def count(*args: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if os.environ.get("SHOW_STATEMENTS"):
+            print(" ".join(str(args[2]).split())[:150])
+
+    async with built.uow() as uow:
+        connection = (await uow.session.connection()).sync_connection
+        event.listen(connection, "before_cursor_execute", count)
+        try:
+            await handle(uow, envelopes)
+        finally:
+            event.remove(connection, "before_cursor_execute", count)
+        await uow.commit()
+    return seen
+
+
+async def test_statements_per_mutation_of_a_batch(alice: User, app: FastAPI) -> None:
+    """Each kind's batch of 25 applies (a regression of the batch's reads shows here as
+    more statements per mutation), and the bench's mix (a chat, a message in it, a folder)
+    too."""
+    n, mid, figures = 25, 0, {}
+    for kind, make in KINDS.items():
+        batch = []
+        for i in range(n):
+            mid += 1
+            entity, op, id_, kw = make(i)
+            batch.append(requested(alice, mid, entity, op, id_, **kw))
+        before = await outbox(app, alice.id)
+        figures[kind] = await counted(app, batch) / n
+        answers = [
+            p["status"]
+            for t, _, _, p in (await outbox(app, alice.id))[len(before) :]
+            if t == "chat.mutation.v1"
+        ]
+        assert answers == ["applied"] * n, (kind, answers)
+    mix = []
+    for i in range(n):
+        for entity, op, id_, kw in (
+            ("conversation", "put", f"x{i}", {"data": {"title": "x"}}),
+            ("message", "put", f"y{i}", {"data": {"conversation_id": f"x{i}", "role": "user"}}),
+            ("folder", "put", f"z{i}", {"data": {"title": "z"}}),
+        ):
+            mid += 1
+            if entity == "message":
+                kw["data"]["content"] = "y"
+            mix.append(requested(alice, mid, entity, op, id_, **kw))
+    figures["bench mix"] = await counted(app, mix) / len(mix)
+    print("\nstatements per mutation:", {k: round(v, 2) for k, v in figures.items()})
+
+
+async def test_a_batch_sees_its_own_changes_to_the_rows_it_read_at_once(
+    alice: User, app: FastAPI
+) -> None:
+    """The batch reads its rows once, up front: what an earlier mutation of the same batch
+    did to them (a chat's delete tombstoning its messages by SQL, a first message made by a
+    chat's create, a refused one rolled back) is what a later one finds."""
+    await alice.new_chat(id="d1", title="old", initial_message={"id": "dm", "content": "one"})
+    built = components(app)
+    handle = mutation_handler(built.settings, lambda: built.cache, utc_now).handle
+    too_long = {"title": "x", "initial_message": {"content": "x" * 100_001}}
+    later = stamp(int(time.time() * 1000) + 1000, 0, "tablet")  # than the folder's create
+    batch = [
+        requested(alice, 1, "conversation", "delete", "d1"),
+        # its message went with it: refused as deleted, not edited
+        requested(alice, 2, "message", "patch", "dm", fields={"content": "two"}),
+        requested(
+            alice,
+            3,
+            "conversation",
+            "put",
+            "d2",
+            data={"title": "new", "initial_message": {"id": "dn", "content": "hello"}},
+        ),
+        # the message the chat's create made: another text is a conflict, not a new message
+        requested(
+            alice,
+            4,
+            "message",
+            "put",
+            "dn",
+            data={"conversation_id": "d2", "role": "user", "content": "other"},
+        ),
+        requested(alice, 5, "conversation", "put", "d3", data=too_long),  # refused
+        requested(alice, 6, "conversation", "put", "d3", data={"title": "fine"}),
+        requested(alice, 7, "folder", "put", "df", data={"title": "f"}),
+        requested(alice, 8, "folder", "patch", "df", fields={"title": "g"}, stamp=later),
+    ]
+    before = await outbox(app, alice.id)
+    async with built.uow() as uow:
+        await handle(uow, batch)
+        await uow.commit()
+    answers = [
+        (p["mid"], p["status"], p.get("version"), (p.get("error") or {}).get("code"))
+        for t, _, _, p in (await outbox(app, alice.id))[len(before) :]
+        if t == "chat.mutation.v1"
+    ]
+    assert answers == [
+        (1, "applied", 3, None),  # made with its first message (2), then deleted
+        (2, "rejected", None, "DELETED"),
+        (3, "applied", 2, None),  # created, then its first message: version 2
+        (4, "conflict", 1, None),
+        (5, "rejected", None, "PAYLOAD_TOO_LARGE"),
+        (6, "applied", 1, None),
+        (7, "applied", 1, None),
+        (8, "applied", 2, None),
+    ]
+    chats = data(await alice.get("/api/v1/chats"))["chats"]
+    assert sorted((c["id"], c["title"]) for c in chats) == [("d2", "new"), ("d3", "fine")]
+    messages = data(await alice.get("/api/v1/chats/d2/messages"))["messages"]
+    assert [m["content"] for m in messages] == ["hello"]
+    assert [f["title"] for f in data(await alice.get("/api/v1/folders"))["folders"]] == ["g"]
+
+    # the batch's numbers (handed out from memory, given back by the refused one's
+    # rollback) are the user's next ones, without gap or repeat, and user_seq holds the last
+    written = [seq for _, _, seq, _ in (await outbox(app, alice.id))[len(before) :]]
+    async with built.uow() as uow:
+        tombstone = (
+            await uow.session.execute(
+                text("SELECT seq FROM messages WHERE user_id = :u AND id = 'dm'"), {"u": alice.id}
+            )
+        ).scalar_one()  # the deleted chat's message: a seq of its own, no event
+        last = (
+            await uow.session.execute(
+                text("SELECT seq FROM user_seq WHERE user_id = :u"), {"u": alice.id}
+            )
+        ).scalar_one()
+    taken = sorted([*written, tombstone])
+    assert taken == list(range(before[-1][2] + 1, last + 1))

@@ -75,17 +75,22 @@ async def create(
     now: datetime,
     *,
     stamp: str | None = None,
+    known_new: bool = False,
 ) -> tuple[ChatCreated, bool]:
     """Create the conversation (and its first message); an id the user already has
     returns that conversation unchanged (a retried create) — `False` says so. A device's
-    create (sync) passes its `stamp`: the fields' clocks start there."""
+    create (sync) passes its `stamp`: the fields' clocks start there.
+    `known_new`: the caller found no row under this id in this transaction, its user's
+    writes held (a batch of device mutations: chat.accounts.guard.live_users_held), so
+    it is not looked up again."""
     fields = clean_fields(settings, body.model_dump(include={"title", "tags", "metadata"}))
     fields["title"] = fields["title"] or DEFAULT_TITLE
     repo = ConversationRepository(uow.session)
     conversation_id = body.id or domain.new_id()
-    existing = domain.retried_create(
-        await repo.get(user_id, conversation_id, include_deleted=True), "chat"
-    )
+    found = None
+    if not known_new:
+        found = await repo.get(user_id, conversation_id, include_deleted=True)
+    existing = domain.retried_create(found, "chat")
     if existing is not None:
         return await retried(uow, existing, body), False
     folder_ids = list(dict.fromkeys(body.folder_ids or [])) or (

@@ -50,15 +50,23 @@ async def list_folders(uow: UnitOfWork, user_id: str) -> FolderList:
 
 
 async def create(
-    uow: UnitOfWork, user_id: str, body: FolderCreate, now: datetime, *, stamp: str | None = None
+    uow: UnitOfWork,
+    user_id: str,
+    body: FolderCreate,
+    now: datetime,
+    *,
+    stamp: str | None = None,
+    known_new: bool = False,
 ) -> tuple[FolderOut, bool]:
     """A new folder (`stamp`: a device's create, its fields' clocks start there); an id the
-    user has already returns that folder unchanged, `False` says so."""
+    user has already returns that folder unchanged, `False` says so.
+    `known_new`: the caller found no row under this id in this transaction, its user's
+    writes held (a batch of device mutations: chat.accounts.guard.live_users_held), so
+    it is not looked up again."""
     repo = FolderRepository(uow.session)
     folder_id = body.id or domain.new_id()
-    existing = domain.retried_create(
-        await repo.get(user_id, folder_id, include_deleted=True), "folder"
-    )
+    found = None if known_new else await repo.get(user_id, folder_id, include_deleted=True)
+    existing = domain.retried_create(found, "folder")
     if existing is not None:
         return FolderOut.of(existing), False
     await _check_parent(repo, user_id, folder_id, body.parent_id)

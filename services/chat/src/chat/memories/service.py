@@ -44,14 +44,17 @@ async def create(
     now: datetime,
     *,
     stamp: str | None = None,
+    known_new: bool = False,
 ) -> tuple[MemoryOut, bool]:
     """A new memory (`stamp`: a device's create, its fields' clocks start there); an id the
-    user has already returns that memory unchanged, `False` says so."""
+    user has already returns that memory unchanged, `False` says so.
+    `known_new`: the caller found no row under this id in this transaction, its user's
+    writes held (a batch of device mutations: chat.accounts.guard.live_users_held), so
+    it is not looked up again."""
     repo = MemoryRepository(uow.session)
     memory_id = body.id or domain.new_id()
-    existing = domain.retried_create(
-        await repo.get(user_id, memory_id, include_deleted=True), "memory"
-    )
+    found = None if known_new else await repo.get(user_id, memory_id, include_deleted=True)
+    existing = domain.retried_create(found, "memory")
     if existing is not None:
         return MemoryOut.of(existing), False
     row = Memory(

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from chat.accounts.guard import live_users_held
+from chat.accounts.guard import live_users_held, seqs_given_back_on_error
 from chat.conversations import service as conversations
 from chat.conversations.schemas import ChatCreate, ChatPatch
 from chat.feed.repository import Row
@@ -54,6 +54,41 @@ class Outcome:
 Key = tuple[str, str, int]  # (user, device, mid): a mutation's answer is kept under it
 
 
+@dataclass
+class _Known:
+    """What the batch knows of the rows it names, so that each mutation's row costs no
+    query. All were read at once after the batch's users were locked: no other writer of
+    theirs commits before this transaction does (every write takes the user's seq row,
+    chat.accounts.guard), so the rows in the session stay current, but for two things.
+    An id found absent stays absent until this batch creates it (the session keeps no
+    record of a miss: `absent` does). Messages a conversation's delete tombstoned by one
+    SQL statement are stale in the session: `fresh` users' messages are read again, as is
+    every row in the careful pass (a rolled-back savepoint may leave some stale)."""
+
+    rows: dict[tuple[str, str, str], Row]  # held here: the session keeps rows weakly
+    absent: set[tuple[str, str, str]]  # (entity, user, id)
+    fresh: set[str]  # users whose messages are read again
+    careful: bool
+
+    def needs_read(self, user_id: str, entity: str) -> bool:
+        return self.careful or (entity == "message" and user_id in self.fresh)
+
+    def changed(self, user_id: str, m: MutationRequested, step: Step) -> None:
+        """The mutation applied: what it made exist, or made stale."""
+        self.absent.discard((m.entity, user_id, m.id))
+        if m.entity != "conversation":
+            return
+        if step is Step.DELETE:
+            self.fresh.add(user_id)
+            # held messages of the user may be stale now: held no longer, as before the batch
+            # read them at once (read again, by key or by the services' queries)
+            for key in [k for k in self.rows if k[0] == "message" and k[1] == user_id]:
+                del self.rows[key]
+        initial = (m.data or {}).get("initial_message")
+        if isinstance(initial, dict) and isinstance(initial.get("id"), str):
+            self.absent.discard(("message", user_id, initial["id"]))
+
+
 class _Refused(Exception):
     """A mutation of a batch applied without savepoints was refused after it may have
     written: the batch is done again with a savepoint per mutation."""
@@ -72,18 +107,25 @@ async def resolve_all(
     batch's users are locked and checked for a purge once. The batch runs in one savepoint;
     a refusal (rare) rolls it back and the batch runs again with a savepoint per mutation,
     so the refused one leaves nothing and the others apply: two round trips per mutation
-    saved when none is refused."""
+    saved when none is refused. The rows the batch names are read in one query per entity
+    (`_Known`)."""
     repo = MutationRepository(uow.session)
     before = await repo.answered_many([(u, m.client_id, m.mid) for u, m in commands])
     given = {key: MutationResolved.model_validate(row.result) for key, row in before.items()}
     checkpoint = uow.outbox.checkpoint()
     async with live_users_held(uow, [user_id for user_id, _ in commands]):
+        named = _named(commands, given)
+        rows = await repo.rows_many(named)
+        absent = named - rows.keys()
         try:
-            async with uow.session.begin_nested():
-                outcomes = await _resolve_each(uow, settings, commands, dict(given), now, False)
+            with seqs_given_back_on_error(uow):
+                async with uow.session.begin_nested():
+                    known = _Known(dict(rows), set(absent), set(), careful=False)
+                    outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
         except _Refused:
             uow.outbox.rollback_to(checkpoint)
-            outcomes = await _resolve_each(uow, settings, commands, dict(given), now, True)
+            known = _Known(dict(rows), set(absent), set(), careful=True)
+            outcomes = await _resolve_each(uow, settings, commands, dict(given), now, known)
     await repo.add_all(
         [
             AppliedMutation(
@@ -105,23 +147,40 @@ async def resolve_all(
     return outcomes
 
 
+def _named(
+    commands: Sequence[tuple[str, MutationRequested]], given: dict[Key, MutationResolved]
+) -> set[tuple[str, str, str]]:
+    """(entity, user, id) of every row the batch's new mutations name: their own, and the
+    conversation a message put goes into."""
+    named: set[tuple[str, str, str]] = set()
+    for user_id, m in commands:
+        if (user_id, m.client_id, m.mid) in given or m.entity not in domain.CHAT_ENTITIES:
+            continue
+        named.add((m.entity, user_id, m.id))
+        conversation_id = (m.data or {}).get("conversation_id")
+        if m.entity == "message" and isinstance(conversation_id, str):
+            named.add(("conversation", user_id, conversation_id))
+    return named
+
+
 async def _resolve_each(
     uow: UnitOfWork,
     settings: Settings,
     commands: Sequence[tuple[str, MutationRequested]],
     given: dict[Key, MutationResolved],
     now: datetime,
-    careful: bool,
+    known: _Known,
 ) -> list[Outcome]:
     """The batch's outcomes in order; `given` gains each new answer (a mutation sent twice
-    in one batch is answered twice, applied once). `careful`: a savepoint per mutation."""
+    in one batch is answered twice, applied once). `known.careful`: a savepoint per
+    mutation."""
     outcomes = []
     for user_id, m in commands:
         key = (user_id, m.client_id, m.mid)
         if key in given:
             outcomes.append(Outcome(user_id, given[key], replayed=True, chat_id=None))
             continue
-        answer, chat_id = await _apply(uow, settings, user_id, m, now, careful)
+        answer, chat_id = await _apply(uow, settings, user_id, m, now, known)
         resolved = given[key] = MutationResolved(
             client_id=m.client_id, mid=m.mid, entity=m.entity, id=m.id, **answer
         )
@@ -143,17 +202,20 @@ async def _apply(
     user_id: str,
     m: MutationRequested,
     now: datetime,
-    careful: bool,
+    known: _Known,
 ) -> tuple[dict[str, Any], str | None]:
     """The answer's fields (status, version, current, error) and the chat it changed.
-    Not `careful`: the change runs without a savepoint, and _Refused stands for a refusal
-    (its writes may be half done: the caller rolls back the batch)."""
+    Not `known.careful`: the change runs without a savepoint, and _Refused stands for a
+    refusal (its writes may be half done: the caller rolls back the batch)."""
     if m.entity not in domain.CHAT_ENTITIES:
         refused = domain.step_for(m.entity, m.op, exists=False, deleted=False)
         assert isinstance(refused, Refusal)
         return _rejected(refused.code, refused.message), None
     repo = MutationRepository(uow.session)
-    row = await repo.row(user_id, m.entity, m.id)
+    row = None
+    if (m.entity, user_id, m.id) not in known.absent:
+        fresh = known.needs_read(user_id, m.entity)
+        row = await repo.row(user_id, m.entity, m.id, fresh=fresh)
     step = domain.step_for(
         m.entity,
         m.op,
@@ -173,34 +235,41 @@ async def _apply(
         fields = m.fields if m.op == "patch" else m.data
         if domain.content_moved(fields or {}, m.base_version, row.version):
             return _conflict(m.entity, row), chat_id
-    target = Target(uow, settings, user_id, m, step, row, now)
+    known_new = (m.entity, user_id, m.id) in known.absent
+    target = Target(uow, settings, user_id, m, step, row, now, known_new)
+    version: int | None = None
     try:
-        if careful:
-            await _in_savepoint(uow, lambda: _CHANGES[m.entity](target))
+        if known.careful:
+            version = await _in_savepoint(uow, lambda: _CHANGES[m.entity](target))
         else:
             try:
-                await _CHANGES[m.entity](target)
+                version = await _CHANGES[m.entity](target)
             except ServiceError as exc:
                 raise _Refused from exc
     except Conflict as exc:
-        current = await repo.row(user_id, m.entity, m.id)
+        current = await repo.row(user_id, m.entity, m.id, fresh=True)
         if isinstance(current, Message) and "current_version" in exc.details:
             return _conflict(m.entity, current), chat_id  # the text moved while we looked
         return _rejected(exc.code, exc.message), chat_id
     except ServiceError as exc:
         return _rejected(exc.code, exc.message), chat_id
-    after = await repo.row(user_id, m.entity, m.id)
+    known.changed(user_id, m, step)
+    if version is not None:
+        return {"status": "applied", "version": version}, chat_id
+    # a delete: the row the service changed, held in `known.rows`: no SQL
+    after = await repo.row(user_id, m.entity, m.id, fresh=known.careful)
     assert after is not None
     return {"status": "applied", "version": after.version}, _chat_of(m, after)
 
 
-async def _in_savepoint(uow: UnitOfWork, change: Callable[[], Awaitable[None]]) -> None:
+async def _in_savepoint(uow: UnitOfWork, change: Callable[[], Awaitable[int | None]]) -> int | None:
     """Run `change` so that a refusal leaves nothing behind: its writes in a savepoint,
     its events forgotten with it. The batch's other mutations and answers are untouched."""
     checkpoint = uow.outbox.checkpoint()
     try:
-        async with uow.session.begin_nested():
-            await change()
+        with seqs_given_back_on_error(uow):
+            async with uow.session.begin_nested():
+                return await change()
     except ServiceError:
         uow.outbox.rollback_to(checkpoint)
         raise
@@ -267,26 +336,32 @@ class Target:
     step: Step
     row: Row | None  # as it was before (None: the user never had the id)
     now: datetime
+    known_new: bool = False  # row None read in this batch (not looked up again)
 
 
-async def _conversation(t: Target) -> None:
+async def _conversation(t: Target) -> int | None:
     uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
     if t.step is Step.DELETE:
         await conversations.delete(uow, user_id, m.id, now)
-    elif t.step is Step.CREATE:
+        return None
+    if t.step is Step.CREATE:
         data = _record_id(m)
         archived = data.pop("is_archived", None)  # not a REST create's field: set after
         body = _parsed(ChatCreate, data)
-        await conversations.create(uow, settings, user_id, body, now, stamp=m.stamp)
-        if archived is not None:
-            patch = _parsed(ChatPatch, {"is_archived": archived})
-            await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
-    else:
-        patch = _parsed(ChatPatch, _merge(m, "initial_message"))
-        await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+        created, _ = await conversations.create(
+            uow, settings, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
+        if archived is None:
+            return created.chat.version
+        patch = _parsed(ChatPatch, {"is_archived": archived})
+        chat = await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+        return chat.version
+    patch = _parsed(ChatPatch, _merge(m, "initial_message"))
+    chat = await conversations.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+    return chat.version
 
 
-async def _message(t: Target) -> None:
+async def _message(t: Target) -> int | None:
     uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
     if t.step is Step.CREATE:
         data = _record_id(m)
@@ -296,47 +371,56 @@ async def _message(t: Target) -> None:
                 "a message put names its conversation_id", {"field": "conversation_id"}
             )
         incoming = [_parsed(MessageIn, data)]
-        await messages.store(uow, settings, user_id, conversation_id, incoming, now)
-        return
+        stored = await messages.store(uow, settings, user_id, conversation_id, incoming, now)
+        return stored.messages[0].version
     if t.row is None:
         raise messages.message_not_found(m.id)
     assert isinstance(t.row, Message)
     if t.step is Step.DELETE:
         await messages.delete(uow, user_id, t.row.conversation_id, m.id, now)
-        return
+        return None
     fields = domain.without_key(m.fields, "conversation_id", "base_version")
     if domain.touches_content(fields) and m.base_version is not None:
         fields["base_version"] = m.base_version  # checked again under the row's lock
     patch = _parsed(MessagePatch, fields)
-    await messages.edit(uow, settings, user_id, t.row.conversation_id, m.id, patch, now)
+    edited = await messages.edit(uow, settings, user_id, t.row.conversation_id, m.id, patch, now)
+    return edited.version
 
 
-async def _folder(t: Target) -> None:
+async def _folder(t: Target) -> int | None:
     uow, user_id, m, now = t.uow, t.user_id, t.m, t.now
     if t.step is Step.DELETE:
         if t.row is None:
             raise folders.folder_not_found(m.id)
         await folders.delete(uow, user_id, m.id, now)
-    elif t.step is Step.CREATE:
-        await folders.create(uow, user_id, _parsed(FolderCreate, _record_id(m)), now, stamp=m.stamp)
-    else:
-        patch = _parsed(FolderPatch, _merge(m))
-        await folders.update(uow, user_id, m.id, patch, now, stamp=m.stamp)
+        return None
+    if t.step is Step.CREATE:
+        body = _parsed(FolderCreate, _record_id(m))
+        created = await folders.create(
+            uow, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
+        return created[0].version
+    patch = _parsed(FolderPatch, _merge(m))
+    return (await folders.update(uow, user_id, m.id, patch, now, stamp=m.stamp)).version
 
 
-async def _memory(t: Target) -> None:
+async def _memory(t: Target) -> int | None:
     uow, settings, user_id, m, now = t.uow, t.settings, t.user_id, t.m, t.now
     if t.step is Step.DELETE:
         await memories.delete(uow, user_id, m.id, now)
-    elif t.step is Step.CREATE:
+        return None
+    if t.step is Step.CREATE:
         body = _parsed(MemoryCreate, _record_id(m))
-        await memories.create(uow, settings, user_id, body, now, stamp=m.stamp)
-    else:
-        patch = _parsed(MemoryPatch, _merge(m))
-        await memories.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)
+        made = await memories.create(
+            uow, settings, user_id, body, now, stamp=m.stamp, known_new=t.known_new
+        )
+        return made[0].version
+    patch = _parsed(MemoryPatch, _merge(m))
+    return (await memories.update(uow, settings, user_id, m.id, patch, now, stamp=m.stamp)).version
 
 
-Change = Callable[[Target], Awaitable[None]]
+# the version after, as the service answered it (None: a delete, read from the row)
+Change = Callable[[Target], Awaitable[int | None]]
 
 
 _CHANGES: dict[str, Change] = {
